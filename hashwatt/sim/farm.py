@@ -1,0 +1,165 @@
+"""A simulated farm: many rigs, each on its own loopback address, speaking real protocols."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import ipaddress
+import json
+import logging
+import resource
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from hashwatt.sim.model import HARDWARE, Scenario, SimRig, Snapshot, snapshot, tick_of
+from hashwatt.sim.vendors import VENDORS, Vendor
+from hashwatt.sim.wire import HttpResponse, HttpServer, RpcServer, json_response, not_found
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIX = ("s19pro", "m50", "a1246", "s21", "supra", "m30splus", "gamma")
+CUSTOMERS = ("acme-hosting", "blockfarm", "self")
+RPC_PORT = 4028
+WEB_PORT = 80
+SLOTS_PER_RACK = 10
+
+
+def rig_addresses(base: str, count: int) -> list[str]:
+    """count loopback addresses after base, skipping .0 and .255 host octets."""
+    start = ipaddress.IPv4Address(base)
+    if not start.is_loopback:
+        raise ValueError(f"simulated rigs live on loopback only, not {base}")
+    out: list[str] = []
+    addr = start
+    while len(out) < count:
+        addr += 1
+        if str(addr).split(".")[-1] not in ("0", "255"):
+            out.append(str(addr))
+    return out
+
+
+def build_rigs(count: int, base: str = "127.10.0.0", mix: tuple[str, ...] = DEFAULT_MIX,
+               scenarios: dict[str, Scenario] | None = None) -> list[SimRig]:
+    """A farm of count rigs, models cycling through mix, ids r<rack>-s<slot>."""
+    unknown = [m for m in mix if m not in HARDWARE]
+    if unknown:
+        raise ValueError(f"unknown simulated models {unknown}; known: {sorted(HARDWARE)}")
+    rigs = []
+    for i, ip in enumerate(rig_addresses(base, count)):
+        rig_id = f"r{i // SLOTS_PER_RACK + 1:02d}-s{i % SLOTS_PER_RACK + 1:02d}"
+        rigs.append(SimRig(rig_id=rig_id, ip=ip, hw_name=mix[i % len(mix)],
+                           ambient_c=24.0 + (i // SLOTS_PER_RACK) % 4))
+    scenarios = scenarios or {}
+    missing = set(scenarios) - {r.rig_id for r in rigs}
+    if missing:
+        raise ValueError(f"scenario for unknown rigs: {sorted(missing)}")
+    return [replace(r, scenario=scenarios.get(r.rig_id, r.scenario)) for r in rigs]
+
+
+def write_inventory(rigs: list[SimRig], path: Path) -> None:
+    """Write the farm's inventory as the CSV a site would keep in a spreadsheet."""
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["id", "address", "rack", "slot", "customer"])
+        for i, rig in enumerate(rigs):
+            rack, slot = rig.rig_id.split("-")
+            out.writerow([rig.rig_id, rig.ip, rack.upper(), int(slot[1:]),
+                          CUSTOMERS[(i // SLOTS_PER_RACK) % len(CUSTOMERS)]])
+
+
+@dataclass
+class Farm:
+    """Runs the rigs' servers in one asyncio loop."""
+
+    rigs: list[SimRig]
+    seed: int = 1
+    tick_s: float = 10.0
+    frozen: bool = False
+    servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    scenarios: dict[str, Scenario] = field(default_factory=dict)
+    _cache: dict[tuple[str, int], Snapshot] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.scenarios = {r.rig_id: r.scenario for r in self.rigs}
+
+    def current(self, rig: SimRig) -> Snapshot:
+        """The rig's snapshot at the current tick, with its current scenario."""
+        rig = replace(rig, scenario=self.scenarios[rig.rig_id])
+        tick = tick_of(time.time(), self.tick_s, self.frozen)
+        key = (rig.rig_id + rig.scenario, tick)
+        if key not in self._cache:
+            if len(self._cache) > 4 * len(self.rigs):
+                self._cache.clear()
+            self._cache[key] = snapshot(rig, self.seed, tick)
+        return self._cache[key]
+
+    async def start(self) -> None:
+        """Bind every rig's ports."""
+        _raise_fd_limit(len(self.rigs) * 4 + 256)
+        for rig in self.rigs:
+            await self._start_rig(rig)
+
+    async def _start_rig(self, rig: SimRig) -> None:
+        if self.scenarios[rig.rig_id] is Scenario.OFFLINE:
+            return
+        vendor: Vendor = VENDORS[rig.hardware.kind](lambda r=rig: self.current(r))
+        scenario = lambda r=rig: self.scenarios[r.rig_id]  # noqa: E731
+        if vendor.has_rpc:
+            rpc = RpcServer(vendor.rpc, scenario)
+            self.servers.append(await asyncio.start_server(rpc.serve, rig.ip, RPC_PORT))
+        if vendor.has_http:
+            web = HttpServer(vendor.http, scenario)
+            self.servers.append(await asyncio.start_server(web.serve, rig.ip, WEB_PORT))
+
+    async def stop(self) -> None:
+        """Close every listener."""
+        for server in self.servers:
+            server.close()
+        for server in self.servers:
+            await server.wait_closed()
+        self.servers.clear()
+
+    async def control(self, method: str, path: str, headers: dict[str, str]) -> HttpResponse:
+        """Control API: GET /rigs (current snapshots), POST /rigs/<id>/scenario/<name>."""
+        parts = path.strip("/").split("/")
+        if method == "GET" and parts == ["rigs"]:
+            return json_response([_snapshot_json(self.current(r)) for r in self.rigs])
+        if method == "POST" and len(parts) == 4 and parts[0] == "rigs" and parts[2] == "scenario":
+            if parts[1] not in self.scenarios:
+                return not_found()
+            self.scenarios[parts[1]] = Scenario(parts[3])
+            return json_response({"rig": parts[1], "scenario": parts[3]})
+        return not_found()
+
+
+def _snapshot_json(s: Snapshot) -> dict:
+    return {"rig": s.rig.rig_id, "ip": s.rig.ip, "model": s.rig.hardware.model,
+            "scenario": str(s.rig.scenario), "hashrate_gh": s.hashrate_gh,
+            "power_w": s.power_w, "fans_rpm": s.fans_rpm, "uptime_s": s.uptime_s,
+            "boards": [b.__dict__ for b in s.boards]}
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+
+
+async def run_farm(farm: Farm, control_port: int = 0, ready_file: Path | None = None,
+                   duration: float | None = None) -> None:
+    """Serve the farm until cancelled (or for duration seconds)."""
+    await farm.start()
+    control = None
+    if control_port:
+        server = HttpServer(farm.control, lambda: Scenario.NORMAL)
+        control = await asyncio.start_server(server.serve, "127.0.0.1", control_port)
+    if ready_file:
+        ready_file.write_text(json.dumps({"rigs": len(farm.rigs)}))
+    log.info("simulated farm: %d rigs serving", len(farm.rigs))
+    try:
+        await asyncio.sleep(duration if duration else float("inf"))
+    finally:
+        if control:
+            control.close()
+        await farm.stop()

@@ -1,0 +1,156 @@
+"""The physics of a simulated rig: a deterministic function of (seed, rig, time tick).
+
+Tests import `snapshot()` to know exactly what the simulated farm serves.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from hashwatt.models import ModelInfo, lookup
+
+
+class Scenario(StrEnum):
+    """Behaviours that can be switched on per rig."""
+
+    NORMAL = "normal"
+    OVERHEAT = "overheat"
+    DEAD_FAN = "dead_fan"
+    DEAD_BOARD = "dead_board"
+    OFFLINE = "offline"
+    HUNG = "hung"
+    # malformed replies of the kinds real firmware sends
+    NULL_BYTES = "null_bytes"
+    GLUED = "glued"
+    TRUNCATED = "truncated"
+    GARBAGE = "garbage"
+    TRICKLE = "trickle"
+
+
+MALFORMED = {Scenario.NULL_BYTES, Scenario.GLUED, Scenario.TRUNCATED, Scenario.GARBAGE,
+             Scenario.TRICKLE}
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What a simulated model looks like on the wire."""
+
+    kind: str  # antminer | whatsminer | avalon | bitaxe
+    model: str  # pyasic raw model name, the key of models.toml
+    boards: int
+    chips: int
+    fans: int
+
+
+HARDWARE: dict[str, Hardware] = {
+    "s19pro": Hardware("antminer", "S19 Pro", boards=3, chips=114, fans=4),
+    "s21": Hardware("antminer", "S21", boards=3, chips=108, fans=4),
+    "m50": Hardware("whatsminer", "M50 VH50", boards=3, chips=105, fans=2),
+    "m30splus": Hardware("whatsminer", "M30S+ VE40", boards=3, chips=156, fans=2),
+    "a1246": Hardware("avalon", "Avalon 1246", boards=3, chips=120, fans=4),
+    "supra": Hardware("bitaxe", "Supra", boards=1, chips=1, fans=1),
+    "gamma": Hardware("bitaxe", "Gamma", boards=1, chips=1, fans=1),
+}
+
+
+@dataclass(frozen=True)
+class SimRig:
+    """One simulated rig: where it listens, what it is and how it behaves."""
+
+    rig_id: str
+    ip: str
+    hw_name: str
+    scenario: Scenario = Scenario.NORMAL
+    ambient_c: float = 25.0
+
+    @property
+    def hardware(self) -> Hardware:
+        """The simulated hardware profile."""
+        return HARDWARE[self.hw_name]
+
+    @property
+    def info(self) -> ModelInfo:
+        """The nominal model figures."""
+        info = lookup(self.hardware.model)
+        assert info is not None, self.hardware.model
+        return info
+
+
+@dataclass(frozen=True)
+class Board:
+    """One hashboard's readings."""
+
+    index: int
+    hashrate_gh: float
+    chip_temp_c: float
+    board_temp_c: float
+    chips: int
+    serial: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a rig reports at one tick."""
+
+    rig: SimRig
+    tick: int
+    boards: list[Board]
+    fans_rpm: list[int]
+    power_w: int
+    uptime_s: int
+    expected_gh: float
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def hashrate_gh(self) -> float:
+        """Total hashrate, the sum of the boards as the firmware reports it."""
+        return round(sum(b.hashrate_gh for b in self.boards), 2)
+
+    @property
+    def chip_temp_max_c(self) -> float:
+        """Hottest board's chip temperature."""
+        return max(b.chip_temp_c for b in self.boards)
+
+
+def tick_of(now: float, tick_s: float, frozen: bool) -> int:
+    """The time tick that selects a snapshot; frozen farms stay at tick 0."""
+    return 0 if frozen else int(now // tick_s)
+
+
+def _board(rig: SimRig, rng: random.Random, index: int, dead: bool, heat: float) -> Board:
+    hw = rig.hardware
+    per_board = rig.info.nominal_ths * 1000 / hw.boards
+    load = 0.0 if dead else 1.0 + rng.gauss(0, 0.01)
+    chip = rig.ambient_c + 45 * load + heat + rng.gauss(0, 0.5)
+    pcb = rig.ambient_c + 33 * load + heat * 0.8 + rng.gauss(0, 0.5)
+    return Board(
+        index=index,
+        hashrate_gh=round(per_board * load, 2),
+        chip_temp_c=float(round(chip)) if not dead else 0.0,
+        board_temp_c=float(round(pcb)) if not dead else 0.0,
+        chips=0 if dead else hw.chips,
+        serial=f"SIM{zlib.crc32(rig.rig_id.encode()):010d}B{index}",
+    )
+
+
+def snapshot(rig: SimRig, seed: int, tick: int) -> Snapshot:
+    """The readings of rig at tick, the same for the same (seed, rig, tick)."""
+    rng = random.Random(f"{seed}/{rig.rig_id}/{tick}")
+    heat = {Scenario.OVERHEAT: 28.0, Scenario.DEAD_FAN: 12.0}.get(rig.scenario, 0.0)
+    dead_board = 1 if rig.scenario is Scenario.DEAD_BOARD and rig.hardware.boards > 1 else -1
+    boards = [_board(rig, rng, i, i == dead_board, heat) for i in range(rig.hardware.boards)]
+    share = sum(1 for b in boards if b.chips) / len(boards)
+    hot = max(b.chip_temp_c for b in boards)
+    fan = int(min(6600, max(2400, 3000 + 60 * (hot - 55))) // 10 * 10)
+    fans = [fan + 30 * i for i in range(rig.hardware.fans)]
+    if rig.scenario is Scenario.DEAD_FAN:
+        fans[0] = 0
+    power = round(rig.info.nominal_w * share * (1 + rng.gauss(0, 0.005)))
+    boot_rng = random.Random(f"{seed}/{rig.rig_id}/boot")
+    uptime = boot_rng.randint(3_600, 900_000) + tick * 10
+    errors = ["chain 1 lost"] if dead_board >= 0 else []
+    return Snapshot(rig=rig, tick=tick, boards=boards, fans_rpm=fans, power_w=power,
+                    uptime_s=uptime, expected_gh=rig.info.nominal_ths * 1000, errors=errors)

@@ -1,0 +1,254 @@
+"""The transports a simulated rig speaks: CGMiner-style JSON on TCP 4028 and a small HTTP/1.1.
+
+Faults (hung, trickling, malformed) are applied here, so every vendor gets them the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from hashwatt.sim.model import Scenario
+
+log = logging.getLogger(__name__)
+
+RpcHandler = Callable[[str], dict | None]
+IDENTIFY_COMMANDS = {"version", "devdetails", "get_version"}
+TRICKLE_INTERVAL_S = 1.0
+
+
+def mangle(body: bytes, scenario: Scenario) -> bytes:
+    """Turn a good reply into the kind of broken reply real firmware sends."""
+    if scenario is Scenario.NULL_BYTES:
+        half = len(body) // 2
+        return body[:half] + b"\x00\x00" + body[half:] + b"\x00"
+    if scenario is Scenario.GLUED:
+        return body + body
+    if scenario is Scenario.TRUNCATED:
+        return body[: len(body) * 3 // 5]
+    if scenario is Scenario.GARBAGE:
+        return b"\xff\xfeERR: socket buffer overflow <html>" + body[:40]
+    return body
+
+
+async def _read_json_request(reader: asyncio.StreamReader, limit: int = 65536) -> dict | None:
+    buf = b""
+    while len(buf) < limit:
+        chunk = await reader.read(4096)
+        if not chunk:
+            break
+        buf += chunk
+        try:
+            parsed = json.loads(buf.rstrip(b"\x00").decode())
+        except (ValueError, UnicodeDecodeError):
+            continue
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+async def _trickle(writer: asyncio.StreamWriter, body: bytes) -> None:
+    """Slowloris: one byte a second, never finishing within any sane deadline."""
+    for byte in body:
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(TRICKLE_INTERVAL_S)
+
+
+async def _hang(reader: asyncio.StreamReader) -> None:
+    """Accept and never answer: wait until the client gives up."""
+    while await reader.read(4096):
+        pass
+
+
+def multicommand(handler: RpcHandler, command: str) -> dict | None:
+    """Answer "a+b+c" the way cgminer does: one list-wrapped reply per command."""
+    parts = command.split("+")
+    if len(parts) == 1:
+        return handler(command)
+    out: dict = {}
+    for part in parts:
+        reply = handler(part)
+        if reply is None:
+            return None
+        out[part] = [reply]
+    out["id"] = 1
+    return out
+
+
+@dataclass
+class RpcServer:
+    """A CGMiner-style API: one JSON request, one reply, then the socket is closed."""
+
+    handler: RpcHandler
+    scenario: Callable[[], Scenario]
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Handle one connection."""
+        scenario = self.scenario()
+        try:
+            if scenario is Scenario.HUNG:
+                await _hang(reader)
+                return
+            request = await _read_json_request(reader)
+            command = str((request or {}).get("command", ""))
+            reply = multicommand(self.handler, command) if request else None
+            if reply is None:
+                reply = _invalid_command(command)
+            body = json.dumps(reply).encode() + b"\x00"
+            if scenario in (Scenario.NORMAL, Scenario.OVERHEAT, Scenario.DEAD_FAN,
+                            Scenario.DEAD_BOARD) or command in IDENTIFY_COMMANDS:
+                writer.write(body)
+            elif scenario is Scenario.TRICKLE:
+                await _trickle(writer, body)
+            else:
+                writer.write(mangle(body, scenario))
+            await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+def _invalid_command(command: str) -> dict:
+    return {"STATUS": [{"STATUS": "E", "When": 0, "Code": 14, "Msg": "Invalid command",
+                        "Description": command[:32]}], "id": 1}
+
+
+@dataclass
+class HttpResponse:
+    """A reply of the small HTTP server."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+HttpHandler = Callable[[str, str, dict[str, str]], Awaitable[HttpResponse]]
+REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
+
+
+def json_response(data: object) -> HttpResponse:
+    """A 200 reply carrying JSON."""
+    return HttpResponse(200, json.dumps(data).encode())
+
+
+def not_found() -> HttpResponse:
+    """A 404 whose body is not JSON (or pyasic takes the rig for a Marathon firmware)."""
+    return HttpResponse(404, b"<html><body>404 Not Found</body></html>", "text/html")
+
+
+@dataclass
+class DigestAuth:
+    """HTTP digest authentication (RFC 7616, MD5, qop=auth), as stock Antminers use."""
+
+    realm: str
+    username: str = "root"
+    password: str = "root"
+
+    def challenge(self) -> HttpResponse:
+        """The 401 that asks the client to authenticate."""
+        nonce = secrets.token_hex(16)
+        header = f'Digest realm="{self.realm}", nonce="{nonce}", qop="auth", algorithm=MD5'
+        return HttpResponse(401, b"401 Unauthorized", "text/html",
+                            (("WWW-Authenticate", header),))
+
+    def verify(self, method: str, header: str) -> bool:
+        """True when an Authorization header answers the challenge with the right password."""
+        if not header.startswith("Digest "):
+            return False
+        fields = _parse_digest(header[7:])
+        if fields.get("username") != self.username or fields.get("realm") != self.realm:
+            return False
+        ha1 = _md5(f"{self.username}:{self.realm}:{self.password}")
+        ha2 = _md5(f"{method}:{fields.get('uri', '')}")
+        parts = [ha1, fields.get("nonce", ""), fields.get("nc", ""), fields.get("cnonce", ""),
+                 fields.get("qop", ""), ha2]
+        return fields.get("response") == _md5(":".join(parts))
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - the protocol mandates MD5
+
+
+def _parse_digest(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in _split_params(text):
+        key, _, value = item.partition("=")
+        out[key.strip()] = value.strip().strip('"')
+    return out
+
+
+def _split_params(text: str) -> list[str]:
+    items, current, quoted = [], "", False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    return [*items, current] if current else items
+
+
+@dataclass
+class HttpServer:
+    """Just enough HTTP/1.1 for pyasic's httpx client: keep-alive, Content-Length, GET/POST."""
+
+    handler: HttpHandler
+    scenario: Callable[[], Scenario]
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Handle requests on one connection until the client closes it."""
+        try:
+            if self.scenario() is Scenario.HUNG:
+                await _hang(reader)
+                return
+            while await self._one_request(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError,
+                asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _one_request(self, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> bool:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = lines[0].split(" ", 2)
+        headers = {k.strip().lower(): v.strip() for k, _, v in
+                   (line.partition(":") for line in lines[1:] if line)}
+        length = int(headers.get("content-length", "0") or 0)
+        if length:
+            await reader.readexactly(length)
+        response = await self.handler(method, path, headers)
+        await self._send(writer, response)
+        return headers.get("connection", "").lower() != "close"
+
+    async def _send(self, writer: asyncio.StreamWriter, response: HttpResponse) -> None:
+        body = response.body
+        scenario = self.scenario()
+        if response.status == 200 and scenario in (Scenario.NULL_BYTES, Scenario.GLUED,
+                                                   Scenario.TRUNCATED, Scenario.GARBAGE):
+            body = mangle(body, scenario)
+        head = [f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'OK')}",
+                f"Content-Type: {response.content_type}", f"Content-Length: {len(body)}",
+                *(f"{k}: {v}" for k, v in response.headers)]
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        if response.status == 200 and scenario is Scenario.TRICKLE:
+            await _trickle(writer, payload)
+            return
+        writer.write(payload)
+        await writer.drain()
