@@ -7,6 +7,7 @@ ports, never on the default ports and never as a shared system service.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import shutil
 import socket
 import subprocess
@@ -131,6 +132,8 @@ class Mosquitto(LocalService):
         conf = self.run_dir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} {self.host}\n"
+            # started as root, mosquitto would switch to its own user and lose the run dir
+            f"user {getpass.getuser()}\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {data}/\n"

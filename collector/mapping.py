@@ -1,0 +1,113 @@
+"""pyasic's `MinerData` → the contract's rig reading (a plain dict, ready for JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hashwatt.config import RigConfig
+from hashwatt.contract import SCHEMA_VERSION
+from hashwatt.models import lookup
+
+HASHRATE_DECIMALS = 6  # TH/s to 1 MH/s: finer than any firmware reports
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who polled which rig when: the tags and stamp every reading carries."""
+
+    site: str
+    collector: str
+    rig: RigConfig
+    ts_ms: int
+
+
+def _ths(rate: Any) -> float | None:
+    if rate is None:
+        return None
+    value = float(rate.into(rate.unit.TH).rate) if hasattr(rate, "into") else float(rate)
+    return round(max(value, 0.0), HASHRATE_DECIMALS)
+
+
+def _temp(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if -60 <= value <= 250 and value != 0 else None
+
+
+def base_reading(origin: Origin, online: bool, error: str | None = None) -> dict[str, Any]:
+    """The fields every reading has, online or not."""
+    rig = origin.rig
+    return {"schema": SCHEMA_VERSION, "kind": "rig", "ts_ms": origin.ts_ms,
+            "site": origin.site, "rig": rig.id, "collector": origin.collector,
+            "rack": rig.rack, "customer": rig.customer, "model": rig.model or "",
+            "online": online, "error": error}
+
+
+def offline_reading(origin: Origin, error: str, make: str = "", model: str = "") -> dict[str, Any]:
+    """A rig that did not answer: published as offline, never skipped."""
+    reading = base_reading(origin, online=False, error=error)
+    reading["make"] = make
+    reading["model"] = origin.rig.model or model
+    return reading
+
+
+def _boards(data: Any) -> list[dict[str, Any]]:
+    out = []
+    for board in data.hashboards or []:
+        out.append({"board": int(board.slot), "hashrate_ths": _ths(board.hashrate),
+                    "chip_temp_c": _temp(board.chip_temp), "board_temp_c": _temp(board.temp),
+                    "chips": board.chips, "expected_chips": board.expected_chips})
+    return out
+
+
+def _power(data: Any, model: str, outlet_w: float | None) -> tuple[float | None, str | None]:
+    """Wall power from the PDU outlet beats the miner's figure, which beats nominal."""
+    if outlet_w is not None:
+        return float(outlet_w), "pdu"
+    if data.wattage is not None and data.wattage > 0:
+        return float(data.wattage), "miner"
+    info = lookup(model)
+    if info is not None:
+        return float(info.nominal_w), "nominal"
+    return None, None
+
+
+def _hottest(boards: list[dict[str, Any]]) -> float | None:
+    temps = [b["chip_temp_c"] or b["board_temp_c"] for b in boards]
+    present = [t for t in temps if t is not None]
+    return max(present) if present else None
+
+
+def reading_from_miner(origin: Origin, data: Any, outlet_w: float | None = None) -> dict[str, Any]:
+    """Map one `MinerData` to a reading; no hashrate at all means the rig did not answer."""
+    model = origin.rig.model or str(data.model or "")
+    hashrate = _ths(data.hashrate)
+    if hashrate is None:
+        return offline_reading(origin, "miner returned no data", str(data.make or ""), model)
+    boards = _boards(data)
+    power_w, source = _power(data, model, outlet_w)
+    info = lookup(model)
+    reading = base_reading(origin, online=True)
+    reading.update({
+        "make": str(data.make or ""), "model": model,
+        "firmware": str(data.firmware or ""), "hashrate_ths": hashrate,
+        "expected_hashrate_ths": _ths(data.expected_hashrate),
+        "power_w": power_w, "power_source": source, "temp_max_c": _hottest(boards),
+        "temp_limit_c": info.temp_limit_c if info else None,
+        "env_temp_c": _temp(data.env_temp),
+        "fans_rpm": [int(f.speed) for f in data.fans or [] if f.speed is not None],
+        "boards": boards, "boards_total": data.expected_hashboards,
+        "uptime_s": int(data.uptime) if data.uptime is not None else None,
+        "errors": [_error_text(e) for e in data.errors or []][:32],
+    })
+    return reading
+
+
+def _error_text(err: Any) -> str:
+    for attr in ("error_message", "error_code"):
+        value = getattr(err, attr, None)
+        if value not in (None, ""):
+            return str(value)[:256]
+    return str(err)[:256]

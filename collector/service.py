@@ -1,0 +1,169 @@
+"""The collector daemon: poll every rig each interval, publish every reading at QoS 1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+
+from collector.mapping import Origin, offline_reading
+from collector.rigs import PyasicSource
+from hashwatt.config import Config, RigConfig
+from hashwatt.contract import SCHEMA_VERSION, rig_topic, status_topic
+from hashwatt.mqtt import ConnectionWaiter, make_client
+
+log = logging.getLogger(__name__)
+
+
+class RigSource(Protocol):
+    """Anything that turns a rig into a reading."""
+
+    identifications: int
+
+    async def poll(self, origin: Origin) -> dict[str, Any]:
+        """Poll one rig."""
+        ...
+
+    def failed(self, rig_id: str) -> None:
+        """Count a failure that happened outside poll (a deadline)."""
+        ...
+
+
+class Publisher:
+    """paho-mqtt at QoS 1 with a retained status topic and an `offline` last will."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.status = status_topic(cfg.mqtt.topic_prefix, cfg.site.name, cfg.collector.id)
+        self.client = make_client(cfg, f"hashwatt-collector-{cfg.site.name}-{cfg.collector.id}")
+        self.client.will_set(self.status, self._status("offline"), qos=1, retain=True)
+        self.waiter = ConnectionWaiter()
+        self.client.on_connect = self._on_connect
+        self.last_stats: dict[str, Any] | None = None
+
+    def _status(self, state: str, stats: dict[str, Any] | None = None) -> str:
+        doc: dict[str, Any] = {"schema": SCHEMA_VERSION, "kind": "collector",
+                               "site": self.cfg.site.name, "collector": self.cfg.collector.id,
+                               "state": state}
+        if state == "online":
+            doc["ts_ms"] = int(time.time() * 1000)
+        if stats is not None:
+            doc["stats"] = stats
+        return json.dumps(doc)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                    reason_code: mqtt.ReasonCode, properties: Any) -> None:
+        self.waiter.on_connect(reason_code)
+        if not reason_code.is_failure:
+            client.publish(self.status, self._status("online", self.last_stats), qos=1,
+                           retain=True)
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Connect (retrying in the background) and wait for the broker."""
+        self.client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port,
+                                  keepalive=self.cfg.mqtt.keepalive_s)
+        self.client.loop_start()
+        self.waiter.wait(timeout, "collector")
+
+    def publish_reading(self, reading: dict[str, Any]) -> None:
+        """Publish one rig reading at QoS 1."""
+        topic = rig_topic(self.cfg.mqtt.topic_prefix, self.cfg.site.name, reading["rig"])
+        self.client.publish(topic, json.dumps(reading, separators=(",", ":")), qos=1)
+
+    def publish_stats(self, stats: dict[str, Any]) -> None:
+        """Publish the retained online status carrying the last cycle's statistics."""
+        self.last_stats = stats
+        self.client.publish(self.status, self._status("online", stats), qos=1, retain=True)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Wait for in-flight messages, say offline, disconnect."""
+        deadline = time.monotonic() + timeout
+        while (self.client.want_write() or self._inflight()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        info = self.client.publish(self.status, self._status("offline"), qos=1, retain=True)
+        info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _inflight(self) -> int:
+        return len(getattr(self.client, "_out_messages", {}))
+
+
+@dataclass
+class Cycle:
+    """Counters of one poll cycle."""
+
+    started: float = field(default_factory=time.monotonic)
+    ok: int = 0
+    failed: int = 0
+    timeout: int = 0
+    published: int = 0
+
+
+async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> dict[str, Any]:
+    """Poll one rig under a hard deadline: a hung rig costs its own deadline and no more."""
+    try:
+        return await asyncio.wait_for(source.poll(origin), deadline_s)
+    except TimeoutError:
+        source.failed(origin.rig.id)
+        return offline_reading(origin, f"no reply within {deadline_s:g} s")
+    except Exception as exc:  # a bug for one rig must not end the cycle for all
+        log.exception("rig %s: unexpected error while polling", origin.rig.id)
+        source.failed(origin.rig.id)
+        return offline_reading(origin, f"collector error: {type(exc).__name__}")
+
+
+async def run_cycle(cfg: Config, source: RigSource, publish: Any,
+                    rigs: list[RigConfig] | None = None) -> dict[str, Any]:
+    """Poll every rig once with bounded concurrency; publish each reading as it arrives."""
+    rigs = cfg.rigs if rigs is None else rigs
+    cycle = Cycle()
+    semaphore = asyncio.Semaphore(cfg.collector.concurrency)
+    identified_before = source.identifications
+
+    async def one(rig: RigConfig) -> None:
+        async with semaphore:
+            origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000))
+            reading = await poll_rig(source, origin, cfg.collector.deadline_s)
+        if reading["online"]:
+            cycle.ok += 1
+        elif str(reading.get("error", "")).startswith("no reply within"):
+            cycle.timeout += 1
+        else:
+            cycle.failed += 1
+        publish(reading)
+        cycle.published += 1
+
+    await asyncio.gather(*(one(rig) for rig in rigs))
+    return {"cycle_s": round(time.monotonic() - cycle.started, 3), "rigs_total": len(rigs),
+            "rigs_ok": cycle.ok, "rigs_failed": cycle.failed, "rigs_timeout": cycle.timeout,
+            "identified": source.identifications - identified_before,
+            "published": cycle.published}
+
+
+async def run_collector(cfg: Config, cycles: int | None = None,
+                        source: RigSource | None = None) -> None:
+    """Poll forever (or `cycles` times), one cycle every interval."""
+    source = source or PyasicSource(reidentify_after=cfg.collector.reidentify_after)
+    publisher = Publisher(cfg)
+    await asyncio.to_thread(publisher.start)
+    overruns, done = 0, 0
+    log.info("collector %s: %d rigs every %g s", cfg.collector.id, len(cfg.rigs),
+             cfg.collector.interval_s)
+    try:
+        while cycles is None or done < cycles:
+            started = time.monotonic()
+            stats = await run_cycle(cfg, source, publisher.publish_reading)
+            done += 1
+            spare = cfg.collector.interval_s - (time.monotonic() - started)
+            overruns += spare < 0
+            publisher.publish_stats({**stats, "overruns": overruns})
+            if cycles is None or done < cycles:
+                await asyncio.sleep(max(spare, 0))
+    finally:
+        await asyncio.to_thread(publisher.stop)

@@ -1,0 +1,139 @@
+"""Validate an MQTT message against the contract and turn it into line-protocol points."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from exporters.lineproto import FieldValue, Point
+from hashwatt.contract import SEGMENT, CollectorStatus, RigReading
+
+_SEGMENT = re.compile(SEGMENT)
+
+
+class Rejected(Exception):
+    """A message that is set aside; the text says why."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the decoder accepts."""
+
+    max_payload_bytes: int = 256 * 1024
+    max_clock_skew_s: float = 7 * 86400
+
+
+def _topic_parts(topic: str, prefix: str) -> list[str]:
+    parts = topic.split("/")
+    if len(parts) < 5 or parts[0] != prefix or parts[1] != "v1":
+        raise Rejected(f"topic {topic!r} is not under {prefix}/v1/")
+    for part in parts[2:]:
+        if not _SEGMENT.match(part):
+            raise Rejected(f"topic segment {part!r} is not a valid id")
+    return parts
+
+
+def _reason(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "payload"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"schema: {where}: {first['msg']}{more}"
+
+
+def _check_time(ts_ms: int, limits: Limits, now: float) -> None:
+    skew = ts_ms / 1000 - now
+    if abs(skew) > limits.max_clock_skew_s:
+        side = "future" if skew > 0 else "past"
+        raise Rejected(f"timestamp {ts_ms} is {abs(skew):.0f} s in the {side}")
+
+
+def decode(topic: str, payload: bytes, prefix: str, limits: Limits,
+           now: float | None = None) -> list[Point]:
+    """Points for one message, or Rejected with the reason it is set aside."""
+    if len(payload) > limits.max_payload_bytes:
+        raise Rejected(f"payload of {len(payload)} bytes exceeds {limits.max_payload_bytes}")
+    parts = _topic_parts(topic, prefix)
+    now = time.time() if now is None else now
+    try:
+        if parts[3] == "rig" and len(parts) == 5:
+            reading = RigReading.model_validate_json(payload)
+            _same(reading.site, parts[2], "site")
+            _same(reading.rig, parts[4], "rig")
+            _check_time(reading.ts_ms, limits, now)
+            return rig_points(reading)
+        if parts[3] == "collector" and len(parts) == 6 and parts[5] == "status":
+            status = CollectorStatus.model_validate_json(payload)
+            _same(status.site, parts[2], "site")
+            _same(status.collector, parts[4], "collector")
+            return collector_points(status, now)
+    except ValidationError as exc:
+        raise Rejected(_reason(exc)) from None
+    raise Rejected(f"topic {topic!r} is not part of the contract")
+
+
+def _same(value: str, segment: str, name: str) -> None:
+    if value != segment:
+        raise Rejected(f"{name} {value!r} in the payload differs from {segment!r} in the topic")
+
+
+def _fields(pairs: dict[str, FieldValue | None]) -> dict[str, FieldValue]:
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+def rig_points(r: RigReading) -> list[Point]:
+    """The `rig` point and one `rig_board` point per board, with derived figures."""
+    tags = {"site": r.site, "rig": r.rig, "rack": r.rack, "customer": r.customer,
+            "make": r.make, "model": r.model, "firmware": r.firmware}
+    efficiency = (round(r.power_w / r.hashrate_ths, 3)
+                  if r.power_w is not None and r.hashrate_ths else None)
+    margin = (round(r.temp_limit_c - r.temp_max_c, 3)
+              if r.temp_limit_c is not None and r.temp_max_c is not None else None)
+    fields = _fields({
+        "online": r.online, "error": r.error, "hashrate_ths": r.hashrate_ths,
+        "expected_hashrate_ths": r.expected_hashrate_ths, "power_w": r.power_w,
+        "power_source": r.power_source, "efficiency_j_th": efficiency,
+        "temp_max_c": r.temp_max_c, "temp_limit_c": r.temp_limit_c, "temp_margin_c": margin,
+        "env_temp_c": r.env_temp_c, "fan_min_rpm": min(r.fans_rpm) if r.fans_rpm else None,
+        "boards_ok": sum(1 for b in r.boards if b.hashrate_ths) if r.online else None,
+        "boards_total": r.boards_total, "uptime_s": r.uptime_s,
+        "errors": "; ".join(r.errors)[:1024] if r.errors else None,
+    })
+    points = [Point("rig", tags, _float_fields(fields), r.ts_ms)]
+    for b in r.boards:
+        board_fields = _float_fields(_fields({
+            "hashrate_ths": b.hashrate_ths, "chip_temp_c": b.chip_temp_c,
+            "board_temp_c": b.board_temp_c, "chips": b.chips}))
+        if board_fields:
+            points.append(Point("rig_board", {**tags, "board": str(b.board)}, board_fields,
+                                r.ts_ms))
+    return points
+
+
+INT_FIELDS = {"fan_min_rpm", "boards_ok", "boards_total", "uptime_s", "chips", "rigs_total",
+              "rigs_ok", "rigs_failed", "rigs_timeout", "identified", "published", "overruns"}
+
+
+def _float_fields(fields: dict[str, FieldValue]) -> dict[str, FieldValue]:
+    """One type per field name forever: InfluxDB refuses a float where it stored an int."""
+    out: dict[str, FieldValue] = {}
+    for key, value in fields.items():
+        if isinstance(value, bool) or isinstance(value, str):
+            out[key] = value
+        elif key in INT_FIELDS:
+            out[key] = int(value)
+        else:
+            out[key] = float(value)
+    return out
+
+
+def collector_points(s: CollectorStatus, now: float) -> list[Point]:
+    """The `collector` self-monitoring point."""
+    ts_ms = s.ts_ms or int(now * 1000)
+    fields: dict[str, FieldValue] = {"online": s.state == "online"}
+    if s.stats is not None:
+        fields.update(s.stats.model_dump())
+    tags = {"site": s.site, "collector": s.collector}
+    return [Point("collector", tags, _float_fields(fields), ts_ms)]

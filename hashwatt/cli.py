@@ -1,0 +1,158 @@
+"""The `hashwatt` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from hashwatt.config import Config, ConfigError, load_config
+
+log = logging.getLogger("hashwatt")
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config file without running anything."""
+    cfg = _load(args.config)
+    print(f"{args.config}: ok: site {cfg.site.name}, {len(cfg.rigs)} rigs, "
+          f"influxdb {cfg.influxdb.api if cfg.influxdb else 'not configured'}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run a simulated farm."""
+    from hashwatt.sim.farm import Farm, build_rigs, run_farm, write_inventory
+    from hashwatt.sim.model import Scenario
+
+    scenarios = {}
+    for item in args.scenario:
+        rig_id, _, name = item.partition("=")
+        scenarios[rig_id] = Scenario(name)
+    rigs = build_rigs(args.rigs, args.base, tuple(args.mix.split(",")), scenarios)
+    if args.write_inventory:
+        write_inventory(rigs, Path(args.write_inventory))
+    farm = Farm(rigs, seed=args.seed, tick_s=args.tick, frozen=args.frozen)
+    ready = Path(args.ready_file) if args.ready_file else None
+    _run_async(run_farm(farm, args.control_port, ready, args.duration))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Run the collector."""
+    from collector.service import run_collector
+
+    cfg = _load(args.config)
+    _run_async(run_collector(cfg, cycles=args.cycles))
+    return 0
+
+
+def cmd_bridge(args: argparse.Namespace) -> int:
+    """Run the MQTT → InfluxDB bridge."""
+    from exporters.bridge import run_bridge
+
+    cfg = _load(args.config)
+    stop = threading.Event()
+    _on_signals(lambda: stop.set())
+    run_bridge(cfg, stop)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run mosquitto, influxd, a simulated farm, the collector and the bridge together."""
+    from hashwatt.demo import run_demo
+
+    return run_demo(rigs=args.rigs, duration=args.duration, run_dir=Path(args.run_dir),
+                    interval=args.interval, seed=args.seed)
+
+
+def _on_signals(handler: Callable[[], None]) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: handler())
+
+
+def _run_async(coro: object) -> None:
+    async def main() -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="hashwatt", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-config", help="validate a config file")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("simulate", help="run a simulated farm on loopback addresses")
+    p.add_argument("--rigs", type=int, default=50)
+    p.add_argument("--base", default="127.10.0.0", help="rigs get the addresses after this")
+    p.add_argument("--mix", default="s19pro,m50,a1246,s21,supra,m30splus,gamma")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tick", type=float, default=10.0, help="seconds between new readings")
+    p.add_argument("--frozen", action="store_true", help="serve the same readings forever")
+    p.add_argument("--scenario", action="append", default=[], metavar="RIG=SCENARIO")
+    p.add_argument("--write-inventory", metavar="CSV")
+    p.add_argument("--control-port", type=int, default=0)
+    p.add_argument("--ready-file")
+    p.add_argument("--duration", type=float)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("collect", help="poll rigs and publish readings over MQTT")
+    p.add_argument("config")
+    p.add_argument("--cycles", type=int, help="stop after this many cycles")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("bridge", help="write MQTT readings into InfluxDB")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_bridge)
+
+    p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")
+    p.add_argument("--rigs", type=int, default=50)
+    p.add_argument("--duration", type=float, help="run this long, print a JSON summary, exit")
+    p.add_argument("--interval", type=float, default=10.0, help="poll interval in seconds")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--run-dir", default=".hashwatt-demo")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `hashwatt` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pyasic warns about every partially known model; our logs carry what matters
+    warnings.filterwarnings("ignore", module="pyasic")
+    logging.getLogger("pyasic").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,348 @@
+"""The TOML configuration, validated at start-up into typed models.
+
+Every error names the file, the key (or the CSV line) and what is wrong. Secrets are given
+as `{ env = "NAME" }` or `{ file = "path" }` tables (or a literal, with a warning) and are held
+as `SecretStr`, so they never show in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import logging
+import os
+import re
+import stat
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+log = logging.getLogger(__name__)
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+class ConfigError(Exception):
+    """A configuration problem; each line of `problems` names file, key and what is wrong."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _address(value: str) -> str:
+    with_port = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    try:
+        ipaddress.ip_address(with_port)
+        return value
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", with_port) or not HOSTNAME.match(with_port):
+        raise ValueError(f"{value!r} is not a valid IP address or hostname")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Berlin)")
+    return value
+
+
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+Address = Annotated[str, AfterValidator(_address)]
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(Strict):
+    """Where a secret comes from: an environment variable or a file."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env = \"NAME\" or file = \"path\"")
+        return self
+
+
+SecretSpec = SecretRef | SecretStr
+
+
+class SiteConfig(Strict):
+    """The site: its name (a topic segment and tag), timezone and currency."""
+
+    name: Id
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+
+
+class MqttConfig(Strict):
+    """The MQTT broker."""
+
+    host: Address = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretSpec | None = None
+    topic_prefix: Id = "hashwatt"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    tls: bool = False
+    ca_file: Path | None = None
+
+
+class InfluxConfig(Strict):
+    """InfluxDB: the v1 API (url, database, username/password) or v2 (url, org, bucket, token)."""
+
+    api: Literal["v1", "v2"] = "v1"
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/.*)?$")] = "http://127.0.0.1:8086"
+    database: str | None = None
+    username: str | None = None
+    password: SecretSpec | None = None
+    org: str | None = None
+    bucket: str | None = None
+    token: SecretSpec | None = None
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _api_fields(self) -> InfluxConfig:
+        need = ["database"] if self.api == "v1" else ["org", "bucket", "token"]
+        missing = [k for k in need if getattr(self, k) in (None, "")]
+        if missing:
+            raise ValueError(f"api = \"{self.api}\" needs {', '.join(missing)}")
+        return self
+
+
+class CollectorConfig(Strict):
+    """How the collector polls."""
+
+    id: Id = "collector-1"
+    interval_s: float = Field(30.0, ge=1, le=3600)
+    concurrency: int = Field(200, ge=1, le=10000)
+    deadline_s: float = Field(10.0, gt=0, le=300)
+    reidentify_after: int = Field(3, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _deadline_fits(self) -> CollectorConfig:
+        if self.deadline_s > self.interval_s:
+            raise ValueError("deadline_s must not be longer than interval_s")
+        return self
+
+
+class BridgeConfig(Strict):
+    """How the exporter bridge batches and where it sets bad messages aside."""
+
+    client_id: Id = "hashwatt-bridge"
+    batch_size: int = Field(1000, ge=1, le=100_000)
+    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    dead_letter_file: Path = Path("hashwatt-deadletters.jsonl")
+    max_payload_bytes: int = Field(256 * 1024, ge=1024)
+    max_clock_skew_s: float = Field(7 * 86400, gt=0)
+    stats_interval_s: float = Field(10.0, gt=0)
+
+
+class RigConfig(Strict):
+    """One rig of the inventory."""
+
+    id: Id
+    address: Address
+    rack: str = ""
+    slot: int | None = Field(None, ge=0)
+    customer: str = ""
+    model: str | None = None
+    pdu: Id | None = None
+    outlet: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _outlet_pair(self) -> RigConfig:
+        if (self.pdu is None) != (self.outlet is None):
+            raise ValueError("pdu and outlet go together: give both or neither")
+        return self
+
+
+class InventoryConfig(Strict):
+    """More rigs from a CSV file (path relative to the config file)."""
+
+    csv: Path | None = None
+
+
+class Config(Strict):
+    """The whole configuration file."""
+
+    site: SiteConfig
+    mqtt: MqttConfig = MqttConfig()
+    influxdb: InfluxConfig | None = None
+    collector: CollectorConfig = CollectorConfig()
+    bridge: BridgeConfig = BridgeConfig()
+    inventory: InventoryConfig = InventoryConfig()
+    rigs: list[RigConfig] = []
+    source: Path = Field(Path("."), exclude=True)
+
+    def secret(self, spec: SecretSpec | None) -> str | None:
+        """The plain value of a resolved secret (resolution happened at load)."""
+        if spec is None:
+            return None
+        assert isinstance(spec, SecretStr), "secrets are resolved by load_config"
+        return spec.get_secret_value()
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in ("SecretRef", "SecretStr", "function-after", "str"):
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _message(err: Any) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "string_pattern_mismatch":
+        return f"{err['input']!r} has the wrong form (expected {err['ctx']['pattern']})"
+    return str(msg).removeprefix("Value error, ")
+
+
+def _problems(origin: str, exc: ValidationError, prefix: str = "") -> list[str]:
+    seen: set[str] = set()
+    lines = []
+    for err in exc.errors():
+        where = _where(err["loc"])
+        if where in seen:  # a union gives one error per alternative: report the first
+            continue
+        seen.add(where)
+        lines.append(f"{origin}: {prefix}{where}: {_message(err)}")
+    return lines
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+
+
+RIG_ADAPTER: TypeAdapter[RigConfig] = TypeAdapter(RigConfig)
+CSV_COLUMNS = set(RigConfig.model_fields)
+
+
+def load_inventory_csv(path: Path) -> list[tuple[int, RigConfig]]:
+    """Rigs from a CSV inventory, with their line numbers; empty cells mean "not set"."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: inventory file not found"]) from None
+    reader = csv.DictReader(text.splitlines())
+    unknown = set(reader.fieldnames or []) - CSV_COLUMNS
+    if unknown:
+        raise ConfigError([f"{path}:1: unknown column(s) {', '.join(sorted(unknown))}; "
+                           f"known: {', '.join(sorted(CSV_COLUMNS))}"])
+    rigs, problems = [], []
+    for row in reader:
+        line = reader.line_num
+        cleaned = {k: v.strip() for k, v in row.items() if k and v is not None and v.strip()}
+        try:
+            rigs.append((line, RIG_ADAPTER.validate_python(cleaned)))
+        except ValidationError as exc:
+            problems += [p.replace(f"{path}: ", f"{path}:{line}: ", 1)
+                         for p in _problems(str(path), exc)]
+    if problems:
+        raise ConfigError(problems)
+    return rigs
+
+
+def _check_unique(origin: str, rigs: list[tuple[str, RigConfig]]) -> list[str]:
+    problems, ids, addresses = [], {}, {}
+    for where, rig in rigs:
+        for seen, key, value in ((ids, "id", rig.id), (addresses, "address", rig.address)):
+            if value in seen:
+                problems.append(f"{where}: {key}: duplicate rig {key} {value!r} "
+                                f"(first at {seen[value]})")
+            else:
+                seen[value] = where
+    return problems
+
+
+def _resolve_secret(spec: SecretSpec | None, origin: str, key: str,
+                    base: Path) -> SecretStr | None:
+    if spec is None or isinstance(spec, SecretStr):
+        return spec
+    if spec.env is not None:
+        value = os.environ.get(spec.env)
+        if value is None:
+            raise ConfigError([f"{origin}: {key}.env: environment variable {spec.env} is not set"])
+        return SecretStr(value)
+    assert spec.file is not None
+    path = spec.file if spec.file.is_absolute() else base / spec.file
+    try:
+        return SecretStr(path.read_text().strip())
+    except OSError as exc:
+        raise ConfigError([f"{origin}: {key}.file: cannot read {path}: {exc.strerror}"]) from None
+
+
+def _resolve_secrets(cfg: Config, origin: str) -> Config:
+    base = cfg.source.parent
+    mqtt = cfg.mqtt.model_copy(update={
+        "password": _resolve_secret(cfg.mqtt.password, origin, "mqtt.password", base)})
+    influx = cfg.influxdb
+    if influx is not None:
+        influx = influx.model_copy(update={
+            "password": _resolve_secret(influx.password, origin, "influxdb.password", base),
+            "token": _resolve_secret(influx.token, origin, "influxdb.token", base)})
+    return cfg.model_copy(update={"mqtt": mqtt, "influxdb": influx})
+
+
+def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
+    literal = [f"{section}.{key}" for section, key in
+               (("mqtt", "password"), ("influxdb", "password"), ("influxdb", "token"))
+               if isinstance(raw.get(section, {}).get(key), str)]
+    if literal and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning("%s holds secrets (%s) and is readable by other users: chmod 600 it, "
+                    "or use { env = \"NAME\" } / { file = \"path\" }", path, ", ".join(literal))
+
+
+def load_config(path: Path | str) -> Config:
+    """Read, validate and resolve a config file; raise ConfigError listing every problem."""
+    path = Path(path)
+    raw = _read_toml(path)
+    try:
+        cfg = Config.model_validate({**raw, "source": path})
+    except ValidationError as exc:
+        raise ConfigError(_problems(str(path), exc)) from None
+    rigs = [(f"{path}: rigs[{i}]", r) for i, r in enumerate(cfg.rigs)]
+    if cfg.inventory.csv is not None:
+        csv_path = cfg.inventory.csv
+        csv_path = csv_path if csv_path.is_absolute() else path.parent / csv_path
+        rigs += [(f"{csv_path}:{line}", r) for line, r in load_inventory_csv(csv_path)]
+    problems = _check_unique(str(path), rigs)
+    if problems:
+        raise ConfigError(problems)
+    _warn_plain_secrets(path, raw)
+    cfg = cfg.model_copy(update={"rigs": [r for _, r in rigs]})
+    return _resolve_secrets(cfg, str(path))

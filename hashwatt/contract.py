@@ -1,0 +1,113 @@
+"""The MQTT contract between collectors and exporters: topics and message schemas (v1).
+
+One reading = one MQTT message. Payloads carry the schema version, the poll timestamp in
+epoch milliseconds (`ts_ms`, not the publish time) and units in field names. Unknown fields
+are ignored so that a newer collector can talk to an older exporter.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+TOPIC_VERSION = "v1"
+SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+Id = Annotated[str, Field(pattern=SEGMENT)]
+Tag = Annotated[str, Field(max_length=128)]
+NonNeg = Annotated[float, Field(ge=0)]
+Temp = Annotated[float, Field(ge=-60, le=250)]
+PowerSource = Literal["pdu", "miner", "nominal"]
+
+
+def rig_topic(prefix: str, site: str, rig_id: str) -> str:
+    """Topic of one rig's readings."""
+    return f"{prefix}/{TOPIC_VERSION}/{site}/rig/{rig_id}"
+
+
+def status_topic(prefix: str, site: str, collector_id: str) -> str:
+    """Retained status topic of one collector (its last will says offline)."""
+    return f"{prefix}/{TOPIC_VERSION}/{site}/collector/{collector_id}/status"
+
+
+def subscriptions(prefix: str) -> list[str]:
+    """What an exporter subscribes to."""
+    return [f"{prefix}/{TOPIC_VERSION}/+/rig/+", f"{prefix}/{TOPIC_VERSION}/+/collector/+/status"]
+
+
+class Message(BaseModel):
+    """Base of every payload: strict types (no "12" for 12), no NaN or infinity."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore", frozen=True)
+
+
+class BoardReading(Message):
+    """One hashboard."""
+
+    board: Annotated[int, Field(ge=0, le=64)]
+    hashrate_ths: NonNeg | None = None
+    chip_temp_c: Temp | None = None
+    board_temp_c: Temp | None = None
+    chips: Annotated[int, Field(ge=0)] | None = None
+    expected_chips: Annotated[int, Field(ge=0)] | None = None
+
+
+class RigReading(Message):
+    """One rig poll."""
+
+    schema_: Literal[1] = Field(SCHEMA_VERSION, alias="schema")
+    kind: Literal["rig"] = "rig"
+    ts_ms: Annotated[int, Field(gt=0)]
+    site: Id
+    rig: Id
+    collector: Id
+    rack: Tag = ""
+    customer: Tag = ""
+    make: Tag = ""
+    model: Tag = ""
+    firmware: Tag = ""
+    online: bool
+    error: Annotated[str, Field(max_length=512)] | None = None
+    hashrate_ths: NonNeg | None = None
+    expected_hashrate_ths: NonNeg | None = None
+    power_w: NonNeg | None = None
+    power_source: PowerSource | None = None
+    temp_max_c: Temp | None = None
+    temp_limit_c: Temp | None = None
+    env_temp_c: Temp | None = None
+    fans_rpm: list[Annotated[int, Field(ge=0, le=100_000)]] = []
+    boards: list[BoardReading] = []
+    boards_total: Annotated[int, Field(ge=0, le=64)] | None = None
+    uptime_s: Annotated[int, Field(ge=0)] | None = None
+    errors: list[Annotated[str, Field(max_length=256)]] = []
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class CycleStats(Message):
+    """A collector's figures for its last poll cycle."""
+
+    cycle_s: NonNeg
+    rigs_total: int
+    rigs_ok: int
+    rigs_failed: int
+    rigs_timeout: int
+    identified: int
+    published: int
+    overruns: int = 0
+
+
+class CollectorStatus(Message):
+    """The retained status of a collector: online with stats, or offline (its last will)."""
+
+    schema_: Literal[1] = Field(SCHEMA_VERSION, alias="schema")
+    kind: Literal["collector"] = "collector"
+    site: Id
+    collector: Id
+    state: Literal["online", "offline"]
+    ts_ms: Annotated[int, Field(gt=0)] | None = None
+    stats: CycleStats | None = None
+
+    model_config = ConfigDict(populate_by_name=True)

@@ -1,0 +1,51 @@
+"""A small InfluxQL client over the v1 `/query` API (InfluxDB 1.x, 2.x DBRP, 3.x)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class InfluxQLError(RuntimeError):
+    """The server answered the query with an error."""
+
+
+class InfluxQL:
+    """Run InfluxQL statements and return rows as dicts."""
+
+    def __init__(self, url: str, database: str, username: str | None = None,
+                 password: str | None = None, timeout_s: float = 30.0) -> None:
+        auth = (username, password or "") if username else None
+        self.client = httpx.Client(base_url=url, auth=auth, timeout=timeout_s)
+        self.database = database
+
+    def execute(self, statement: str) -> list[dict[str, Any]]:
+        """Run one statement (POST, so writes like CREATE DATABASE work too)."""
+        resp = self.client.post("/query", params={"db": self.database, "q": statement,
+                                                  "epoch": "ms"})
+        if resp.status_code >= 400:
+            raise InfluxQLError(f"HTTP {resp.status_code}: {resp.text[:300]}")
+        results = resp.json().get("results", [])
+        for result in results:
+            if "error" in result:
+                raise InfluxQLError(result["error"])
+        return results
+
+    def rows(self, statement: str) -> list[dict[str, Any]]:
+        """Every row of every series, each with its series' tags merged in."""
+        out = []
+        for result in self.execute(statement):
+            for series in result.get("series", []):
+                tags = series.get("tags", {})
+                for values in series["values"]:
+                    out.append({**tags, **dict(zip(series["columns"], values, strict=True))})
+        return out
+
+    def create_database(self) -> None:
+        """CREATE DATABASE (idempotent)."""
+        self.execute(f'CREATE DATABASE "{self.database}"')
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.close()

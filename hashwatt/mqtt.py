@@ -1,0 +1,47 @@
+"""paho-mqtt client construction shared by the collector and the exporter."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hashwatt.config import Config
+
+
+def make_client(cfg: Config, client_id: str, protocol: int = mqtt.MQTTv5) -> mqtt.Client:
+    """A paho client with credentials and TLS from the config (not yet connected)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    if cfg.mqtt.username:
+        client.username_pw_set(cfg.mqtt.username, cfg.secret(cfg.mqtt.password))
+    if cfg.mqtt.tls:
+        context = ssl.create_default_context(
+            cafile=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None)
+        client.tls_set_context(context)
+    client.max_queued_messages_set(0)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    return client
+
+
+class ConnectionWaiter:
+    """Lets a caller wait for the first successful CONNACK."""
+
+    def __init__(self) -> None:
+        self.connected = threading.Event()
+        self.last_error = ""
+
+    def on_connect(self, reason_code: mqtt.ReasonCode) -> None:
+        """Record the outcome of a connection attempt."""
+        if reason_code.is_failure:
+            self.last_error = str(reason_code)
+        else:
+            self.connected.set()
+
+    def wait(self, timeout: float, what: str) -> None:
+        """Block until connected or raise with the broker's reason."""
+        if not self.connected.wait(timeout):
+            detail = f": {self.last_error}" if self.last_error else ""
+            raise ConnectionError(f"{what}: no connection to the MQTT broker within "
+                                  f"{timeout:.0f} s{detail}")
