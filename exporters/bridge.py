@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,12 +101,22 @@ class Bridge:
         self.waiter = ConnectionWaiter()
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.subscribed = threading.Event()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
                     reason_code: mqtt.ReasonCode, properties: Any) -> None:
         self.waiter.on_connect(reason_code)
         if not reason_code.is_failure:
             client.subscribe([(t, 1) for t in subscriptions(self.cfg.mqtt.topic_prefix)])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
+                      reason_codes: list[mqtt.ReasonCode], properties: Any) -> None:
+        failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        if failed:
+            log.error("broker refused the subscription: %s", ", ".join(failed))
+        else:
+            self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.inbox.put(Inbound(msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time()))
@@ -120,6 +131,8 @@ class Bridge:
                                   properties=props)
         self.client.loop_start()
         self.waiter.wait(timeout, "bridge")
+        if not self.subscribed.wait(timeout):
+            raise ConnectionError("bridge: the broker did not confirm the subscription")
 
     def next_batch(self) -> list[Inbound]:
         """Up to batch_size messages: wait for one, then take what arrives soon after."""
@@ -232,12 +245,15 @@ class Bridge:
         self.sink.close()
 
 
-def run_bridge(cfg: Config, stop: threading.Event | None = None) -> Bridge:
-    """Run the bridge until `stop` is set."""
+def run_bridge(cfg: Config, stop: threading.Event | None = None,
+               ready: Callable[[], None] | None = None) -> Bridge:
+    """Run the bridge until `stop` is set; `ready` is called once subscribed."""
     bridge = Bridge(cfg, make_sink(cfg))
     if stop is not None:
         bridge.stopping = stop
     bridge.connect()
+    if ready is not None:
+        ready()
     log.info("bridge %s: writing to %s (%s API)", cfg.bridge.client_id,
              cfg.influxdb.url if cfg.influxdb else "?", cfg.influxdb.api if cfg.influxdb else "?")
     try:

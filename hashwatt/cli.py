@@ -68,7 +68,8 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     stop = threading.Event()
     _on_signals(lambda: stop.set())
-    run_bridge(cfg, stop)
+    ready = Path(args.ready_file) if args.ready_file else None
+    run_bridge(cfg, stop, ready=(lambda: ready.write_text("subscribed\n")) if ready else None)
     return 0
 
 
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bridge", help="write MQTT readings into InfluxDB")
     p.add_argument("config")
+    p.add_argument("--ready-file", help="written once the subscription is confirmed")
     p.set_defaults(func=cmd_bridge)
 
     p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")

@@ -162,7 +162,10 @@ def start_demo(run_dir: Path, rigs: int, interval: float, seed: int) -> DemoRun:
                                *scenarios)
     _wait_file(run_dir / "farm.ready", run.procs["farm"], 60)
     write_config(run_dir / "hashwatt.toml", mosquitto.port, influxd.url, interval)
-    run.procs["bridge"] = _spawn(run_dir, "bridge", "bridge", "hashwatt.toml")
+    run.procs["bridge"] = _spawn(run_dir, "bridge", "bridge", "hashwatt.toml",
+                                 "--ready-file=bridge.ready")
+    # the bridge's persistent session must exist before the first reading is published
+    _wait_file(run_dir / "bridge.ready", run.procs["bridge"], 60)
     run.procs["collector"] = _spawn(run_dir, "collector", "collect", "hashwatt.toml")
     return run
 

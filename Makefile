@@ -1,0 +1,49 @@
+# hashwatt: `make demo` runs the whole chain on a local simulated farm, `make test` runs the tests.
+# Both install what they need: Debian packages with apt-get, Python packages into .venv.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DURATION ?=
+# binary:package pairs of the real services the tests and the demo start
+SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp
+
+.PHONY: all test demo lint typecheck unit system-deps venv clean
+
+all: test
+
+system-deps:
+	@need=""; \
+	for pair in $(SERVICES); do \
+	  bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$bin >/dev/null 2>&1 || need="$$need $$pkg"; \
+	done; \
+	if [ -n "$$need" ]; then \
+	  echo "installing Debian packages:$$need"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$need; \
+	fi
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+lint: venv
+	$(BIN)/ruff check hashwatt collector exporters tests
+
+typecheck: venv
+	$(BIN)/mypy
+
+test: system-deps venv lint typecheck
+	$(BIN)/pytest -q
+
+demo: system-deps venv
+	$(BIN)/hashwatt demo $(if $(DURATION),--duration $(DURATION))
+
+clean:
+	rm -rf $(VENV) .hashwatt-demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,145 @@
+"""Fixtures: a real mosquitto, a real influxd and victoria-metrics on free loopback ports,
+and simulated farms on loopback subnets of their own."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hashwatt.influxql import InfluxQL
+from hashwatt.services import Influxd, Mosquitto, VictoriaMetrics
+from hashwatt.sim.farm import build_rigs
+from hashwatt.sim.model import Scenario, SimRig
+
+warnings.filterwarnings("ignore", module="pyasic")
+_subnets = itertools.count(20)
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A mosquitto broker for the whole session."""
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    """An InfluxDB 1.x server for the whole session."""
+    server = Influxd(tmp_path_factory.mktemp("influxd")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influx_db(influxd: Influxd) -> Iterator[InfluxQL]:
+    """A fresh database on the session's influxd."""
+    db = InfluxQL(influxd.url, f"t_{uuid.uuid4().hex[:12]}")
+    db.create_database()
+    yield db
+    db.close()
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
+    """victoria-metrics: a real server speaking /api/v2/write."""
+    server = VictoriaMetrics(tmp_path_factory.mktemp("vm")).start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class RunningFarm:
+    """A simulated farm running as its own process."""
+
+    rigs: list[SimRig]
+    seed: int
+    proc: subprocess.Popen[bytes]
+    control_port: int
+
+    def rig(self, rig_id: str) -> SimRig:
+        """The rig with this id."""
+        return next(r for r in self.rigs if r.rig_id == rig_id)
+
+
+FarmFactory = Callable[..., RunningFarm]
+
+
+@pytest.fixture
+def farm(tmp_path: Path) -> Iterator[FarmFactory]:
+    """Start a frozen simulated farm: `farm(count, mix=..., scenarios={rig: scenario})`."""
+    from hashwatt.services import free_port
+
+    running: list[RunningFarm] = []
+
+    def start(count: int, mix: tuple[str, ...] = ("s19pro", "m50", "a1246", "supra"),
+              scenarios: dict[str, Scenario] | None = None, seed: int = 7) -> RunningFarm:
+        base = f"127.{next(_subnets)}.0.0"
+        scenarios = scenarios or {}
+        rigs = build_rigs(count, base, mix, scenarios)
+        ready = tmp_path / f"farm-{base}.ready"
+        port = free_port()
+        args = [sys.executable, "-m", "hashwatt.cli", "simulate", f"--rigs={count}",
+                f"--base={base}", f"--mix={','.join(mix)}", f"--seed={seed}", "--frozen",
+                f"--ready-file={ready}", f"--control-port={port}",
+                *(f"--scenario={k}={v}" for k, v in scenarios.items())]
+        log = (tmp_path / f"farm-{base}.log").open("wb")
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert proc.poll() is None, (tmp_path / f"farm-{base}.log").read_text()
+            assert time.monotonic() < deadline, "farm did not start"
+            time.sleep(0.05)
+        running.append(RunningFarm(rigs, seed, proc, port))
+        return running[-1]
+
+    yield start
+    for f in running:
+        f.proc.terminate()
+        f.proc.wait(timeout=10)
+
+
+def write_config(path: Path, *, mqtt_port: int, rigs: list[SimRig] | None = None,
+                 influx: str = "", collector: str = "", bridge: str = "",
+                 site: str = "testsite") -> Path:
+    """A config file for a test, rigs from a simulated farm."""
+    lines = [f'[site]\nname = "{site}"\ntimezone = "Europe/Berlin"\ncurrency = "EUR"\n',
+             f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n']
+    if influx:
+        lines.append(f"[influxdb]\n{influx}\n")
+    lines.append(f'[collector]\nid = "c1"\ninterval_s = 5\ndeadline_s = 3\n{collector}\n')
+    lines.append(f'[bridge]\nclient_id = "b-{uuid.uuid4().hex[:8]}"\n'
+                 f'dead_letter_file = "deadletters.jsonl"\nflush_interval_s = 0.2\n{bridge}\n')
+    for i, rig in enumerate(rigs or []):
+        lines.append(f'[[rigs]]\nid = "{rig.rig_id}"\naddress = "{rig.ip}"\n'
+                     f'rack = "{rig.rig_id[:3].upper()}"\nslot = {i + 1}\n'
+                     f'customer = "{"acme" if i % 2 else "blockfarm"}"\n')
+    path.write_text("\n".join(lines))
+    return path
+
+
+def wait_for(check: Callable[[], object], timeout: float = 20.0, every: float = 0.2) -> object:
+    """Poll check() until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(every)
+
+
+def read_deadletters(path: Path) -> list[dict[str, object]]:
+    """The records of a dead-letter file."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
