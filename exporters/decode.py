@@ -120,7 +120,7 @@ def _float_fields(fields: dict[str, FieldValue]) -> dict[str, FieldValue]:
     """One type per field name forever: InfluxDB refuses a float where it stored an int."""
     out: dict[str, FieldValue] = {}
     for key, value in fields.items():
-        if isinstance(value, bool) or isinstance(value, str):
+        if isinstance(value, (bool, str)):
             out[key] = value
         elif key in INT_FIELDS:
             out[key] = int(value)

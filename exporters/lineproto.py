@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 FieldValue = float | int | bool | str
 
-_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\\": "\\\\"})
+_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\\": "/"})
+# InfluxDB 1.x has no escape for a backslash in a tag: one before "," or at the end breaks
+# the line. Tags are identifiers, so a backslash becomes "/" there (string fields keep it).
 _KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\r": r"\r",
-                      "\\": "\\\\"})
+                      "\\": "/"})
 
 
 def _escape_key(text: str) -> str:

@@ -7,7 +7,7 @@ data itself (retrying cannot help), or `WriteUnavailable` when it is down or ove
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -77,7 +77,8 @@ class InfluxV2Sink:
         self.client = InfluxDBClient(url=url, token=token, org=org,
                                      timeout=int(timeout_s * 1000))
         self.api = self.client.write_api(write_options=SYNCHRONOUS)
-        self.bucket, self.org, self.precision = bucket, org, WritePrecision.MS
+        self.bucket, self.org = bucket, org
+        self.precision: Any = WritePrecision.MS
 
     def write(self, body: bytes) -> None:
         """Write one body; raise by the kind of failure."""

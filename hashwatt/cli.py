@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from hashwatt.config import Config, ConfigError, load_config
 
@@ -69,7 +71,12 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _on_signals(lambda: stop.set())
     ready = Path(args.ready_file) if args.ready_file else None
-    run_bridge(cfg, stop, ready=(lambda: ready.write_text("subscribed\n")) if ready else None)
+
+    def mark_ready() -> None:
+        if ready is not None:
+            ready.write_text("subscribed\n")
+
+    run_bridge(cfg, stop, ready=mark_ready)
     return 0
 
 
@@ -86,16 +93,14 @@ def _on_signals(handler: Callable[[], None]) -> None:
         signal.signal(sig, lambda *_: handler())
 
 
-def _run_async(coro: object) -> None:
+def _run_async(coro: Coroutine[Any, Any, None]) -> None:
     async def main() -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        task = asyncio.ensure_future(coro)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
 
     asyncio.run(main())
 

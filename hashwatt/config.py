@@ -60,7 +60,8 @@ def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Berlin)")
+        raise ValueError(
+            f"unknown timezone {value!r} (use an IANA name like Europe/Berlin)") from None
     return value
 
 
@@ -278,7 +279,9 @@ def load_inventory_csv(path: Path) -> list[tuple[int, RigConfig]]:
 
 
 def _check_unique(origin: str, rigs: list[tuple[str, RigConfig]]) -> list[str]:
-    problems, ids, addresses = [], {}, {}
+    problems: list[str] = []
+    ids: dict[str, str] = {}
+    addresses: dict[str, str] = {}
     for where, rig in rigs:
         for seen, key, value in ((ids, "id", rig.id), (addresses, "address", rig.address)):
             if value in seen:

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 TOPIC_VERSION = "v1"
 SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 

@@ -86,7 +86,7 @@ def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> Non
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise ServiceError(f"{proc.args} did not start; see its log in {path.parent}")
+            raise ServiceError(f"{proc.args!r} did not start; see its log in {path.parent}")
         time.sleep(0.1)
 
 

@@ -6,12 +6,13 @@ import ssl
 import threading
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from hashwatt.config import Config
 
 
-def make_client(cfg: Config, client_id: str, protocol: int = mqtt.MQTTv5) -> mqtt.Client:
+def make_client(cfg: Config, client_id: str,
+                protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5) -> mqtt.Client:
     """A paho client with credentials and TLS from the config (not yet connected)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     if cfg.mqtt.username:

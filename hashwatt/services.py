@@ -15,8 +15,10 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
-APT_PACKAGES = {"mosquitto": "mosquitto", "influxd": "influxdb", "victoria-metrics": "victoria-metrics"}
+APT_PACKAGES = {"mosquitto": "mosquitto", "influxd": "influxdb",
+                "victoria-metrics": "victoria-metrics"}
 SEARCH_PATH = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
 
 
@@ -84,7 +86,7 @@ class LocalService:
         """True once the service answers."""
         return _tcp_open(self.host, self.port)
 
-    def start(self, timeout: float = 30.0) -> LocalService:
+    def start(self, timeout: float = 30.0) -> Self:
         """Start the process and wait until it answers."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:

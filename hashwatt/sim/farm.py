@@ -103,8 +103,11 @@ class Farm:
     async def _start_rig(self, rig: SimRig) -> None:
         if self.scenarios[rig.rig_id] is Scenario.OFFLINE:
             return
-        vendor: Vendor = VENDORS[rig.hardware.kind](lambda r=rig: self.current(r))
-        scenario = lambda r=rig: self.scenarios[r.rig_id]  # noqa: E731
+        vendor: Vendor = VENDORS[rig.hardware.kind](lambda: self.current(rig))
+
+        def scenario() -> Scenario:
+            return self.scenarios[rig.rig_id]
+
         if vendor.has_rpc:
             rpc = RpcServer(vendor.rpc, scenario)
             self.servers.append(await asyncio.start_server(rpc.serve, rig.ip, RPC_PORT))

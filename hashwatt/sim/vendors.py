@@ -294,7 +294,8 @@ class Bitaxe(Vendor):
     def _info(self, s: Snapshot) -> dict:
         board = s.boards[0]
         return {"ASICModel": self.ASIC[s.rig.hardware.model], "asicCount": 1,
-                "smallCoreCount": self.CORES, "frequency": s.expected_gh * 1000 / self.CORES, "hashRate": board.hashrate_gh,
+                "smallCoreCount": self.CORES, "frequency": s.expected_gh * 1000 / self.CORES,
+                "hashRate": board.hashrate_gh,
                 "power": float(s.power_w), "temp": board.chip_temp_c,
                 "vrTemp": board.board_temp_c, "fanrpm": s.fans_rpm[0], "fanspeed": 60,
                 "uptimeSeconds": s.uptime_s, "hostname": s.rig.rig_id, "macAddr": _mac(s),

@@ -1,0 +1,109 @@
+"""The bridge's decoder: contract validation, derived figures, and reasons for setting aside."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from exporters.decode import Limits, Rejected, decode
+
+NOW = 1_790_000_000.0
+TOPIC = "hashwatt/v1/north/rig/r01-s01"
+
+
+def reading(**overrides: object) -> dict:
+    doc = {"schema": 1, "kind": "rig", "ts_ms": int(NOW * 1000), "site": "north",
+           "rig": "r01-s01", "collector": "c1", "rack": "R01", "customer": "acme",
+           "make": "AntMiner", "model": "S19 Pro", "firmware": "Stock", "online": True,
+           "hashrate_ths": 100.0, "expected_hashrate_ths": 110.0, "power_w": 3250.0,
+           "power_source": "nominal", "temp_max_c": 80.0, "temp_limit_c": 95.0,
+           "fans_rpm": [4000, 3900, 0, 4100], "boards_total": 3, "uptime_s": 3600,
+           "boards": [{"board": 0, "hashrate_ths": 50.0, "chip_temp_c": 80.0,
+                       "board_temp_c": 65.0, "chips": 114},
+                      {"board": 1, "hashrate_ths": 50.0, "chip_temp_c": 79.0,
+                       "board_temp_c": 64.0, "chips": 114},
+                      {"board": 2, "hashrate_ths": 0.0, "chips": 0}]}
+    doc.update(overrides)
+    return doc
+
+
+def run(doc: object, topic: str = TOPIC) -> list:
+    payload = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    return decode(topic, payload, "hashwatt", Limits(), now=NOW)
+
+
+def reason(doc: object, topic: str = TOPIC) -> str:
+    with pytest.raises(Rejected) as err:
+        run(doc, topic)
+    return str(err.value)
+
+
+def test_a_reading_gives_a_rig_point_with_efficiency_and_temperature_margin() -> None:
+    rig = run(reading())[0]
+    assert rig.measurement == "rig"
+    assert rig.ts_ms == int(NOW * 1000)
+    assert rig.fields["efficiency_j_th"] == 32.5
+    assert rig.fields["temp_margin_c"] == 15.0
+    assert rig.fields["fan_min_rpm"] == 0
+    assert rig.fields["boards_ok"] == 2
+    assert rig.tags == {"site": "north", "rig": "r01-s01", "rack": "R01", "customer": "acme",
+                        "make": "AntMiner", "model": "S19 Pro", "firmware": "Stock"}
+
+
+def test_each_board_becomes_a_rig_board_point() -> None:
+    boards = [p for p in run(reading()) if p.measurement == "rig_board"]
+    assert [(p.tags["board"], p.fields["hashrate_ths"]) for p in boards] == [
+        ("0", 50.0), ("1", 50.0), ("2", 0.0)]
+
+
+def test_integers_in_float_fields_are_written_as_floats() -> None:
+    rig = run(reading(power_w=3250, hashrate_ths=100))[0]
+    assert isinstance(rig.fields["power_w"], float)
+
+
+def test_an_offline_reading_has_no_efficiency() -> None:
+    doc = {k: v for k, v in reading(online=False, error="timeout").items()
+           if k not in ("hashrate_ths", "power_w", "boards")}
+    rig = run(doc)[0]
+    assert rig.fields["online"] is False and "efficiency_j_th" not in rig.fields
+
+
+@pytest.mark.parametrize(("payload", "why"), [
+    (b"not json", "schema: payload: Invalid JSON"),
+    (b'{"schema": 1, "kind": "rig"', "schema: payload: Invalid JSON"),
+    (json.dumps(reading(hashrate_ths="100")).encode(), "schema: hashrate_ths: Input should be"),
+    (b'{"schema":1,"kind":"rig","ts_ms":1790000000000,"site":"north","rig":"r01-s01",'
+     b'"collector":"c1","online":true,"hashrate_ths":NaN}', "schema: hashrate_ths"),
+    (json.dumps(reading(schema=2)).encode(), "schema: schema: Input should be 1"),
+    (json.dumps(reading(online="yes")).encode(), "schema: online: Input should be a valid"),
+])
+def test_a_malformed_payload_is_set_aside_with_its_reason(payload: bytes, why: str) -> None:
+    assert reason(payload).startswith(why)
+
+
+def test_a_reading_from_far_in_the_future_is_set_aside() -> None:
+    assert reason(reading(ts_ms=int((NOW + 30 * 86400) * 1000))).endswith("s in the future")
+
+
+def test_an_oversized_payload_is_set_aside() -> None:
+    assert reason(b"x" * 300_000).startswith("payload of 300000 bytes exceeds")
+
+
+def test_a_rig_id_that_differs_from_the_topic_is_set_aside() -> None:
+    assert "differs from" in reason(reading(rig="r01-s02"))
+
+
+@pytest.mark.parametrize("topic", ["hashwatt/v1/north/rig/r 1", "hashwatt/v1/north/rig/#",
+                                   "other/v1/north/rig/r01-s01", "hashwatt/v1/north/fan/x"])
+def test_a_topic_outside_the_contract_is_set_aside(topic: str) -> None:
+    reason(reading(), topic)
+
+
+def test_a_collector_status_gives_a_collector_point() -> None:
+    status = {"schema": 1, "kind": "collector", "site": "north", "collector": "c1",
+              "state": "online", "ts_ms": int(NOW * 1000),
+              "stats": {"cycle_s": 2.5, "rigs_total": 10, "rigs_ok": 9, "rigs_failed": 1,
+                        "rigs_timeout": 0, "identified": 0, "published": 10}}
+    [point] = run(status, "hashwatt/v1/north/collector/c1/status")
+    assert point.fields["rigs_ok"] == 9 and point.fields["cycle_s"] == 2.5

@@ -1,0 +1,56 @@
+"""pyasic MinerData → reading: power source precedence, offline rigs, units."""
+
+from __future__ import annotations
+
+from pyasic.data import Fan, HashBoard, MinerData
+from pyasic.device.algorithm import SHA256Unit
+from pyasic.device.algorithm.hashrate import SHA256HashRate
+
+from collector.mapping import Origin, reading_from_miner
+from hashwatt.config import RigConfig
+
+RIG = RigConfig(id="r01-s01", address="10.0.0.1", rack="R01", customer="acme", model="S19 Pro")
+
+
+def origin(rig: RigConfig = RIG) -> Origin:
+    return Origin("north", "c1", rig, 1_790_000_000_000)
+
+
+def data(wattage: int | None = None, th: float | None = 100.0) -> MinerData:
+    rate = SHA256HashRate(rate=th, unit=SHA256Unit.TH) if th is not None else None
+    board = HashBoard(slot=0, hashrate=rate, chip_temp=70, temp=60, chips=114)
+    return MinerData(ip="10.0.0.1", raw_hashrate=rate, wattage=wattage, hashboards=[board],
+                     fans=[Fan(speed=4000), Fan(speed=3900)], uptime=10)
+
+
+def test_the_pdu_outlet_power_beats_the_miners_own_figure() -> None:
+    r = reading_from_miner(origin(), data(wattage=3100), outlet_w=3333.0)
+    assert (r["power_w"], r["power_source"]) == (3333.0, "pdu")
+
+
+def test_the_miners_figure_beats_the_nominal_one() -> None:
+    r = reading_from_miner(origin(), data(wattage=3100))
+    assert (r["power_w"], r["power_source"]) == (3100.0, "miner")
+
+
+def test_without_any_figure_the_models_nominal_power_is_used() -> None:
+    r = reading_from_miner(origin(), data(wattage=None))
+    assert (r["power_w"], r["power_source"]) == (3250.0, "nominal")
+
+
+def test_an_unknown_model_without_power_has_no_power() -> None:
+    rig = RIG.model_copy(update={"model": "Mystery 9000"})
+    r = reading_from_miner(origin(rig), data(wattage=None))
+    assert (r["power_w"], r["power_source"]) == (None, None)
+
+
+def test_no_hashrate_at_all_is_an_offline_reading() -> None:
+    r = reading_from_miner(origin(), data(th=None))
+    assert r["online"] is False and r["error"] == "miner returned no data"
+
+
+def test_inventory_tags_and_the_poll_time_travel_with_the_reading() -> None:
+    r = reading_from_miner(origin(), data(wattage=3100))
+    assert (r["rack"], r["customer"], r["ts_ms"]) == ("R01", "acme", 1_790_000_000_000)
+    assert r["temp_limit_c"] == 95.0 and r["temp_max_c"] == 70.0
+    assert r["fans_rpm"] == [4000, 3900]
