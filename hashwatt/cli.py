@@ -38,7 +38,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run a simulated farm."""
-    from hashwatt.sim.farm import Farm, build_rigs, run_farm, write_inventory
+    from hashwatt.sim.farm import Farm, FarmError, build_rigs, run_farm, write_inventory
     from hashwatt.sim.model import Scenario
 
     scenarios = {}
@@ -50,7 +50,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         write_inventory(rigs, Path(args.write_inventory))
     farm = Farm(rigs, seed=args.seed, tick_s=args.tick, frozen=args.frozen)
     ready = Path(args.ready_file) if args.ready_file else None
-    _run_async(run_farm(farm, args.control_port, ready, args.duration))
+    try:
+        _run_async(run_farm(farm, args.control_port, ready, args.duration))
+    except FarmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -152,13 +156,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `hashwatt` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # pyasic warns about every partially known model; our logs carry what matters
-    warnings.filterwarnings("ignore", module="pyasic")
-    logging.getLogger("pyasic").setLevel(logging.ERROR)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    setup_logging(args.verbose)
     return int(args.func(args))
+
+
+class _QuietPyasic(logging.Filter):
+    """pyasic logs every rig fault on the root logger; the readings already carry them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "/pyasic/" not in record.pathname
+
+
+def setup_logging(verbose: bool) -> None:
+    """Our format and level; pyasic's import-time basicConfig and its rig noise undone."""
+    import pyasic.logger  # noqa: F401 - its import reconfigures the root logger: let it first
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_QuietPyasic())
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="pyasic")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -78,16 +79,23 @@ csv = "inventory.csv"
 
 def _spawn(run_dir: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
     log = (run_dir / f"{name}.log").open("ab")
+    # a session of its own: Ctrl-C reaches the demo only, which stops the parts in order
     return subprocess.Popen([sys.executable, "-m", "hashwatt.cli", *args], stdout=log,
-                            stderr=subprocess.STDOUT, cwd=run_dir)
+                            stderr=subprocess.STDOUT, cwd=run_dir, start_new_session=True)
 
 
-def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_file(path: Path, proc: subprocess.Popen[bytes], name: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise ServiceError(f"{proc.args!r} did not start; see its log in {path.parent}")
+            raise ServiceError(f"{name} did not start:\n{_log_tail(path.parent, name)}")
         time.sleep(0.1)
+
+
+def _log_tail(run_dir: Path, name: str, lines: int = 15) -> str:
+    log = run_dir / f"{name}.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def fleet_summary(db: InfluxQL, window: str = "2m") -> dict[str, Any]:
@@ -157,17 +165,29 @@ def start_demo(run_dir: Path, rigs: int, interval: float, seed: int) -> DemoRun:
     scenarios = [f"--scenario={k}={v}" for k, v in DEMO_SCENARIOS.items()
                  if int(k[1:3]) <= (rigs + 9) // 10]
     run = DemoRun(run_dir, mosquitto, influxd, {})
-    run.procs["farm"] = _spawn(run_dir, "farm", "simulate", f"--rigs={rigs}", f"--seed={seed}",
-                               "--write-inventory=inventory.csv", "--ready-file=farm.ready",
-                               *scenarios)
-    _wait_file(run_dir / "farm.ready", run.procs["farm"], 60)
-    write_config(run_dir / "hashwatt.toml", mosquitto.port, influxd.url, interval)
-    run.procs["bridge"] = _spawn(run_dir, "bridge", "bridge", "hashwatt.toml",
-                                 "--ready-file=bridge.ready")
-    # the bridge's persistent session must exist before the first reading is published
-    _wait_file(run_dir / "bridge.ready", run.procs["bridge"], 60)
-    run.procs["collector"] = _spawn(run_dir, "collector", "collect", "hashwatt.toml")
+    try:
+        _start_processes(run, rigs, interval, seed, scenarios)
+    except BaseException:
+        run.stop()
+        raise
     return run
+
+
+def _start_processes(run: DemoRun, rigs: int, interval: float, seed: int,
+                     scenarios: list[str]) -> None:
+    run_dir, mosquitto, influxd = run.run_dir, run.mosquitto, run.influxd
+    run.procs["farm"] = _spawn(run_dir, "farm", "simulate", f"--rigs={rigs}", f"--seed={seed}",
+                               f"--write-inventory={run_dir / 'inventory.csv'}",
+                               f"--ready-file={run_dir / 'farm.ready'}",
+                               *scenarios)
+    _wait_file(run_dir / "farm.ready", run.procs["farm"], "farm", 60)
+    write_config(run_dir / "hashwatt.toml", mosquitto.port, influxd.url, interval)
+    config = str(run_dir / "hashwatt.toml")
+    run.procs["bridge"] = _spawn(run_dir, "bridge", "bridge", config,
+                                 f"--ready-file={run_dir / 'bridge.ready'}")
+    # the bridge's persistent session must exist before the first reading is published
+    _wait_file(run_dir / "bridge.ready", run.procs["bridge"], "bridge", 60)
+    run.procs["collector"] = _spawn(run_dir, "collector", "collect", config)
 
 
 def run_demo(rigs: int, duration: float | None, run_dir: Path, interval: float,
@@ -179,6 +199,7 @@ def run_demo(rigs: int, duration: float | None, run_dir: Path, interval: float,
     except (ServiceError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    signal.signal(signal.SIGTERM, _interrupt)
     db = InfluxQL(run.influxd.url, DATABASE)
     print(f"demo running in {run_dir} (mosquitto :{run.mosquitto.port}, influxd "
           f"{run.influxd.url}); Ctrl-C stops it", file=sys.stderr)
@@ -198,11 +219,15 @@ def run_demo(rigs: int, duration: float | None, run_dir: Path, interval: float,
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _check_alive(run: DemoRun) -> None:
     for name, proc in run.procs.items():
         if proc.poll() is not None:
-            tail = (run.run_dir / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
-            raise ServiceError(f"{name} exited with code {proc.returncode}:\n" + "\n".join(tail))
+            raise ServiceError(f"{name} exited with code {proc.returncode}:\n"
+                               f"{_log_tail(run.run_dir, name)}")
 
 
 def _stop_and_summarise(run: DemoRun, db: InfluxQL, summarise: bool) -> None:

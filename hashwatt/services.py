@@ -93,7 +93,8 @@ class LocalService:
             self.port = free_port(self.host)
         argv = self.command()
         log = (self.run_dir / f"{self.name}.log").open("ab")
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.run_dir)
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.run_dir,
+                                     start_new_session=True)
         log.close()
         _wait_until(self.ready, self.name, self.proc, timeout)
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,17 @@ def test_the_demo_runs_the_chain_and_prints_a_summary_of_fifty_rigs(tmp_path: Pa
     assert summary["points_stored"] >= 50 * 2
     assert summary["fleet_hashrate_ths"] > 3000 and summary["fleet_power_w"] > 100_000
     assert "online 48/50" in run.stderr
+
+
+def test_the_demo_stops_cleanly_on_ctrl_c_and_leaves_no_process_behind(tmp_path: Path) -> None:
+    run_dir = tmp_path / "demo-int"
+    proc = subprocess.Popen([sys.executable, "-m", "hashwatt.cli", "demo", "--interval", "5",
+                             "--run-dir", str(run_dir)], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("fleet"):
+            break
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    left = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True)
+    assert left.stdout == ""

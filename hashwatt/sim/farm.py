@@ -11,6 +11,7 @@ import resource
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from hashwatt.sim.model import HARDWARE, Scenario, SimRig, Snapshot, snapshot, tick_of
 from hashwatt.sim.vendors import VENDORS, Vendor
@@ -68,6 +69,10 @@ def write_inventory(rigs: list[SimRig], path: Path) -> None:
                           CUSTOMERS[(i // SLOTS_PER_RACK) % len(CUSTOMERS)]])
 
 
+class FarmError(RuntimeError):
+    """The farm cannot start."""
+
+
 @dataclass
 class Farm:
     """Runs the rigs' servers in one asyncio loop."""
@@ -109,11 +114,17 @@ class Farm:
             return self.scenarios[rig.rig_id]
 
         if vendor.has_rpc:
-            rpc = RpcServer(vendor.rpc, scenario)
-            self.servers.append(await asyncio.start_server(rpc.serve, rig.ip, RPC_PORT))
+            await self._listen(RpcServer(vendor.rpc, scenario).serve, rig.ip, RPC_PORT)
         if vendor.has_http:
-            web = HttpServer(vendor.http, scenario)
-            self.servers.append(await asyncio.start_server(web.serve, rig.ip, WEB_PORT))
+            await self._listen(HttpServer(vendor.http, scenario).serve, rig.ip, WEB_PORT)
+
+    async def _listen(self, handler: Any, ip: str, port: int) -> None:
+        try:
+            self.servers.append(await asyncio.start_server(handler, ip, port))
+        except OSError as exc:
+            await self.stop()
+            raise FarmError(f"cannot listen on {ip}:{port}: {exc.strerror} (is another "
+                            f"simulated farm using this subnet? see --base)") from None
 
     async def stop(self) -> None:
         """Close every listener."""
