@@ -150,10 +150,10 @@ class Mosquitto(LocalService):
 
 
 @dataclass
-class Influxd(LocalService):
-    """An InfluxDB 1.x server (the Debian package) with a generated config."""
+class HttpService(LocalService):
+    """A service that is ready once its health path answers 2xx."""
 
-    name = "influxd"
+    health_path = "/"
 
     @property
     def url(self) -> str:
@@ -161,8 +161,16 @@ class Influxd(LocalService):
         return f"http://{self.host}:{self.port}"
 
     def ready(self) -> bool:
-        """influxd answers /ping with 204."""
-        return _http_ok(f"{self.url}/ping")
+        """The health path answers."""
+        return _http_ok(f"{self.url}{self.health_path}")
+
+
+@dataclass
+class Influxd(HttpService):
+    """An InfluxDB 1.x server (the Debian package) with a generated config."""
+
+    name = "influxd"
+    health_path = "/ping"
 
     def command(self) -> list[str]:
         """Write influxd.conf pointing every dir and port at this run directory."""
@@ -183,19 +191,11 @@ class Influxd(LocalService):
 
 
 @dataclass
-class VictoriaMetrics(LocalService):
+class VictoriaMetrics(HttpService):
     """victoria-metrics: a real server that accepts /api/v2/write line protocol."""
 
     name = "victoria-metrics"
-
-    @property
-    def url(self) -> str:
-        """The HTTP base URL."""
-        return f"http://{self.host}:{self.port}"
-
-    def ready(self) -> bool:
-        """victoria-metrics answers /health."""
-        return _http_ok(f"{self.url}/health")
+    health_path = "/health"
 
     def command(self) -> list[str]:
         """The argv with its storage in this run directory."""

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,6 +46,15 @@ def v1_config(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, db: Influx
                                     rigs=rigs, influx=influx))
 
 
+def collect_once(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, db: InfluxQL,
+                 rigs: list, until: Callable[[], object]) -> object:
+    """One collector cycle through the bridge into db; returns until() once truthy."""
+    cfg = v1_config(tmp_path, mosquitto, influxd, db, rigs)
+    with bridge_running(cfg):
+        asyncio.run(run_collector(cfg, cycles=1))
+        return wait_for(until)
+
+
 def last_rig_points(db: InfluxQL, count: int) -> dict[str, dict]:
     rows = wait_for(lambda: len(db.rows('SELECT last(*) FROM "rig" GROUP BY "rig"')) >= count
                     and db.rows('SELECT * FROM "rig" GROUP BY "rig"'))
@@ -57,10 +66,9 @@ def test_every_simulated_model_arrives_in_influxdb_with_the_exact_values_served(
         tmp_path: Path, farm: FarmFactory, mosquitto: Mosquitto, influxd: Influxd,
         influx_db: InfluxQL) -> None:
     f = farm(len(ALL_MODELS), mix=ALL_MODELS)
-    cfg = v1_config(tmp_path, mosquitto, influxd, influx_db, f.rigs)
-    with bridge_running(cfg):
-        asyncio.run(run_collector(cfg, cycles=1))
-        stored = last_rig_points(influx_db, len(f.rigs))
+    stored = collect_once(tmp_path, mosquitto, influxd, influx_db, f.rigs,
+                          lambda: last_rig_points(influx_db, len(f.rigs)))
+    assert isinstance(stored, dict)
     assert set(stored) == {r.rig_id for r in f.rigs}
     for rig in f.rigs:
         want = expected_rig(rig, f.seed)
@@ -73,12 +81,9 @@ def test_every_board_arrives_with_its_hashrate_temperatures_and_chips(
         tmp_path: Path, farm: FarmFactory, mosquitto: Mosquitto, influxd: Influxd,
         influx_db: InfluxQL) -> None:
     f = farm(len(ALL_MODELS), mix=ALL_MODELS)
-    cfg = v1_config(tmp_path, mosquitto, influxd, influx_db, f.rigs)
-    with bridge_running(cfg):
-        asyncio.run(run_collector(cfg, cycles=1))
-        total = sum(r.hardware.boards for r in f.rigs)
-        rows = wait_for(lambda: len(r := influx_db.rows(
-            'SELECT * FROM "rig_board" GROUP BY "rig", "board"')) >= total and r)
+    total = sum(r.hardware.boards for r in f.rigs)
+    rows = collect_once(tmp_path, mosquitto, influxd, influx_db, f.rigs, lambda: len(
+        r := influx_db.rows('SELECT * FROM "rig_board" GROUP BY "rig", "board"')) >= total and r)
     assert rows
     got: dict[str, dict] = {}
     for row in rows:  # type: ignore[union-attr]
@@ -94,10 +99,9 @@ def test_scenarios_show_as_hot_fanless_boardless_and_offline_rigs(
     scenarios = {"r01-s01": Scenario.OVERHEAT, "r01-s02": Scenario.DEAD_FAN,
                  "r01-s03": Scenario.DEAD_BOARD, "r01-s04": Scenario.OFFLINE}
     f = farm(4, mix=("s19pro", "m50", "s19pro", "a1246"), scenarios=scenarios)
-    cfg = v1_config(tmp_path, mosquitto, influxd, influx_db, f.rigs)
-    with bridge_running(cfg):
-        asyncio.run(run_collector(cfg, cycles=1))
-        stored = last_rig_points(influx_db, 4)
+    stored = collect_once(tmp_path, mosquitto, influxd, influx_db, f.rigs,
+                          lambda: last_rig_points(influx_db, 4))
+    assert isinstance(stored, dict)
     hot, fanless, boardless, offline = (stored[r] for r in scenarios)
     assert hot["temp_max_c"] == expected_rig(f.rig("r01-s01"), f.seed)["temp_max_c"]
     assert hot["temp_margin_c"] < 0
@@ -112,11 +116,8 @@ def test_collector_statistics_arrive_in_the_collector_measurement(
         tmp_path: Path, farm: FarmFactory, mosquitto: Mosquitto, influxd: Influxd,
         influx_db: InfluxQL) -> None:
     f = farm(3, scenarios={"r01-s03": Scenario.OFFLINE})
-    cfg = v1_config(tmp_path, mosquitto, influxd, influx_db, f.rigs)
-    with bridge_running(cfg):
-        asyncio.run(run_collector(cfg, cycles=1))
-        rows = wait_for(lambda: influx_db.rows(
-            'SELECT * FROM "collector" WHERE "rigs_total" = 3'))
+    rows = collect_once(tmp_path, mosquitto, influxd, influx_db, f.rigs, lambda: influx_db.rows(
+        'SELECT * FROM "collector" WHERE "rigs_total" = 3'))
     assert rows
     stats = rows[0]  # type: ignore[index]
     assert (stats["rigs_total"], stats["rigs_ok"], stats["rigs_failed"]) == (3, 2, 1)
