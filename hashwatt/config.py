@@ -181,6 +181,34 @@ class RigConfig(Strict):
         return self
 
 
+class PduConfig(Strict):
+    """One PDU or power meter read over SNMP."""
+
+    id: Id
+    address: Address
+    port: int = Field(161, ge=1, le=65535)
+    rack: str = ""
+    profile: str | None = None  # detected from sysObjectID when not given
+    snmp_version: Literal["1", "2c", "3"] = "2c"
+    community: SecretSpec | None = None
+    v3_user: str | None = None
+    v3_auth_key: SecretSpec | None = None
+    v3_priv_key: SecretSpec | None = None
+    v3_auth_protocol: Literal["MD5", "SHA", "SHA224", "SHA256"] = "SHA"
+    v3_priv_protocol: Literal["DES", "AES", "AES256"] = "AES"
+    timeout_s: float | None = Field(None, gt=0, le=60)
+    retries: int | None = Field(None, ge=0, le=10)
+    max_repetitions: int | None = Field(None, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _v3_user(self) -> PduConfig:
+        if self.snmp_version == "3" and not self.v3_user:
+            raise ValueError("snmp_version = \"3\" needs v3_user")
+        if self.v3_priv_key is not None and self.v3_auth_key is None:
+            raise ValueError("v3_priv_key needs v3_auth_key (SNMPv3 has no privNoAuth)")
+        return self
+
+
 class InventoryConfig(Strict):
     """More rigs from a CSV file (path relative to the config file)."""
 
@@ -197,6 +225,8 @@ class Config(Strict):
     bridge: BridgeConfig = BridgeConfig()
     inventory: InventoryConfig = InventoryConfig()
     rigs: list[RigConfig] = []
+    pdus: list[PduConfig] = []
+    pdu_profiles_dir: Path | None = None
     source: Path = Field(Path("."), exclude=True)
 
     def secret(self, spec: SecretSpec | None) -> str | None:
@@ -228,7 +258,8 @@ def _message(err: Any) -> str:
     return str(msg).removeprefix("Value error, ")
 
 
-def _problems(origin: str, exc: ValidationError, prefix: str = "") -> list[str]:
+def format_problems(origin: str, exc: ValidationError, prefix: str = "") -> list[str]:
+    """One line per validation error: origin, dotted key, message."""
     seen: set[str] = set()
     lines = []
     for err in exc.errors():
@@ -272,7 +303,7 @@ def load_inventory_csv(path: Path) -> list[tuple[int, RigConfig]]:
             rigs.append((line, RIG_ADAPTER.validate_python(cleaned)))
         except ValidationError as exc:
             problems += [p.replace(f"{path}: ", f"{path}:{line}: ", 1)
-                         for p in _problems(str(path), exc)]
+                         for p in format_problems(str(path), exc)]
     if problems:
         raise ConfigError(problems)
     return rigs
@@ -289,6 +320,23 @@ def _check_unique(origin: str, rigs: list[tuple[str, RigConfig]]) -> list[str]:
                                 f"(first at {seen[value]})")
             else:
                 seen[value] = where
+    return problems
+
+
+def _check_outlets(cfg: Config, rigs: list[tuple[str, RigConfig]]) -> list[str]:
+    pdus = {p.id for p in cfg.pdus}
+    problems: list[str] = []
+    taken: dict[tuple[str, int | None], str] = {}
+    for where, rig in rigs:
+        if rig.pdu is None:
+            continue
+        if rig.pdu not in pdus:
+            problems.append(f"{where}: pdu: no PDU {rig.pdu!r} in [[pdus]]")
+        key = (rig.pdu, rig.outlet)
+        if key in taken:
+            problems.append(f"{where}: outlet: {rig.pdu} outlet {rig.outlet} is already "
+                            f"mapped to {taken[key]}")
+        taken[key] = rig.id
     return problems
 
 
@@ -318,7 +366,11 @@ def _resolve_secrets(cfg: Config, origin: str) -> Config:
         influx = influx.model_copy(update={
             "password": _resolve_secret(influx.password, origin, "influxdb.password", base),
             "token": _resolve_secret(influx.token, origin, "influxdb.token", base)})
-    return cfg.model_copy(update={"mqtt": mqtt, "influxdb": influx})
+    pdus = [pdu.model_copy(update={
+        key: _resolve_secret(getattr(pdu, key), origin, f"pdus[{i}].{key}", base)
+        for key in ("community", "v3_auth_key", "v3_priv_key")})
+        for i, pdu in enumerate(cfg.pdus)]
+    return cfg.model_copy(update={"mqtt": mqtt, "influxdb": influx, "pdus": pdus})
 
 
 def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
@@ -337,13 +389,13 @@ def load_config(path: Path | str) -> Config:
     try:
         cfg = Config.model_validate({**raw, "source": path})
     except ValidationError as exc:
-        raise ConfigError(_problems(str(path), exc)) from None
+        raise ConfigError(format_problems(str(path), exc)) from None
     rigs = [(f"{path}: rigs[{i}]", r) for i, r in enumerate(cfg.rigs)]
     if cfg.inventory.csv is not None:
         csv_path = cfg.inventory.csv
         csv_path = csv_path if csv_path.is_absolute() else path.parent / csv_path
         rigs += [(f"{csv_path}:{line}", r) for line, r in load_inventory_csv(csv_path)]
-    problems = _check_unique(str(path), rigs)
+    problems = _check_unique(str(path), rigs) + _check_outlets(cfg, rigs)
     if problems:
         raise ConfigError(problems)
     _warn_plain_secrets(path, raw)
