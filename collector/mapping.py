@@ -20,6 +20,7 @@ class Origin:
     collector: str
     rig: RigConfig
     ts_ms: int
+    outlet_w: float | None = None  # the rig's PDU outlet power in this cycle, when mapped
 
 
 def _ths(rate: Any) -> float | None:
@@ -50,6 +51,8 @@ def offline_reading(origin: Origin, error: str, make: str = "", model: str = "")
     reading = base_reading(origin, online=False, error=error)
     reading["make"] = make
     reading["model"] = origin.rig.model or model
+    if origin.outlet_w is not None:  # a silent rig may still draw power: that is worth seeing
+        reading.update({"power_w": float(origin.outlet_w), "power_source": "pdu"})
     return reading
 
 
@@ -80,14 +83,14 @@ def _hottest(boards: list[dict[str, Any]]) -> float | None:
     return max(present) if present else None
 
 
-def reading_from_miner(origin: Origin, data: Any, outlet_w: float | None = None) -> dict[str, Any]:
+def reading_from_miner(origin: Origin, data: Any) -> dict[str, Any]:
     """Map one `MinerData` to a reading; no hashrate at all means the rig did not answer."""
     model = origin.rig.model or str(data.model or "")
     hashrate = _ths(data.hashrate)
     if hashrate is None:
         return offline_reading(origin, "miner returned no data", str(data.make or ""), model)
     boards = _boards(data)
-    power_w, source = _power(data, model, outlet_w)
+    power_w, source = _power(data, model, origin.outlet_w)
     info = lookup(model)
     reading = base_reading(origin, online=True)
     reading.update({

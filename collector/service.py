@@ -12,9 +12,10 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 
 from collector.mapping import Origin, offline_reading
+from collector.pdu.source import PduSource
 from collector.rigs import PyasicSource
-from hashwatt.config import Config, RigConfig
-from hashwatt.contract import SCHEMA_VERSION, rig_topic, status_topic
+from hashwatt.config import Config, PduConfig, RigConfig
+from hashwatt.contract import SCHEMA_VERSION, pdu_topic, rig_topic, status_topic
 from hashwatt.mqtt import ConnectionWaiter, make_client
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,11 @@ class Publisher:
         topic = rig_topic(self.cfg.mqtt.topic_prefix, self.cfg.site.name, reading["rig"])
         self.client.publish(topic, json.dumps(reading, separators=(",", ":")), qos=1)
 
+    def publish_pdu(self, reading: dict[str, Any]) -> None:
+        """Publish one PDU reading at QoS 1."""
+        topic = pdu_topic(self.cfg.mqtt.topic_prefix, self.cfg.site.name, reading["pdu"])
+        self.client.publish(topic, json.dumps(reading, separators=(",", ":")), qos=1)
+
     def publish_stats(self, stats: dict[str, Any]) -> None:
         """Publish the retained online status carrying the last cycle's statistics."""
         self.last_stats = stats
@@ -118,17 +124,48 @@ async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> dict
         return offline_reading(origin, f"collector error: {type(exc).__name__}")
 
 
+OutletPower = dict[tuple[str, int], float]
+
+
+async def poll_pdus(cfg: Config, source: PduSource, publish: Any) -> tuple[OutletPower, int]:
+    """Poll every PDU under the deadline; return outlet power by (pdu, outlet) and the ok count."""
+    semaphore = asyncio.Semaphore(cfg.collector.concurrency)
+
+    async def one(pdu: PduConfig) -> dict[str, Any]:
+        async with semaphore:
+            ts_ms = int(time.time() * 1000)
+            try:
+                reading = await asyncio.wait_for(source.poll(pdu, ts_ms),
+                                                 cfg.collector.deadline_s)
+            except TimeoutError:
+                reading = {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms,
+                           "site": cfg.site.name, "pdu": pdu.id, "collector": cfg.collector.id,
+                           "online": False,
+                           "error": f"no reply within {cfg.collector.deadline_s:g} s"}
+        publish(reading)
+        return reading
+
+    readings = await asyncio.gather(*(one(p) for p in cfg.pdus))
+    power = {(r["pdu"], o["outlet"]): o["power_w"] for r in readings if r["online"]
+             for o in r["outlets"] if o.get("power_w") is not None}
+    return power, sum(1 for r in readings if r["online"])
+
+
 async def run_cycle(cfg: Config, source: RigSource, publish: Any,
-                    rigs: list[RigConfig] | None = None) -> dict[str, Any]:
+                    rigs: list[RigConfig] | None = None,
+                    outlet_power: OutletPower | None = None) -> dict[str, Any]:
     """Poll every rig once with bounded concurrency; publish each reading as it arrives."""
     rigs = cfg.rigs if rigs is None else rigs
+    outlet_power = outlet_power or {}
     cycle = Cycle()
     semaphore = asyncio.Semaphore(cfg.collector.concurrency)
     identified_before = source.identifications
 
     async def one(rig: RigConfig) -> None:
         async with semaphore:
-            origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000))
+            outlet_w = outlet_power.get((rig.pdu, rig.outlet)) if rig.pdu and rig.outlet else None
+            origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000),
+                            outlet_w)
             reading = await poll_rig(source, origin, cfg.collector.deadline_s)
         if reading["online"]:
             cycle.ok += 1
@@ -150,6 +187,7 @@ async def run_collector(cfg: Config, cycles: int | None = None,
                         source: RigSource | None = None) -> None:
     """Poll forever (or `cycles` times), one cycle every interval."""
     source = source or PyasicSource(reidentify_after=cfg.collector.reidentify_after)
+    pdu_source = PduSource(cfg)
     publisher = Publisher(cfg)
     await asyncio.to_thread(publisher.start)
     overruns, done = 0, 0
@@ -158,7 +196,11 @@ async def run_collector(cfg: Config, cycles: int | None = None,
     try:
         while cycles is None or done < cycles:
             started = time.monotonic()
-            stats = await run_cycle(cfg, source, publisher.publish_reading)
+            # PDUs first: each rig's reading then carries its outlet's power of this cycle
+            outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_pdu)
+            stats = await run_cycle(cfg, source, publisher.publish_reading,
+                                    outlet_power=outlet_power)
+            stats.update({"pdus_total": len(cfg.pdus), "pdus_ok": pdus_ok})
             done += 1
             spare = cfg.collector.interval_s - (time.monotonic() - started)
             overruns += spare < 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from exporters.lineproto import FieldValue, Point
-from hashwatt.contract import SEGMENT, CollectorStatus, RigReading
+from hashwatt.contract import SEGMENT, CollectorStatus, PduReading, RigReading
 
 _SEGMENT = re.compile(SEGMENT)
 
@@ -64,6 +64,12 @@ def decode(topic: str, payload: bytes, prefix: str, limits: Limits,
             _same(reading.rig, parts[4], "rig")
             _check_time(reading.ts_ms, limits, now)
             return rig_points(reading)
+        if parts[3] == "pdu" and len(parts) == 5:
+            pdu = PduReading.model_validate_json(payload)
+            _same(pdu.site, parts[2], "site")
+            _same(pdu.pdu, parts[4], "pdu")
+            _check_time(pdu.ts_ms, limits, now)
+            return pdu_points(pdu)
         if parts[3] == "collector" and len(parts) == 6 and parts[5] == "status":
             status = CollectorStatus.model_validate_json(payload)
             _same(status.site, parts[2], "site")
@@ -112,8 +118,35 @@ def rig_points(r: RigReading) -> list[Point]:
     return points
 
 
+def pdu_points(r: PduReading) -> list[Point]:
+    """The `pdu` point, one `pdu_phase` per phase and one `pdu_outlet` per outlet."""
+    tags = {"site": r.site, "pdu": r.pdu, "vendor": r.vendor, "model": r.model, "rack": r.rack}
+    fields = _fields({"online": r.online, "error": r.error, "power_w": r.power_w,
+                      "energy_kwh": r.energy_kwh, "voltage_v": r.voltage_v,
+                      "current_a": r.current_a,
+                      "energy_reset": r.energy_reset if r.online else None})
+    points = [Point("pdu", tags, _float_fields(fields), r.ts_ms)]
+    for ph in r.phases:
+        load = (round(ph.current_a / ph.rating_a * 100, 3)
+                if ph.current_a is not None and ph.rating_a else None)
+        phase_fields = _float_fields(_fields({
+            "current_a": ph.current_a, "voltage_v": ph.voltage_v, "power_w": ph.power_w,
+            "rating_a": ph.rating_a, "load_pct": load}))
+        if phase_fields:
+            points.append(Point("pdu_phase", {**tags, "phase": ph.phase}, phase_fields, r.ts_ms))
+    for o in r.outlets:
+        outlet_fields = _float_fields(_fields({
+            "power_w": o.power_w, "current_a": o.current_a, "voltage_v": o.voltage_v,
+            "energy_kwh": o.energy_kwh, "energy_reset": o.energy_reset}))
+        outlet_tags = {**tags, "outlet": str(o.outlet), "outlet_name": o.name,
+                       "rig": o.rig or "", "customer": o.customer}
+        points.append(Point("pdu_outlet", outlet_tags, outlet_fields, r.ts_ms))
+    return points
+
+
 INT_FIELDS = {"fan_min_rpm", "boards_ok", "boards_total", "uptime_s", "chips", "rigs_total",
-              "rigs_ok", "rigs_failed", "rigs_timeout", "identified", "published", "overruns"}
+              "rigs_ok", "rigs_failed", "rigs_timeout", "identified", "published", "overruns",
+              "pdus_total", "pdus_ok"}
 
 
 def _float_fields(fields: dict[str, FieldValue]) -> dict[str, FieldValue]:

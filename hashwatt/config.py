@@ -196,6 +196,7 @@ class PduConfig(Strict):
     v3_priv_key: SecretSpec | None = None
     v3_auth_protocol: Literal["MD5", "SHA", "SHA224", "SHA256"] = "SHA"
     v3_priv_protocol: Literal["DES", "AES", "AES256"] = "AES"
+    v3_context: str = ""
     timeout_s: float | None = Field(None, gt=0, le=60)
     retries: int | None = Field(None, ge=0, le=10)
     max_repetitions: int | None = Field(None, ge=1, le=200)

@@ -27,6 +27,11 @@ def rig_topic(prefix: str, site: str, rig_id: str) -> str:
     return f"{prefix}/{TOPIC_VERSION}/{site}/rig/{rig_id}"
 
 
+def pdu_topic(prefix: str, site: str, pdu_id: str) -> str:
+    """Topic of one PDU's (or meter's) readings."""
+    return f"{prefix}/{TOPIC_VERSION}/{site}/pdu/{pdu_id}"
+
+
 def status_topic(prefix: str, site: str, collector_id: str) -> str:
     """Retained status topic of one collector (its last will says offline)."""
     return f"{prefix}/{TOPIC_VERSION}/{site}/collector/{collector_id}/status"
@@ -34,7 +39,8 @@ def status_topic(prefix: str, site: str, collector_id: str) -> str:
 
 def subscriptions(prefix: str) -> list[str]:
     """What an exporter subscribes to."""
-    return [f"{prefix}/{TOPIC_VERSION}/+/rig/+", f"{prefix}/{TOPIC_VERSION}/+/collector/+/status"]
+    return [f"{prefix}/{TOPIC_VERSION}/+/rig/+", f"{prefix}/{TOPIC_VERSION}/+/pdu/+",
+            f"{prefix}/{TOPIC_VERSION}/+/collector/+/status"]
 
 
 class Message(BaseModel):
@@ -86,6 +92,57 @@ class RigReading(Message):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class PhaseReading(Message):
+    """One phase, bank or circuit of a PDU; rating_a is its breaker rating."""
+
+    phase: Annotated[str, Field(min_length=1, max_length=32)]
+    current_a: NonNeg | None = None
+    voltage_v: NonNeg | None = None
+    power_w: NonNeg | None = None
+    rating_a: Annotated[float, Field(gt=0)] | None = None
+
+
+class OutletReading(Message):
+    """One outlet, with the rig plugged into it when the inventory maps one."""
+
+    outlet: Annotated[int, Field(ge=0, le=10_000)]
+    name: Tag = ""
+    current_a: NonNeg | None = None
+    voltage_v: NonNeg | None = None
+    power_w: NonNeg | None = None
+    energy_kwh: NonNeg | None = None
+    energy_reset: bool = False
+    rig: Id | None = None
+    customer: Tag = ""
+    rack: Tag = ""
+
+
+class PduReading(Message):
+    """One PDU or power-meter poll."""
+
+    schema_: Literal[1] = Field(SCHEMA_VERSION, alias="schema")
+    kind: Literal["pdu"] = "pdu"
+    ts_ms: Annotated[int, Field(gt=0)]
+    site: Id
+    pdu: Id
+    collector: Id
+    rack: Tag = ""
+    vendor: Tag = ""
+    model: Tag = ""
+    profile: Tag = ""
+    online: bool
+    error: Annotated[str, Field(max_length=512)] | None = None
+    power_w: NonNeg | None = None
+    energy_kwh: NonNeg | None = None
+    voltage_v: NonNeg | None = None
+    current_a: NonNeg | None = None
+    energy_reset: bool = False
+    phases: list[PhaseReading] = []
+    outlets: list[OutletReading] = []
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
 class CycleStats(Message):
     """A collector's figures for its last poll cycle."""
 
@@ -97,6 +154,8 @@ class CycleStats(Message):
     identified: int
     published: int
     overruns: int = 0
+    pdus_total: int = 0
+    pdus_ok: int = 0
 
 
 class CollectorStatus(Message):

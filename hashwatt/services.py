@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -86,15 +88,23 @@ class LocalService:
         """True once the service answers."""
         return _tcp_open(self.host, self.port)
 
+    def environment(self) -> dict[str, str] | None:
+        """The child's environment (None: inherit ours)."""
+        return None
+
+    def pick_port(self) -> int:
+        """A free port for the service."""
+        return free_port(self.host)
+
     def start(self, timeout: float = 30.0) -> Self:
         """Start the process and wait until it answers."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
-            self.port = free_port(self.host)
+            self.port = self.pick_port()
         argv = self.command()
         log = (self.run_dir / f"{self.name}.log").open("ab")
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.run_dir,
-                                     start_new_session=True)
+                                     start_new_session=True, env=self.environment())
         log.close()
         _wait_until(self.ready, self.name, self.proc, timeout)
         return self
@@ -207,3 +217,58 @@ class VictoriaMetrics(HttpService):
             "-search.disableCache",
             "-loggerLevel=ERROR",
         ]
+
+
+@dataclass
+class SnmpSim(LocalService):
+    """snmpsim serving the .snmprec recordings of data_dir on one or more UDP endpoints.
+
+    The community (or SNMPv3 context name) selects the recording: its file stem.
+    """
+
+    name = "snmpsim"
+    data_dir: Path = Path(".")
+    endpoints: tuple[str, ...] = ()
+    v3_user: str = ""
+    v3_auth_key: str = ""
+    v3_priv_key: str = ""
+    variation_dir: Path | None = None
+
+    def all_endpoints(self) -> list[str]:
+        """Every host:port served (the default one on self.port when none are given)."""
+        return list(self.endpoints) or [f"{self.host}:{self.port}"]
+
+    def ready(self) -> bool:
+        """snmpsim logs one line per endpoint it listens on."""
+        log = self.run_dir / f"{self.name}.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return text.count("Listening at UDP/IPv4 endpoint") >= len(self.all_endpoints())
+
+    def command(self) -> list[str]:
+        """The responder's argv (SNMPSIM_ALLOW_ROOT is set in its environment)."""
+        binary = Path(sys.executable).parent / "snmpsim-command-responder"
+        argv = [str(binary), f"--cache-dir={self.run_dir / 'snmpsim-cache'}"]
+        if self.variation_dir is not None:
+            argv.append(f"--variation-modules-dir={self.variation_dir}")
+        # an engine section starts at --v3-engine-id: its data, users and endpoints follow
+        argv += ["--v3-engine-id=auto", f"--data-dir={self.data_dir}"]
+        if self.v3_user:
+            argv += [f"--v3-user={self.v3_user}", f"--v3-auth-key={self.v3_auth_key}",
+                     "--v3-auth-proto=SHA", f"--v3-priv-key={self.v3_priv_key}",
+                     "--v3-priv-proto=AES"]
+        return argv + [f"--agent-udpv4-endpoint={e}" for e in self.all_endpoints()]
+
+    def environment(self) -> dict[str, str]:
+        """As root, snmpsim would drop to nobody and lose the Python in root's home."""
+        return {**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}
+
+    def pick_port(self) -> int:
+        """SNMP is UDP."""
+        return free_udp_port(self.host)
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port that is free on host right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

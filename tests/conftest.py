@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.services import Influxd, Mosquitto, VictoriaMetrics
+from hashwatt.services import Influxd, Mosquitto, SnmpSim, VictoriaMetrics
 from hashwatt.sim.farm import build_rigs
 from hashwatt.sim.model import Scenario, SimRig
 
@@ -143,3 +143,25 @@ def read_deadletters(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+SNMPSIM_DATA = Path(__import__("snmpsim_data").__file__).parent / "data"
+V3_USER, V3_AUTH, V3_PRIV = "hashwatt", "auth-secret-1", "priv-secret-1"
+
+
+@pytest.fixture(scope="session")
+def apc_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpSim]:
+    """snmpsim serving the real APC recordings (AP8641, AP8932, AP7902B) and a Linux host;
+    the community (or SNMPv3 context) is the recording's name."""
+    import shutil
+
+    run_dir = tmp_path_factory.mktemp("snmpsim")
+    data = run_dir / "data"
+    data.mkdir()
+    for name in ("apc-8641", "apc-8932", "apc-7902b"):
+        shutil.copy(SNMPSIM_DATA / "UPS" / f"{name}.snmprec", data)
+    shutil.copy(SNMPSIM_DATA / "os" / "linux" / "slackware.snmprec.bz2", data)
+    agent = SnmpSim(run_dir, data_dir=data, v3_user=V3_USER, v3_auth_key=V3_AUTH,
+                    v3_priv_key=V3_PRIV).start()
+    yield agent
+    agent.stop()

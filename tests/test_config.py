@@ -26,6 +26,11 @@ api = "v1"
 url = "http://127.0.0.1:8086"
 database = "hashwatt"
 
+[[pdus]]
+id = "pdu-a1"
+address = "10.0.1.250"
+community = "public"
+
 [[rigs]]
 id = "r01-s01"
 address = "10.0.1.11"
@@ -148,3 +153,23 @@ def test_check_config_accepts_the_shipped_sample(monkeypatch) -> None:
                               "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr
     assert "ok: site" in run.stdout
+
+
+def test_a_rig_mapped_to_an_unknown_pdu_is_named(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HW_TEST_MQTT_PASSWORD", "x")
+    path = write(tmp_path, GOOD.replace('pdu = "pdu-a1"', 'pdu = "pdu-zz"'))
+    assert problems(path) == [f"{path}: rigs[0]: pdu: no PDU 'pdu-zz' in [[pdus]]"]
+
+
+def test_two_rigs_on_one_outlet_are_refused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HW_TEST_MQTT_PASSWORD", "x")
+    path = write(tmp_path, GOOD + '\n[[rigs]]\nid = "r01-s02"\naddress = "10.0.1.12"\n'
+                 'pdu = "pdu-a1"\noutlet = 3\n')
+    assert problems(path) == [f"{path}: rigs[1]: outlet: pdu-a1 outlet 3 is already mapped "
+                              "to r01-s01"]
+
+
+def test_snmpv3_needs_a_user(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HW_TEST_MQTT_PASSWORD", "x")
+    path = write(tmp_path, GOOD.replace('community = "public"', 'snmp_version = "3"'))
+    assert problems(path) == [f'{path}: pdus[0]: snmp_version = "3" needs v3_user']

@@ -12,8 +12,8 @@ from hashwatt.config import RigConfig
 RIG = RigConfig(id="r01-s01", address="10.0.0.1", rack="R01", customer="acme", model="S19 Pro")
 
 
-def origin(rig: RigConfig = RIG) -> Origin:
-    return Origin("north", "c1", rig, 1_790_000_000_000)
+def origin(rig: RigConfig = RIG, outlet_w: float | None = None) -> Origin:
+    return Origin("north", "c1", rig, 1_790_000_000_000, outlet_w)
 
 
 def data(wattage: int | None = None, th: float | None = 100.0) -> MinerData:
@@ -24,7 +24,7 @@ def data(wattage: int | None = None, th: float | None = 100.0) -> MinerData:
 
 
 def test_the_pdu_outlet_power_beats_the_miners_own_figure() -> None:
-    r = reading_from_miner(origin(), data(wattage=3100), outlet_w=3333.0)
+    r = reading_from_miner(origin(outlet_w=3333.0), data(wattage=3100))
     assert (r["power_w"], r["power_source"]) == (3333.0, "pdu")
 
 
@@ -54,3 +54,8 @@ def test_inventory_tags_and_the_poll_time_travel_with_the_reading() -> None:
     assert (r["rack"], r["customer"], r["ts_ms"]) == ("R01", "acme", 1_790_000_000_000)
     assert r["temp_limit_c"] == 95.0 and r["temp_max_c"] == 70.0
     assert r["fans_rpm"] == [4000, 3900]
+
+
+def test_an_offline_rig_still_shows_the_power_its_outlet_draws() -> None:
+    r = reading_from_miner(origin(outlet_w=3010.0), data(th=None))
+    assert (r["online"], r["power_w"], r["power_source"]) == (False, 3010.0, "pdu")

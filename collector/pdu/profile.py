@@ -17,7 +17,7 @@ SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 
 
 class Column(BaseModel):
-    """One table column: value = raw × scale; rows keyed by the OID index after the column."""
+    """One table column: value = raw * scale; rows keyed by the OID index after the column."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -7,6 +7,8 @@ instead of one subtree walk per column.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -36,6 +38,15 @@ AUTH_PROTOCOLS = {"MD5": USM_AUTH_HMAC96_MD5, "SHA": USM_AUTH_HMAC96_SHA,
 PRIV_PROTOCOLS = {"DES": USM_PRIV_CBC56_DES, "AES": USM_PRIV_CFB128_AES,
                   "AES256": USM_PRIV_CFB256_AES}
 Value = int | float | str | None
+V3_ERRORS = {
+    "Wrong SNMP PDU digest": "SNMPv3 authentication failed for user {user!r}: wrong auth key "
+                             "or auth protocol",
+    "Ciphering services not available": "SNMPv3 decryption failed for user {user!r}: wrong "
+                                        "privacy key or privacy protocol",
+    "Unknown USM user": "SNMPv3 user {user!r} is unknown to the agent",
+    "Unsupported security level": "SNMPv3 security level not accepted by the agent for "
+                                  "user {user!r}",
+}
 
 
 class SnmpError(Exception):
@@ -53,6 +64,7 @@ class SnmpCredentials:
     priv_key: str | None = None
     auth_protocol: str = "SHA"
     priv_protocol: str = "AES"
+    context: str = ""
 
     def auth_data(self) -> CommunityData | UsmUserData:
         """The pysnmp authentication object."""
@@ -64,15 +76,16 @@ class SnmpCredentials:
         return CommunityData(self.community, mpModel=0 if self.version == "1" else 1)
 
 
-_ENGINE: SnmpEngine | None = None
+_ENGINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SnmpEngine] = (
+    weakref.WeakKeyDictionary())
 
 
 def engine() -> SnmpEngine:
-    """The process-wide SNMP engine."""
-    global _ENGINE
-    if _ENGINE is None:
-        _ENGINE = SnmpEngine()
-    return _ENGINE
+    """The SNMP engine of the running event loop (its transports are bound to the loop)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _ENGINES:
+        _ENGINES[loop] = SnmpEngine()
+    return _ENGINES[loop]
 
 
 def plain(value: Any) -> Value:
@@ -106,9 +119,19 @@ class SnmpClient:
         return await UdpTransportTarget.create((self.host, self.port), timeout=self.timeout_s,
                                                retries=self.retries)
 
+    def _explain(self, indication: str) -> str:
+        user = self.credentials.user
+        for marker, meaning in V3_ERRORS.items():
+            if marker in indication:
+                return meaning.format(user=user)
+        return indication
+
+    def _context(self) -> ContextData:
+        return ContextData(contextName=self.credentials.context)
+
     def _check(self, error_indication: Any, error_status: Any, error_index: Any) -> None:
         if error_indication:
-            raise SnmpError(f"{self.host}:{self.port}: {error_indication}")
+            raise SnmpError(f"{self.host}:{self.port}: {self._explain(str(error_indication))}")
         if error_status:
             raise SnmpError(f"{self.host}:{self.port}: {error_status.prettyPrint()} at "
                             f"varbind {int(error_index)}")
@@ -116,7 +139,7 @@ class SnmpClient:
     async def get(self, *oids: str) -> dict[str, Value]:
         """Scalar values by OID."""
         ei, es, ex, vbs = await get_cmd(
-            engine(), self.credentials.auth_data(), await self._target(), ContextData(),
+            engine(), self.credentials.auth_data(), await self._target(), self._context(),
             *(ObjectType(ObjectIdentity(o)) for o in oids), lookupMib=False)
         self._check(ei, es, ex)
         return {str(name): plain(value) for name, value in vbs}
@@ -146,10 +169,10 @@ class SnmpClient:
         objs = [ObjectType(ObjectIdentity(o)) for o in oids]
         if self.credentials.version == "1":
             ei, es, ex, vbs = await next_cmd(engine(), self.credentials.auth_data(), target,
-                                             ContextData(), *objs, lookupMib=False)
+                                             self._context(), *objs, lookupMib=False)
         else:
             ei, es, ex, vbs = await bulk_cmd(engine(), self.credentials.auth_data(), target,
-                                             ContextData(), 0, self.max_repetitions, *objs,
+                                             self._context(), 0, self.max_repetitions, *objs,
                                              lookupMib=False)
         self._check(ei, es, ex)
         return [(str(name), _walk_value(value)) for name, value in vbs]

@@ -64,7 +64,7 @@ def credentials(pdu: PduConfig, secret: Any) -> SnmpCredentials:
         version=pdu.snmp_version, community=secret(pdu.community) or "public",
         user=pdu.v3_user or "", auth_key=secret(pdu.v3_auth_key),
         priv_key=secret(pdu.v3_priv_key), auth_protocol=pdu.v3_auth_protocol,
-        priv_protocol=pdu.v3_priv_protocol)
+        priv_protocol=pdu.v3_priv_protocol, context=pdu.v3_context)
 
 
 @dataclass
