@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Coroutine
@@ -38,17 +39,30 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run a simulated farm."""
-    from hashwatt.sim.farm import Farm, FarmError, build_rigs, run_farm, write_inventory
+    from hashwatt.sim.farm import (
+        Farm,
+        FarmError,
+        build_rigs,
+        pdus_toml,
+        run_farm,
+        write_inventory,
+    )
     from hashwatt.sim.model import Scenario
+    from hashwatt.sim.pdus import pdus_for
 
     scenarios = {}
     for item in args.scenario:
         rig_id, _, name = item.partition("=")
         scenarios[rig_id] = Scenario(name)
     rigs = build_rigs(args.rigs, args.base, tuple(args.mix.split(",")), scenarios)
+    pdus = pdus_for(rigs) if args.pdus else []
     if args.write_inventory:
-        write_inventory(rigs, Path(args.write_inventory))
-    farm = Farm(rigs, seed=args.seed, tick_s=args.tick, frozen=args.frozen)
+        write_inventory(rigs, Path(args.write_inventory), pdus)
+    if args.write_pdus:
+        Path(args.write_pdus).write_text(pdus_toml(pdus))
+    state = Path(args.state_dir or tempfile.mkdtemp(prefix="hashwatt-farm-"))
+    farm = Farm(rigs, seed=args.seed, tick_s=args.tick, frozen=args.frozen, pdus=pdus,
+                state_dir=state)
     ready = Path(args.ready_file) if args.ready_file else None
     try:
         _run_async(run_farm(farm, args.control_port, ready, args.duration))
@@ -128,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frozen", action="store_true", help="serve the same readings forever")
     p.add_argument("--scenario", action="append", default=[], metavar="RIG=SCENARIO")
     p.add_argument("--write-inventory", metavar="CSV")
+    p.add_argument("--pdus", action="store_true",
+                   help="one simulated SNMP PDU per rack, its outlets following the rigs")
+    p.add_argument("--write-pdus", metavar="TOML", help="write [[pdus]] tables for the PDUs")
+    p.add_argument("--state-dir", help="where the PDUs' agent keeps its files")
     p.add_argument("--control-port", type=int, default=0)
     p.add_argument("--ready-file")
     p.add_argument("--duration", type=float)

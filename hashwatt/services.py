@@ -239,15 +239,13 @@ class SnmpSim(LocalService):
         return list(self.endpoints) or [f"{self.host}:{self.port}"]
 
     def ready(self) -> bool:
-        """snmpsim logs one line per endpoint it listens on."""
-        log = self.run_dir / f"{self.name}.log"
-        text = log.read_text(errors="replace") if log.exists() else ""
-        return text.count("Listening at UDP/IPv4 endpoint") >= len(self.all_endpoints())
+        """Every endpoint's UDP port is taken (by snmpsim: it logs only errors)."""
+        return all(_udp_bound(e) for e in self.all_endpoints())
 
     def command(self) -> list[str]:
         """The responder's argv (SNMPSIM_ALLOW_ROOT is set in its environment)."""
         binary = Path(sys.executable).parent / "snmpsim-command-responder"
-        argv = [str(binary), f"--cache-dir={self.run_dir / 'snmpsim-cache'}"]
+        argv = [str(binary), f"--cache-dir={self.run_dir / 'snmpsim-cache'}", "--log-level=error"]
         if self.variation_dir is not None:
             argv.append(f"--variation-modules-dir={self.variation_dir}")
         # an engine section starts at --v3-engine-id: its data, users and endpoints follow
@@ -265,6 +263,16 @@ class SnmpSim(LocalService):
     def pick_port(self) -> int:
         """SNMP is UDP."""
         return free_udp_port(self.host)
+
+
+def _udp_bound(endpoint: str) -> bool:
+    host, port = endpoint.rsplit(":", 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, int(port)))
+        except OSError:
+            return True
+    return False
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:

@@ -20,6 +20,7 @@ from hashwatt.influxql import InfluxQL
 from hashwatt.services import Influxd, Mosquitto, SnmpSim, VictoriaMetrics
 from hashwatt.sim.farm import build_rigs
 from hashwatt.sim.model import Scenario, SimRig
+from hashwatt.sim.pdus import SimPdu, pdus_for
 
 warnings.filterwarnings("ignore", module="pyasic")
 _subnets = itertools.count(20)
@@ -66,6 +67,7 @@ class RunningFarm:
     seed: int
     proc: subprocess.Popen[bytes]
     control_port: int
+    pdus: list[SimPdu]
 
     def rig(self, rig_id: str) -> SimRig:
         """The rig with this id."""
@@ -83,7 +85,8 @@ def farm(tmp_path: Path) -> Iterator[FarmFactory]:
     running: list[RunningFarm] = []
 
     def start(count: int, mix: tuple[str, ...] = ("s19pro", "m50", "a1246", "supra"),
-              scenarios: dict[str, Scenario] | None = None, seed: int = 7) -> RunningFarm:
+              scenarios: dict[str, Scenario] | None = None, seed: int = 7,
+              pdus: bool = False) -> RunningFarm:
         base = f"127.{next(_subnets)}.0.0"
         scenarios = scenarios or {}
         rigs = build_rigs(count, base, mix, scenarios)
@@ -92,6 +95,8 @@ def farm(tmp_path: Path) -> Iterator[FarmFactory]:
         args = [sys.executable, "-m", "hashwatt.cli", "simulate", f"--rigs={count}",
                 f"--base={base}", f"--mix={','.join(mix)}", f"--seed={seed}", "--frozen",
                 f"--ready-file={ready}", f"--control-port={port}",
+                f"--state-dir={tmp_path / ('state-' + base)}",
+                *(["--pdus"] if pdus else []),
                 *(f"--scenario={k}={v}" for k, v in scenarios.items())]
         log = (tmp_path / f"farm-{base}.log").open("wb")
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
@@ -100,7 +105,7 @@ def farm(tmp_path: Path) -> Iterator[FarmFactory]:
             assert proc.poll() is None, (tmp_path / f"farm-{base}.log").read_text()
             assert time.monotonic() < deadline, "farm did not start"
             time.sleep(0.05)
-        running.append(RunningFarm(rigs, seed, proc, port))
+        running.append(RunningFarm(rigs, seed, proc, port, pdus_for(rigs) if pdus else []))
         return running[-1]
 
     yield start
@@ -111,7 +116,7 @@ def farm(tmp_path: Path) -> Iterator[FarmFactory]:
 
 def write_config(path: Path, *, mqtt_port: int, rigs: list[SimRig] | None = None,
                  influx: str = "", collector: str = "", bridge: str = "",
-                 site: str = "testsite") -> Path:
+                 site: str = "testsite", pdus: list[SimPdu] | None = None) -> Path:
     """A config file for a test, rigs from a simulated farm."""
     lines = [f'[site]\nname = "{site}"\ntimezone = "Europe/Berlin"\ncurrency = "EUR"\n',
              f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n']
@@ -120,10 +125,15 @@ def write_config(path: Path, *, mqtt_port: int, rigs: list[SimRig] | None = None
     lines.append(f'[collector]\nid = "c1"\ninterval_s = 5\ndeadline_s = 3\n{collector}\n')
     lines.append(f'[bridge]\nclient_id = "b-{uuid.uuid4().hex[:8]}"\n'
                  f'dead_letter_file = "deadletters.jsonl"\nflush_interval_s = 0.2\n{bridge}\n')
+    outlets = {r.rig_id: (p.pdu_id, n) for p in pdus or [] for n, r in enumerate(p.rigs, 1)}
     for i, rig in enumerate(rigs or []):
+        plug = outlets.get(rig.rig_id)
         lines.append(f'[[rigs]]\nid = "{rig.rig_id}"\naddress = "{rig.ip}"\n'
                      f'rack = "{rig.rig_id[:3].upper()}"\nslot = {i + 1}\n'
-                     f'customer = "{"acme" if i % 2 else "blockfarm"}"\n')
+                     f'customer = "{"acme" if i % 2 else "blockfarm"}"\n'
+                     + (f'pdu = "{plug[0]}"\noutlet = {plug[1]}\n' if plug else ""))
+    lines += [f'[[pdus]]\nid = "{p.pdu_id}"\naddress = "{p.ip}"\ncommunity = "{p.pdu_id}"\n'
+              f'rack = "R{p.pdu_id[-2:]}"\n' for p in pdus or []]
     path.write_text("\n".join(lines))
     return path
 

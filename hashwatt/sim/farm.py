@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hashwatt.services import SnmpSim
 from hashwatt.sim.model import HARDWARE, Scenario, SimRig, Snapshot, snapshot, tick_of
+from hashwatt.sim.pdus import VARIATION_DIR, SimPdu, farm_spec, write_agent_files
 from hashwatt.sim.vendors import VENDORS, Vendor
 from hashwatt.sim.wire import HttpResponse, HttpServer, RpcServer, json_response, not_found
 
@@ -58,15 +60,23 @@ def build_rigs(count: int, base: str = "127.10.0.0", mix: tuple[str, ...] = DEFA
     return [replace(r, scenario=scenarios.get(r.rig_id, r.scenario)) for r in rigs]
 
 
-def write_inventory(rigs: list[SimRig], path: Path) -> None:
+def write_inventory(rigs: list[SimRig], path: Path, pdus: list[SimPdu] | None = None) -> None:
     """Write the farm's inventory as the CSV a site would keep in a spreadsheet."""
+    outlets = {r.rig_id: (p.pdu_id, n) for p in pdus or [] for n, r in enumerate(p.rigs, 1)}
     with path.open("w", newline="") as fh:
         out = csv.writer(fh)
-        out.writerow(["id", "address", "rack", "slot", "customer"])
+        out.writerow(["id", "address", "rack", "slot", "customer", "pdu", "outlet"])
         for i, rig in enumerate(rigs):
             rack, slot = rig.rig_id.split("-")
+            pdu, outlet = outlets.get(rig.rig_id, ("", ""))
             out.writerow([rig.rig_id, rig.ip, rack.upper(), int(slot[1:]),
-                          CUSTOMERS[(i // SLOTS_PER_RACK) % len(CUSTOMERS)]])
+                          CUSTOMERS[(i // SLOTS_PER_RACK) % len(CUSTOMERS)], pdu, outlet])
+
+
+def pdus_toml(pdus: list[SimPdu]) -> str:
+    """[[pdus]] tables for the simulated PDUs (community = PDU id, as snmpsim serves them)."""
+    return "".join(f'\n[[pdus]]\nid = "{p.pdu_id}"\naddress = "{p.ip}"\n'
+                   f'rack = "R{p.pdu_id[-2:]}"\ncommunity = "{p.pdu_id}"\n' for p in pdus)
 
 
 class FarmError(RuntimeError):
@@ -81,8 +91,11 @@ class Farm:
     seed: int = 1
     tick_s: float = 10.0
     frozen: bool = False
+    pdus: list[SimPdu] = field(default_factory=list)
+    state_dir: Path | None = None
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     scenarios: dict[str, Scenario] = field(default_factory=dict)
+    agent: SnmpSim | None = None
     _cache: dict[tuple[str, int], Snapshot] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -100,10 +113,24 @@ class Farm:
         return self._cache[key]
 
     async def start(self) -> None:
-        """Bind every rig's ports."""
+        """Bind every rig's ports and start the PDUs' SNMP agent."""
         _raise_fd_limit(len(self.rigs) * 4 + 256)
         for rig in self.rigs:
             await self._start_rig(rig)
+        if self.pdus:
+            await asyncio.to_thread(self._start_agent)
+
+    def _spec(self) -> dict:
+        return farm_spec(self.rigs, self.pdus, self.seed, self.tick_s, self.frozen,
+                         self.scenarios)
+
+    def _start_agent(self) -> None:
+        if self.state_dir is None:
+            raise FarmError("simulated PDUs need a state directory")
+        data = write_agent_files(self.pdus, self._spec(), self.state_dir)
+        endpoints = tuple(f"{p.ip}:161" for p in self.pdus)
+        self.agent = SnmpSim(self.state_dir, data_dir=data, endpoints=endpoints,
+                             variation_dir=VARIATION_DIR).start(timeout=120)
 
     async def _start_rig(self, rig: SimRig) -> None:
         if self.scenarios[rig.rig_id] is Scenario.OFFLINE:
@@ -133,6 +160,9 @@ class Farm:
         for server in self.servers:
             await server.wait_closed()
         self.servers.clear()
+        if self.agent is not None:
+            await asyncio.to_thread(self.agent.stop)
+            self.agent = None
 
     async def control(self, method: str, path: str, headers: dict[str, str]) -> HttpResponse:
         """Control API: GET /rigs (current snapshots), POST /rigs/<id>/scenario/<name>."""
@@ -143,6 +173,9 @@ class Farm:
             if parts[1] not in self.scenarios:
                 return not_found()
             self.scenarios[parts[1]] = Scenario(parts[3])
+            if self.agent is not None and self.state_dir is not None:
+                # the PDUs' agent re-reads the spec: an outlet follows its rig's scenario
+                write_agent_files(self.pdus, self._spec(), self.state_dir)
             return json_response({"rig": parts[1], "scenario": parts[3]})
         return not_found()
 

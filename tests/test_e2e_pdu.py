@@ -1,0 +1,70 @@
+"""End to end with PDUs: simulated rigs on simulated SNMP PDUs → collector → mosquitto →
+bridge → influxd. A rig's power comes from its outlet, and both agree to the watt."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from collector.service import run_collector
+from hashwatt.config import load_config
+from hashwatt.influxql import InfluxQL
+from hashwatt.services import Influxd, Mosquitto
+from hashwatt.sim.model import Scenario, snapshot
+from hashwatt.sim.pdus import PHASE_RATING_A, VOLTAGE_V
+from tests.conftest import FarmFactory, wait_for, write_config
+from tests.test_e2e import ALL_MODELS, bridge_running
+
+pytestmark = pytest.mark.e2e
+
+
+def run_once(tmp_path: Path, farm: FarmFactory, mosquitto: Mosquitto, influxd: Influxd,
+             db: InfluxQL, scenarios: dict[str, Scenario] | None = None):
+    f = farm(len(ALL_MODELS), mix=ALL_MODELS, pdus=True, scenarios=scenarios)
+    cfg = load_config(write_config(
+        tmp_path / "c.toml", mqtt_port=mosquitto.port, rigs=f.rigs, pdus=f.pdus,
+        influx=f'url = "{influxd.url}"\ndatabase = "{db.database}"'))
+    with bridge_running(cfg):
+        asyncio.run(run_collector(cfg, cycles=1))
+        assert wait_for(lambda: len(db.rows('SELECT * FROM "rig"')) == len(f.rigs)
+                        and len(db.rows('SELECT * FROM "pdu_outlet"')) == len(f.rigs))
+    return f
+
+
+def test_a_rig_on_a_pdu_outlet_reports_the_outlet_power_as_pdu_power(
+        tmp_path: Path, farm: FarmFactory, mosquitto: Mosquitto, influxd: Influxd,
+        influx_db: InfluxQL) -> None:
+    f = run_once(tmp_path, farm, mosquitto, influxd, influx_db)
+    rigs = {r["rig"]: r for r in influx_db.rows('SELECT * FROM "rig"')}
+    outlets = {r["rig"]: r for r in influx_db.rows('SELECT * FROM "pdu_outlet"')}
+    for rig in f.rigs:
+        watts = float(snapshot(rig, f.seed, 0).power_w)
+        assert (rigs[rig.rig_id]["power_w"], rigs[rig.rig_id]["power_source"]) == (watts, "pdu")
+        assert outlets[rig.rig_id]["power_w"] == watts
+        assert outlets[rig.rig_id]["outlet_name"] == rig.rig_id
+        assert outlets[rig.rig_id]["pdu"] == "pdu-r01"
+
+
+def test_pdu_and_phase_points_carry_device_power_and_load_against_the_breaker(
+        tmp_path: Path, farm: FarmFactory, mosquitto: Mosquitto, influxd: Influxd,
+        influx_db: InfluxQL) -> None:
+    f = run_once(tmp_path, farm, mosquitto, influxd, influx_db)
+    watts = [snapshot(r, f.seed, 0).power_w for r in f.rigs]
+    [pdu] = influx_db.rows('SELECT * FROM "pdu"')
+    assert pdu["power_w"] == round(sum(watts) / 10) * 10.0  # the MIB's unit is 0.01 kW
+    phases = {r["phase"]: r for r in influx_db.rows('SELECT * FROM "pdu_phase"')}
+    for phase in ("1", "2", "3"):
+        on_phase = sum(w for n, w in enumerate(watts) if n % 3 == int(phase) - 1)
+        current = round(on_phase / VOLTAGE_V * 10) / 10
+        assert phases[phase]["current_a"] == current
+        assert phases[phase]["load_pct"] == round(current / PHASE_RATING_A * 100, 3)
+
+
+def test_a_switched_off_rig_shows_zero_watts_at_its_outlet_and_is_offline(
+        tmp_path: Path, farm: FarmFactory, mosquitto: Mosquitto, influxd: Influxd,
+        influx_db: InfluxQL) -> None:
+    run_once(tmp_path, farm, mosquitto, influxd, influx_db, {"r01-s02": Scenario.OFFLINE})
+    [rig] = influx_db.rows('SELECT * FROM "rig" WHERE "rig" = \'r01-s02\'')
+    assert (rig["online"], rig["power_w"], rig["power_source"]) == (False, 0.0, "pdu")
