@@ -1,0 +1,106 @@
+"""Every shipped profile: valid, detected by its sysObjectID, and read back with its units.
+
+A synthetic agent per profile serves raw values at the profile's own OIDs (with its index
+layout: sensor-type suffixes, daisy-chain prefixes); the test checks detection, row keys and
+scaling. It proves the profile mechanics, not the vendor's MIB: only the APC profile is
+checked against real recordings (test_pdu_snmp.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from collector.pdu.profile import Column, Profile, builtin_profiles, load_profile
+from collector.pdu.source import PduSource
+from hashwatt.config import Config, ConfigError, PduConfig, SiteConfig
+from hashwatt.services import SnmpSim
+
+PROFILES = builtin_profiles()
+KEYS = {"device": ["1"], "phase": ["1", "2", "3"], "outlet": ["1", "2"]}
+
+
+def raw_value(group: str, metric: str, key: str) -> int:
+    return 100 * (list(KEYS).index(group) + 1) + 10 * int(key) + len(metric)
+
+
+def records(profile: Profile) -> list[str]:
+    lines = {(1, 3, 6, 1, 2, 1, 1, 2, 0): f"1.3.6.1.2.1.1.2.0|6|{profile.sys_object_ids[0]}.1"}
+    for group in KEYS:
+        for metric, column in getattr(profile, group).__dict__.items():
+            if not isinstance(column, Column):
+                continue
+            for key in KEYS[group]:
+                index = ".".join(["1"] * column.index_drop + [key] +
+                                 ([column.index_suffix] if column.index_suffix else []))
+                oid = f"{column.oid}.{index}"
+                value = (f"4|{group}-{key}" if column.kind == "text"
+                         else f"2|{raw_value(group, metric, key)}")
+                lines[tuple(int(x) for x in oid.split("."))] = f"{oid}|{value}"
+    return [lines[k] for k in sorted(lines)]
+
+
+def expected(profile: Profile, group: str, key: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for metric, column in getattr(profile, group).__dict__.items():
+        if isinstance(column, Column):
+            out[metric] = (f"{group}-{key}" if column.kind == "text"
+                           else round(raw_value(group, metric, key) * column.scale, 6))
+    return out
+
+
+@pytest.fixture(scope="module")
+def synthetic_agent(tmp_path_factory: pytest.TempPathFactory):
+    run_dir = tmp_path_factory.mktemp("profiles")
+    data = run_dir / "data"
+    data.mkdir()
+    for name, profile in PROFILES.items():
+        (data / f"{name}.snmprec").write_text("\n".join(records(profile)) + "\n")
+    agent = SnmpSim(run_dir, data_dir=data).start()
+    yield agent
+    agent.stop()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_each_profile_is_detected_and_reads_its_columns_in_its_units(
+        name: str, synthetic_agent: SnmpSim) -> None:
+    profile = PROFILES[name]
+    pdu = PduConfig(id="p", address="127.0.0.1", port=synthetic_agent.port,
+                    community=SecretStr(name))
+    r = asyncio.run(PduSource(Config(site=SiteConfig(name="s"), pdus=[pdu])).poll(pdu, 1))
+    assert r["online"] is True, r.get("error")
+    assert r["profile"] == name
+    device = expected(profile, "device", "1")
+    assert {k: r[k] for k in device if k != "model"} == {
+        k: v for k, v in device.items() if k != "model"}
+    if profile.phase.__dict__ and any(profile.phase.__dict__.values()):
+        assert r["phases"] == [{"phase": k, **expected(profile, "phase", k)}
+                               for k in KEYS["phase"]]
+    outlets = [{k: v for k, v in o.items() if k not in ("outlet", "energy_reset")}
+               for o in r["outlets"]]
+    want = [expected(profile, "outlet", k) for k in KEYS["outlet"]] if any(
+        profile.outlet.__dict__.values()) else []
+    assert outlets == [{**w, "name": w.get("name", "")} for w in want]
+
+
+def test_a_broken_profile_names_the_file_and_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text('vendor = "X"\n[outlet]\npower_w = { oid = "1.3.6.x" }\n')
+    with pytest.raises(ConfigError) as err:
+        load_profile(path)
+    assert err.value.problems[0].startswith(f"{path}: outlet.power_w.oid: ")
+
+
+def test_the_longest_sys_object_id_prefix_wins() -> None:
+    from collector.pdu.profile import detect
+
+    broad = Profile(name="broad", vendor="A", sys_object_ids=["1.3.6.1.4.1.318"])
+    narrow = Profile(name="narrow", vendor="A", sys_object_ids=["1.3.6.1.4.1.318.1.3.4"])
+    found = detect("1.3.6.1.4.1.318.1.3.4.6", {"broad": broad, "narrow": narrow})
+    assert found is narrow
+    assert detect("1.3.6.1.4.1.3180.1", {"broad": broad}) is None
