@@ -12,9 +12,10 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 
 from collector.mapping import Origin, offline_reading
+from collector.meters.source import MeterSource
 from collector.pdu.source import PduSource
 from collector.rigs import PyasicSource
-from hashwatt.config import Config, PduConfig, RigConfig
+from hashwatt.config import Config, MeterConfig, PduConfig, RigConfig
 from hashwatt.contract import SCHEMA_VERSION, pdu_topic, rig_topic, status_topic
 from hashwatt.mqtt import ConnectionWaiter, make_client
 
@@ -127,11 +128,23 @@ async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> dict
 OutletPower = dict[tuple[str, int], float]
 
 
-async def poll_pdus(cfg: Config, source: PduSource, publish: Any) -> tuple[OutletPower, int]:
-    """Poll every PDU under the deadline; return outlet power by (pdu, outlet) and the ok count."""
-    semaphore = asyncio.Semaphore(cfg.collector.concurrency)
+class PowerSource(Protocol):
+    """A PDU or meter source."""
 
-    async def one(pdu: PduConfig) -> dict[str, Any]:
+    async def poll(self, device: Any, ts_ms: int) -> dict[str, Any]:
+        """Poll one device."""
+        ...
+
+
+async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
+                    meters: PowerSource | None = None) -> tuple[OutletPower, int]:
+    """Poll every PDU and meter under the deadline; return outlet power by (pdu, outlet)
+    and how many answered."""
+    semaphore = asyncio.Semaphore(cfg.collector.concurrency)
+    devices: list[tuple[PduConfig | MeterConfig, PowerSource]] = [(p, source) for p in cfg.pdus]
+    devices += [(m, meters) for m in cfg.meters if meters is not None]
+
+    async def one(pdu: PduConfig | MeterConfig, source: PowerSource) -> dict[str, Any]:
         async with semaphore:
             ts_ms = int(time.time() * 1000)
             try:
@@ -145,7 +158,7 @@ async def poll_pdus(cfg: Config, source: PduSource, publish: Any) -> tuple[Outle
         publish(reading)
         return reading
 
-    readings = await asyncio.gather(*(one(p) for p in cfg.pdus))
+    readings = await asyncio.gather(*(one(device, src) for device, src in devices))
     power = {(r["pdu"], o["outlet"]): o["power_w"] for r in readings if r["online"]
              for o in r["outlets"] if o.get("power_w") is not None}
     return power, sum(1 for r in readings if r["online"])
@@ -187,7 +200,7 @@ async def run_collector(cfg: Config, cycles: int | None = None,
                         source: RigSource | None = None) -> None:
     """Poll forever (or `cycles` times), one cycle every interval."""
     source = source or PyasicSource(reidentify_after=cfg.collector.reidentify_after)
-    pdu_source = PduSource(cfg)
+    pdu_source, meter_source = PduSource(cfg), MeterSource(cfg)
     publisher = Publisher(cfg)
     await asyncio.to_thread(publisher.start)
     overruns, done = 0, 0
@@ -197,10 +210,11 @@ async def run_collector(cfg: Config, cycles: int | None = None,
         while cycles is None or done < cycles:
             started = time.monotonic()
             # PDUs first: each rig's reading then carries its outlet's power of this cycle
-            outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_pdu)
+            outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_pdu,
+                                                    meter_source)
             stats = await run_cycle(cfg, source, publisher.publish_reading,
                                     outlet_power=outlet_power)
-            stats.update({"pdus_total": len(cfg.pdus), "pdus_ok": pdus_ok})
+            stats.update({"pdus_total": len(cfg.pdus) + len(cfg.meters), "pdus_ok": pdus_ok})
             done += 1
             spare = cfg.collector.interval_s - (time.monotonic() - started)
             overruns += spare < 0
@@ -208,4 +222,5 @@ async def run_collector(cfg: Config, cycles: int | None = None,
             if cycles is None or done < cycles:
                 await asyncio.sleep(max(spare, 0))
     finally:
+        await meter_source.close()
         await asyncio.to_thread(publisher.stop)

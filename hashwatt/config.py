@@ -210,6 +210,18 @@ class PduConfig(Strict):
         return self
 
 
+class MeterConfig(Strict):
+    """One Modbus TCP power meter (directly, or behind a Modbus TCP gateway)."""
+
+    id: Id
+    address: Address
+    port: int = Field(502, ge=1, le=65535)
+    unit_id: int = Field(1, ge=0, le=255)
+    map: str  # register map name, e.g. eastron_sdm630, schneider_pm5xxx
+    rack: str = ""
+    timeout_s: float = Field(2.0, gt=0, le=60)
+
+
 class InventoryConfig(Strict):
     """More rigs from a CSV file (path relative to the config file)."""
 
@@ -227,6 +239,7 @@ class Config(Strict):
     inventory: InventoryConfig = InventoryConfig()
     rigs: list[RigConfig] = []
     pdus: list[PduConfig] = []
+    meters: list[MeterConfig] = []
     pdu_profiles_dir: Path | None = None
     source: Path = Field(Path("."), exclude=True)
 
@@ -327,6 +340,14 @@ def _check_unique(origin: str, rigs: list[tuple[str, RigConfig]]) -> list[str]:
 def _check_outlets(cfg: Config, rigs: list[tuple[str, RigConfig]]) -> list[str]:
     pdus = {p.id for p in cfg.pdus}
     problems: list[str] = []
+    seen: set[str] = set()
+    ids = [("pdus", i, p.id) for i, p in enumerate(cfg.pdus)]
+    ids += [("meters", i, m.id) for i, m in enumerate(cfg.meters)]
+    for kind, i, device_id in ids:
+        if device_id in seen:
+            problems.append(f"{cfg.source}: {kind}[{i}].id: duplicate PDU/meter id "
+                            f"{device_id!r}")
+        seen.add(device_id)
     taken: dict[tuple[str, int | None], str] = {}
     for where, rig in rigs:
         if rig.pdu is None:

@@ -1,0 +1,1 @@
+"""Modbus TCP power meters (switchboard meters), with register maps as data files."""

@@ -1,0 +1,108 @@
+"""Register maps (data files) and their decoding."""
+
+from __future__ import annotations
+
+import math
+import struct
+import tomllib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hashwatt.config import ConfigError, format_problems
+
+WIDTH = {"float32": 2, "int32": 2, "uint32": 2, "int16": 1, "uint16": 1}
+FORMAT = {"float32": ">f", "int32": ">i", "uint32": ">I", "int16": ">h", "uint16": ">H"}
+
+
+class Register(BaseModel):
+    """One value: protocol address, type and scale to the unit in the key's name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: int = Field(ge=0, le=65535)
+    type: Literal["float32", "int32", "uint32", "int16", "uint16"] = "float32"
+    scale: float = 1.0
+
+
+class Values(BaseModel):
+    """The values of a device or of one phase."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    power_w: Register | None = None
+    energy_kwh: Register | None = None
+    voltage_v: Register | None = None
+    current_a: Register | None = None
+
+
+class PhaseValues(Values):
+    """One phase's values."""
+
+    phase: str
+
+
+class RegisterMap(BaseModel):
+    """A meter model's register map (one TOML file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    vendor: str
+    model: str
+    function: Literal["input", "holding"] = "holding"
+    word_order: Literal["big", "little"] = "big"
+    max_block: int = Field(100, ge=2, le=125)
+    device: Values = Values()
+    phases: list[PhaseValues] = []
+
+    def registers(self) -> list[Register]:
+        """Every register the map reads."""
+        groups: list[Values] = [self.device, *self.phases]
+        return [r for g in groups for r in g.__dict__.values() if isinstance(r, Register)]
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """(start, count) reads covering every register, merged up to max_block."""
+        spans = sorted({(r.address, r.address + WIDTH[r.type]) for r in self.registers()})
+        out: list[list[int]] = []
+        for start, end in spans:
+            if out and end - out[-1][0] <= self.max_block:
+                out[-1][1] = max(out[-1][1], end)
+            else:
+                out.append([start, end])
+        return [(start, end - start) for start, end in out]
+
+
+def decode(register: Register, words: dict[int, int], word_order: str) -> float | None:
+    """The scaled value of one register from the words read; None when not finite."""
+    raw = [words[register.address + i] for i in range(WIDTH[register.type])]
+    if word_order == "little":
+        raw.reverse()
+    value = struct.unpack(FORMAT[register.type], struct.pack(f">{len(raw)}H", *raw))[0]
+    if not math.isfinite(value):
+        return None
+    return round(value * register.scale, 6)
+
+
+def load_map(path: Path) -> RegisterMap:
+    """Read and validate one register map."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    try:
+        return RegisterMap.model_validate({**raw, "name": path.stem})
+    except ValidationError as exc:
+        raise ConfigError(format_problems(str(path), exc)) from None
+
+
+@cache
+def builtin_maps() -> dict[str, RegisterMap]:
+    """The register maps shipped in collector/meters/maps."""
+    folder = resources.files("collector.meters").joinpath("maps")
+    return {e.name[:-5]: load_map(Path(str(e))) for e in sorted(folder.iterdir(),
+                                                                key=lambda e: e.name)
+            if e.name.endswith(".toml")}

@@ -1,0 +1,45 @@
+"""A simulated Modbus TCP power meter: a real pymodbus server holding a register map's values."""
+
+from __future__ import annotations
+
+import struct
+import warnings
+
+from pymodbus.datastore import (
+    ModbusDeviceContext,
+    ModbusSequentialDataBlock,
+    ModbusServerContext,
+)
+from pymodbus.server import ModbusTcpServer
+
+from collector.meters.registers import FORMAT, WIDTH, RegisterMap
+
+SPACE = 4096  # registers per table: enough for every shipped map
+
+
+def encode(rmap: RegisterMap, values: dict[int, float]) -> list[int]:
+    """Register words holding raw values at the given addresses, typed as the map says."""
+    types = {r.address: r.type for r in rmap.registers()}
+    words = [0] * SPACE
+    for address, value in values.items():
+        kind = types.get(address, "float32")
+        raw = value if kind == "float32" else int(value)
+        packed = struct.pack(FORMAT[kind], raw)
+        parts = list(struct.unpack(f">{WIDTH[kind]}H", packed))
+        if rmap.word_order == "little":
+            parts.reverse()
+        words[address:address + len(parts)] = parts
+    return words
+
+
+def meter_server(rmap: RegisterMap, values: dict[int, float], host: str, port: int,
+                 unit_id: int = 1) -> ModbusTcpServer:
+    """A Modbus TCP server answering for unit_id with the given raw register values."""
+    # pymodbus' data blocks count from 1: block address 1 is protocol address 0
+    block = ModbusSequentialDataBlock(1, encode(rmap, values))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pymodbus 3.x announces its 4.0 datastore
+        device = (ModbusDeviceContext(ir=block) if rmap.function == "input"
+                  else ModbusDeviceContext(hr=block))
+    context = ModbusServerContext(devices={unit_id: device}, single=False)
+    return ModbusTcpServer(context, address=(host, port))
