@@ -68,3 +68,43 @@ def test_a_switched_off_rig_shows_zero_watts_at_its_outlet_and_is_offline(
     run_once(tmp_path, farm, mosquitto, influxd, influx_db, {"r01-s02": Scenario.OFFLINE})
     [rig] = influx_db.rows('SELECT * FROM "rig" WHERE "rig" = \'r01-s02\'')
     assert (rig["online"], rig["power_w"], rig["power_source"]) == (False, 0.0, "pdu")
+
+
+def test_a_switchboard_meter_on_modbus_lands_in_the_pdu_measurements(
+        tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, influx_db: InfluxQL) -> None:
+    import threading
+
+    from collector.meters.registers import builtin_maps
+    from hashwatt.services import free_port
+    from hashwatt.sim.meters import meter_server
+
+    port, loop, started = free_port(), asyncio.new_event_loop(), threading.Event()
+    holder = {}
+
+    async def serve() -> None:
+        holder["server"] = meter_server(
+            builtin_maps()["eastron_sdm630"],
+            {52: 27470.0, 72: 1234.5, 0: 231.5, 6: 40.5, 12: 9300.0}, "127.0.0.1", port,
+            unit_id=2)
+        started.set()
+        await holder["server"].serve_forever()
+
+    threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True).start()
+    assert started.wait(5)
+    meter = (f'[[meters]]\nid = "main-board"\naddress = "127.0.0.1"\nport = {port}\n'
+             'unit_id = 2\nmap = "eastron_sdm630"\n')
+    path = write_config(tmp_path / "m.toml", mqtt_port=mosquitto.port,
+                        influx=f'url = "{influxd.url}"\ndatabase = "{influx_db.database}"')
+    path.write_text(path.read_text() + meter)
+    cfg = load_config(path)
+    try:
+        with bridge_running(cfg):
+            asyncio.run(run_collector(cfg, cycles=1))
+            assert wait_for(lambda: influx_db.rows('SELECT * FROM "pdu_phase"'))
+    finally:
+        asyncio.run_coroutine_threadsafe(holder["server"].shutdown(), loop).result(5)
+    [pdu] = influx_db.rows('SELECT * FROM "pdu"')
+    assert (pdu["pdu"], pdu["vendor"], pdu["power_w"], pdu["energy_kwh"]) == (
+        "main-board", "Eastron", 27470.0, 1234.5)
+    phase1 = next(r for r in influx_db.rows('SELECT * FROM "pdu_phase"') if r["phase"] == "1")
+    assert (phase1["voltage_v"], phase1["current_a"], phase1["power_w"]) == (231.5, 40.5, 9300.0)
