@@ -8,7 +8,7 @@ DURATION ?=
 # binary:package pairs of the real services the tests and the demo start
 SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp
 
-.PHONY: all test demo lint typecheck unit system-deps venv clean
+.PHONY: all test demo bench lint typecheck unit system-deps venv clean
 
 all: test
 
@@ -44,6 +44,10 @@ test: system-deps venv lint typecheck
 
 demo: system-deps venv
 	$(BIN)/hashwatt demo $(if $(DURATION),--duration $(DURATION))
+
+# benchmarks print ratios against a baseline measured in the same run (see BENCHMARKS.md)
+bench: system-deps venv
+	$(BIN)/python -m hashwatt.bench.pdu --pdus 200 --outlets 24 --rounds 3
 
 clean:
 	rm -rf $(VENV) .hashwatt-demo .pytest_cache .mypy_cache .ruff_cache

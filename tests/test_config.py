@@ -150,6 +150,7 @@ def test_check_config_accepts_the_shipped_sample(monkeypatch) -> None:
     run = subprocess.run([sys.executable, "-m", "hashwatt.cli", "check-config", str(sample)],
                          capture_output=True, text=True,
                          env={"HASHWATT_MQTT_PASSWORD": "x", "HASHWATT_INFLUX_PASSWORD": "y",
+                              "HASHWATT_PDU_AUTH_KEY": "a", "HASHWATT_PDU_PRIV_KEY": "p",
                               "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr
     assert "ok: site" in run.stdout

@@ -25,16 +25,19 @@ KEYS = {"device": ["1"], "phase": ["1", "2", "3"], "outlet": ["1", "2"]}
 
 
 def raw_value(group: str, metric: str, key: str) -> int:
-    return 100 * (list(KEYS).index(group) + 1) + 10 * int(key) + len(metric)
+    rank = list(KEYS).index(group) + 1 if group in KEYS else 5 + ord(group[-1]) % 7
+    return 100 * rank + 10 * int(key) + len(metric)
 
 
 def records(profile: Profile) -> list[str]:
     lines = {(1, 3, 6, 1, 2, 1, 1, 2, 0): f"1.3.6.1.2.1.1.2.0|6|{profile.sys_object_ids[0]}.1"}
-    for group in KEYS:
-        for metric, column in getattr(profile, group).__dict__.items():
+    groups = [(g, getattr(profile, g), KEYS[g]) for g in KEYS]
+    groups += [(f"fixed-{f.phase}", f, ["1"]) for f in profile.fixed_phases]
+    for group, columns, keys in groups:
+        for metric, column in columns.__dict__.items():
             if not isinstance(column, Column):
                 continue
-            for key in KEYS[group]:
+            for key in keys:
                 index = ".".join(["1"] * column.index_drop + [key] +
                                  ([column.index_suffix] if column.index_suffix else []))
                 oid = f"{column.oid}.{index}"
@@ -44,9 +47,9 @@ def records(profile: Profile) -> list[str]:
     return [lines[k] for k in sorted(lines)]
 
 
-def expected(profile: Profile, group: str, key: str) -> dict[str, Any]:
+def expected(profile: Profile, group: str, key: str, columns: Any = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for metric, column in getattr(profile, group).__dict__.items():
+    for metric, column in (columns or getattr(profile, group)).__dict__.items():
         if isinstance(column, Column):
             out[metric] = (f"{group}-{key}" if column.kind == "text"
                            else round(raw_value(group, metric, key) * column.scale, 6))
@@ -78,9 +81,12 @@ def test_each_profile_is_detected_and_reads_its_columns_in_its_units(
     device = expected(profile, "device", "1")
     assert {k: r[k] for k in device if k != "model"} == {
         k: v for k, v in device.items() if k != "model"}
-    if profile.phase.__dict__ and any(profile.phase.__dict__.values()):
-        assert r["phases"] == [{"phase": k, **expected(profile, "phase", k)}
-                               for k in KEYS["phase"]]
+    phases = [{"phase": k, **expected(profile, "phase", k)} for k in KEYS["phase"]
+              ] if any(profile.phase.__dict__.values()) else []
+    phases += [{"phase": f.phase, **{k: v for k, v in expected(
+        profile, f"fixed-{f.phase}", "1", f).items() if k != "phase"}}
+        for f in profile.fixed_phases]
+    assert r["phases"] == phases
     outlets = [{k: v for k, v in o.items() if k not in ("outlet", "energy_reset")}
                for o in r["outlets"]]
     want = [expected(profile, "outlet", k) for k in KEYS["outlet"]] if any(

@@ -53,6 +53,12 @@ class PhaseColumns(BaseModel):
     rating_a: Column | None = None
 
 
+class FixedPhase(PhaseColumns):
+    """A phase whose readings are columns of the device's row (Geist: VoltsA, VoltsB, ...)."""
+
+    phase: Annotated[str, Field(min_length=1, max_length=32)]
+
+
 class OutletColumns(BaseModel):
     """Per outlet readings."""
 
@@ -80,12 +86,13 @@ class Profile(BaseModel):
     retries: int = Field(1, ge=0, le=10)
     device: DeviceColumns = DeviceColumns()
     phase: PhaseColumns = PhaseColumns()
+    fixed_phases: list[FixedPhase] = []
     outlet: OutletColumns = OutletColumns()
 
     def columns(self) -> list[Column]:
         """Every column the profile reads, in a stable order."""
         out: list[Column] = []
-        for group in (self.device, self.phase, self.outlet):
+        for group in (self.device, self.phase, *self.fixed_phases, self.outlet):
             out += [c for c in group.__dict__.values() if isinstance(c, Column)]
         return out
 

@@ -127,13 +127,17 @@ class PduSource:
         device_rows = table(walked, profile.device, profile.unsupported)
         device = device_rows[min(device_rows, key=_sort_key)] if device_rows else {}
         phases = table(walked, profile.phase, profile.unsupported)
+        for fixed in profile.fixed_phases:
+            rows = table(walked, fixed, profile.unsupported)
+            if rows:
+                phases[fixed.phase] = rows[min(rows, key=_sort_key)]
         outlets = table(walked, profile.outlet, profile.unsupported)
         out: dict[str, Any] = {
             "online": True, "error": None, "vendor": profile.vendor, "profile": profile.name,
             "model": str(device.get("model", "")),
             **{k: v for k, v in device.items() if k != "model"},
             "phases": [{"phase": key, **row} for key, row in
-                       sorted(phases.items(), key=lambda kv: _sort_key(kv[0]))],
+                       sorted(phases.items(), key=lambda kv: (_sort_key(kv[0]), kv[0]))],
             "outlets": [self._outlet(pdu, key, row) for key, row in
                         sorted(outlets.items(), key=lambda kv: _sort_key(kv[0]))],
         }

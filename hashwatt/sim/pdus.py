@@ -76,6 +76,25 @@ def recording(pdu: SimPdu, spec: Path) -> str:
     return "\n".join(text for _, text in sorted(lines)) + "\n"
 
 
+def static_recording(outlets: int, seed: int = 1) -> str:
+    """An rPDU2-shaped recording with fixed values: no variation module, for benchmarks."""
+    rng = random.Random(seed)
+    lines = [_line("1.3.6.1.2.1.1.2.0", "6", SYS_OBJECT_ID), _line(f"{APC}.2.1.8.1", "4", "AP8641"),
+             _line(f"{APC}.4.3.1.5.1", "2", rng.randint(100, 3000)),
+             _line(f"{APC}.4.3.1.9.1", "2", rng.randint(10_000, 90_000))]
+    for ph in range(1, PHASES + 1):
+        lines += [_line(f"{APC}.6.1.1.7.{ph}", "2", PHASE_RATING_A),
+                  _line(f"{APC}.6.3.1.5.{ph}", "2", rng.randint(10, 400)),
+                  _line(f"{APC}.6.3.1.6.{ph}", "2", VOLTAGE_V),
+                  _line(f"{APC}.6.3.1.7.{ph}", "2", rng.randint(10, 900))]
+    for n in range(1, outlets + 1):
+        lines += [_line(f"{APC}.9.4.3.1.3.{n}", "4", f"outlet-{n}"),
+                  _line(f"{APC}.9.4.3.1.6.{n}", "2", rng.randint(0, 160)),
+                  _line(f"{APC}.9.4.3.1.7.{n}", "2", rng.randint(0, 3600)),
+                  _line(f"{APC}.9.4.3.1.11.{n}", "2", rng.randint(0, 90_000))]
+    return "\n".join(text for _, text in sorted(lines)) + "\n"
+
+
 def write_agent_files(pdus: list[SimPdu], farm_spec: dict[str, Any], folder: Path) -> Path:
     """Write the spec and every PDU's recording (community = PDU id); return the data dir."""
     data = folder / "snmp-data"
