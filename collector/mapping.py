@@ -42,7 +42,8 @@ def base_reading(origin: Origin, online: bool, error: str | None = None) -> dict
     rig = origin.rig
     return {"schema": SCHEMA_VERSION, "kind": "rig", "ts_ms": origin.ts_ms,
             "site": origin.site, "rig": rig.id, "collector": origin.collector,
-            "rack": rig.rack, "customer": rig.customer, "model": rig.model or "",
+            "rack": rig.rack, "slot": rig.slot, "customer": rig.customer,
+            "model": rig.model or "",
             "online": online, "error": error}
 
 
@@ -99,6 +100,7 @@ def reading_from_miner(origin: Origin, data: Any) -> dict[str, Any]:
         "expected_hashrate_ths": _ths(data.expected_hashrate),
         "power_w": power_w, "power_source": source, "temp_max_c": _hottest(boards),
         "temp_limit_c": info.temp_limit_c if info else None,
+        "nominal_efficiency_j_th": round(info.nominal_w / info.nominal_ths, 3) if info else None,
         "env_temp_c": _temp(data.env_temp),
         "fans_rpm": [int(f.speed) for f in data.fans or [] if f.speed is not None],
         "boards": boards, "boards_total": data.expected_hashboards,

@@ -92,16 +92,19 @@ def _fields(pairs: dict[str, FieldValue | None]) -> dict[str, FieldValue]:
 def rig_points(r: RigReading) -> list[Point]:
     """The `rig` point and one `rig_board` point per board, with derived figures."""
     tags = {"site": r.site, "rig": r.rig, "rack": r.rack, "customer": r.customer,
-            "make": r.make, "model": r.model, "firmware": r.firmware}
+            "make": r.make, "model": r.model, "firmware": r.firmware,
+            "slot": "" if r.slot is None else str(r.slot)}
     efficiency = (round(r.power_w / r.hashrate_ths, 3)
                   if r.power_w is not None and r.hashrate_ths else None)
     margin = (round(r.temp_limit_c - r.temp_max_c, 3)
               if r.temp_limit_c is not None and r.temp_max_c is not None else None)
     fields = _fields({
-        "online": r.online, "error": r.error, "hashrate_ths": r.hashrate_ths,
+        "online": r.online, "up": int(r.online), "error": r.error,
+        "hashrate_ths": r.hashrate_ths,
         "expected_hashrate_ths": r.expected_hashrate_ths, "power_w": r.power_w,
         "power_source": r.power_source, "efficiency_j_th": efficiency,
         "temp_max_c": r.temp_max_c, "temp_limit_c": r.temp_limit_c, "temp_margin_c": margin,
+        "nominal_efficiency_j_th": r.nominal_efficiency_j_th,
         "env_temp_c": r.env_temp_c, "fan_min_rpm": min(r.fans_rpm) if r.fans_rpm else None,
         "boards_ok": sum(1 for b in r.boards if b.hashrate_ths) if r.online else None,
         "boards_total": r.boards_total, "uptime_s": r.uptime_s,
@@ -144,7 +147,7 @@ def pdu_points(r: PduReading) -> list[Point]:
     return points
 
 
-INT_FIELDS = {"fan_min_rpm", "boards_ok", "boards_total", "uptime_s", "chips", "rigs_total",
+INT_FIELDS = {"up", "fan_min_rpm", "boards_ok", "boards_total", "uptime_s", "chips", "rigs_total",
               "rigs_ok", "rigs_failed", "rigs_timeout", "identified", "published", "overruns",
               "pdus_total", "pdus_ok"}
 

@@ -70,6 +70,7 @@ class RigReading(Message):
     rig: Id
     collector: Id
     rack: Tag = ""
+    slot: Annotated[int, Field(ge=0, le=100_000)] | None = None
     customer: Tag = ""
     make: Tag = ""
     model: Tag = ""
@@ -82,6 +83,7 @@ class RigReading(Message):
     power_source: PowerSource | None = None
     temp_max_c: Temp | None = None
     temp_limit_c: Temp | None = None
+    nominal_efficiency_j_th: NonNeg | None = None
     env_temp_c: Temp | None = None
     fans_rpm: list[Annotated[int, Field(ge=0, le=100_000)]] = []
     boards: list[BoardReading] = []

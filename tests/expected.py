@@ -30,6 +30,8 @@ def expected_rig(rig: SimRig, seed: int) -> dict[str, Any]:
         "efficiency_j_th": round(power / hashrate, 3),
         "temp_max_c": max(b.chip_temp_c for b in live),
         "temp_limit_c": rig.info.temp_limit_c,
+        "nominal_efficiency_j_th": round(rig.info.nominal_w / rig.info.nominal_ths, 3),
+        "up": 1,
         "temp_margin_c": round(rig.info.temp_limit_c - max(b.chip_temp_c for b in live), 3),
         "fan_min_rpm": min(fans),
         "boards_ok": len(live),

@@ -48,7 +48,7 @@ def test_a_reading_gives_a_rig_point_with_efficiency_and_temperature_margin() ->
     assert rig.fields["fan_min_rpm"] == 0
     assert rig.fields["boards_ok"] == 2
     assert rig.tags == {"site": "north", "rig": "r01-s01", "rack": "R01", "customer": "acme",
-                        "make": "AntMiner", "model": "S19 Pro", "firmware": "Stock"}
+                        "make": "AntMiner", "model": "S19 Pro", "firmware": "Stock", "slot": ""}
 
 
 def test_each_board_becomes_a_rig_board_point() -> None:
