@@ -8,7 +8,7 @@ DURATION ?=
 # binary:package pairs of the real services the tests and the demo start
 SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp
 
-.PHONY: all test demo bench lint typecheck unit system-deps venv clean
+.PHONY: all test demo bench dashboards lint typecheck unit system-deps venv clean
 
 all: test
 
@@ -34,12 +34,16 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 lint: venv
-	$(BIN)/ruff check hashwatt collector exporters tests
+	$(BIN)/ruff check hashwatt collector exporters dashboards tests
 
 typecheck: venv
 	$(BIN)/mypy
 
+dashboards: venv
+	$(BIN)/python -m dashboards.build
+
 test: system-deps venv lint typecheck
+	$(BIN)/python -m dashboards.build --check
 	$(BIN)/pytest -q
 
 demo: system-deps venv

@@ -1,0 +1,216 @@
+"""The five dashboards. Every query is InfluxQL (InfluxDB 1.x, 2.x via DBRP, 3.x): no
+INTEGRAL(), no Flux. Fleet figures sum each rig's latest reading of the live window."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard, table
+from grafana_foundation_sdk.models import dashboard as model
+
+from dashboards.common import (
+    LIVE,
+    PDU_FILTER,
+    RIG_FILTER,
+    Grid,
+    big_stat,
+    currency_variable,
+    fleet_variables,
+    grid_table,
+    new_dashboard,
+    series,
+    tag_variable,
+    thresholds,
+    transform,
+)
+from dashboards.influxql import DATASOURCE, InfluxQL
+
+LAST_PER_RIG = 'FROM "rig" WHERE $timeFilter AND {filter} GROUP BY "rig"'
+
+
+def per_rig(select: str) -> str:
+    """An inner query: each rig's latest values (select like `last("x") AS "x"`)."""
+    return f'(SELECT {select} {LAST_PER_RIG.format(filter=RIG_FILTER)})'
+
+
+FLEET_HASHRATE = 'SELECT sum("h") FROM ' + per_rig('last("hashrate_ths") AS "h"')
+FLEET_POWER = 'SELECT sum("p") FROM ' + per_rig('last("power_w") AS "p"')
+FLEET_EFFICIENCY = ('SELECT sum("p") / sum("h") FROM '
+                    + per_rig('last("power_w") AS "p", last("hashrate_ths") AS "h"'))
+COST_PER_HOUR = 'SELECT sum("c") FROM ' + per_rig('last("cost_per_h") AS "c"')
+RIGS_ONLINE = 'SELECT sum("u") AS "online" FROM ' + per_rig('last("up") AS "u"')
+RIGS_OFFLINE = ('SELECT count("u") - sum("u") AS "offline" FROM '
+                + per_rig('last("up") AS "u"'))
+RIGS_HOT = ('SELECT count("m") AS "hot" FROM ' + per_rig('last("temp_margin_c") AS "m"')
+            + ' WHERE "m" < 5')
+COST_TODAY = ('SELECT sum("c") FROM (SELECT mean("cost_per_h") AS "c" FROM "rig" WHERE '
+              f'$timeFilter AND {RIG_FILTER} GROUP BY time(1h), "rig")')
+
+
+def farm_overview(currency: str) -> dashboard.Dashboard:
+    """The wall screen: big numbers, thresholds coloured, 10 s refresh, kiosk-ready."""
+    d = new_dashboard("hashwatt-farm", "Farm overview", ["wall"], refresh="10s",
+                      time_from="now-6h")
+    for var in [*fleet_variables(), currency_variable(currency)]:
+        d.with_variable(var)
+    g = Grid()
+    live = [
+        big_stat("Fleet hashrate", "TH/s", InfluxQL(FLEET_HASHRATE)),
+        big_stat("Wall power", "watt", InfluxQL(FLEET_POWER)),
+        big_stat("Efficiency", "J/TH", InfluxQL(FLEET_EFFICIENCY), decimals=2,
+                 steps=((None, "green"), (25, "yellow"), (32, "red"))),
+        big_stat("Cost per hour ($currency)", "none", InfluxQL(COST_PER_HOUR), decimals=2),
+    ]
+    for panel in live:
+        d.with_panel(g.add(panel.time_from(LIVE), 6, 5))
+    d.with_panel(g.add(big_stat("Cost today ($currency)", "none", InfluxQL(COST_TODAY),
+                                decimals=2).time_from("now/d"), 6, 5))
+    d.with_panel(g.add(big_stat(
+        "Rigs", "none", InfluxQL(RIGS_ONLINE), InfluxQL(RIGS_OFFLINE), InfluxQL(RIGS_HOT),
+        decimals=0, steps=((None, "blue"),)).time_from(LIVE), 18, 5))
+    d.with_panel(g.add(rack_heat_map().time_from(LIVE), 24, 9))
+    d.with_panel(g.add(top_table("Hottest rigs", "temp_max_c", "celsius"), 12, 9))
+    d.with_panel(g.add(top_table("Worst efficiency", "efficiency_j_th", "J/TH"), 12, 9))
+    d.with_panel(g.add(series("Fleet hashrate", "TH/s", InfluxQL(fleet_over_time(
+        "hashrate_ths"))), 12, 8))
+    d.with_panel(g.add(series("Wall power", "watt", InfluxQL(fleet_over_time("power_w"))),
+                       12, 8))
+    return d
+
+
+def fleet_over_time(field: str) -> str:
+    """Fleet total per interval: the sum over rigs of each rig's mean in the interval."""
+    return (f'SELECT sum("v") FROM (SELECT mean("{field}") AS "v" FROM "rig" WHERE $timeFilter '
+            f'AND {RIG_FILTER} GROUP BY time($__interval), "rig") GROUP BY time($__interval)')
+
+
+def rack_heat_map() -> table.Panel:
+    """Racks as rows, slots as columns, cells coloured by the hottest chip."""
+    query = InfluxQL(f'SELECT last("temp_max_c") AS "temp" FROM "rig" WHERE $timeFilter AND '
+                     f'{RIG_FILTER} GROUP BY "rack", "slot"')
+    return (grid_table("Racks and slots: hottest chip (°C)", query, "celsius")
+            .with_transformation(transform("groupingToMatrix", rowField="rack",
+                                           columnField="slot", valueField="temp"))
+            .thresholds(thresholds((None, "green"), (80, "yellow"), (90, "red"))))
+
+
+def top_table(title: str, field: str, unit: str) -> table.Panel:
+    """The ten rigs with the highest latest value of field."""
+    query = InfluxQL(f'SELECT top("v", "rig", 10) AS "{field}" FROM '
+                     + per_rig(f'last("{field}") AS "v"'))
+    return grid_table(title, query, unit).time_from(LIVE).thresholds(
+        thresholds((None, "green"), (85, "red")) if unit == "celsius"
+        else thresholds((None, "green"), (30, "red")))
+
+
+def rig_detail() -> dashboard.Dashboard:
+    """One rig: boards, temperatures, fans, power and its source, efficiency, uptime, errors."""
+    d = new_dashboard("hashwatt-rig", "Rig detail", ["rig"], time_from="now-6h")
+    d.with_variable(tag_variable("site")).with_variable(
+        dashboard.QueryVariable("rig").label("Rig").datasource(DATASOURCE)
+        .query('SHOW TAG VALUES FROM "rig" WITH KEY = "rig" WHERE "site" =~ /^$site$/')
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED))
+    where = "$timeFilter AND \"rig\" = '$rig'"
+    g = Grid()
+    last = (f'SELECT last("power_w") AS "power", last("power_source") AS "source", '
+            f'last("efficiency_j_th") AS "J/TH", last("nominal_efficiency_j_th") AS '
+            f'"nominal J/TH", last("uptime_s") AS "uptime", last("error") AS "error", '
+            f'last("errors") AS "errors" FROM "rig" WHERE {where}')
+    d.with_panel(g.add(grid_table("Now", InfluxQL(last)), 24, 4))
+    board = f'FROM "rig_board" WHERE {where} GROUP BY time($__interval), "board"'
+    d.with_panel(g.add(series("Hashrate per board", "TH/s", InfluxQL(
+        f'SELECT mean("hashrate_ths") {board}').alias("board $tag_board")), 12, 8))
+    d.with_panel(g.add(series("Chip temperature per board", "celsius", InfluxQL(
+        f'SELECT mean("chip_temp_c") {board}').alias("board $tag_board")), 12, 8))
+    rig = f'FROM "rig" WHERE {where} GROUP BY time($__interval)'
+    d.with_panel(g.add(series("Efficiency against nominal", "J/TH",
+                              InfluxQL(f'SELECT mean("efficiency_j_th") AS "actual" {rig}'),
+                              InfluxQL(f'SELECT mean("nominal_efficiency_j_th") AS "nominal" '
+                                       f'{rig}')), 12, 8))
+    d.with_panel(g.add(series("Slowest fan", "rpm",
+                              InfluxQL(f'SELECT min("fan_min_rpm") AS "fan" {rig}')), 12, 8))
+    d.with_panel(g.add(series("Wall power", "watt",
+                              InfluxQL(f'SELECT mean("power_w") AS "power" {rig}')), 24, 8))
+    return d
+
+
+def power() -> dashboard.Dashboard:
+    """Site, PDU, phase and outlet power; phase load against breakers; energy counters."""
+    d = new_dashboard("hashwatt-power", "Power", ["power"])
+    d.with_variable(tag_variable("site", "pdu"))
+    g = Grid()
+    site = (f'SELECT sum("p") FROM (SELECT mean("power_w") AS "p" FROM "pdu" WHERE $timeFilter '
+            f'AND {PDU_FILTER} GROUP BY time($__interval), "pdu") GROUP BY time($__interval)')
+    d.with_panel(g.add(series("Site power (PDUs and meters)", "watt",
+                              InfluxQL(site).alias("site")), 24, 8))
+    load = (f'SELECT last("load_pct") AS "load" FROM "pdu_phase" WHERE $timeFilter AND '
+            f'{PDU_FILTER} GROUP BY "pdu", "phase"')
+    d.with_panel(g.add(grid_table("Phase load against breaker rating", InfluxQL(load),
+                                  "percent").time_from(LIVE).thresholds(thresholds(
+                                      (None, "green"), (80, "orange"), (90, "red"))), 12, 9))
+    energy = (f'SELECT last("energy_kwh") AS "kWh" FROM "pdu" WHERE $timeFilter AND '
+              f'{PDU_FILTER} GROUP BY "pdu"')
+    d.with_panel(g.add(grid_table("Energy counters", InfluxQL(energy), "kwatth"), 12, 9))
+    per_pdu = (f'SELECT mean("power_w") FROM "pdu" WHERE $timeFilter AND {PDU_FILTER} '
+               'GROUP BY time($__interval), "pdu"')
+    d.with_panel(g.add(series("Power per PDU", "watt", InfluxQL(per_pdu).alias("$tag_pdu")),
+                       12, 8))
+    phase = (f'SELECT mean("current_a") FROM "pdu_phase" WHERE $timeFilter AND {PDU_FILTER} '
+             'GROUP BY time($__interval), "pdu", "phase"')
+    d.with_panel(g.add(series("Phase current", "amp",
+                              InfluxQL(phase).alias("$tag_pdu $tag_phase")), 12, 8))
+    outlets = (f'SELECT last("power_w") AS "W", last("energy_kwh") AS "kWh" FROM "pdu_outlet" '
+               f'WHERE $timeFilter AND {PDU_FILTER} GROUP BY "pdu", "outlet", "rig"')
+    d.with_panel(g.add(grid_table("Outlets", InfluxQL(outlets)).time_from(LIVE), 24, 10))
+    return d
+
+
+def finance(currency: str) -> dashboard.Dashboard:
+    """Month totals from the hourly energy ledger, as a table that downloads as CSV."""
+    d = new_dashboard("hashwatt-finance", "Finance", ["finance"], refresh="",
+                      time_from="now/M")
+    d.with_variable(tag_variable("site", "energy_hourly")).with_variable(
+        currency_variable(currency)).with_variable(
+        dashboard.CustomVariable("by").label("Per").values("customer,site,rack,rig")
+        .current(model.VariableOption(text="customer", value="customer", selected=True)))
+    g = Grid()
+    ledger = ('FROM "ledger"."energy_hourly" WHERE $timeFilter AND "site" =~ /^$site$/ '
+              'GROUP BY "$by"')
+    totals = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)", '
+              f'mean("coverage") AS "coverage" {ledger}')
+    d.with_panel(g.add(grid_table("kWh and cost for the chosen month", InfluxQL(totals))
+                       .with_transformation(transform("merge")), 24, 12))
+    split = ('SELECT sum("kwh") AS "kWh" FROM "ledger"."energy_hourly" WHERE $timeFilter AND '
+             '"site" =~ /^$site$/ GROUP BY "$by", "source"')
+    d.with_panel(g.add(grid_table("Measured and estimated, by source", InfluxQL(split)),
+                       24, 10))
+    return d
+
+
+def collector_health() -> dashboard.Dashboard:
+    """Cycle times, failed polls, spool depth, exporter lag, set-aside messages."""
+    d = new_dashboard("hashwatt-health", "Collector health", ["ops"])
+    g = Grid()
+    per = 'GROUP BY time($__interval), "collector"'
+    d.with_panel(g.add(series("Cycle time", "s", InfluxQL(
+        f'SELECT max("cycle_s") FROM "collector" WHERE $timeFilter {per}')
+        .alias("$tag_collector")), 12, 8))
+    d.with_panel(g.add(series("Failed polls per cycle", "none", InfluxQL(
+        f'SELECT max("rigs_failed") + max("rigs_timeout") FROM "collector" WHERE $timeFilter '
+        f'{per}').alias("$tag_collector")), 12, 8))
+    d.with_panel(g.add(series("Spool depth", "none", InfluxQL(
+        f'SELECT max("spool_depth") FROM "collector" WHERE $timeFilter {per}')
+        .alias("$tag_collector")), 12, 8))
+    exporter = 'FROM "exporter" WHERE $timeFilter GROUP BY time($__interval), "exporter"'
+    d.with_panel(g.add(series("Exporter lag", "ms", InfluxQL(
+        f'SELECT max("lag_ms") {exporter}').alias("$tag_exporter")), 12, 8))
+    d.with_panel(g.add(series("Set-aside messages (total)", "none", InfluxQL(
+        f'SELECT max("dead_letters") {exporter}').alias("$tag_exporter")), 12, 8))
+    d.with_panel(g.add(series("Exporter queue depth", "none", InfluxQL(
+        f'SELECT max("queue_depth") {exporter}').alias("$tag_exporter")), 12, 8))
+    return d
+
+
+def all_dashboards(currency: str) -> dict[str, dashboard.Dashboard]:
+    """Every dashboard by file name."""
+    return {"farm-overview": farm_overview(currency), "rig-detail": rig_detail(),
+            "power": power(), "finance": finance(currency),
+            "collector-health": collector_health()}

@@ -1,0 +1,109 @@
+"""Shared pieces of the dashboards: grid layout, template variables, filters, panel helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard, stat, table, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as model
+
+from dashboards.influxql import DATASOURCE, InfluxQL
+
+GRID_WIDTH = 24
+RIG_FILTER = ('"site" =~ /^$site$/ AND "rack" =~ /^$rack$/ AND "customer" =~ /^$customer$/ '
+              'AND "model" =~ /^$model$/')
+PDU_FILTER = '"site" =~ /^$site$/'
+# a rig's latest reading must be this fresh to count on the wall screen (2 poll cycles at 30 s
+# plus margin): an offline rig then drops out of the fleet sums instead of lingering
+LIVE = "2m"
+
+
+@dataclass
+class Grid:
+    """Places panels left to right, wrapping rows at 24 columns."""
+
+    x: int = 0
+    y: int = 0
+    row_height: int = 0
+    placed: list[Any] = field(default_factory=list)
+
+    def add(self, panel: Any, w: int, h: int) -> Any:
+        """Give panel its position and return it."""
+        if self.x + w > GRID_WIDTH:
+            self.x, self.y, self.row_height = 0, self.y + self.row_height, 0
+        panel.grid_pos(model.GridPos(h=h, w=w, x=self.x, y=self.y))
+        self.x += w
+        self.row_height = max(self.row_height, h)
+        self.placed.append(panel)
+        return panel
+
+
+def thresholds(*steps: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
+    """Absolute thresholds: (value, colour) pairs, the first value None (base)."""
+    return dashboard.ThresholdsConfig().mode(model.ThresholdsMode.ABSOLUTE).steps(
+        [model.Threshold(value=v, color=c) for v, c in steps])
+
+
+def big_stat(title: str, unit: str, *queries: InfluxQL, decimals: int = 1,
+             steps: tuple[tuple[float | None, str], ...] = ((None, "green"),)) -> stat.Panel:
+    """A wall-screen stat: large value, coloured background by threshold."""
+    panel = (stat.Panel().title(title).datasource(DATASOURCE).unit(unit).decimals(decimals)
+             .color_mode(common.BigValueColorMode.BACKGROUND)
+             .graph_mode(common.BigValueGraphMode.NONE)
+             .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+             .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
+             .thresholds(thresholds(*steps)))
+    for n, query in enumerate(queries):
+        panel.with_target(query.ref_id(chr(ord("A") + n)))
+    return panel
+
+
+def series(title: str, unit: str, *queries: InfluxQL) -> timeseries.Panel:
+    """A time-series panel."""
+    panel = timeseries.Panel().title(title).datasource(DATASOURCE).unit(unit)
+    for n, query in enumerate(queries):
+        panel.with_target(query.ref_id(chr(ord("A") + n)))
+    return panel
+
+
+def grid_table(title: str, query: InfluxQL, unit: str = "none") -> table.Panel:
+    """A table panel over a table-format query."""
+    return (table.Panel().title(title).datasource(DATASOURCE).unit(unit)
+            .with_target(query.table()))
+
+
+def tag_variable(name: str, measurement: str = "rig", label: str = "") -> dashboard.QueryVariable:
+    """A multi-select variable over a tag's values, All = every value."""
+    return (dashboard.QueryVariable(name).label(label or name.capitalize())
+            .datasource(DATASOURCE)
+            .query(f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "{name}"')
+            .multi(True).include_all(True).all_value(".*")
+            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(model.VariableSort.ALPHABETICAL_ASC))
+
+
+def fleet_variables() -> list[cogbuilder.Builder[model.VariableModel]]:
+    """site, rack, customer and model: every fleet dashboard filters by them."""
+    return [tag_variable("site"), tag_variable("rack"), tag_variable("customer"),
+            tag_variable("model")]
+
+
+def currency_variable(currency: str) -> dashboard.ConstantVariable:
+    """The site currency, shown in titles (Grafana units cannot be variables)."""
+    return dashboard.ConstantVariable("currency").value(currency)
+
+
+def transform(kind: str, **options: Any) -> model.DataTransformerConfig:
+    """A panel transformation by Grafana id."""
+    return model.DataTransformerConfig(id_val=kind, options=options)
+
+
+def new_dashboard(uid: str, title: str, tags: list[str], refresh: str = "30s",
+                  time_from: str = "now-6h") -> dashboard.Dashboard:
+    """A dashboard with hashwatt's defaults."""
+    return (dashboard.Dashboard(title).uid(uid).tags(["hashwatt", *tags]).refresh(refresh)
+            .time(time_from, "now").timezone("browser").readonly())
