@@ -69,9 +69,9 @@ def farm_overview(currency: str) -> dashboard.Dashboard:
     d.with_panel(g.add(rack_heat_map().time_from(LIVE), 24, 9))
     d.with_panel(g.add(top_table("Hottest rigs", "temp_max_c", "celsius"), 12, 9))
     d.with_panel(g.add(top_table("Worst efficiency", "efficiency_j_th", "J/TH"), 12, 9))
-    d.with_panel(g.add(series("Fleet hashrate", "TH/s", InfluxQL(fleet_over_time(
+    d.with_panel(g.add(series("Fleet hashrate over time", "TH/s", InfluxQL(fleet_over_time(
         "hashrate_ths"))), 12, 8))
-    d.with_panel(g.add(series("Wall power", "watt", InfluxQL(fleet_over_time("power_w"))),
+    d.with_panel(g.add(series("Wall power over time", "watt", InfluxQL(fleet_over_time("power_w"))),
                        12, 8))
     return d
 

@@ -48,10 +48,13 @@ class InfluxV1Sink:
     """POST /write?db=...&precision=ms (InfluxDB 1.x, 2.x compatibility API, 3.x)."""
 
     def __init__(self, url: str, database: str, username: str | None = None,
-                 password: str | None = None, timeout_s: float = 10.0) -> None:
+                 password: str | None = None, timeout_s: float = 10.0,
+                 retention_policy: str | None = None) -> None:
         auth = (username, password or "") if username else None
         self.client = httpx.Client(base_url=url, auth=auth, timeout=timeout_s)
         self.params = {"db": database, "precision": "ms"}
+        if retention_policy:
+            self.params["rp"] = retention_policy
 
     def write(self, body: bytes) -> None:
         """Write one body; 204 means every point was stored."""
