@@ -120,6 +120,10 @@ def rig_detail() -> dashboard.Dashboard:
         f'SELECT mean("hashrate_ths") {board}').alias("board $tag_board")), 12, 8))
     d.with_panel(g.add(series("Chip temperature per board", "celsius", InfluxQL(
         f'SELECT mean("chip_temp_c") {board}').alias("board $tag_board")), 12, 8))
+    d.with_panel(g.add(series("Board temperature per board", "celsius", InfluxQL(
+        f'SELECT mean("board_temp_c") {board}').alias("board $tag_board")), 12, 8))
+    d.with_panel(g.add(series("Chips per board", "none", InfluxQL(
+        f'SELECT last("chips") {board}').alias("board $tag_board")), 12, 8))
     rig = f'FROM "rig" WHERE {where} GROUP BY time($__interval)'
     d.with_panel(g.add(series("Efficiency against nominal", "J/TH",
                               InfluxQL(f'SELECT mean("efficiency_j_th") AS "actual" {rig}'),
