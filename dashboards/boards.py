@@ -182,10 +182,9 @@ def finance(currency: str) -> dashboard.Dashboard:
               f'mean("coverage") AS "coverage" {ledger}')
     d.with_panel(g.add(grid_table("kWh and cost for the chosen month", InfluxQL(totals))
                        .with_transformation(transform("merge")), 24, 12))
-    split = ('SELECT sum("kwh") AS "kWh" FROM "ledger"."energy_hourly" WHERE $timeFilter AND '
-             '"site" =~ /^$site$/ GROUP BY "$by", "source"')
-    d.with_panel(g.add(grid_table("Measured and estimated, by source", InfluxQL(split)),
-                       24, 10))
+    split = ('SELECT sum("kwh_measured") AS "measured kWh", sum("kwh_estimated") AS '
+             f'"estimated kWh" {ledger}')
+    d.with_panel(g.add(grid_table("Measured and estimated kWh", InfluxQL(split)), 24, 10))
     return d
 
 

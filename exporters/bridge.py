@@ -29,6 +29,7 @@ from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
 from hashwatt.contract import subscriptions
 from hashwatt.mqtt import ConnectionWaiter, make_client
+from hashwatt.tariff import Tariff
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class Bridge:
     def __post_init__(self) -> None:
         bc = self.cfg.bridge
         self.limits = Limits(bc.max_payload_bytes, bc.max_clock_skew_s)
+        self.tariff = (Tariff(self.cfg.tariff, self.cfg.site.timezone)
+                       if self.cfg.tariff is not None else None)
         self.dead = DeadLetters(bc.dead_letter_file if bc.dead_letter_file.is_absolute()
                                 else self.cfg.source.parent / bc.dead_letter_file)
         self.client = make_client(self.cfg, bc.client_id)
@@ -155,8 +158,8 @@ class Bridge:
         good: list[tuple[Inbound, list[Point]]] = []
         for msg in batch:
             try:
-                good.append((msg, decode(msg.topic, msg.payload,
-                                         self.cfg.mqtt.topic_prefix, self.limits)))
+                good.append((msg, decode(msg.topic, msg.payload, self.cfg.mqtt.topic_prefix,
+                                         self.limits, tariff=self.tariff)))
             except Rejected as exc:
                 self._set_aside(msg, str(exc))
         if good:
@@ -245,6 +248,21 @@ class Bridge:
         self.sink.close()
 
 
+def ledger_loop(cfg: Config, stop: threading.Event) -> None:
+    """Rewrite the last closed hours of the energy ledger every rollup interval."""
+    from exporters.ledger import rollup
+    from exporters.sinks import WriteRejected, WriteUnavailable
+    from hashwatt.influxql import InfluxQLError
+
+    while not stop.wait(cfg.bridge.rollup_interval_s):
+        end = int(time.time() // 3600 * 3600)
+        try:
+            rollup(cfg, end - cfg.bridge.rollup_hours * 3600, end)
+        except (WriteUnavailable, WriteRejected, InfluxQLError, OSError) as exc:
+            log.warning("ledger rollup failed (%s); next try in %.0f s", exc,
+                        cfg.bridge.rollup_interval_s)
+
+
 def run_bridge(cfg: Config, stop: threading.Event | None = None,
                ready: Callable[[], None] | None = None) -> Bridge:
     """Run the bridge until `stop` is set; `ready` is called once subscribed."""
@@ -254,6 +272,9 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     bridge.connect()
     if ready is not None:
         ready()
+    if cfg.bridge.rollup_interval_s > 0:
+        threading.Thread(target=ledger_loop, args=(cfg, bridge.stopping), daemon=True,
+                         name="ledger").start()
     log.info("bridge %s: writing to %s (%s API)", cfg.bridge.client_id,
              cfg.influxdb.url if cfg.influxdb else "?", cfg.influxdb.api if cfg.influxdb else "?")
     try:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from exporters.lineproto import FieldValue, Point
 from hashwatt.contract import SEGMENT, CollectorStatus, PduReading, RigReading
+from hashwatt.tariff import Tariff
 
 _SEGMENT = re.compile(SEGMENT)
 
@@ -51,7 +52,7 @@ def _check_time(ts_ms: int, limits: Limits, now: float) -> None:
 
 
 def decode(topic: str, payload: bytes, prefix: str, limits: Limits,
-           now: float | None = None) -> list[Point]:
+           now: float | None = None, tariff: Tariff | None = None) -> list[Point]:
     """Points for one message, or Rejected with the reason it is set aside."""
     if len(payload) > limits.max_payload_bytes:
         raise Rejected(f"payload of {len(payload)} bytes exceeds {limits.max_payload_bytes}")
@@ -63,13 +64,13 @@ def decode(topic: str, payload: bytes, prefix: str, limits: Limits,
             _same(reading.site, parts[2], "site")
             _same(reading.rig, parts[4], "rig")
             _check_time(reading.ts_ms, limits, now)
-            return rig_points(reading)
+            return rig_points(reading, tariff)
         if parts[3] == "pdu" and len(parts) == 5:
             pdu = PduReading.model_validate_json(payload)
             _same(pdu.site, parts[2], "site")
             _same(pdu.pdu, parts[4], "pdu")
             _check_time(pdu.ts_ms, limits, now)
-            return pdu_points(pdu)
+            return pdu_points(pdu, tariff)
         if parts[3] == "collector" and len(parts) == 6 and parts[5] == "status":
             status = CollectorStatus.model_validate_json(payload)
             _same(status.site, parts[2], "site")
@@ -89,7 +90,17 @@ def _fields(pairs: dict[str, FieldValue | None]) -> dict[str, FieldValue]:
     return {k: v for k, v in pairs.items() if v is not None}
 
 
-def rig_points(r: RigReading) -> list[Point]:
+def pricing(ts_ms: int, power_w: float | None,
+            tariff: Tariff | None) -> dict[str, FieldValue | None]:
+    """rate_per_kwh and cost_per_h at the reading's own time, so no dashboard needs a join."""
+    rate = tariff.rate_at(ts_ms / 1000) if tariff is not None else None
+    if rate is None:
+        return {}
+    cost = round(power_w / 1000 * rate, 6) if power_w is not None else None
+    return {"rate_per_kwh": rate, "cost_per_h": cost}
+
+
+def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
     """The `rig` point and one `rig_board` point per board, with derived figures."""
     tags = {"site": r.site, "rig": r.rig, "rack": r.rack, "customer": r.customer,
             "make": r.make, "model": r.model, "firmware": r.firmware,
@@ -109,6 +120,7 @@ def rig_points(r: RigReading) -> list[Point]:
         "boards_ok": sum(1 for b in r.boards if b.hashrate_ths) if r.online else None,
         "boards_total": r.boards_total, "uptime_s": r.uptime_s,
         "errors": "; ".join(r.errors)[:1024] if r.errors else None,
+        **pricing(r.ts_ms, r.power_w, tariff),
     })
     points = [Point("rig", tags, _float_fields(fields), r.ts_ms)]
     for b in r.boards:
@@ -121,7 +133,7 @@ def rig_points(r: RigReading) -> list[Point]:
     return points
 
 
-def pdu_points(r: PduReading) -> list[Point]:
+def pdu_points(r: PduReading, tariff: Tariff | None = None) -> list[Point]:
     """The `pdu` point, one `pdu_phase` per phase and one `pdu_outlet` per outlet."""
     tags = {"site": r.site, "pdu": r.pdu, "vendor": r.vendor, "model": r.model, "rack": r.rack}
     fields = _fields({"online": r.online, "error": r.error, "power_w": r.power_w,
@@ -140,7 +152,8 @@ def pdu_points(r: PduReading) -> list[Point]:
     for o in r.outlets:
         outlet_fields = _float_fields(_fields({
             "power_w": o.power_w, "current_a": o.current_a, "voltage_v": o.voltage_v,
-            "energy_kwh": o.energy_kwh, "energy_reset": o.energy_reset}))
+            "energy_kwh": o.energy_kwh, "energy_reset": o.energy_reset,
+            **pricing(r.ts_ms, o.power_w, tariff)}))
         outlet_tags = {**tags, "outlet": str(o.outlet), "outlet_name": o.name,
                        "rig": o.rig or "", "customer": o.customer}
         points.append(Point("pdu_outlet", outlet_tags, outlet_fields, r.ts_ms))

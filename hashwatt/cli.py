@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -98,6 +99,38 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollup(args: argparse.Namespace) -> int:
+    """Write the hourly energy ledger (the last closed hours, or a backfill range)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from exporters.ledger import rollup
+
+    cfg = _load(args.config)
+    if args.backfill:
+        zone = ZoneInfo(cfg.site.timezone)
+        start, end = (dt.datetime.fromisoformat(d).replace(tzinfo=zone).timestamp()
+                      for d in args.backfill)
+    else:
+        end = time.time() // 3600 * 3600
+        start = end - args.hours * 3600
+    rows = rollup(cfg, int(start), int(end))
+    print(f"ledger: {rows} hourly rows written")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print (or write) a monthly energy report."""
+    from exporters.report import energy_report, render
+
+    cfg = _load(args.config)
+    report = energy_report(cfg, args.month, args.by)
+    data = render(report, args.format, Path(args.output) if args.output else None)
+    if not args.output:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run mosquitto, influxd, a simulated farm, the collector and the bridge together."""
     from hashwatt.demo import run_demo
@@ -160,6 +193,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--ready-file", help="written once the subscription is confirmed")
     p.set_defaults(func=cmd_bridge)
+
+    p = sub.add_parser("rollup", help="write the hourly energy ledger")
+    p.add_argument("config")
+    p.add_argument("--backfill", nargs=2, metavar=("FROM", "TO"),
+                   help="local dates or times in the site timezone, e.g. 2026-10-01 2026-11-01")
+    p.add_argument("--hours", type=int, default=3, help="closed hours to (re)write")
+    p.set_defaults(func=cmd_rollup)
+
+    p = sub.add_parser("report", help="reports from the energy ledger")
+    p.add_argument("kind", choices=["energy"])
+    p.add_argument("config")
+    p.add_argument("--month", required=True, help="YYYY-MM, in the site timezone")
+    p.add_argument("--by", choices=["customer", "site", "rack", "rig"], default="customer")
+    p.add_argument("--format", choices=["csv", "xlsx", "json"], default="csv")
+    p.add_argument("--output", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")
     p.add_argument("--rigs", type=int, default=50)

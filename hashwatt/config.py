@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from hashwatt.tariff import TariffConfig
+
 log = logging.getLogger(__name__)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -124,6 +126,9 @@ class InfluxConfig(Strict):
     bucket: str | None = None
     token: SecretSpec | None = None
     timeout_s: float = Field(10.0, gt=0, le=300)
+    # the hourly energy ledger: a retention policy kept forever (v1), or its own bucket (v2)
+    ledger_retention_policy: str = "ledger"
+    ledger_bucket: str = "hashwatt-ledger"
 
     @model_validator(mode="after")
     def _api_fields(self) -> InfluxConfig:
@@ -160,6 +165,8 @@ class BridgeConfig(Strict):
     max_payload_bytes: int = Field(256 * 1024, ge=1024)
     max_clock_skew_s: float = Field(7 * 86400, gt=0)
     stats_interval_s: float = Field(10.0, gt=0)
+    rollup_interval_s: float = Field(300.0, ge=0)  # 0 turns the in-service ledger rollup off
+    rollup_hours: int = Field(3, ge=1, le=48)  # closed hours rewritten each time (late data)
 
 
 class RigConfig(Strict):
@@ -240,6 +247,7 @@ class Config(Strict):
     rigs: list[RigConfig] = []
     pdus: list[PduConfig] = []
     meters: list[MeterConfig] = []
+    tariff: TariffConfig | None = None
     pdu_profiles_dir: Path | None = None
     source: Path = Field(Path("."), exclude=True)
 

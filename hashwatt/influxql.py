@@ -15,9 +15,11 @@ class InfluxQL:
     """Run InfluxQL statements and return rows as dicts."""
 
     def __init__(self, url: str, database: str, username: str | None = None,
-                 password: str | None = None, timeout_s: float = 30.0) -> None:
+                 password: str | None = None, timeout_s: float = 30.0,
+                 token: str | None = None) -> None:
         auth = (username, password or "") if username else None
-        self.client = httpx.Client(base_url=url, auth=auth, timeout=timeout_s)
+        headers = {"Authorization": f"Token {token}"} if token else None
+        self.client = httpx.Client(base_url=url, auth=auth, timeout=timeout_s, headers=headers)
         self.database = database
 
     def execute(self, statement: str) -> list[dict[str, Any]]:

@@ -96,9 +96,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxQL]:
     db.execute('CREATE RETENTION POLICY "ledger" ON "hashwatt" DURATION INF REPLICATION 1')
     seed(InfluxV1Sink(server.url, "hashwatt"))
     hour = int(relative_start("now/M", NOW) // 3600 * 3600) + 3600
-    ledger = [Point("energy_hourly", {"site": "north", "customer": c, "rack": rack, "rig": rig,
-                                      "source": "pdu_energy"},
-                    {"kwh": kwh, "cost": cost, "rate_per_kwh": RATE, "coverage": 1.0},
+    ledger = [Point("energy_hourly", {"site": "north", "customer": c, "rack": rack, "rig": rig},
+                    {"kwh": kwh, "kwh_measured": kwh, "kwh_estimated": 0.0, "cost": cost,
+                     "rate_per_kwh": RATE, "coverage": 1.0, "source": "pdu_energy"},
                     (hour + h * 3600) * 1000)
               for h in range(2) for c, rack, rig, kwh, cost in LEDGER]
     InfluxV1Sink(server.url, "hashwatt", retention_policy="ledger").write(encode(ledger))
