@@ -72,9 +72,20 @@ concurrency = 100
 client_id = "demo-bridge"
 dead_letter_file = "deadletters.jsonl"
 stats_interval_s = 5
+rollup_interval_s = 60
 
 [inventory]
 csv = "inventory.csv"
+
+[[tariff.periods]]
+from = 2026-01-01
+rate = 0.09
+[[tariff.periods.windows]]
+name = "peak"
+rate = 0.21
+weekdays = ["mon", "tue", "wed", "thu", "fri"]
+start = "17:00"
+end = "20:30"
 {extra}""")
 
 
@@ -102,14 +113,16 @@ def _log_tail(run_dir: Path, name: str, lines: int = 15) -> str:
 def fleet_summary(db: InfluxQL, window: str = "2m") -> dict[str, Any]:
     """Fleet figures from the last reading of each rig within window."""
     last = db.rows(f'SELECT last("online") AS online, last("hashrate_ths") AS h, '
-                   f'last("power_w") AS p, last("temp_max_c") AS t FROM "rig" '
-                   f'WHERE time > now() - {window} GROUP BY "rig"')
+                   f'last("power_w") AS p, last("temp_max_c") AS t, last("cost_per_h") AS c '
+                   f'FROM "rig" WHERE time > now() - {window} GROUP BY "rig"')
     online = [r for r in last if r["online"]]
     hashrate = sum(r["h"] or 0 for r in online)
     power = sum(r["p"] or 0 for r in online)
     hottest = sorted((r for r in online if r["t"] is not None), key=lambda r: -r["t"])[:3]
+    cost = sum(r["c"] or 0 for r in online)
     return {"rigs_seen": len(last), "rigs_online": len(online),
             "fleet_hashrate_ths": round(hashrate, 3), "fleet_power_w": round(power, 1),
+            "fleet_cost_per_h": round(cost, 2),
             "fleet_efficiency_j_th": round(power / hashrate, 2) if hashrate else None,
             "hottest": [(r["rig"], r["t"]) for r in hottest]}
 
@@ -127,7 +140,8 @@ def _live_line(s: dict[str, Any]) -> str:
     hot = ", ".join(f"{rig} {t:.0f}°C" for rig, t in s["hottest"]) or "-"
     return (f"fleet {s['fleet_hashrate_ths'] / 1000:.3f} PH/s | "
             f"{s['fleet_power_w'] / 1000:.1f} kW | {s['fleet_efficiency_j_th'] or 0:.1f} J/TH | "
-            f"online {s['rigs_online']}/{s['rigs_seen']} | hottest: {hot}")
+            f"{s['fleet_cost_per_h']:.2f} EUR/h | online {s['rigs_online']}/{s['rigs_seen']} | "
+            f"hottest: {hot}")
 
 
 @dataclass
@@ -162,7 +176,9 @@ def start_demo(run_dir: Path, rigs: int, interval: float, seed: int) -> DemoRun:
     ensure_installed()
     mosquitto = Mosquitto(run_dir).start()
     influxd = Influxd(run_dir).start()
-    InfluxQL(influxd.url, DATABASE).create_database()
+    db = InfluxQL(influxd.url, DATABASE)
+    db.create_database()
+    db.execute(f'CREATE RETENTION POLICY "ledger" ON "{DATABASE}" DURATION INF REPLICATION 1')
     scenarios = [f"--scenario={k}={v}" for k, v in DEMO_SCENARIOS.items()
                  if int(k[1:3]) <= (rigs + 9) // 10]
     run = DemoRun(run_dir, mosquitto, influxd, {})
