@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import paho.mqtt.client as mqtt
-
 from collector.mapping import Origin, offline_reading
 from collector.meters.source import MeterSource
 from collector.pdu.source import PduSource
+from collector.publisher import Publisher
 from collector.rigs import PyasicSource
 from hashwatt.config import Config, MeterConfig, PduConfig, RigConfig
-from hashwatt.contract import SCHEMA_VERSION, pdu_topic, rig_topic, status_topic
-from hashwatt.mqtt import ConnectionWaiter, make_client
+from hashwatt.contract import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -34,71 +31,6 @@ class RigSource(Protocol):
     def failed(self, rig_id: str) -> None:
         """Count a failure that happened outside poll (a deadline)."""
         ...
-
-
-class Publisher:
-    """paho-mqtt at QoS 1 with a retained status topic and an `offline` last will."""
-
-    def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
-        self.status = status_topic(cfg.mqtt.topic_prefix, cfg.site.name, cfg.collector.id)
-        self.client = make_client(cfg, f"hashwatt-collector-{cfg.site.name}-{cfg.collector.id}")
-        self.client.will_set(self.status, self._status("offline"), qos=1, retain=True)
-        self.waiter = ConnectionWaiter()
-        self.client.on_connect = self._on_connect
-        self.last_stats: dict[str, Any] | None = None
-
-    def _status(self, state: str, stats: dict[str, Any] | None = None) -> str:
-        doc: dict[str, Any] = {"schema": SCHEMA_VERSION, "kind": "collector",
-                               "site": self.cfg.site.name, "collector": self.cfg.collector.id,
-                               "state": state}
-        if state == "online":
-            doc["ts_ms"] = int(time.time() * 1000)
-        if stats is not None:
-            doc["stats"] = stats
-        return json.dumps(doc)
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
-                    reason_code: mqtt.ReasonCode, properties: Any) -> None:
-        self.waiter.on_connect(reason_code)
-        if not reason_code.is_failure:
-            client.publish(self.status, self._status("online", self.last_stats), qos=1,
-                           retain=True)
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Connect (retrying in the background) and wait for the broker."""
-        self.client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port,
-                                  keepalive=self.cfg.mqtt.keepalive_s)
-        self.client.loop_start()
-        self.waiter.wait(timeout, "collector")
-
-    def publish_reading(self, reading: dict[str, Any]) -> None:
-        """Publish one rig reading at QoS 1."""
-        topic = rig_topic(self.cfg.mqtt.topic_prefix, self.cfg.site.name, reading["rig"])
-        self.client.publish(topic, json.dumps(reading, separators=(",", ":")), qos=1)
-
-    def publish_pdu(self, reading: dict[str, Any]) -> None:
-        """Publish one PDU reading at QoS 1."""
-        topic = pdu_topic(self.cfg.mqtt.topic_prefix, self.cfg.site.name, reading["pdu"])
-        self.client.publish(topic, json.dumps(reading, separators=(",", ":")), qos=1)
-
-    def publish_stats(self, stats: dict[str, Any]) -> None:
-        """Publish the retained online status carrying the last cycle's statistics."""
-        self.last_stats = stats
-        self.client.publish(self.status, self._status("online", stats), qos=1, retain=True)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Wait for in-flight messages, say offline, disconnect."""
-        deadline = time.monotonic() + timeout
-        while (self.client.want_write() or self._inflight()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        info = self.client.publish(self.status, self._status("offline"), qos=1, retain=True)
-        info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def _inflight(self) -> int:
-        return len(getattr(self.client, "_out_messages", {}))
 
 
 @dataclass
@@ -210,11 +142,12 @@ async def run_collector(cfg: Config, cycles: int | None = None,
         while cycles is None or done < cycles:
             started = time.monotonic()
             # PDUs first: each rig's reading then carries its outlet's power of this cycle
-            outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_pdu,
+            outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_reading,
                                                     meter_source)
             stats = await run_cycle(cfg, source, publisher.publish_reading,
                                     outlet_power=outlet_power)
-            stats.update({"pdus_total": len(cfg.pdus) + len(cfg.meters), "pdus_ok": pdus_ok})
+            stats.update({"pdus_total": len(cfg.pdus) + len(cfg.meters), "pdus_ok": pdus_ok,
+                          **publisher.spool_stats()})
             done += 1
             spare = cfg.collector.interval_s - (time.monotonic() - started)
             overruns += spare < 0

@@ -162,7 +162,7 @@ def pdu_points(r: PduReading, tariff: Tariff | None = None) -> list[Point]:
 
 INT_FIELDS = {"up", "fan_min_rpm", "boards_ok", "boards_total", "uptime_s", "chips", "rigs_total",
               "rigs_ok", "rigs_failed", "rigs_timeout", "identified", "published", "overruns",
-              "pdus_total", "pdus_ok"}
+              "pdus_total", "pdus_ok", "spool_depth", "spool_dropped", "spool_refused"}
 
 
 def _float_fields(fields: dict[str, FieldValue]) -> dict[str, FieldValue]:

@@ -158,6 +158,9 @@ class CycleStats(Message):
     overruns: int = 0
     pdus_total: int = 0
     pdus_ok: int = 0
+    spool_depth: int = 0
+    spool_dropped: int = 0
+    spool_refused: int = 0
 
 
 class CollectorStatus(Message):
