@@ -42,7 +42,10 @@ class Publisher:
                            cfg.collector.spool_max_messages)
         self.lock = threading.Lock()
         self.inflight: dict[int, int] = {}  # paho mid -> spool id
+        # PUBACKs that beat the bookkeeping of their publish (paho may call back first)
+        self.early: dict[int, bool] = {}
         self.last_sent = 0
+        self.generation = 0  # bumped at every disconnect: older sends no longer count
         self.refused = 0
         self.wake, self.stopping = threading.Event(), threading.Event()
         self.sender = threading.Thread(target=self._send_loop, daemon=True, name="spool-sender")
@@ -70,17 +73,23 @@ class Publisher:
                        reason_code: mqtt.ReasonCode, properties: Any) -> None:
         with self.lock:  # resend everything unacknowledged, in order, once reconnected
             self.inflight.clear()
+            self.early.clear()
             self.last_sent = 0
+            self.generation += 1
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int,
                     reason_code: mqtt.ReasonCode, properties: Any) -> None:
         with self.lock:
             spool_id = self.inflight.pop(mid, None)
-        if spool_id is None:
-            return
-        if reason_code.is_failure:  # refused by the broker (ACL): retrying cannot help
+            if spool_id is None:
+                self.early[mid] = reason_code.is_failure
+                return
+        self._acknowledged(spool_id, reason_code.is_failure)
+
+    def _acknowledged(self, spool_id: int, refused: bool) -> None:
+        if refused:  # refused by the broker (ACL): retrying cannot help
             self.refused += 1
-            log.error("broker refused a reading (%s): dropped, see spool_refused", reason_code)
+            log.error("broker refused a reading: dropped, counted in spool_refused")
         self.spool.remove([spool_id])
         self.wake.set()
 
@@ -100,17 +109,24 @@ class Publisher:
 
     def _send_some(self) -> bool:
         with self.lock:
-            room, after = WINDOW - len(self.inflight), self.last_sent
+            room, after, generation = WINDOW - len(self.inflight), self.last_sent, self.generation
         if room <= 0:
             return False
         batch = self.spool.after(after, room)
         for message in batch:
+            # never under self.lock: paho holds its own lock while calling _on_publish
+            info = self.client.publish(message.topic, message.payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return False  # disconnected meanwhile: the reconnect resends from the spool
             with self.lock:
-                info = self.client.publish(message.topic, message.payload, qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    return False  # disconnected meanwhile: the reconnect resends from the spool
-                self.inflight[info.mid] = message.id
+                if generation != self.generation:
+                    return False  # a disconnect came between: resend from the oldest
                 self.last_sent = message.id
+                early = self.early.pop(info.mid, None)
+                if early is None:
+                    self.inflight[info.mid] = message.id
+            if early is not None:
+                self._acknowledged(message.id, early)
         return bool(batch)
 
     def publish_readings(self, readings: list[dict[str, Any]]) -> None:

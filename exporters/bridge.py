@@ -111,7 +111,11 @@ class Bridge:
                     reason_code: mqtt.ReasonCode, properties: Any) -> None:
         self.waiter.on_connect(reason_code)
         if not reason_code.is_failure:
-            client.subscribe([(t, 1) for t in subscriptions(self.cfg.mqtt.topic_prefix)])
+            topics = subscriptions(self.cfg.mqtt.topic_prefix)
+            group = self.cfg.bridge.shared_group
+            if group:
+                topics = [f"$share/{group}/{t}" for t in topics]
+            client.subscribe([(t, 1) for t in topics])
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
                       reason_codes: list[mqtt.ReasonCode], properties: Any) -> None:

@@ -27,7 +27,8 @@ def _field_value(value: FieldValue) -> str:
         if not math.isfinite(value):
             raise ValueError(f"line protocol cannot carry {value}")
         return repr(value)
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+               .replace("\r", "\\r"))
     return f'"{escaped}"'
 
 

@@ -78,6 +78,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from collector.service import run_collector
 
     cfg = _load(args.config)
+    if args.shard:
+        from hashwatt.config import shard
+
+        index, _, count = args.shard.partition("/")
+        try:
+            cfg = shard(cfg, int(index), int(count))
+        except (ValueError, ConfigError) as exc:
+            print(f"error: --shard {args.shard}: {exc}", file=sys.stderr)
+            return 2
     _run_async(run_collector(cfg, cycles=args.cycles))
     return 0
 
@@ -187,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collect", help="poll rigs and publish readings over MQTT")
     p.add_argument("config")
     p.add_argument("--cycles", type=int, help="stop after this many cycles")
+    p.add_argument("--shard", metavar="I/N",
+                   help="poll only shard I of N of the inventory (run N collectors)")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("bridge", help="write MQTT readings into InfluxDB")

@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import tomllib
+import zlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -162,6 +163,8 @@ class BridgeConfig(Strict):
     """How the exporter bridge batches and where it sets bad messages aside."""
 
     client_id: Id = "hashwatt-bridge"
+    # several bridges share the load through an MQTT v5 shared subscription of this group
+    shared_group: Id | None = None
     batch_size: int = Field(1000, ge=1, le=100_000)
     flush_interval_s: float = Field(1.0, gt=0, le=60)
     dead_letter_file: Path = Path("hashwatt-deadletters.jsonl")
@@ -413,6 +416,25 @@ def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
     if literal and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("%s holds secrets (%s) and is readable by other users: chmod 600 it, "
                     "or use { env = \"NAME\" } / { file = \"path\" }", path, ", ".join(literal))
+
+
+def shard(cfg: Config, index: int, count: int) -> Config:
+    """The part of the inventory shard index/count owns (stable: a hash of each id), with a
+    collector id and spool of its own."""
+    if not 0 <= index < count:
+        raise ConfigError([f"--shard {index}/{count}: the index must be in 0..{count - 1}"])
+
+    def mine(item_id: str) -> bool:
+        return zlib.crc32(item_id.encode()) % count == index
+
+    collector = cfg.collector.model_copy(update={
+        "id": f"{cfg.collector.id}-s{index}",
+        "spool_path": cfg.collector.spool_path.with_name(
+            f"{cfg.collector.spool_path.stem}-s{index}{cfg.collector.spool_path.suffix}")})
+    return cfg.model_copy(update={
+        "collector": collector, "rigs": [r for r in cfg.rigs if mine(r.id)],
+        "pdus": [p for p in cfg.pdus if mine(p.id)],
+        "meters": [m for m in cfg.meters if mine(m.id)]})
 
 
 def load_config(path: Path | str) -> Config:

@@ -137,6 +137,29 @@ class Mosquitto(LocalService):
 
     name = "mosquitto"
     max_queued_messages: int = 1_000_000
+    # TLS (ca, cert, key files), user -> password, and ACL text: all three lock it down
+    tls: tuple[Path, Path, Path] | None = None
+    passwords: dict[str, str] | None = None
+    acl: str | None = None
+
+    def _security(self) -> str:
+        lines = []
+        if self.tls is not None:
+            ca, cert, key = self.tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
+        if self.passwords is not None:
+            path = self.run_dir / "passwd"
+            path.write_text("")
+            for user, password in self.passwords.items():
+                subprocess.run([find_binary("mosquitto_passwd"), "-b", str(path), user,
+                                password], check=True, capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {path}"]
+        else:
+            lines.append("allow_anonymous true")
+        if self.acl is not None:
+            (self.run_dir / "acl").write_text(self.acl)
+            lines.append(f"acl_file {self.run_dir / 'acl'}")
+        return "".join(line + "\n" for line in lines)
 
     def command(self) -> list[str]:
         """Write mosquitto.conf and return the argv."""
@@ -144,12 +167,13 @@ class Mosquitto(LocalService):
         data.mkdir(parents=True, exist_ok=True)
         conf = self.run_dir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.port} {self.host}\n"
+            f"listener {self.port} {self.host}\n" + self._security() +
             # started as root, mosquitto would switch to its own user and lose the run dir
             f"user {getpass.getuser()}\n"
-            "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {data}/\n"
+            # sessions and queues reach the disk within a second: a killed broker keeps them
+            "autosave_interval 1\n"
             f"max_queued_messages {self.max_queued_messages}\n"
             "max_queued_bytes 0\n"
             "max_inflight_messages 0\n"
@@ -181,6 +205,7 @@ class Influxd(HttpService):
 
     name = "influxd"
     health_path = "/ping"
+    auth: bool = False
 
     def command(self) -> list[str]:
         """Write influxd.conf pointing every dir and port at this run directory."""
@@ -196,6 +221,7 @@ class Influxd(HttpService):
             "[monitor]\n  store-enabled = false\n"
             f'[http]\n  bind-address = "{self.host}:{self.port}"\n'
             "  log-enabled = false\n"
+            f"  auth-enabled = {'true' if self.auth else 'false'}\n"
         )
         return [find_binary("influxd"), "run", "-config", str(conf)]
 

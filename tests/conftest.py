@@ -122,7 +122,9 @@ def write_config(path: Path, *, mqtt_port: int, rigs: list[SimRig] | None = None
              f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n']
     if influx:
         lines.append(f"[influxdb]\n{influx}\n")
-    lines.append(f'[collector]\nid = "c1"\ninterval_s = 5\ndeadline_s = 3\n{collector}\n')
+    defaults = "".join(line + "\n" for line in ('id = "c1"', "interval_s = 5", "deadline_s = 2")
+                       if line.split(" =")[0] not in collector)
+    lines.append(f'[collector]\n{defaults}{collector}\n')
     lines.append(f'[bridge]\nclient_id = "b-{uuid.uuid4().hex[:8]}"\n'
                  f'dead_letter_file = "deadletters.jsonl"\nflush_interval_s = 0.2\n{bridge}\n')
     outlets = {r.rig_id: (p.pdu_id, n) for p in pdus or [] for n, r in enumerate(p.rigs, 1)}
