@@ -99,7 +99,9 @@ def publish_outcome(ca: Path, port: int, user: str, topic: str) -> str:
 def test_a_collector_may_not_publish_under_another_sites_prefix(
         secure_broker: tuple[Mosquitto, Path]) -> None:
     broker, ca = secure_broker
-    assert publish_outcome(ca, broker.port, "north", "hashwatt/v1/north/rig/r1") == "Success"
+    # "No matching subscribers" is a success code: nobody subscribed to this test topic
+    assert publish_outcome(ca, broker.port, "north", "hashwatt/v1/north/rig/r1") in (
+        "Success", "No matching subscribers")
     assert publish_outcome(ca, broker.port, "north",
                            "hashwatt/v1/south/rig/r1") == "Not authorized"
 
@@ -115,13 +117,11 @@ def test_a_client_without_tls_cannot_talk_to_the_tls_listener(
     broker, _ = secure_broker
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="plain", protocol=mqtt.MQTTv5)
     client.username_pw_set("north", SECRETS["north"])
-    with pytest.raises(Exception):  # the TLS listener drops the plaintext CONNECT
-        client.connect("127.0.0.1", broker.port)
-        client.loop_start()
-        connected = wait_for(client.is_connected, timeout=3)
-        client.loop_stop()
-        assert connected
-        raise AssertionError("unreachable")
+    client.connect_async("127.0.0.1", broker.port)
+    client.loop_start()
+    connected = wait_for(client.is_connected, timeout=3)
+    client.loop_stop()
+    assert not connected
 
 
 def test_a_wrong_influxdb_password_is_refused(secure_influx: Influxd) -> None:
