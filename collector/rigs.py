@@ -9,6 +9,7 @@ from typing import Any
 from pyasic.miners.data import DataOptions
 from pyasic.miners.factory import MinerFactory
 
+from collector.fastpath import FastPath, fast_path_for
 from collector.mapping import Origin, offline_reading, reading_from_miner
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,11 @@ class PyasicSource:
     """Rig polling through unmodified pyasic; callers bound each poll with a deadline."""
 
     reidentify_after: int = 3
+    fast_paths: bool = True
+    timeout_s: float = 10.0
     factory: MinerFactory = field(default_factory=MinerFactory)
     miners: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, FastPath | None] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     identifications: int = 0
 
@@ -39,8 +43,10 @@ class PyasicSource:
                 self.failed(rig.id)
                 return offline_reading(origin, "no miner answered identification")
             self.miners[rig.id] = miner
+            self.paths[rig.id] = fast_path_for(miner, self.timeout_s) if self.fast_paths else None
         try:
-            data = await miner.get_data(include=FIELDS)
+            path = self.paths.get(rig.id)
+            data = await path.telemetry() if path else await miner.get_data(include=FIELDS)
         except Exception as exc:  # pyasic wraps any parser failure; the rig is in error
             self.failed(rig.id)
             return offline_reading(origin, f"bad reply: {_cause(exc)}", str(miner.make or ""),
@@ -64,6 +70,7 @@ class PyasicSource:
         count = self.failures.get(rig_id, 0) + 1
         self.failures[rig_id] = count
         if count >= self.reidentify_after and self.miners.pop(rig_id, None) is not None:
+            self.paths.pop(rig_id, None)
             log.info("rig %s: %d failures in a row, will identify it again", rig_id, count)
 
 

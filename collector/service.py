@@ -131,7 +131,9 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
 async def run_collector(cfg: Config, cycles: int | None = None,
                         source: RigSource | None = None) -> None:
     """Poll forever (or `cycles` times), one cycle every interval."""
-    source = source or PyasicSource(reidentify_after=cfg.collector.reidentify_after)
+    source = source or PyasicSource(reidentify_after=cfg.collector.reidentify_after,
+                                    fast_paths=cfg.collector.fast_paths,
+                                    timeout_s=cfg.collector.deadline_s)
     pdu_source, meter_source = PduSource(cfg), MeterSource(cfg)
     publisher = Publisher(cfg)
     await asyncio.to_thread(publisher.start)

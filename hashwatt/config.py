@@ -148,6 +148,8 @@ class CollectorConfig(Strict):
     concurrency: int = Field(200, ge=1, le=10000)
     deadline_s: float = Field(10.0, gt=0, le=300)
     reidentify_after: int = Field(3, ge=1, le=1000)
+    # one RPC exchange per poll for firmware whose RPC carries everything; pyasic otherwise
+    fast_paths: bool = True
     # readings wait here while the broker is away (relative to the config file)
     spool_path: Path = Path("hashwatt-spool.db")
     spool_max_messages: int = Field(1_000_000, ge=100)
