@@ -51,6 +51,7 @@ demo: system-deps venv
 
 # benchmarks print ratios against a baseline measured in the same run (see BENCHMARKS.md)
 bench: system-deps venv
+	$(BIN)/python -m hashwatt.bench.rigs --rigs 2000 --sample 140
 	$(BIN)/python -m hashwatt.bench.pdu --pdus 200 --outlets 24 --rounds 3
 
 clean:

@@ -1,0 +1,151 @@
+"""Rig polling benchmark: client CPU per poll for pyasic used naively, pyasic with kept miner
+objects, and hashwatt's collector (fast paths), against a simulated farm in its own process.
+
+    python -m hashwatt.bench.rigs --rigs 2000 --sample 200
+
+CPU is this process's (time.process_time); the simulator's is never counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from pyasic import get_miner
+
+from collector.rigs import PyasicSource
+from collector.service import run_cycle
+from hashwatt.config import CollectorConfig, Config, RigConfig, SiteConfig
+from hashwatt.sim.farm import DEFAULT_MIX, build_rigs
+
+ANTMINER = ("s19pro", "s21")
+
+
+def start_farm(count: int, base: str, run_dir: Path) -> subprocess.Popen[bytes]:
+    """The simulated farm in a process of its own."""
+    ready = run_dir / "farm.ready"
+    proc = subprocess.Popen([sys.executable, "-m", "hashwatt.cli", "simulate",
+                             f"--rigs={count}", f"--base={base}", "--frozen",
+                             f"--ready-file={ready}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the simulated farm did not start")
+        time.sleep(0.1)
+    return proc
+
+
+async def _cpu(coro: Any) -> tuple[float, Any]:
+    start = time.process_time()
+    result = await coro
+    return time.process_time() - start, result
+
+
+async def naive(ips: list[str]) -> float:
+    """Identify and poll every rig every cycle, all data (what pyasic_to_influx does)."""
+    async def one(ip: str) -> None:
+        miner = await get_miner(ip)
+        await miner.get_data()
+
+    cpu, _ = await _cpu(asyncio.gather(*(one(ip) for ip in ips)))
+    return cpu * 1000 / len(ips)
+
+
+async def kept(ips: list[str]) -> float:
+    """Identify once (not counted), then poll all data with the kept objects."""
+    miners = await asyncio.gather(*(get_miner(ip) for ip in ips))
+    await asyncio.gather(*(m.get_data() for m in miners))  # warm-up
+    cpu, _ = await _cpu(asyncio.gather(*(m.get_data() for m in miners)))
+    return cpu * 1000 / len(ips)
+
+
+async def hashwatt(rigs: list[RigConfig], concurrency: int) -> dict[str, float]:
+    """The collector's cycle: identification not counted, then a full measured cycle."""
+    cfg = Config(site=SiteConfig(name="bench"), rigs=rigs,
+                 collector=CollectorConfig(concurrency=concurrency, deadline_s=10,
+                                           interval_s=30))
+    source = PyasicSource(timeout_s=10)
+    published: list[dict[str, Any]] = []
+    await run_cycle(cfg, source, published.append)  # identification + first poll
+    published.clear()
+    start = time.perf_counter()
+    cpu, stats = await _cpu(run_cycle(cfg, source, published.append))
+    wall = time.perf_counter() - start
+    assert stats["rigs_ok"] == len(rigs), stats
+    return {"cpu_ms_per_rig": cpu * 1000 / len(rigs), "rigs_per_s": len(rigs) / wall,
+            "cycle_s": wall}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the rig benchmark and print a table (or --json)."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rigs", type=int, default=2000)
+    parser.add_argument("--sample", type=int, default=140, help="rigs polled by pyasic runs")
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--base", default="127.70.0.0")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    farm = start_farm(args.rigs, args.base, Path(tempfile.mkdtemp(prefix="hashwatt-bench-")))
+    try:
+        result = asyncio.run(measure(args))
+    finally:
+        farm.terminate()
+        farm.wait(timeout=30)
+    print(json.dumps(result) if args.json else table(result))
+    return 0
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement of one run."""
+    sim = build_rigs(args.rigs, args.base, DEFAULT_MIX)
+    rigs = [RigConfig(id=r.rig_id, address=r.ip) for r in sim]
+    antminers = [r.ip for r in sim if r.hw_name in ANTMINER][:args.sample]
+    mixed = [r.ip for r in sim][:args.sample]
+    out: dict[str, Any] = {"rigs": args.rigs, "sample": args.sample}
+    out["naive_antminer_ms"] = await naive(antminers)
+    out["kept_antminer_ms"] = await kept(antminers)
+    out["naive_mixed_ms"] = await naive(mixed)
+    out["kept_mixed_ms"] = await kept(mixed)
+    ant_rigs = [r for r, s in zip(rigs, sim, strict=True) if s.hw_name in ANTMINER][:args.sample]
+    out["hashwatt_antminer"] = await hashwatt(ant_rigs, args.concurrency)
+    out["hashwatt_all"] = await hashwatt(rigs, args.concurrency)
+    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def table(r: dict[str, Any]) -> str:
+    """The results as text with the ratios."""
+    ant, allr = r["hashwatt_antminer"], r["hashwatt_all"]
+    cores_10k = allr["cpu_ms_per_rig"] * 10_000 / 1000 / 30
+    return "\n".join([
+        f"rig poll benchmark: {r['rigs']} simulated rigs (7 models), pyasic runs on "
+        f"{r['sample']} rigs",
+        f"{'client CPU ms per rig poll':<44}{'Antminer':>10}{'mixed':>10}",
+        f"{'pyasic naive (identify + get_data)':<44}{r['naive_antminer_ms']:>10.2f}"
+        f"{r['naive_mixed_ms']:>10.2f}",
+        f"{'pyasic with kept miner objects':<44}{r['kept_antminer_ms']:>10.2f}"
+        f"{r['kept_mixed_ms']:>10.2f}",
+        f"{'hashwatt collector (fast paths)':<44}{ant['cpu_ms_per_rig']:>10.2f}"
+        f"{allr['cpu_ms_per_rig']:>10.2f}",
+        f"ratio hashwatt / naive (Antminer): 1/{r['naive_antminer_ms'] / ant['cpu_ms_per_rig']:.1f}",
+        f"ratio hashwatt / kept (Antminer): 1/{r['kept_antminer_ms'] / ant['cpu_ms_per_rig']:.1f}",
+        f"hashwatt full cycle: {r['rigs']} rigs in {allr['cycle_s']:.2f} s "
+        f"({allr['rigs_per_s']:.0f} rigs/s, simulator on the same 2 cores)",
+        f"projection: 10,000 rigs every 30 s need {cores_10k:.2f} cores of collector CPU",
+        f"peak RSS of this process: {r['rss_mb']:.0f} MB"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
