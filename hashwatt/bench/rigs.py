@@ -139,7 +139,8 @@ def table(r: dict[str, Any]) -> str:
         f"{r['kept_mixed_ms']:>10.2f}",
         f"{'hashwatt collector (fast paths)':<44}{ant['cpu_ms_per_rig']:>10.2f}"
         f"{allr['cpu_ms_per_rig']:>10.2f}",
-        f"ratio hashwatt / naive (Antminer): 1/{r['naive_antminer_ms'] / ant['cpu_ms_per_rig']:.1f}",
+        f"ratio hashwatt / naive (Antminer): 1/"
+        f"{r['naive_antminer_ms'] / ant['cpu_ms_per_rig']:.1f}",
         f"ratio hashwatt / kept (Antminer): 1/{r['kept_antminer_ms'] / ant['cpu_ms_per_rig']:.1f}",
         f"hashwatt full cycle: {r['rigs']} rigs in {allr['cycle_s']:.2f} s "
         f"({allr['rigs_per_s']:.0f} rigs/s, simulator on the same 2 cores)",
