@@ -124,9 +124,13 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
     })
     points = [Point("rig", tags, _float_fields(fields), r.ts_ms)]
     for b in r.boards:
-        board_fields = _float_fields(_fields({
-            "hashrate_ths": b.hashrate_ths, "chip_temp_c": b.chip_temp_c,
-            "board_temp_c": b.board_temp_c, "chips": b.chips}))
+        board_fields: dict[str, FieldValue] = {}
+        for key, value in (("hashrate_ths", b.hashrate_ths), ("chip_temp_c", b.chip_temp_c),
+                           ("board_temp_c", b.board_temp_c)):
+            if value is not None:
+                board_fields[key] = float(value)
+        if b.chips is not None:
+            board_fields["chips"] = int(b.chips)
         if board_fields:
             points.append(Point("rig_board", {**tags, "board": str(b.board)}, board_fields,
                                 r.ts_ms))

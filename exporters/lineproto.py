@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import dataclass
 
 FieldValue = float | int | bool | str
@@ -14,22 +15,33 @@ _KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\r": r"\
                       "\\": "/"})
 
 
+@lru_cache(maxsize=65536)
 def _escape_key(text: str) -> str:
+    """Escaped tag key, tag value or field key (they repeat: cached)."""
     return text.translate(_KEY)
 
 
 def _field_value(value: FieldValue) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    if isinstance(value, float):
-        if not math.isfinite(value):
+    kind = type(value)  # exact types, most frequent first: this runs for every field
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
             raise ValueError(f"line protocol cannot carry {value}")
         return repr(value)
-    escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-               .replace("\r", "\\r"))
-    return f'"{escaped}"'
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return f"{value}i"
+    if isinstance(value, str):
+        escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                   .replace("\r", "\\r"))
+        return f'"{escaped}"'
+    return _field_value(float(value) if isinstance(value, float) else int(value))
+
+
+@lru_cache(maxsize=16384)
+def _tag_text(items: tuple[tuple[str, str], ...]) -> str:
+    """The escaped tag set (a rig's tags repeat every poll and on every board: cached)."""
+    return "".join([f",{_escape_key(k)}={_escape_key(v)}" for k, v in items if v != ""])
 
 
 @dataclass(frozen=True)
@@ -45,10 +57,9 @@ class Point:
         """The point as one line of line protocol (precision ms)."""
         if not self.fields:
             raise ValueError(f"point {self.measurement} has no fields")
-        tags = "".join(f",{_escape_key(k)}={_escape_key(v)}"
-                       for k, v in sorted(self.tags.items()) if v != "")
-        fields = ",".join(f"{_escape_key(k)}={_field_value(v)}"
-                          for k, v in self.fields.items())
+        tags = _tag_text(tuple(sorted(self.tags.items())))
+        fields = ",".join([f"{_escape_key(k)}={_field_value(v)}"
+                           for k, v in self.fields.items()])
         return f"{self.measurement.translate(_MEASUREMENT)}{tags} {fields} {self.ts_ms}"
 
 
