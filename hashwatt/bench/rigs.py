@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--base", default="127.70.0.0")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only hashwatt's cycle: resident memory with the whole inventory")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     farm = start_farm(args.rigs, args.base, Path(tempfile.mkdtemp(prefix="hashwatt-bench-")))
@@ -103,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         farm.terminate()
         farm.wait(timeout=30)
+    if args.memory_only:
+        allr = result["hashwatt_all"]
+        print(f"collector with {args.rigs} rigs: cycle {allr['cycle_s']:.1f} s, "
+              f"{allr['cpu_ms_per_rig']:.2f} CPU ms per rig, peak RSS {result['rss_mb']:.0f} MB")
+        return 0
     print(json.dumps(result) if args.json else table(result))
     return 0
 
@@ -114,6 +121,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     antminers = [r.ip for r in sim if r.hw_name in ANTMINER][:args.sample]
     mixed = [r.ip for r in sim][:args.sample]
     out: dict[str, Any] = {"rigs": args.rigs, "sample": args.sample}
+    if args.memory_only:
+        out["hashwatt_all"] = await hashwatt(rigs, args.concurrency)
+        out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return out
     out["naive_antminer_ms"] = await naive(antminers)
     out["kept_antminer_ms"] = await kept(antminers)
     out["naive_mixed_ms"] = await naive(mixed)
