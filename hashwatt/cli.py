@@ -73,10 +73,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_workers(args: argparse.Namespace) -> int:
+    """One collector process per shard, so every core polls; stop them all together."""
+    import subprocess
+
+    extra = [f"--cycles={args.cycles}"] if args.cycles else []
+    procs = [subprocess.Popen([sys.executable, "-m", "hashwatt.cli", "collect", args.config,
+                               f"--shard={i}/{args.workers}", *extra])
+             for i in range(args.workers)]
+    def stop_all() -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+
+    _on_signals(stop_all)
+    return max(p.wait() for p in procs)
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
-    """Run the collector."""
+    """Run the collector (or --workers processes over shards of the inventory)."""
     from collector.service import run_collector
 
+    if args.workers > 1:
+        return _run_workers(args)
     cfg = _load(args.config)
     if args.shard:
         from hashwatt.config import shard
@@ -198,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cycles", type=int, help="stop after this many cycles")
     p.add_argument("--shard", metavar="I/N",
                    help="poll only shard I of N of the inventory (run N collectors)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="run this many collector processes, one shard each (use every core)")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("bridge", help="write MQTT readings into InfluxDB")

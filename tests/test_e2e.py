@@ -152,3 +152,23 @@ def test_the_v2_write_path_stores_the_same_numbers_in_a_real_v2_server(
     assert series
     got = {s["metric"]["rig"]: s["values"][-1] for s in series}  # type: ignore[union-attr]
     assert got == {r.rig_id: expected_rig(r, f.seed)["hashrate_ths"] for r in f.rigs}
+
+
+def test_collector_workers_poll_every_rig_once_across_their_shards(
+        tmp_path: Path, farm: FarmFactory, mosquitto: Mosquitto, influxd: Influxd,
+        influx_db: InfluxQL) -> None:
+    import subprocess
+    import sys
+
+    f = farm(12, mix=("m50", "a1246", "supra"))
+    cfg = v1_config(tmp_path, mosquitto, influxd, influx_db, f.rigs)
+    with bridge_running(cfg):
+        run = subprocess.run([sys.executable, "-m", "hashwatt.cli", "collect", str(cfg.source),
+                              "--workers=2", "--cycles=1"], timeout=120)
+        assert run.returncode == 0
+        stored = wait_for(lambda: len(r := influx_db.rows(
+            'SELECT count("up") FROM "rig" GROUP BY "rig"')) == 12 and r)
+    assert stored and all(r["count"] == 1 for r in stored)  # type: ignore[union-attr]
+    collectors = influx_db.rows('SELECT last("rigs_total") FROM "collector" GROUP BY "collector"')
+    assert sorted(r["collector"] for r in collectors) == ["c1-s0", "c1-s1"]
+    assert sum(r["last"] for r in collectors) == 12
