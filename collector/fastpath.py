@@ -72,9 +72,10 @@ _TLS = ssl.create_default_context()
 
 
 def rig_client(timeout: float) -> httpx.AsyncClient:
-    """A small HTTP client for one rig: one kept-alive connection. (A client shared by all
-    rigs scans its whole pool on every request: slower at farm scale.)"""
-    limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
+    """A small HTTP client for one rig. Connections are not kept between polls: thousands of
+    idle sockets cost more memory than one TCP handshake per poll costs CPU. (A client shared
+    by all rigs scans its whole pool on every request: slower at farm scale.)"""
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=0)
     return httpx.AsyncClient(timeout=timeout, limits=limits, verify=_TLS)
 
 

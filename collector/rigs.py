@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,8 @@ class PyasicSource:
     factory: MinerFactory = field(default_factory=MinerFactory)
     miners: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, FastPath | None] = field(default_factory=dict)
+    identify_concurrency: int = 25
+    _identify_slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
     failures: dict[str, int] = field(default_factory=dict)
     identifications: int = 0
 
@@ -60,7 +63,13 @@ class PyasicSource:
 
     async def _identify(self, address: str) -> Any:
         self.identifications += 1
-        miner = await self.factory.get_miner(address)
+        # pyasic's factory builds HTTP clients and TLS contexts per probe: a few at a time
+        # keep the collector's memory flat when thousands of rigs are identified at start
+        loop = asyncio.get_running_loop()
+        if self._identify_slots is None or self._identify_slots[0] is not loop:
+            self._identify_slots = (loop, asyncio.Semaphore(self.identify_concurrency))
+        async with self._identify_slots[1]:
+            miner = await self.factory.get_miner(address)
         if miner is None or type(miner).__name__.startswith("Unknown"):
             return None
         return miner
