@@ -60,6 +60,8 @@ class Counters:
     batches: int = 0
     last_lag_ms: float = 0.0
     last_batch_ms: float = 0.0
+    # poll-to-stored latency of every reading since the last stats point
+    lags_ms: list[float] = field(default_factory=list)
 
 
 class DeadLetters:
@@ -178,9 +180,11 @@ class Bridge:
         c.points += sum(len(points) for _, points in good)
         c.batches += 1
         c.last_batch_ms = (time.monotonic() - started) * 1000
-        stamps = [p[0].ts_ms for _, p in good if p and p[0].measurement == "rig"]
+        now_ms = time.time() * 1000
+        stamps = [p[0].ts_ms for _, p in good if p and p[0].measurement in ("rig", "pdu")]
         if stamps:
-            c.last_lag_ms = time.time() * 1000 - max(stamps)
+            c.last_lag_ms = now_ms - max(stamps)
+            c.lags_ms.extend(now_ms - ts for ts in stamps)
 
     def _set_aside(self, msg: Inbound, reason: str) -> None:
         self.dead.put(msg, reason)
@@ -228,6 +232,12 @@ class Bridge:
             "write_errors": c.write_errors, "batches": c.batches,
             "queue_depth": self.inbox.qsize(), "lag_ms": round(c.last_lag_ms, 1),
             "batch_ms": round(c.last_batch_ms, 3)}
+        if c.lags_ms:
+            lags = sorted(c.lags_ms)
+            fields["lag_p50_ms"] = round(lags[len(lags) // 2], 1)
+            fields["lag_p99_ms"] = round(lags[min(len(lags) - 1, len(lags) * 99 // 100)], 1)
+            fields["lag_samples"] = len(lags)
+            c.lags_ms.clear()
         tags = {"site": self.cfg.site.name, "exporter": self.cfg.bridge.client_id}
         return Point("exporter", tags, fields, int(time.time() * 1000))
 
