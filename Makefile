@@ -52,6 +52,9 @@ demo: system-deps venv
 # benchmarks print ratios against a baseline measured in the same run (see BENCHMARKS.md)
 bench: system-deps venv
 	$(BIN)/python -m hashwatt.bench.rigs --rigs 2000 --sample 140
+	$(BIN)/python -m hashwatt.bench.rigs --rigs 10000 --memory-only --base 127.80.0.0
+	$(BIN)/python -m hashwatt.bench.exporter --messages 20000
+	$(BIN)/python -m hashwatt.bench.latency --rigs 2000 --interval 10 --seconds 60
 	$(BIN)/python -m hashwatt.bench.pdu --pdus 200 --outlets 24 --rounds 3
 
 clean:
