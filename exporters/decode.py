@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -86,10 +87,6 @@ def _same(value: str, segment: str, name: str) -> None:
         raise Rejected(f"{name} {value!r} in the payload differs from {segment!r} in the topic")
 
 
-def _fields(pairs: dict[str, FieldValue | None]) -> dict[str, FieldValue]:
-    return {k: v for k, v in pairs.items() if v is not None}
-
-
 def pricing(ts_ms: int, power_w: float | None,
             tariff: Tariff | None) -> dict[str, FieldValue | None]:
     """rate_per_kwh and cost_per_h at the reading's own time, so no dashboard needs a join."""
@@ -109,7 +106,7 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
                   if r.power_w is not None and r.hashrate_ths else None)
     margin = (round(r.temp_limit_c - r.temp_max_c, 3)
               if r.temp_limit_c is not None and r.temp_max_c is not None else None)
-    fields = _fields({
+    fields = _float_fields({
         "online": r.online, "up": int(r.online), "error": r.error,
         "hashrate_ths": r.hashrate_ths,
         "expected_hashrate_ths": r.expected_hashrate_ths, "power_w": r.power_w,
@@ -122,7 +119,7 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
         "errors": "; ".join(r.errors)[:1024] if r.errors else None,
         **pricing(r.ts_ms, r.power_w, tariff),
     })
-    points = [Point("rig", tags, _float_fields(fields), r.ts_ms)]
+    points = [Point("rig", tags, fields, r.ts_ms)]
     for b in r.boards:
         board_fields: dict[str, FieldValue] = {}
         for key, value in (("hashrate_ths", b.hashrate_ths), ("chip_temp_c", b.chip_temp_c),
@@ -140,24 +137,24 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
 def pdu_points(r: PduReading, tariff: Tariff | None = None) -> list[Point]:
     """The `pdu` point, one `pdu_phase` per phase and one `pdu_outlet` per outlet."""
     tags = {"site": r.site, "pdu": r.pdu, "vendor": r.vendor, "model": r.model, "rack": r.rack}
-    fields = _fields({"online": r.online, "error": r.error, "power_w": r.power_w,
-                      "energy_kwh": r.energy_kwh, "voltage_v": r.voltage_v,
-                      "current_a": r.current_a,
-                      "energy_reset": r.energy_reset if r.online else None})
-    points = [Point("pdu", tags, _float_fields(fields), r.ts_ms)]
+    fields = _float_fields({"online": r.online, "error": r.error, "power_w": r.power_w,
+                            "energy_kwh": r.energy_kwh, "voltage_v": r.voltage_v,
+                            "current_a": r.current_a,
+                            "energy_reset": r.energy_reset if r.online else None})
+    points = [Point("pdu", tags, fields, r.ts_ms)]
     for ph in r.phases:
         load = (round(ph.current_a / ph.rating_a * 100, 3)
                 if ph.current_a is not None and ph.rating_a else None)
-        phase_fields = _float_fields(_fields({
+        phase_fields = _float_fields({
             "current_a": ph.current_a, "voltage_v": ph.voltage_v, "power_w": ph.power_w,
-            "rating_a": ph.rating_a, "load_pct": load}))
+            "rating_a": ph.rating_a, "load_pct": load})
         if phase_fields:
             points.append(Point("pdu_phase", {**tags, "phase": ph.phase}, phase_fields, r.ts_ms))
     for o in r.outlets:
-        outlet_fields = _float_fields(_fields({
+        outlet_fields = _float_fields({
             "power_w": o.power_w, "current_a": o.current_a, "voltage_v": o.voltage_v,
             "energy_kwh": o.energy_kwh, "energy_reset": o.energy_reset,
-            **pricing(r.ts_ms, o.power_w, tariff)}))
+            **pricing(r.ts_ms, o.power_w, tariff)})
         outlet_tags = {**tags, "outlet": str(o.outlet), "outlet_name": o.name,
                        "rig": o.rig or "", "customer": o.customer}
         points.append(Point("pdu_outlet", outlet_tags, outlet_fields, r.ts_ms))
@@ -169,11 +166,15 @@ INT_FIELDS = {"up", "fan_min_rpm", "boards_ok", "boards_total", "uptime_s", "chi
               "pdus_total", "pdus_ok", "spool_depth", "spool_dropped", "spool_refused"}
 
 
-def _float_fields(fields: dict[str, FieldValue]) -> dict[str, FieldValue]:
-    """One type per field name forever: InfluxDB refuses a float where it stored an int."""
+def _float_fields(fields: Mapping[str, FieldValue | None]) -> dict[str, FieldValue]:
+    """Drop missing values and give each field one type forever: InfluxDB refuses a float
+    where it stored an int."""
     out: dict[str, FieldValue] = {}
     for key, value in fields.items():
-        if isinstance(value, (bool, str)):
+        if value is None:
+            continue
+        kind = type(value)
+        if kind is bool or kind is str:
             out[key] = value
         elif key in INT_FIELDS:
             out[key] = int(value)

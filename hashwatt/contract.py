@@ -85,11 +85,12 @@ class RigReading(Message):
     temp_limit_c: Temp | None = None
     nominal_efficiency_j_th: NonNeg | None = None
     env_temp_c: Temp | None = None
-    fans_rpm: list[Annotated[int, Field(ge=0, le=100_000)]] = []
-    boards: list[BoardReading] = []
+    # default_factory: a literal [] default is deep-copied for every message
+    fans_rpm: list[Annotated[int, Field(ge=0, le=100_000)]] = Field(default_factory=list)
+    boards: list[BoardReading] = Field(default_factory=list)
     boards_total: Annotated[int, Field(ge=0, le=64)] | None = None
     uptime_s: Annotated[int, Field(ge=0)] | None = None
-    errors: list[Annotated[str, Field(max_length=256)]] = []
+    errors: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -139,8 +140,8 @@ class PduReading(Message):
     voltage_v: NonNeg | None = None
     current_a: NonNeg | None = None
     energy_reset: bool = False
-    phases: list[PhaseReading] = []
-    outlets: list[OutletReading] = []
+    phases: list[PhaseReading] = Field(default_factory=list)
+    outlets: list[OutletReading] = Field(default_factory=list)
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +54,7 @@ def with_cost(points: list[Point]) -> list[Point]:
     for p in points:
         if p.measurement == "rig" and "power_w" in p.fields:
             cost = round(float(p.fields["power_w"]) / 1000 * RATE, 6)
-            p = replace(p, fields={**p.fields, "rate_per_kwh": RATE, "cost_per_h": cost})
+            p = p._replace(fields={**p.fields, "rate_per_kwh": RATE, "cost_per_h": cost})
         out.append(p)
     return out
 
