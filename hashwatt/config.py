@@ -16,7 +16,7 @@ import stat
 import tomllib
 import zlib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -312,6 +312,19 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 RIG_ADAPTER: TypeAdapter[RigConfig] = TypeAdapter(RigConfig)
 CSV_COLUMNS = set(RigConfig.model_fields)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_data_file(path: Path, model: type[ModelT]) -> ModelT:
+    """A TOML data file (PDU profile, register map) validated into model, named after the
+    file; errors name the file and the key."""
+    raw = _read_toml(path)
+    try:
+        return model.model_validate({**raw, "name": path.stem})
+    except ValidationError as exc:
+        raise ConfigError(format_problems(str(path), exc)) from None
 
 
 def load_inventory_csv(path: Path) -> list[tuple[int, RigConfig]]:

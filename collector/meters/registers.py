@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 import struct
-import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from hashwatt.config import ConfigError, format_problems
+from hashwatt.config import load_data_file
 
 WIDTH = {"float32": 2, "int32": 2, "uint32": 2, "int16": 1, "uint16": 1}
 FORMAT = {"float32": ">f", "int32": ">i", "uint32": ">I", "int16": ">h", "uint16": ">H"}
@@ -89,14 +88,7 @@ def decode(register: Register, words: dict[int, int], word_order: str) -> float 
 
 def load_map(path: Path) -> RegisterMap:
     """Read and validate one register map."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    try:
-        return RegisterMap.model_validate({**raw, "name": path.stem})
-    except ValidationError as exc:
-        raise ConfigError(format_problems(str(path), exc)) from None
+    return load_data_file(path, RegisterMap)
 
 
 @cache

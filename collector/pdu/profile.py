@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from hashwatt.config import ConfigError, format_problems
+from hashwatt.config import load_data_file
 
 OID = Annotated[str, Field(pattern=r"^\d+(\.\d+)+$")]
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
@@ -104,14 +103,7 @@ class Profile(BaseModel):
 
 def load_profile(path: Path) -> Profile:
     """Read and validate one profile file."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    try:
-        return Profile.model_validate({**raw, "name": path.stem})
-    except ValidationError as exc:
-        raise ConfigError(format_problems(str(path), exc)) from None
+    return load_data_file(path, Profile)
 
 
 @cache
