@@ -37,16 +37,20 @@ class Spool:
                         "AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL)")
         self.db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, "
                         "value INTEGER NOT NULL)")
+        # counted once: a count(*) per append would scan the whole backlog every reading
+        self._count = int(self.db.execute("SELECT count(*) FROM spool").fetchone()[0])
 
     def append(self, messages: list[tuple[str, bytes]]) -> None:
         """Add messages at the end; drop the oldest beyond the bound (and count them)."""
         with self.lock:
             self.db.execute("BEGIN")
             self.db.executemany("INSERT INTO spool (topic, payload) VALUES (?, ?)", messages)
-            excess = self._depth() - self.max_messages
+            self._count += len(messages)
+            excess = self._count - self.max_messages
             if excess > 0:
-                self.db.execute("DELETE FROM spool WHERE id IN (SELECT id FROM spool ORDER BY "
-                                "id LIMIT ?)", (excess,))
+                self._count -= self.db.execute(
+                    "DELETE FROM spool WHERE id IN (SELECT id FROM spool ORDER BY id LIMIT ?)",
+                    (excess,)).rowcount
                 self.db.execute("INSERT INTO counters VALUES ('dropped', ?) ON CONFLICT(name) "
                                 "DO UPDATE SET value = value + excluded.value", (excess,))
             self.db.execute("COMMIT")
@@ -63,15 +67,13 @@ class Spool:
         if not ids:
             return
         with self.lock:
-            self.db.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i in ids])
-
-    def _depth(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM spool").fetchone()[0])
+            self._count -= self.db.executemany("DELETE FROM spool WHERE id = ?",
+                                               [(i,) for i in ids]).rowcount
 
     def depth(self) -> int:
         """Messages waiting (published but unacknowledged ones included)."""
         with self.lock:
-            return self._depth()
+            return self._count
 
     def dropped(self) -> int:
         """Messages dropped because the bound was reached, since the spool was created."""
