@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporters.lineproto import Point, encode
-from exporters.sinks import InfluxV1Sink, InfluxV2Sink, Sink
+from exporters.sinks import make_sink
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQL
 from hashwatt.tariff import QUARTER_S, Tariff
@@ -171,21 +171,6 @@ def rollup_points(cfg: Config, db: InfluxQL, start_s: int, end_s: int) -> list[P
     return points
 
 
-def ledger_sink(cfg: Config) -> Sink:
-    """Where ledger points go: the ledger retention policy (v1) or bucket (v2)."""
-    influx = cfg.influxdb
-    if influx is None:
-        raise ValueError(f"{cfg.source}: [influxdb] is required for the energy ledger")
-    if influx.api == "v1":
-        assert influx.database is not None
-        return InfluxV1Sink(influx.url, influx.database, influx.username,
-                            cfg.secret(influx.password), influx.timeout_s,
-                            retention_policy=influx.ledger_retention_policy)
-    assert influx.org is not None
-    return InfluxV2Sink(influx.url, influx.org, influx.ledger_bucket,
-                        cfg.secret(influx.token) or "", influx.timeout_s)
-
-
 def query_client(cfg: Config) -> InfluxQL:
     """InfluxQL over /query: user and password on 1.x, the token on 2.x (DBRP mapping)."""
     influx = cfg.influxdb
@@ -200,7 +185,7 @@ def query_client(cfg: Config) -> InfluxQL:
 
 def rollup(cfg: Config, start_s: int, end_s: int) -> int:
     """Write the ledger for [start, end); returns the number of rows written."""
-    db, sink = query_client(cfg), ledger_sink(cfg)
+    db, sink = query_client(cfg), make_sink(cfg, ledger=True)
     try:
         points = rollup_points(cfg, db, start_s, end_s)
         for i in range(0, len(points), 5000):

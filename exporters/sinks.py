@@ -101,15 +101,18 @@ class InfluxV2Sink:
         self.client.close()
 
 
-def make_sink(cfg: Config) -> Sink:
-    """The sink the config asks for."""
+def make_sink(cfg: Config, ledger: bool = False) -> Sink:
+    """The sink the config asks for; with ledger=True the energy ledger's retention policy
+    (v1) or bucket (v2)."""
     influx = cfg.influxdb
     if influx is None:
-        raise ValueError(f"{cfg.source}: [influxdb] section is required for the bridge")
+        raise ValueError(f"{cfg.source}: [influxdb] section is required")
     if influx.api == "v1":
         assert influx.database is not None
         return InfluxV1Sink(influx.url, influx.database, influx.username,
-                            cfg.secret(influx.password), influx.timeout_s)
+                            cfg.secret(influx.password), influx.timeout_s,
+                            retention_policy=influx.ledger_retention_policy if ledger else None)
     assert influx.org and influx.bucket
-    return InfluxV2Sink(influx.url, influx.org, influx.bucket, cfg.secret(influx.token) or "",
+    bucket = influx.ledger_bucket if ledger else influx.bucket
+    return InfluxV2Sink(influx.url, influx.org, bucket, cfg.secret(influx.token) or "",
                         influx.timeout_s)
