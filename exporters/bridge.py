@@ -24,10 +24,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from exporters.decode import Limits, Rejected, decode
+from exporters.ledger import rollup
 from exporters.lineproto import Point, encode
 from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
 from hashwatt.contract import subscriptions
+from hashwatt.influxql import InfluxQLError
 from hashwatt.mqtt import ConnectionWaiter, make_client
 from hashwatt.tariff import Tariff
 
@@ -264,10 +266,6 @@ class Bridge:
 
 def ledger_loop(cfg: Config, stop: threading.Event) -> None:
     """Rewrite the last closed hours of the energy ledger every rollup interval."""
-    from exporters.ledger import rollup
-    from exporters.sinks import WriteRejected, WriteUnavailable
-    from hashwatt.influxql import InfluxQLError
-
     while not stop.wait(cfg.bridge.rollup_interval_s):
         end = int(time.time() // 3600 * 3600)
         try:
