@@ -1,9 +1,9 @@
 """The exporter bridge: MQTT (persistent session, QoS 1) → InfluxDB, ack only after the write.
 
-paho's network thread only queues messages; one worker thread decodes, batches, writes and
-then acknowledges. A malformed message is set aside (dead-letter file + counter) and acked,
-so it never blocks the ones behind it. While InfluxDB is down the worker backs off and the
-unacknowledged messages stay with the broker.
+The intake thread (exporters/intake.py) only queues messages; one worker thread decodes,
+batches, writes and then acknowledges. A malformed message is set aside (dead-letter file +
+counter) and acked, so it never blocks the ones behind it. While InfluxDB is down the worker
+backs off and the unacknowledged messages stay with the broker.
 """
 
 from __future__ import annotations
@@ -11,44 +11,30 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import queue
+import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
 from exporters.decode import Limits, Rejected, decode
+from exporters.intake import Inbound, Session, Subscriber
 from exporters.ledger import rollup
 from exporters.lineproto import Point, encode
 from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
 from hashwatt.contract import subscriptions
 from hashwatt.influxql import InfluxQLError
-from hashwatt.mqtt import ConnectionWaiter, make_client
 from hashwatt.tariff import Tariff
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86400
-LINGER_S = 0.02
 MAX_BACKOFF_S = 30.0
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """One received MQTT message."""
-
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
-    received: float
+__all__ = ["Bridge", "Inbound", "run_bridge"]
 
 
 @dataclass
@@ -86,13 +72,42 @@ class DeadLetters:
             fh.write(json.dumps(record) + "\n")
 
 
+class Inbox:
+    """Messages waiting for the worker; the intake adds them a recv's worth at a time."""
+
+    def __init__(self) -> None:
+        self.items: deque[Inbound] = deque()
+        self.ready = threading.Condition()
+
+    def put_many(self, messages: list[Inbound]) -> None:
+        """Queue messages and wake the worker."""
+        with self.ready:
+            self.items.extend(messages)
+            self.ready.notify()
+
+    def batch(self, size: int, flush_s: float) -> list[Inbound]:
+        """Up to size messages: wait up to 0.5 s for one, then up to flush_s for a full batch."""
+        with self.ready:
+            if not self.ready.wait_for(lambda: self.items, timeout=0.5):
+                return []
+            flush_at = time.monotonic() + flush_s
+            while len(self.items) < size and self.ready.wait(flush_at - time.monotonic()):
+                pass
+            count = min(size, len(self.items))
+            return [self.items.popleft() for _ in range(count)]
+
+    def qsize(self) -> int:
+        """Messages waiting."""
+        return len(self.items)
+
+
 @dataclass
 class Bridge:
     """Subscribe, decode, batch, write, acknowledge."""
 
     cfg: Config
     sink: Sink
-    inbox: queue.Queue[Inbound] = field(default_factory=queue.Queue)
+    inbox: Inbox = field(default_factory=Inbox)
     counters: Counters = field(default_factory=Counters)
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -103,62 +118,28 @@ class Bridge:
                        if self.cfg.tariff is not None else None)
         self.dead = DeadLetters(bc.dead_letter_file if bc.dead_letter_file.is_absolute()
                                 else self.cfg.source.parent / bc.dead_letter_file)
-        self.client = make_client(self.cfg, bc.client_id)
-        self.client.manual_ack_set(True)
-        self.waiter = ConnectionWaiter()
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
-        self.subscribed = threading.Event()
+        self.intake = Subscriber(self._session(), self.inbox.put_many)
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
-                    reason_code: mqtt.ReasonCode, properties: Any) -> None:
-        self.waiter.on_connect(reason_code)
-        if not reason_code.is_failure:
-            topics = subscriptions(self.cfg.mqtt.topic_prefix)
-            group = self.cfg.bridge.shared_group
-            if group:
-                topics = [f"$share/{group}/{t}" for t in topics]
-            client.subscribe([(t, 1) for t in topics])
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
-                      reason_codes: list[mqtt.ReasonCode], properties: Any) -> None:
-        failed = [str(rc) for rc in reason_codes if rc.is_failure]
-        if failed:
-            log.error("broker refused the subscription: %s", ", ".join(failed))
-        else:
-            self.subscribed.set()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Inbound(msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time()))
+    def _session(self) -> Session:
+        m, group = self.cfg.mqtt, self.cfg.bridge.shared_group
+        topics = subscriptions(m.topic_prefix)
+        if group:
+            topics = [f"$share/{group}/{t}" for t in topics]
+        tls = ssl.create_default_context(cafile=str(m.ca_file) if m.ca_file else None) \
+            if m.tls else None
+        return Session(m.host, m.port, self.cfg.bridge.client_id, topics,
+                       keepalive_s=m.keepalive_s, session_expiry_s=SESSION_EXPIRY_S,
+                       receive_maximum=min(65535, self.cfg.bridge.batch_size * 2),
+                       username=m.username,
+                       password=self.cfg.secret(m.password) if m.password else None, tls=tls)
 
     def connect(self, timeout: float = 30.0) -> None:
-        """Open the persistent session and wait for the broker."""
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
-        props.ReceiveMaximum = min(65535, self.cfg.bridge.batch_size * 2)
-        self.client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port,
-                                  keepalive=self.cfg.mqtt.keepalive_s, clean_start=False,
-                                  properties=props)
-        self.client.loop_start()
-        self.waiter.wait(timeout, "bridge")
-        if not self.subscribed.wait(timeout):
-            raise ConnectionError("bridge: the broker did not confirm the subscription")
+        """Open the persistent session and wait for the subscription."""
+        self.intake.start(timeout)
 
     def next_batch(self) -> list[Inbound]:
-        """Up to batch_size messages: wait for one, then take what arrives soon after."""
-        try:
-            first = self.inbox.get(timeout=0.5)
-        except queue.Empty:
-            return []
-        batch = [first]
-        flush_at = time.monotonic() + self.cfg.bridge.flush_interval_s
-        while len(batch) < self.cfg.bridge.batch_size and time.monotonic() < flush_at:
-            try:
-                batch.append(self.inbox.get(timeout=LINGER_S))
-            except queue.Empty:
-                break
-        return batch
+        """Up to batch_size messages: wait for one, then take what arrives within the flush."""
+        return self.inbox.batch(self.cfg.bridge.batch_size, self.cfg.bridge.flush_interval_s)
 
     def process(self, batch: list[Inbound]) -> None:
         """Decode, set aside the bad, write the good, then acknowledge them all."""
@@ -172,8 +153,7 @@ class Bridge:
                 self._set_aside(msg, str(exc))
         if good:
             self._write(good)
-        for msg, _ in good:
-            self._ack(msg)
+        self.intake.ack([msg for msg, _ in good])
         self._account(good, started)
 
     def _account(self, good: list[tuple[Inbound, list[Point]]], started: float) -> None:
@@ -191,11 +171,7 @@ class Bridge:
     def _set_aside(self, msg: Inbound, reason: str) -> None:
         self.dead.put(msg, reason)
         self.counters.dead_letters += 1
-        self._ack(msg)
-
-    def _ack(self, msg: Inbound) -> None:
-        if msg.qos > 0:
-            self.client.ack(msg.mid, msg.qos)
+        self.intake.ack([msg])
 
     def _write(self, good: list[tuple[Inbound, list[Point]]]) -> None:
         body = encode([p for _, points in good for p in points])
@@ -259,8 +235,7 @@ class Bridge:
 
     def close(self) -> None:
         """Disconnect, keeping the session (and unacked messages) at the broker."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.intake.stop()
         self.sink.close()
 
 

@@ -102,35 +102,51 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
     tags = {"site": r.site, "rig": r.rig, "rack": r.rack, "customer": r.customer,
             "make": r.make, "model": r.model, "firmware": r.firmware,
             "slot": "" if r.slot is None else str(r.slot)}
-    efficiency = (round(r.power_w / r.hashrate_ths, 3)
-                  if r.power_w is not None and r.hashrate_ths else None)
-    margin = (round(r.temp_limit_c - r.temp_max_c, 3)
-              if r.temp_limit_c is not None and r.temp_max_c is not None else None)
-    fields = _float_fields({
-        "online": r.online, "up": int(r.online), "error": r.error,
-        "hashrate_ths": r.hashrate_ths,
-        "expected_hashrate_ths": r.expected_hashrate_ths, "power_w": r.power_w,
-        "power_source": r.power_source, "efficiency_j_th": efficiency,
-        "temp_max_c": r.temp_max_c, "temp_limit_c": r.temp_limit_c, "temp_margin_c": margin,
-        "nominal_efficiency_j_th": r.nominal_efficiency_j_th,
-        "env_temp_c": r.env_temp_c, "fan_min_rpm": min(r.fans_rpm) if r.fans_rpm else None,
-        "boards_ok": sum(1 for b in r.boards if b.hashrate_ths) if r.online else None,
-        "boards_total": r.boards_total, "uptime_s": r.uptime_s,
-        "errors": "; ".join(r.errors)[:1024] if r.errors else None,
-        **pricing(r.ts_ms, r.power_w, tariff),
-    })
-    points = [Point("rig", tags, fields, r.ts_ms)]
+    # the model already gives each value its one type (floats as float, counts as int)
+    fields: dict[str, FieldValue] = {"online": r.online, "up": int(r.online)}
+    for key, value in (
+            ("error", r.error), ("hashrate_ths", r.hashrate_ths),
+            ("expected_hashrate_ths", r.expected_hashrate_ths), ("power_w", r.power_w),
+            ("power_source", r.power_source), ("efficiency_j_th", _efficiency(r)),
+            ("temp_max_c", r.temp_max_c), ("temp_limit_c", r.temp_limit_c),
+            ("temp_margin_c", _margin(r)),
+            ("nominal_efficiency_j_th", r.nominal_efficiency_j_th),
+            ("env_temp_c", r.env_temp_c),
+            ("fan_min_rpm", min(r.fans_rpm) if r.fans_rpm else None),
+            ("boards_ok", sum(1 for b in r.boards if b.hashrate_ths) if r.online else None),
+            ("boards_total", r.boards_total), ("uptime_s", r.uptime_s),
+            ("errors", "; ".join(r.errors)[:1024] if r.errors else None)):
+        if value is not None:
+            fields[key] = value
+    if tariff is not None:
+        fields.update(_float_fields(pricing(r.ts_ms, r.power_w, tariff)))
+    return [Point("rig", tags, fields, r.ts_ms), *_board_points(r, tags)]
+
+
+def _efficiency(r: RigReading) -> float | None:
+    return (round(r.power_w / r.hashrate_ths, 3)
+            if r.power_w is not None and r.hashrate_ths else None)
+
+
+def _margin(r: RigReading) -> float | None:
+    return (round(r.temp_limit_c - r.temp_max_c, 3)
+            if r.temp_limit_c is not None and r.temp_max_c is not None else None)
+
+
+def _board_points(r: RigReading, tags: dict[str, str]) -> list[Point]:
+    points = []
     for b in r.boards:
-        board_fields: dict[str, FieldValue] = {}
-        for key, value in (("hashrate_ths", b.hashrate_ths), ("chip_temp_c", b.chip_temp_c),
-                           ("board_temp_c", b.board_temp_c)):
-            if value is not None:
-                board_fields[key] = float(value)
+        fields: dict[str, FieldValue] = {}
+        if b.hashrate_ths is not None:
+            fields["hashrate_ths"] = b.hashrate_ths
+        if b.chip_temp_c is not None:
+            fields["chip_temp_c"] = b.chip_temp_c
+        if b.board_temp_c is not None:
+            fields["board_temp_c"] = b.board_temp_c
         if b.chips is not None:
-            board_fields["chips"] = int(b.chips)
-        if board_fields:
-            points.append(Point("rig_board", {**tags, "board": str(b.board)}, board_fields,
-                                r.ts_ms))
+            fields["chips"] = b.chips
+        if fields:
+            points.append(Point("rig_board", {**tags, "board": str(b.board)}, fields, r.ts_ms))
     return points
 
 

@@ -39,6 +39,19 @@ def _field_value(value: FieldValue) -> str:
     return _field_value(float(value) if isinstance(value, float) else int(value))
 
 
+class _FieldKeys(dict[str, str]):
+    """Escaped field keys: a fixed set written on every point, so a plain dict lookup."""
+
+    def __missing__(self, key: str) -> str:
+        if len(self) > 4096:  # keys come from the contract; bound it all the same
+            self.clear()
+        escaped = self[key] = _escape_key(key)
+        return escaped
+
+
+_FIELD_KEYS = _FieldKeys()
+
+
 @lru_cache(maxsize=256)
 def _measurement(name: str) -> str:
     return name.translate(_MEASUREMENT)
@@ -46,8 +59,9 @@ def _measurement(name: str) -> str:
 
 @lru_cache(maxsize=16384)
 def _tag_text(items: tuple[tuple[str, str], ...]) -> str:
-    """The escaped tag set (a rig's tags repeat every poll and on every board: cached)."""
-    return "".join([f",{_escape_key(k)}={_escape_key(v)}" for k, v in items if v != ""])
+    """The escaped tag set, sorted by key as InfluxDB prefers (a rig's tags repeat every poll
+    and on every board: cached, so the sorting happens once per tag set)."""
+    return "".join([f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(items) if v != ""])
 
 
 class Point(NamedTuple):
@@ -65,10 +79,13 @@ class Point(NamedTuple):
         """The point as one line of line protocol (precision ms)."""
         if not self.fields:
             raise ValueError(f"point {self.measurement} has no fields")
-        tags = _tag_text(tuple(sorted(self.tags.items())))
-        # finite floats (most fields) inline; NaN fails the comparison and is refused below
+        tags = _tag_text(tuple(self.tags.items()))
+        keys = _FIELD_KEYS
+        # finite floats and ints (most fields) inline; NaN fails the comparison, refused below
         fields = ",".join([
-            f"{_escape_key(k)}={repr(v) if type(v) is float and -_INF < v < _INF else _field_value(v)}"  # noqa: E501
+            f"{keys[k]}={v!r}" if type(v) is float and -_INF < v < _INF
+            else f"{keys[k]}={v}i" if type(v) is int
+            else f"{keys[k]}={_field_value(v)}"
             for k, v in self.fields.items()])
         return f"{_measurement(self.measurement)}{tags} {fields} {self.ts_ms}"
 

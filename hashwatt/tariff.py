@@ -77,6 +77,9 @@ class Tariff:
     def __init__(self, config: TariffConfig, timezone: str) -> None:
         self.config = config
         self.zone = ZoneInfo(timezone)
+        # every edge falls on a quarter hour (UTC offsets are whole quarters too), so a rate
+        # holds for its whole UTC quarter: the bridge looks it up once per quarter, not per point
+        self._quarters: dict[int, float | None] = {}
 
     @cached_property
     def _starts(self) -> list[dt.datetime]:
@@ -84,6 +87,14 @@ class Tariff:
 
     def rate_at(self, ts_s: float) -> float | None:
         """The rate per kWh at an instant; None before the first period."""
+        quarter = int(ts_s // QUARTER_S)
+        if quarter not in self._quarters:
+            if len(self._quarters) > 4096:
+                self._quarters.clear()
+            self._quarters[quarter] = self._rate_of(quarter * QUARTER_S)
+        return self._quarters[quarter]
+
+    def _rate_of(self, ts_s: float) -> float | None:
         local = dt.datetime.fromtimestamp(ts_s, self.zone)
         period = None
         for start, candidate in zip(self._starts, self.config.periods, strict=True):

@@ -262,6 +262,16 @@ def test_the_bridge_prices_each_reading_at_its_own_time() -> None:
     assert (weekend["rate_per_kwh"], weekend["cost_per_h"]) == (0.1, 0.3)
 
 
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Asia/Kathmandu", "America/St_Johns"])
+def test_the_rate_changes_exactly_at_a_window_edge_in_any_utc_offset(zone: str) -> None:
+    tariff = Tariff(TariffConfig.model_validate({"periods": [{"from": "2026-01-01", "rate": 0.1,
+        "windows": [{"rate": 0.3, "start": "17:30", "end": "17:45"}]}]}), zone)
+    edge = dt.datetime(2026, 10, 6, 17, 30, tzinfo=ZoneInfo(zone)).timestamp()
+    # asked in this order, so a rate remembered for the wrong quarter would show
+    assert [tariff.rate_at(edge + s) for s in (-0.001, 0, 899.999, 900, -900, 450)] == [
+        0.1, 0.3, 0.3, 0.1, 0.1, 0.3]
+
+
 def test_tariff_periods_must_be_in_date_order(tmp_path: Path) -> None:
     from hashwatt.config import ConfigError
 
