@@ -33,6 +33,10 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $@
+
 lint: venv
 	$(BIN)/ruff check hashwatt collector exporters dashboards tests
 
@@ -50,7 +54,7 @@ demo: system-deps venv
 	$(BIN)/hashwatt demo $(if $(DURATION),--duration $(DURATION))
 
 # benchmarks print ratios against a baseline measured in the same run (see BENCHMARKS.md)
-bench: system-deps venv
+bench: system-deps venv $(BIN)/.bench-installed
 	$(BIN)/python -m hashwatt.bench.rigs --rigs 2000 --sample 140
 	$(BIN)/python -m hashwatt.bench.rigs --rigs 10000 --memory-only --base 127.80.0.0
 	$(BIN)/python -m hashwatt.bench.exporter --messages 20000

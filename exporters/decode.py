@@ -6,10 +6,11 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydantic import ValidationError
 
-from exporters.lineproto import FieldValue, Point
+from exporters.lineproto import FieldValue, Point, tag_text
 from hashwatt.contract import SEGMENT, CollectorStatus, PduReading, RigReading
 from hashwatt.tariff import Tariff
 
@@ -28,8 +29,10 @@ class Limits:
     max_clock_skew_s: float = 7 * 86400
 
 
-def _topic_parts(topic: str, prefix: str) -> list[str]:
-    parts = topic.split("/")
+@lru_cache(maxsize=65536)
+def _topic_parts(topic: str, prefix: str) -> tuple[str, ...]:
+    """The checked topic segments (a farm's topics repeat every poll: cached)."""
+    parts = tuple(topic.split("/"))
     if len(parts) < 5 or parts[0] != prefix or parts[1] != "v1":
         raise Rejected(f"topic {topic!r} is not under {prefix}/v1/")
     for part in parts[2:]:
@@ -120,7 +123,8 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
             fields[key] = value
     if tariff is not None:
         fields.update(_float_fields(pricing(r.ts_ms, r.power_w, tariff)))
-    return [Point("rig", tags, fields, r.ts_ms), *_board_points(r, tags)]
+    text = tag_text(tags)
+    return [Point("rig", tags, fields, r.ts_ms, text), *_board_points(r, tags, text)]
 
 
 def _efficiency(r: RigReading) -> float | None:
@@ -133,7 +137,7 @@ def _margin(r: RigReading) -> float | None:
             if r.temp_limit_c is not None and r.temp_max_c is not None else None)
 
 
-def _board_points(r: RigReading, tags: dict[str, str]) -> list[Point]:
+def _board_points(r: RigReading, tags: dict[str, str], text: str) -> list[Point]:
     points = []
     for b in r.boards:
         fields: dict[str, FieldValue] = {}
@@ -146,7 +150,10 @@ def _board_points(r: RigReading, tags: dict[str, str]) -> list[Point]:
         if b.chips is not None:
             fields["chips"] = b.chips
         if fields:
-            points.append(Point("rig_board", {**tags, "board": str(b.board)}, fields, r.ts_ms))
+            board = str(b.board)
+            # "board" sorts before every rig tag key, so the set stays sorted
+            points.append(Point("rig_board", {**tags, "board": board}, fields, r.ts_ms,
+                                f",board={board}{text}"))
     return points
 
 

@@ -57,6 +57,14 @@ def test_each_board_becomes_a_rig_board_point() -> None:
         ("0", 50.0), ("1", 50.0), ("2", 0.0)]
 
 
+def test_board_lines_carry_the_rigs_tags_sorted_with_the_board_first() -> None:
+    board = run(reading(slot=4))[1]
+    assert board.line().rsplit(" ", 2)[0] == (
+        "rig_board,board=0,customer=acme,firmware=Stock,make=AntMiner,model=S19\\ Pro,"
+        "rack=R01,rig=r01-s01,site=north,slot=4")
+    assert board.line() == board._replace(tags_line="").line()
+
+
 def test_integers_in_float_fields_are_written_as_floats() -> None:
     rig = run(reading(power_w=3250, hashrate_ths=100))[0]
     assert isinstance(rig.fields["power_w"], float)

@@ -1,9 +1,11 @@
 """Rig polling benchmark: client CPU per poll for pyasic used naively, pyasic with kept miner
-objects, and hashwatt's collector (fast paths), against a simulated farm in its own process.
+objects, pyasic-rs (the maintainers' Rust successor) likewise, and hashwatt's collector (fast
+paths, every reading spooled), against a simulated farm in its own process.
 
     python -m hashwatt.bench.rigs --rigs 2000 --sample 200
 
-CPU is this process's (time.process_time); the simulator's is never counted.
+CPU is this process's (time.process_time, all threads: pyasic-rs works on Rust threads);
+the simulator's is never counted.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from typing import Any
 
 from pyasic import get_miner
 
+from collector.publisher import Publisher
 from collector.rigs import PyasicSource
 from collector.service import run_cycle
-from hashwatt.config import CollectorConfig, Config, RigConfig, SiteConfig
+from hashwatt.config import CollectorConfig, Config, MqttConfig, RigConfig, SiteConfig
+from hashwatt.services import Mosquitto
 from hashwatt.sim.farm import DEFAULT_MIX, build_rigs
 
 ANTMINER = ("s19pro", "s21")
@@ -69,21 +73,64 @@ async def kept(ips: list[str]) -> float:
     return cpu * 1000 / len(ips)
 
 
-async def hashwatt(rigs: list[RigConfig], concurrency: int) -> dict[str, float]:
-    """The collector's cycle: identification not counted, then a full measured cycle."""
-    cfg = Config(site=SiteConfig(name="bench"), rigs=rigs,
+# what the telemetry needs; pyasic-rs reads the rest only when asked
+RS_UNNEEDED = ("ApiVersion", "BestShare", "ControlBoardVersion", "DevFeeConnected", "Hostname",
+               "Ip", "LightFlashing", "Mac", "Pools", "SchemaVersion", "SerialNumber",
+               "SessionBestShare", "TuningCapabilities", "TuningPercent", "TuningTarget",
+               "Timestamp", "OperatingState")
+
+
+async def rs_naive(ips: list[str]) -> float:
+    """pyasic-rs: identify and poll every rig every cycle, all data."""
+    from pyasic_rs import MinerFactory
+
+    factory = MinerFactory()
+
+    async def one(ip: str) -> None:
+        miner = await factory.get_miner(ip)
+        assert miner is not None, ip
+        await miner.get_data()
+
+    cpu, _ = await _cpu(asyncio.gather(*(one(ip) for ip in ips)))
+    return cpu * 1000 / len(ips)
+
+
+async def rs_kept(ips: list[str], lean: bool = False) -> float:
+    """pyasic-rs with kept miner objects; lean: only the fields the telemetry needs."""
+    from pyasic_rs import MinerFactory
+    from pyasic_rs.data import DataField
+
+    factory = MinerFactory()
+    found = await asyncio.gather(*(factory.get_miner(ip) for ip in ips))
+    miners = [m for m in found if m is not None]
+    assert len(miners) == len(ips), "pyasic-rs did not identify every rig"
+    exclude = [getattr(DataField, name) for name in RS_UNNEEDED] if lean else None
+    await asyncio.gather(*(m.get_data(exclude=exclude) for m in miners))  # warm-up
+    cpu, _ = await _cpu(asyncio.gather(*(m.get_data(exclude=exclude) for m in miners)))
+    return cpu * 1000 / len(ips)
+
+
+async def hashwatt(rigs: list[RigConfig], concurrency: int, broker_port: int,
+                   run_dir: Path) -> dict[str, float]:
+    """The collector's cycle, every reading spooled and published to a real mosquitto:
+    identification not counted, then a full measured cycle until the broker acked it all."""
+    cfg = Config(site=SiteConfig(name="bench"), rigs=rigs, mqtt=MqttConfig(port=broker_port),
                  collector=CollectorConfig(concurrency=concurrency, deadline_s=10,
-                                           interval_s=30))
+                                           interval_s=30, id=f"bench{len(rigs)}",
+                                           spool_path=run_dir / f"spool-{len(rigs)}.db"))
     source = PyasicSource(timeout_s=10)
-    published = [0]
-
-    def count(_reading: dict[str, Any]) -> None:  # the collector spools; keep nothing here
-        published[0] += 1
-
-    await run_cycle(cfg, source, count)  # identification + first poll
-    start = time.perf_counter()
-    cpu, stats = await _cpu(run_cycle(cfg, source, count))
-    wall = time.perf_counter() - start
+    publisher = Publisher(cfg)
+    await asyncio.to_thread(publisher.start)
+    try:
+        await run_cycle(cfg, source, publisher.publish_reading)  # identification + first poll
+        await asyncio.to_thread(publisher.drain, 60)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        stats = await run_cycle(cfg, source, publisher.publish_reading)
+        wall = time.perf_counter() - start
+        assert await asyncio.to_thread(publisher.drain, 60), "the broker did not ack it all"
+        cpu = time.process_time() - cpu_start
+    finally:
+        await asyncio.to_thread(publisher.stop)
     assert stats["rigs_ok"] == len(rigs), stats
     return {"cpu_ms_per_rig": cpu * 1000 / len(rigs), "rigs_per_s": len(rigs) / wall,
             "cycle_s": wall}
@@ -102,10 +149,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="only hashwatt's cycle: resident memory with the whole inventory")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    farm = start_farm(args.rigs, args.base, Path(tempfile.mkdtemp(prefix="hashwatt-bench-")))
+    run_dir = Path(tempfile.mkdtemp(prefix="hashwatt-bench-"))
+    farm, broker = start_farm(args.rigs, args.base, run_dir), Mosquitto(run_dir).start()
     try:
-        result = asyncio.run(measure(args))
+        result = asyncio.run(measure(args, broker.port, run_dir))
     finally:
+        broker.stop()
         farm.terminate()
         farm.wait(timeout=30)
     if args.memory_only:
@@ -117,24 +166,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def measure(args: argparse.Namespace) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, broker_port: int, run_dir: Path) -> dict[str, Any]:
     """Every measurement of one run."""
     sim = build_rigs(args.rigs, args.base, DEFAULT_MIX)
     rigs = [RigConfig(id=r.rig_id, address=r.ip) for r in sim]
     antminers = [r.ip for r in sim if r.hw_name in ANTMINER][:args.sample]
     mixed = [r.ip for r in sim][:args.sample]
     out: dict[str, Any] = {"rigs": args.rigs, "sample": args.sample}
-    if args.memory_only:
-        out["hashwatt_all"] = await hashwatt(rigs, args.concurrency)
-        out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        return out
-    out["naive_antminer_ms"] = await naive(antminers)
-    out["kept_antminer_ms"] = await kept(antminers)
-    out["naive_mixed_ms"] = await naive(mixed)
-    out["kept_mixed_ms"] = await kept(mixed)
-    ant_rigs = [r for r, s in zip(rigs, sim, strict=True) if s.hw_name in ANTMINER][:args.sample]
-    out["hashwatt_antminer"] = await hashwatt(ant_rigs, args.concurrency)
-    out["hashwatt_all"] = await hashwatt(rigs, args.concurrency)
+    if not args.memory_only:
+        for name, ips in (("antminer", antminers), ("mixed", mixed)):
+            out[f"naive_{name}_ms"] = await naive(ips)
+            out[f"kept_{name}_ms"] = await kept(ips)
+            out[f"rs_naive_{name}_ms"] = await rs_naive(ips)
+            out[f"rs_kept_{name}_ms"] = await rs_kept(ips)
+            out[f"rs_lean_{name}_ms"] = await rs_kept(ips, lean=True)
+        ant_rigs = [r for r, s in zip(rigs, sim, strict=True)
+                    if s.hw_name in ANTMINER][:args.sample]
+        out["hashwatt_antminer"] = await hashwatt(ant_rigs, args.concurrency, broker_port,
+                                                  run_dir)
+    out["hashwatt_all"] = await hashwatt(rigs, args.concurrency, broker_port, run_dir)
     out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
@@ -151,11 +201,19 @@ def table(r: dict[str, Any]) -> str:
         f"{r['naive_mixed_ms']:>10.2f}",
         f"{'pyasic with kept miner objects':<44}{r['kept_antminer_ms']:>10.2f}"
         f"{r['kept_mixed_ms']:>10.2f}",
-        f"{'hashwatt collector (fast paths)':<44}{ant['cpu_ms_per_rig']:>10.2f}"
+        f"{'pyasic-rs naive (identify + get_data)':<44}{r['rs_naive_antminer_ms']:>10.2f}"
+        f"{r['rs_naive_mixed_ms']:>10.2f}",
+        f"{'pyasic-rs with kept miner objects':<44}{r['rs_kept_antminer_ms']:>10.2f}"
+        f"{r['rs_kept_mixed_ms']:>10.2f}",
+        f"{'pyasic-rs kept, only the needed fields':<44}{r['rs_lean_antminer_ms']:>10.2f}"
+        f"{r['rs_lean_mixed_ms']:>10.2f}",
+        f"{'hashwatt collector (fast paths, spooled, sent)':<44}{ant['cpu_ms_per_rig']:>10.2f}"
         f"{allr['cpu_ms_per_rig']:>10.2f}",
         f"ratio hashwatt / naive (Antminer): 1/"
         f"{r['naive_antminer_ms'] / ant['cpu_ms_per_rig']:.1f}",
         f"ratio hashwatt / kept (Antminer): 1/{r['kept_antminer_ms'] / ant['cpu_ms_per_rig']:.1f}",
+        f"ratio hashwatt / pyasic-rs kept (Antminer): "
+        f"{ant['cpu_ms_per_rig'] / r['rs_kept_antminer_ms']:.2f}",
         f"hashwatt full cycle: {r['rigs']} rigs in {allr['cycle_s']:.2f} s "
         f"({allr['rigs_per_s']:.0f} rigs/s, simulator on the same 2 cores)",
         f"projection: 10,000 rigs every 30 s need {cores_10k:.2f} cores of collector CPU",
