@@ -67,8 +67,10 @@ class Spool:
         if not ids:
             return
         with self.lock:
+            self.db.execute("BEGIN")
             self._count -= self.db.executemany("DELETE FROM spool WHERE id = ?",
                                                [(i,) for i in ids]).rowcount
+            self.db.execute("COMMIT")
 
     def depth(self) -> int:
         """Messages waiting (published but unacknowledged ones included)."""
