@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from hashwatt.bench.rigs import start_farm
 from hashwatt.influxql import InfluxQL
@@ -47,6 +48,34 @@ csv = "inventory.csv"
     return path
 
 
+def run_chain(args: argparse.Namespace, run_dir: Path, mqtt_port: int,
+              influx_url: str) -> list[dict[str, Any]]:
+    """Farm, bridge and collector for the given time; the bridge's latency rows."""
+    InfluxQL(influx_url, "bench").create_database()
+    write_inventory(build_rigs(args.rigs, args.base), run_dir / "inventory.csv")
+    farm = start_farm(args.rigs, args.base, run_dir)
+    cfg = config(run_dir, mqtt_port, influx_url, args.interval)
+    ready = run_dir / "bridge.ready"
+    procs = [farm, subprocess.Popen([sys.executable, "-m", "hashwatt.cli", "bridge", str(cfg),
+                                     f"--ready-file={ready}"], stderr=subprocess.DEVNULL)]
+    try:
+        while not ready.exists():
+            time.sleep(0.1)
+        procs.append(subprocess.Popen([sys.executable, "-m", "hashwatt.cli", "collect",
+                                       str(cfg)], stderr=subprocess.DEVNULL))
+        started = time.time()
+        time.sleep(args.seconds)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+    # the first cycle also identifies every rig: measure from the second cycle on
+    since = int((started + 2 * args.interval) * 1000)
+    return InfluxQL(influx_url, "bench").rows(
+        f'SELECT "lag_p50_ms", "lag_p99_ms", "lag_samples" FROM "exporter" '
+        f'WHERE time >= {since}ms AND "lag_samples" > 0')
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chain and print latency percentiles."""
     parser = argparse.ArgumentParser(description=__doc__,
@@ -58,31 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run_dir = Path(tempfile.mkdtemp(prefix="hashwatt-bench-latency-"))
     broker, influxd = Mosquitto(run_dir).start(), Influxd(run_dir).start()
-    InfluxQL(influxd.url, "bench").create_database()
-    write_inventory(build_rigs(args.rigs, args.base), run_dir / "inventory.csv")
-    farm = start_farm(args.rigs, args.base, run_dir)
-    cfg = config(run_dir, broker.port, influxd.url, args.interval)
-    ready = run_dir / "bridge.ready"
-    procs = [subprocess.Popen([sys.executable, "-m", "hashwatt.cli", "bridge", str(cfg),
-                               f"--ready-file={ready}"], stderr=subprocess.DEVNULL)]
-    while not ready.exists():
-        time.sleep(0.1)
-    procs.append(subprocess.Popen([sys.executable, "-m", "hashwatt.cli", "collect", str(cfg)],
-                                  stderr=subprocess.DEVNULL))
-    started = time.time()
     try:
-        time.sleep(args.seconds)
+        rows = run_chain(args, run_dir, broker.port, influxd.url)
     finally:
-        for proc in [*procs, farm]:
-            proc.terminate()
-            proc.wait(timeout=30)
-    db = InfluxQL(influxd.url, "bench")
-    # the first cycle also identifies every rig: measure from the second cycle on
-    since = int((started + 2 * args.interval) * 1000)
-    rows = db.rows(f'SELECT "lag_p50_ms", "lag_p99_ms", "lag_samples" FROM "exporter" '
-                   f'WHERE time >= {since}ms AND "lag_samples" > 0')
-    broker.stop()
-    influxd.stop()
+        broker.stop()
+        influxd.stop()
     if not rows:
         raise SystemExit("no latency samples: the chain did not run")
     samples = sum(r["lag_samples"] for r in rows)
