@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86400
 MAX_BACKOFF_S = 30.0
+LINGER_S = 0.02
 __all__ = ["Bridge", "Inbound", "run_bridge"]
 
 
@@ -86,13 +87,16 @@ class Inbox:
             self.ready.notify()
 
     def batch(self, size: int, flush_s: float) -> list[Inbound]:
-        """Up to size messages: wait up to 0.5 s for one, then up to flush_s for a full batch."""
+        """Up to size messages: wait up to 0.5 s for one, then take more while they keep
+        coming (a pause of LINGER_S ends the batch), for flush_s at the most."""
         with self.ready:
             if not self.ready.wait_for(lambda: self.items, timeout=0.5):
                 return []
             flush_at = time.monotonic() + flush_s
-            while len(self.items) < size and self.ready.wait(flush_at - time.monotonic()):
-                pass
+            while len(self.items) < size:
+                before, wait = len(self.items), min(LINGER_S, flush_at - time.monotonic())
+                if wait <= 0 or not self.ready.wait(wait) or len(self.items) == before:
+                    break
             count = min(size, len(self.items))
             return [self.items.popleft() for _ in range(count)]
 

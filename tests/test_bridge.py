@@ -128,3 +128,17 @@ def test_a_redelivered_reading_is_the_same_point_not_a_second_one(
         time.sleep(0.5)
     rows = influx_db.rows('SELECT count("hashrate_ths") FROM "rig"')
     assert rows[0]["count"] == 1
+
+
+def test_a_pause_in_arrivals_ends_a_batch_before_the_flush_interval() -> None:
+    from exporters.bridge import Inbox
+    from exporters.intake import Inbound
+
+    inbox = Inbox()
+    first = [Inbound(n, 1, "t", b"", 0.0) for n in range(3)]
+    inbox.put_many(first)
+    late = threading.Timer(0.3, inbox.put_many, [[Inbound(9, 1, "t", b"", 0.0)]])
+    late.start()
+    assert inbox.batch(size=1000, flush_s=5.0) == first  # 0.3 s of silence: no waiting on
+    late.join()
+    assert [m.mid for m in inbox.batch(size=1000, flush_s=5.0)] == [9]
