@@ -213,6 +213,9 @@ class Subscriber:
         self._wake()
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(10)
+        if not self.thread.is_alive():
+            self.wake_r.close()
+            self.wake_w.close()
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # already awake, or closed at stop
