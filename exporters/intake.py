@@ -58,6 +58,11 @@ class ProtocolError(ConnectionError):
     """The broker sent something this client cannot follow."""
 
 
+class Incomplete(ProtocolError):
+    """The bytes end before the value does: in a whole packet an error, at the end of what
+    a recv brought the rest still to come."""
+
+
 class Refused(ConnectionError):
     """The broker refused the connection or the subscription."""
 
@@ -91,7 +96,7 @@ def _read_varint(buf: bytes | bytearray, pos: int, end: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= end:
-            raise ProtocolError("a variable byte integer runs past its packet")
+            raise Incomplete("a variable byte integer runs past its packet")
         byte = buf[pos]
         value |= (byte & 0x7F) << shift
         pos += 1
@@ -186,6 +191,7 @@ class Subscriber:
         self.wake_w.setblocking(False)
         self.subscribed, self.stopping = threading.Event(), threading.Event()
         self.settled = threading.Event()  # subscribed, or refused before it ever was
+        self.subscriptions = 0  # SUBACKs received: a connection that got one worked
         self.error = ""
         self.thread = threading.Thread(target=self._run, daemon=True, name="mqtt-intake")
 
@@ -224,20 +230,22 @@ class Subscriber:
     def _run(self) -> None:
         delay = 1.0
         while not self.stopping.is_set():
+            subscriptions, level = self.subscriptions, logging.WARNING
             try:
                 self._connection()
-                delay = 1.0
-            except Refused as exc:
-                if not self.subscribed.is_set():
-                    self.settled.set()  # a wrong password does not mend itself: fail now
-                    break
-                log.error("MQTT: %s; retrying in %.0f s", exc, delay)
-            except OSError as exc:  # ssl.SSLError is an OSError
+            except OSError as exc:  # Refused and ssl.SSLError are OSErrors too
+                if isinstance(exc, Refused):
+                    if not self.subscribed.is_set():
+                        self.settled.set()  # a wrong password does not mend itself: fail now
+                        break
+                    level = logging.ERROR
                 self.error = str(exc)
-                if self.subscribed.is_set():
-                    log.warning("MQTT connection lost (%s); reconnecting in %.0f s", exc, delay)
             finally:
                 self._close()
+            if self.subscriptions > subscriptions:  # it worked for a while: start over at 1 s
+                delay = 1.0
+            if self.subscribed.is_set() and not self.stopping.is_set():
+                log.log(level, "MQTT: %s; reconnecting in %.0f s", self.error, delay)
             if self.stopping.wait(delay):
                 break
             delay = min(delay * 2, MAX_BACKOFF_S)
@@ -302,22 +310,14 @@ class Subscriber:
         pos, end, received, out = 0, len(buf), time.time(), []
         connection = self.connection
         while end - pos >= 2:
-            first, length, shift, i, complete = buf[pos], 0, 0, pos + 1, False
-            while i < end and i <= pos + 4:  # the remaining length, inline: runs per message
-                byte = buf[i]
-                length |= (byte & 0x7F) << shift
-                i += 1
-                if not byte & 0x80:
-                    complete = True
-                    break
-                shift += 7
-            if not complete:
-                if i > pos + 4:
-                    raise ProtocolError("a remaining length is longer than four bytes")
+            try:
+                length, i = _read_varint(buf, pos + 1, end)
+            except Incomplete:
                 break  # the rest arrives with the next recv
             stop = i + length
             if stop > end:
                 break
+            first = buf[pos]
             if first >> 4 == 3:
                 out.append(self._publish(buf, first, i, stop, received, connection))
             else:
@@ -358,6 +358,7 @@ class Subscriber:
             if refused:
                 self.error = f"the broker refused the subscription: {', '.join(refused)}"
                 raise Refused(self.error)
+            self.subscriptions += 1
             self.subscribed.set()
             self.settled.set()
         elif kind == 14:  # DISCONNECT from the broker
