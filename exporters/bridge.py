@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import ssl
 import threading
 import time
 from collections import deque
@@ -28,14 +27,13 @@ from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
 from hashwatt.contract import subscriptions
 from hashwatt.influxql import InfluxQLError
+from hashwatt.mqtt import tls_context
 from hashwatt.tariff import Tariff
 
 log = logging.getLogger(__name__)
 
-SESSION_EXPIRY_S = 7 * 86400
 MAX_BACKOFF_S = 30.0
 LINGER_S = 0.02
-__all__ = ["Bridge", "Inbound", "run_bridge"]
 
 
 @dataclass
@@ -129,13 +127,12 @@ class Bridge:
         topics = subscriptions(m.topic_prefix)
         if group:
             topics = [f"$share/{group}/{t}" for t in topics]
-        tls = ssl.create_default_context(cafile=str(m.ca_file) if m.ca_file else None) \
-            if m.tls else None
         return Session(m.host, m.port, self.cfg.bridge.client_id, topics,
-                       keepalive_s=m.keepalive_s, session_expiry_s=SESSION_EXPIRY_S,
+                       keepalive_s=m.keepalive_s,
                        receive_maximum=min(65535, self.cfg.bridge.batch_size * 2),
                        username=m.username,
-                       password=self.cfg.secret(m.password) if m.password else None, tls=tls)
+                       password=self.cfg.secret(m.password) if m.username else None,
+                       tls=tls_context(self.cfg))
 
     def connect(self, timeout: float = 30.0) -> None:
         """Open the persistent session and wait for the subscription."""

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
 READ_SIZE = 256 * 1024
 PINGREQ = b"\xc0\x00"
+SESSION_EXPIRY_S = 7 * 86400  # how long the broker keeps the session while we are away
 # property id -> size in bytes (0: UTF-8 string or binary data, -1: variable byte integer,
 # -2: string pair); MQTT v5 section 2.2.2.2
 _PROPERTY_SIZE = {0x01: 1, 0x17: 1, 0x19: 1, 0x24: 1, 0x25: 1, 0x28: 1, 0x29: 1, 0x2A: 1,
@@ -76,7 +77,7 @@ class Session:
     client_id: str
     topics: list[str]
     keepalive_s: int = 30
-    session_expiry_s: int = 7 * 86400
+    session_expiry_s: int = SESSION_EXPIRY_S
     receive_maximum: int = 2000
     username: str | None = None
     password: str | None = None

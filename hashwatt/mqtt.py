@@ -1,4 +1,4 @@
-"""paho-mqtt client construction shared by the collector and the exporter."""
+"""MQTT client construction: paho for the collector, the TLS context for both sides."""
 
 from __future__ import annotations
 
@@ -17,13 +17,19 @@ def make_client(cfg: Config, client_id: str,
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     if cfg.mqtt.username:
         client.username_pw_set(cfg.mqtt.username, cfg.secret(cfg.mqtt.password))
-    if cfg.mqtt.tls:
-        context = ssl.create_default_context(
-            cafile=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None)
+    context = tls_context(cfg)
+    if context is not None:
         client.tls_set_context(context)
     client.max_queued_messages_set(0)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
+
+
+def tls_context(cfg: Config) -> ssl.SSLContext | None:
+    """The TLS context for the broker (verifying against ca_file when given), or None."""
+    if not cfg.mqtt.tls:
+        return None
+    return ssl.create_default_context(cafile=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None)
 
 
 class ConnectionWaiter:

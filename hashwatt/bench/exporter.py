@@ -25,7 +25,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from exporters.bridge import Bridge, Inbound
+from exporters.bridge import Bridge
+from exporters.intake import Inbound
 from exporters.sinks import InfluxV1Sink
 from hashwatt.config import BridgeConfig, Config, InfluxConfig, MqttConfig, SiteConfig
 from hashwatt.influxql import InfluxQL
