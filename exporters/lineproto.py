@@ -86,7 +86,7 @@ class Point(NamedTuple):
         """The point as one line of line protocol (precision ms)."""
         if not self.fields:
             raise ValueError(f"point {self.measurement} has no fields")
-        tags = self.tags_line or _tag_text(tuple(self.tags.items()))
+        tags = self.tags_line or tag_text(self.tags)
         keys = _FIELD_KEYS
         # finite floats and ints (most fields) inline; NaN fails the comparison, refused below
         fields = ",".join([
