@@ -388,8 +388,8 @@ def setup_logging(verbose: int | bool = 0) -> None:
     if level < 2:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_QuietPyasic())
-        for name in NOISY:
-            logging.getLogger(name).setLevel(logging.WARNING)
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.WARNING if level < 2 else logging.NOTSET)
     warnings.filterwarnings("ignore", module="pyasic")
 
 
