@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from collector.diagnose import diagnose, is_silent, login_refused
 from collector.events import StateLog
+from collector.inventory_checks import annotate
 from collector.mapping import Origin, offline_reading
 from collector.meters.source import MeterSource
 from collector.pdu.source import PduSource
@@ -131,7 +132,7 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
             outlet_w = outlet_power.get((rig.pdu, rig.outlet)) if rig.pdu and rig.outlet else None
             origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000),
                             outlet_w)
-            reading = await poll_rig(source, origin, cfg.collector.deadline_s)
+            reading = annotate(await poll_rig(source, origin, cfg.collector.deadline_s), rig)
         if reading["online"]:
             cycle.ok += 1
         elif str(reading.get("error", "")).startswith("no reply within"):

@@ -91,6 +91,8 @@ class RigReading(Message):
     boards_total: Annotated[int, Field(ge=0, le=64)] | None = None
     uptime_s: Annotated[int, Field(ge=0)] | None = None
     errors: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
+    # the inventory's maintenance flag: alerts muted, left out of availability
+    maintenance: bool = False
 
     model_config = ConfigDict(populate_by_name=True)
 
