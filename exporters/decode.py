@@ -172,14 +172,16 @@ def pdu_points(r: PduReading, tariff: Tariff | None = None) -> list[Point]:
             "current_a": ph.current_a, "voltage_v": ph.voltage_v, "power_w": ph.power_w,
             "rating_a": ph.rating_a, "load_pct": load})
         if phase_fields:
-            points.append(Point("pdu_phase", {**tags, "phase": ph.phase}, phase_fields, r.ts_ms))
+            phase_tags = {**tags, "phase": ph.phase, **({"unit": ph.unit} if ph.unit else {})}
+            points.append(Point("pdu_phase", phase_tags, phase_fields, r.ts_ms))
     for o in r.outlets:
         outlet_fields = _float_fields({
             "power_w": o.power_w, "current_a": o.current_a, "voltage_v": o.voltage_v,
             "energy_kwh": o.energy_kwh, "energy_reset": o.energy_reset,
             **pricing(r.ts_ms, o.power_w, tariff)})
         outlet_tags = {**tags, "outlet": str(o.outlet), "outlet_name": o.name,
-                       "rig": o.rig or "", "customer": o.customer}
+                       "rig": o.rig or "", "customer": o.customer,
+                       **({"unit": o.unit} if o.unit else {})}
         points.append(Point("pdu_outlet", outlet_tags, outlet_fields, r.ts_ms))
     return points
 
