@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -140,3 +143,38 @@ def test_rigs_map_to_the_master_units_outlets_only(walk_agent: SnmpSim) -> None:
     r, _ = poll(walk_agent, "raritan-pdu_px2", rigs=rigs)
     mapped = [o for o in r["outlets"] if o.get("rig")]
     assert [(o["outlet"], o["rig"], o["power_w"]) for o in mapped] == [(3, "r1", 68.0)]
+
+
+def probe_cli(agent: SnmpSim, community: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`hashwatt pdu probe` as an operator runs it, the community in the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "hashwatt.cli", "pdu", "probe", f"127.0.0.1:{agent.port}", *args],
+        env={**os.environ, "HASHWATT_SNMP_COMMUNITY": community}, capture_output=True,
+        text=True, timeout=60)
+
+
+def test_pdu_probe_prints_what_a_real_sentry4_chain_reports(walk_agent: SnmpSim) -> None:
+    done = probe_cli(walk_agent, "sentry4")
+    assert done.returncode == 0, done.stderr
+    # the values of tests/cases/pdu/servertech_sentry4/sentry4.toml, as printed
+    assert done.stdout.splitlines() == [
+        f"127.0.0.1:{walk_agent.port}: profile servertech_sentry4 (sysObjectID "
+        "1.3.6.1.4.1.1718.4 is under 1.3.6.1.4.1.1718.4)",
+        "vendor Server Technology, model C2S42CE-YCMFAM00",
+        "device: power_w=2966  energy_kwh=3459.6",
+        "phases (6):",
+        "  unit 1 phase 1: current_a=2.09  voltage_v=207.9  power_w=415",
+        "  unit 1 phase 2: current_a=2.22  voltage_v=208.9  power_w=444",
+        "  unit 1 phase 3: current_a=4.29  voltage_v=209.4  power_w=848",
+        "  unit 2 phase 1: current_a=2.52  voltage_v=208.2  power_w=513",
+        "  unit 2 phase 2: current_a=1.85  voltage_v=210.3  power_w=358",
+        "  unit 2 phase 3: current_a=2.01  voltage_v=208.2  power_w=403",
+        "outlets (0):"]
+    assert "sentry4" not in done.stderr.replace("servertech_sentry4", "")  # no secret logged
+
+
+def test_pdu_probe_with_the_wrong_profile_names_the_missing_table(walk_agent: SnmpSim) -> None:
+    done = probe_cli(walk_agent, "vertiv-pdu_mg02e4w1", "--profile", "vertiv_geist")
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-1] == (
+        "error: no GEIST-MIB-V3 table: not a GEIST-MIB-V3 device?")
