@@ -73,17 +73,21 @@ class AvalonPath:
         t.uptime = int(elapsed) if elapsed is not None else None
         t.fans = [Fan(int(number(mm.get(f"Fan{i + 1}")) or 0))
                   for i in range(self.miner.expected_fans or 0)]
-        self._boards(t, mm, entry)
+        speed = number(mm.get("GHSspd"))
+        self._boards(t, mm, entry, speed if speed is not None else
+                     (mhs / 1000 if mhs is not None else None))
         return t
 
     @staticmethod
-    def _boards(t: Telemetry, mm: dict[str, Any], entry: dict[str, Any]) -> None:
+    def _boards(t: Telemetry, mm: dict[str, Any], entry: dict[str, Any],
+                speed_ghs: float | None) -> None:
         # MGHS is each board's average since start (its sum is GHSavg): the current figure is
-        # GHSspd shared out by those averages, so an idle rig reads 0, not its history
+        # the current speed (GHSspd, else devs' MHS 1m) shared out by those averages, so an
+        # idle rig reads 0 on every board, not its history
         averages = [number(v) for v in _list(mm.get("MGHS"))]
         if len(averages) == 1 and len(t.hashboards) > 1:
             averages = averages * len(t.hashboards)
-        current = apportion(number(mm.get("GHSspd")), averages[:len(t.hashboards)])
+        current = apportion(speed_ghs, averages[:len(t.hashboards)])
         tmax = _list(mm.get("MTmax")) if "MTmax" in mm else None
         hb: dict[str, Any] = entry["HBinfo"] if isinstance(entry.get("HBinfo"), dict) else {}
         hottest: list[float] = []
