@@ -160,16 +160,15 @@ class Farm:
         def scenario() -> Scenario:
             return self.scenarios[rig.rig_id]
 
-        listen = (
-            (vendor.has_rpc, RpcServer(vendor.rpc_bytes, scenario, self.delivery).serve,
-             RPC_PORT),
-            (vendor.has_http, HttpServer(vendor.http, scenario, self.delivery).serve,
-             vendor.web_port),
-            (vendor.has_v3, FramedServer(vendor.v3, scenario, self.delivery).serve, V3_PORT),
-        )
-        for wanted, handler, port in listen:
-            if wanted:
-                await self._listen(handler, rig, port)
+        listen = [(RpcServer(vendor.rpc_bytes, scenario, self.delivery).serve, RPC_PORT)
+                  ] if vendor.has_rpc else []
+        if vendor.has_http:
+            web = HttpServer(vendor.http, scenario, self.delivery).serve
+            listen += [(web, port) for port in vendor.web_ports]
+        if vendor.has_v3:
+            listen.append((FramedServer(vendor.v3, scenario, self.delivery).serve, V3_PORT))
+        for handler, port in listen:
+            await self._listen(handler, rig, port)
 
     async def _stop_rig(self, rig_id: str) -> None:
         """Switched off: its listeners close, so connections are refused as on a dead host."""

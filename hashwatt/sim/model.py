@@ -63,7 +63,7 @@ HARDWARE: dict[str, Hardware] = {
                      wire_model="M60S_VK40"),
     "luxos": Hardware("luxos", "S19k Pro", boards=3, chips=77, fans=4),
     "vnish": Hardware("vnish", "S21+", boards=3, chips=108, fans=4),
-    "epic": Hardware("epic", "S21 Pro", boards=3, chips=65, fans=4),
+    "epic": Hardware("epic", "S19 XP", boards=3, chips=110, fans=4),
 }
 
 

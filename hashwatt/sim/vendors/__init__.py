@@ -10,13 +10,15 @@ from hashwatt.sim.vendors.antminer import Antminer
 from hashwatt.sim.vendors.avalon import Avalon
 from hashwatt.sim.vendors.base import Vendor
 from hashwatt.sim.vendors.bitaxe import Bitaxe
+from hashwatt.sim.vendors.epic import Epic
 from hashwatt.sim.vendors.luxos import LuxOS
+from hashwatt.sim.vendors.vnish import VNish
 from hashwatt.sim.vendors.whatsminer import Whatsminer
 from hashwatt.sim.vendors.whatsminer_v3 import WhatsminerV3
 
 VENDORS: dict[str, type[Vendor]] = {
     "antminer": Antminer, "whatsminer": Whatsminer, "avalon": Avalon, "bitaxe": Bitaxe,
-    "whatsminer3": WhatsminerV3, "luxos": LuxOS,
+    "whatsminer3": WhatsminerV3, "luxos": LuxOS, "vnish": VNish, "epic": Epic,
 }
 
 __all__ = ["VENDORS", "Vendor"]

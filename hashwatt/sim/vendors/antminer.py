@@ -93,7 +93,11 @@ class Antminer(Vendor):
         if self.quirks:
             body.update({"total rate": s.average_gh, "total_acn": sum(b.chips for b in s.boards),
                          "temp_num": len(s.boards), "temp_max": 0, "miner_version": "49.0.1.3",
-                         **{f"temp{i + 1}": round(b.board_temp_c) for i, b in
+                         # the first pcb and chip sensors again (a real S19 Pro:
+                         # "temp1": 73, "temp2_1": 78)
+                         **{f"temp{i + 1}": round(b.pcb_sensors[0]) for i, b in
+                            enumerate(s.boards)},
+                         **{f"temp2_{i + 1}": round(b.chip_sensors[0]) for i, b in
                             enumerate(s.boards)}})
         return {"STATUS": status(70 if self.quirks else 11, "CGMiner stats", self.DESCRIPTION),
                 "STATS": [{"BMMiner": "1.0.0", "Miner": "49.0.1.3",

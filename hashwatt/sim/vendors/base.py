@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from hashwatt.sim.model import Snapshot
 from hashwatt.sim.wire import HttpResponse, not_found
@@ -50,7 +51,7 @@ class Vendor:
     has_rpc = True
     has_http = False
     has_v3 = False
-    web_port = 80
+    web_ports: ClassVar[tuple[int, ...]] = (80,)
     DESCRIPTION = "cgminer 4.11.1"
     # "cgminer": joins as api.c does them; "refuse": an API without joins takes "a+b" for one
     # unknown command (stock S19 BMMiner: pyasic's BaseMinerRPCAPI.multicommand then splits)
