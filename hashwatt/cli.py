@@ -154,14 +154,37 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)
-        start, end = (dt.datetime.fromisoformat(d).replace(tzinfo=zone).timestamp()
-                      for d in args.backfill)
+        try:
+            start, end = (dt.datetime.fromisoformat(d).replace(tzinfo=zone).timestamp()
+                          for d in args.backfill)
+        except ValueError as exc:
+            raise CliError(f"--backfill {' '.join(args.backfill)}: {exc}") from None
+        if end <= start:
+            raise CliError(f"--backfill {' '.join(args.backfill)}: FROM must be before TO")
+        rows = _backfill(cfg, int(start), int(end))
     else:
         end = time.time() // 3600 * 3600
         start = end - args.hours * 3600
-    rows = rollup(cfg, int(start), int(end))
+        rows = rollup(cfg, int(start), int(end))
     print(f"ledger: {rows} hourly rows written")
     return 0
+
+
+def _backfill(cfg: Config, start: int, end: int) -> int:
+    """The ledger day by day (the rollup's own chunk), with progress: months take a while."""
+    from exporters.ledger import rollup
+    from hashwatt.progress import Progress
+
+    day = 86400
+    start -= start % 3600
+    chunks = [(a, min(a + day, end)) for a in range(start, end, day)]
+    rows = 0
+    logging.getLogger("exporters.ledger").setLevel(logging.WARNING)  # progress says it
+    with Progress("backfill", len(chunks), "days") as progress:
+        for a, b in chunks:
+            rows += rollup(cfg, a, b)
+            progress.advance(note=f"{rows} rows")
+    return rows
 
 
 def _output_path(value: str | None) -> Path | None:
@@ -186,6 +209,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     data = render(report, args.format, Path(args.output) if args.output else None)
     if not args.output:
         sys.stdout.buffer.write(data)
+    return 0
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    """Scan networks for rigs; write or reconcile the inventory CSV."""
+    from hashwatt.discover import DiscoverError, run
+
+    output = _output_path(args.output)
+    inventory = Path(args.inventory) if args.inventory else None
+    try:
+        text, lines = run(args.cidr, output, inventory, args.concurrency, args.timeout)
+    except DiscoverError as exc:
+        raise CliError(str(exc)) from None
+    if output is None:
+        sys.stdout.write(text)
+    for line in lines:
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -321,6 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "xlsx", "json"], default="csv")
     p.add_argument("--output", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("discover", help="find rigs on networks and write the inventory CSV")
+    p.add_argument("cidr", nargs="+", help="networks (10.0.1.0/24) or single addresses")
+    p.add_argument("--output", help="write the inventory CSV here (default: stdout)")
+    p.add_argument("--inventory", help="an existing inventory CSV: report new, missing and "
+                                       "moved rigs and keep its columns")
+    p.add_argument("--concurrency", type=int, default=256, help="addresses probed at once")
+    p.add_argument("--timeout", type=float, default=1.0,
+                   help="seconds a connect may take (a LAN answers in milliseconds)")
+    p.set_defaults(func=cmd_discover)
 
     p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")
     p.add_argument("--rigs", type=int, default=50)
