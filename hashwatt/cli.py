@@ -62,6 +62,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     from hashwatt.sim.model import Scenario
     from hashwatt.sim.pdus import pdus_for
+    from hashwatt.sim.wire import LOOPBACK, Delivery
 
     scenarios = {}
     for item in args.scenario:
@@ -76,6 +77,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     state = Path(args.state_dir or tempfile.mkdtemp(prefix="hashwatt-farm-"))
     farm = Farm(rigs, seed=args.seed, tick_s=args.tick, frozen=args.frozen, pdus=pdus,
                 state_dir=state)
+    if args.replies:
+        farm.quirks = args.replies == "firmware"
+    if args.delivery:
+        farm.delivery = Delivery() if args.delivery == "lan" else LOOPBACK
     ready = Path(args.ready_file) if args.ready_file else None
     try:
         _run_async(run_farm(farm, args.control_port, ready, args.duration))
@@ -365,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-pdus", metavar="TOML", help="write [[pdus]] tables for the PDUs")
     p.add_argument("--state-dir", help="where the PDUs' agent keeps its files")
     p.add_argument("--control-port", type=int, default=0)
+    p.add_argument("--replies", choices=["firmware", "tidy"],
+                   help="firmware: shaped and quirky like real firmware; tidy: the old clean "
+                        "replies (default: see hashwatt.sim.farm.FIRMWARE_QUIRKS)")
+    p.add_argument("--delivery", choices=["lan", "loopback"],
+                   help="lan: replies in 1460-byte segments with small gaps; loopback: in one "
+                        "piece (default: see hashwatt.sim.farm.LAN_DELIVERY)")
     p.add_argument("--ready-file")
     p.add_argument("--duration", type=float)
     p.set_defaults(func=cmd_simulate)
