@@ -170,4 +170,4 @@ def test_status_through_the_whole_chain(tmp_path: Path, farm: FarmFactory,
     # the collector stopped after its cycle: offline now (its last will), figures of the cycle
     assert re.search(r"│ c1\s+│ offline\s+│ [^│]+│ \d+\.\d\s+│ 1/1/1\s+│", run.stdout), run.stdout
     assert "rig hung? (port 4028 accepts connections but nothing answers)" in run.stdout
-    assert "[maintenance] no miner answered identification: connection refused" in run.stdout
+    assert "[maintenance] identification: no miner answered: connection refused" in run.stdout
