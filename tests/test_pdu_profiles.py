@@ -142,3 +142,17 @@ def test_eaton_three_phase_rows_are_named_by_their_measurement_type() -> None:
     assert r["phases"] == [{"phase": "1", "current_a": 10.0, "power_w": 2300.0},
                            {"phase": "2", "current_a": 10.5, "power_w": 2410.0},
                            {"phase": "3", "current_a": 9.8, "power_w": 2250.0}]
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_a_unit_without_the_profiles_tables_is_an_error_never_an_empty_success(
+        name: str) -> None:
+    from collector.pdu.source import PduError, PduSource
+
+    profile = PROFILES[name]
+    source = PduSource(Config(site=SiteConfig(name="s")))
+    model_only = {c.oid: {"0": "X1"} for c in [profile.device.model] if c is not None}
+    with pytest.raises(PduError) as err:
+        source.reading(PduConfig(id="p", address="127.0.0.1"), profile, model_only)
+    assert str(err.value) == profile.missing_table()
+    assert str(err.value).startswith("no ") and str(err.value).endswith(" device?")
