@@ -61,6 +61,7 @@ class Publisher:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
+        self.client.on_connect_fail = self._on_connect_fail
         path = cfg.collector.spool_path
         self.spool = Spool(path if path.is_absolute() else cfg.source.parent / path,
                            cfg.collector.spool_max_messages,
@@ -81,9 +82,11 @@ class Publisher:
         self.renumbered = self.spool.renumbered
         self.refused = self.resent = 0
         self.connected = False
+        self.was_connected = threading.Event()
         self.wake, self.stopping = threading.Event(), threading.Event()
         self.sender = threading.Thread(target=self._send_loop, daemon=True, name="spool-sender")
         self.last_stats: dict[str, Any] | None = None
+        self.broker_lost = False  # logged once when lost, once when regained
 
     def _status(self, state: str, stats: dict[str, Any] | None = None) -> str:
         doc: dict[str, Any] = {"schema": SCHEMA_VERSION, "kind": "collector",
@@ -98,24 +101,36 @@ class Publisher:
     # -- paho callbacks (paho's network thread) -------------------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
                     reason_code: mqtt.ReasonCode, properties: Any) -> None:
+        broker = f"{self.cfg.mqtt.host}:{self.cfg.mqtt.port}"
         if reason_code.is_failure:
-            log.error("MQTT %s:%d refused the collector: %s; readings stay in the spool",
-                      self.cfg.mqtt.host, self.cfg.mqtt.port, reason_code)
+            log.warning("broker %s refused the connection: %s; readings stay in the spool",
+                        broker, reason_code)
             return
         self.connected = True
-        log.info("MQTT %s:%d connected; %d readings spooled", self.cfg.mqtt.host,
-                 self.cfg.mqtt.port, self.spool.depth())
+        self.was_connected.set()
+        if self.broker_lost:
+            self.broker_lost = False
+            log.info("broker %s regained: spooled readings go out now", broker)
+        else:
+            log.info("connected to broker %s", broker)
         client.subscribe(self.stored_topic, qos=1)
         # the retained status says online; its stats are for people, not a new cycle
         client.publish(self.status, self._status("online", self.last_stats), qos=1,
                        retain=True)
         self.wake.set()
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        if not self.broker_lost:  # said once; paho keeps retrying
+            self.broker_lost = True
+            log.warning("broker %s:%d unreachable: polling goes on, readings wait in the spool",
+                        self.cfg.mqtt.host, self.cfg.mqtt.port)
+
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
                        reason_code: mqtt.ReasonCode, properties: Any) -> None:
-        if self.connected and not self.stopping.is_set():
-            log.warning("MQTT connection lost (%s); polling goes on into the spool",
-                        reason_code)
+        if not self.broker_lost and not self.stopping.is_set():
+            self.broker_lost = True
+            log.warning("lost the broker %s:%d (%s): readings wait in the spool until it is back",
+                        self.cfg.mqtt.host, self.cfg.mqtt.port, reason_code)
         self.connected = False
         with self.lock:  # resend everything unstored, in order, once reconnected
             self.inflight.clear()
@@ -156,13 +171,15 @@ class Publisher:
             self.wake.set()
 
     # -- the sender thread -----------------------------------------------------------------
-    def start(self) -> None:
-        """Connect in the background (retrying) and start sending; never waits for the broker:
-        readings are spooled from the first second."""
+    def start(self, timeout: float = 0.0) -> bool:
+        """Connect in the background (retrying) and start sending. The service never waits
+        for the broker (readings are spooled from the first second); a caller may wait up to
+        `timeout` for the first connection: True once connected."""
         self.client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port,
                                   keepalive=self.cfg.mqtt.keepalive_s)
         self.client.loop_start()
         self.sender.start()
+        return self.was_connected.wait(timeout) if timeout > 0 else self.connected
 
     def _send_loop(self) -> None:
         next_check = 0.0

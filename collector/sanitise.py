@@ -140,9 +140,9 @@ def _flag(reading: dict[str, Any], kind: str, invalid: list[str]) -> int:
 def _unmendable(reading: dict[str, Any], invalid: list[str]) -> int:
     """Keep only what identifies the device and say it is offline with the reason."""
     kind = reading.get("kind")
-    keep = {k: reading.get(k) for k in ("schema", "kind", "ts_ms", "site", "rig", "pdu",
-                                        "collector", "rack", "slot", "customer", "model")
-            if k in reading}
+    names = ("schema", "kind", "ts_ms", "site", "rig", "pdu", "collector", "rack", "slot",
+             "customer", "model")
+    keep: dict[str, Any] = {k: reading.get(k) for k in names if k in reading}
     log.warning("%s %s: reading does not fit the contract; published as offline", kind,
                 reading.get("rig") or reading.get("pdu"))
     reading.clear()

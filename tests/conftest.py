@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ from hashwatt.sim.model import Scenario, SimRig
 from hashwatt.sim.pdus import SimPdu, pdus_for
 
 warnings.filterwarnings("ignore", module="pyasic")
-_subnets = itertools.count(20)
+# several test runs can share a machine: HASHWATT_TEST_SUBNET moves this run's farms elsewhere
+_subnets = itertools.count(int(os.environ.get("HASHWATT_TEST_SUBNET", "20")))
 
 
 @pytest.fixture(scope="session")
