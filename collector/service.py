@@ -120,8 +120,10 @@ async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
         return reading
 
     readings = await asyncio.gather(*(one(device, src) for device, src in devices))
+    # only outlets the inventory maps (on a daisy chain, the master unit's): a link unit's
+    # outlet 3 must not overwrite the master's outlet 3
     power = {(r["pdu"], o["outlet"]): o["power_w"] for r in readings if r["online"]
-             for o in r["outlets"] if o.get("power_w") is not None}
+             for o in r["outlets"] if o.get("power_w") is not None and o.get("rig")}
     return power, sum(1 for r in readings if r["online"])
 
 

@@ -267,6 +267,8 @@ class MeterConfig(Strict):
     map: str  # register map name, e.g. eastron_sdm630, schneider_pm5xxx
     rack: str = ""
     timeout_s: float = Field(2.0, gt=0, le=60)
+    # the prefix the meter is set to show energy with: "M" when an SDM630MCT shows MWh
+    energy_prefix: Literal["k", "M"] = "k"
 
 
 class InventoryConfig(Strict):

@@ -180,3 +180,9 @@ def test_a_non_finite_field_that_reaches_the_encoder_is_left_out_and_counted() -
     assert line == b"m,a=b y=1.5 1000\n" and DROPPED.count == before + 1
     with pytest.raises(ValueError):
         encode([Point("m", {}, {"x": float("nan")}, 1000)])
+
+
+def test_boards_whose_hashrate_is_unknown_give_no_boards_ok_rather_than_zero() -> None:
+    unknown = [{"board": i, "chip_temp_c": 70.0} for i in range(3)]
+    rig = run(reading(boards=unknown))[0]
+    assert "boards_ok" not in rig.fields and rig.fields["boards_total"] == 3
