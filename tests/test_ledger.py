@@ -668,3 +668,40 @@ def test_month_bounds_are_local_midnights() -> None:
     start, end = month_bounds("2026-10", "Asia/Kathmandu")
     assert start.astimezone(dt.UTC) == dt.datetime(2026, 9, 30, 18, 15, tzinfo=dt.UTC)
     assert (end - start) == dt.timedelta(days=31)
+
+
+def test_ledger_rows_go_through_the_v2_write_path_to_a_real_v2_server(
+        ledger_db: InfluxQL, tmp_path: Path, victoria: Any) -> None:
+    """The ledger's rows for a v2 config go to its ledger bucket through /api/v2/write
+    (victoria-metrics stores each numeric field as <measurement>_<field>)."""
+    import os
+    import urllib.parse
+    import urllib.request
+
+    from exporters.finance.ledger import compute
+    from exporters.sinks import make_sink
+
+    zone = ZoneInfo("Asia/Kolkata")
+    cfg = make_config(ledger_db, tmp_path, "Asia/Kolkata",
+                      '[[tariff.periods]]\nfrom = 2026-01-01\nrate = 8.5\n', "INR")
+    # victoria-metrics keeps one month by default: a local hour of two days ago
+    now = dt.datetime.now(zone) - dt.timedelta(days=2)
+    hour = int(now.replace(minute=0, second=0, microsecond=0).timestamp())
+    write(ledger_db, [p for t in range(hour - 900, hour + 4500, 300)
+                      for p in rig("r1", t, 1600.0)])
+    _, points = compute(cfg, ledger_db, hour, hour + 3600)
+    os.environ["HASHWATT_TEST_TOKEN"] = "not-checked-by-victoria-metrics"
+    path = tmp_path / "v2.toml"
+    path.write_text('[site]\nname = "north"\ntimezone = "Asia/Kolkata"\n[influxdb]\napi = "v2"\n'
+                    f'url = "{victoria.url}"\norg = "farm"\nbucket = "raw"\n'
+                    'ledger_bucket = "ledger"\ntoken = { env = "HASHWATT_TEST_TOKEN" }\n')
+    sink = make_sink(load_config(path), ledger=True)
+    sink.write(encode(points))
+    sink.close()
+    urllib.request.urlopen(f"{victoria.url}/internal/force_flush", timeout=10).read()
+    query = urllib.parse.urlencode({"match[]": '{__name__="energy_quarter_cost",rig="r1"}'})
+    with urllib.request.urlopen(f"{victoria.url}/api/v1/export?{query}", timeout=10) as resp:
+        [stored] = [json.loads(line) for line in resp.read().decode().splitlines()]
+    # 1.6 kW x 15 min = 0.4 kWh x 8.5 INR = 3.4 INR, at each local quarter of 10:00-11:00
+    assert stored["values"] == [3.4] * 4
+    assert stored["timestamps"] == [(hour + i * Q) * 1000 for i in range(4)]
