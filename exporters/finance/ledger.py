@@ -382,6 +382,8 @@ def compute(cfg: Config, db: InfluxQL, start_s: int, end_s: int) -> tuple[int, l
 def voids(ledger: InfluxQL, measurement: str, site: str, start_s: int, end_s: int,
           points: list[Point]) -> list[Point]:
     """Zero rows for every row of the range whose unit and quarter now carry other tags."""
+    if not points:  # nothing rewritten, nothing superseded
+        return []
     new: dict[tuple[UnitKey, int], set[tuple[tuple[str, str], ...]]] = defaultdict(set)
     for p in points:
         new[(unit_key(p.tags), p.ts_ms)].add(tuple(sorted(p.tags.items())))
