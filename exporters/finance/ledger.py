@@ -67,11 +67,13 @@ ROLLUP_CHUNK_S = 86400  # computed and written a day at a time, whatever the ran
 COUNTER_LOOKBACK_S = CHUNK_S  # a counter gap up to this long is spread over its quarters
 FILL_QUARTERS = 3  # quarters without readings filled between readings at most 45 min apart
 RIG_TAGS = '"rig", "customer", "rack"'
-OUTLET_TAGS = '"pdu", "outlet", "rig", "customer", "rack"'
-LEDGER_TAGS = '"rig", "pdu", "outlet", "customer", "rack", "window"'
+# "unit" is the PDU's link unit on a daisy chain: outlet numbers repeat across units
+OUTLET_TAGS = '"pdu", "unit", "outlet", "rig", "customer", "rack"'
+LEDGER_TAGS = '"rig", "pdu", "unit", "outlet", "customer", "rack", "window"'
 VOID = "void"
 
-UnitKey = tuple[str, ...]  # ("rig", id) or ("outlet", pdu, outlet)
+UnitKey = tuple[str, ...]  # ("rig", id) or ("outlet", pdu, link unit, outlet)
+OutletKey = tuple[str, str, str]  # pdu, link unit, outlet: one energy counter
 Attribution = tuple[str, str]  # (customer, rack)
 
 
@@ -79,7 +81,12 @@ def unit_key(tags: dict[str, str]) -> UnitKey:
     """The billed unit of a series: its rig, or the outlet when no rig is mapped to it."""
     if tags.get("rig"):
         return ("rig", tags["rig"])
-    return ("outlet", tags.get("pdu", ""), tags.get("outlet", ""))
+    return ("outlet", *outlet_key(tags))
+
+
+def outlet_key(tags: dict[str, str]) -> OutletKey:
+    """The outlet (and so the energy counter) of a series."""
+    return (tags.get("pdu", ""), tags.get("unit", ""), tags.get("outlet", ""))
 
 
 def quarter_floor(ts_s: float) -> int:
@@ -178,25 +185,25 @@ class Readings:
                 if outlet:
                     unit.outlet_tags[quarter] = _attribution(tags)
 
-    def counter_reads(self, start_s: int, end_s: int) -> dict[tuple[str, str], list[Read]]:
+    def counter_reads(self, start_s: int, end_s: int) -> dict[OutletKey, list[Read]]:
         """Every counter read of [start, end) per outlet, with the last read before start and
         the first after end (each within COUNTER_LOOKBACK_S)."""
-        streams: dict[tuple[str, str], list[Read]] = defaultdict(list)
+        streams: dict[OutletKey, list[Read]] = defaultdict(list)
         for lo, hi in chunks(start_s, end_s):
             query = (f'SELECT "energy_kwh", "energy_reset" FROM "pdu_outlet" WHERE '
                      f'{window(lo, hi, self.site)} AND "energy_kwh" >= 0 GROUP BY {OUTLET_TAGS}')
             for tags, rows in series(self.db, query):
-                streams[(tags.get("pdu", ""), tags.get("outlet", ""))] += [
+                streams[outlet_key(tags)] += [
                     _read(tags, row) for row in rows if row["energy_kwh"] is not None]
         for edge, selector in ((start_s - COUNTER_LOOKBACK_S, "last"),
                                (end_s, "first")):
             query = (f'SELECT {selector}("energy_kwh") AS energy_kwh FROM "pdu_outlet" WHERE '
                      f'{window(edge, edge + COUNTER_LOOKBACK_S, self.site)} GROUP BY '
                      f'{OUTLET_TAGS}')
-            found: dict[tuple[str, str], Read] = {}
+            found: dict[OutletKey, Read] = {}
             for tags, rows in series(self.db, query):  # a selector alone keeps the read's time
                 read = _read(tags, {**rows[0], "energy_reset": False})
-                key = (tags.get("pdu", ""), tags.get("outlet", ""))
+                key = outlet_key(tags)
                 other = found.get(key)
                 if other is None or (read.ts_s > other.ts_s) == (selector == "last"):
                     found[key] = read
@@ -217,7 +224,7 @@ def _read(tags: dict[str, str], row: dict[str, Any]) -> Read:
 
 
 def spread_counters(readings: Readings,
-                    streams: dict[tuple[str, str], list[Read]]) -> None:
+                    streams: dict[OutletKey, list[Read]]) -> None:
     """Each interval between consecutive reads of an outlet, spread evenly over its time and
     booked to the unit of its closing read."""
     for reads in streams.values():
@@ -321,7 +328,7 @@ def unit_tags(site: str, key: UnitKey, who: Attribution, window_name: str) -> di
     if key[0] == "rig":
         tags["rig"] = key[1]
     else:
-        tags.update({"pdu": key[1], "outlet": key[2]})
+        tags.update({"pdu": key[1], "unit": key[2], "outlet": key[3]})
     tags.update({"customer": who[0], "rack": who[1], "window": window_name})
     return {k: v for k, v in tags.items() if v}
 
@@ -348,7 +355,7 @@ def quarter_points(readings: Readings, site: str, tariff: Tariff | None, start_s
     return points
 
 
-def _gap_start(streams: dict[tuple[str, str], list[Read]], start_s: int) -> int:
+def _gap_start(streams: dict[OutletKey, list[Read]], start_s: int) -> int:
     """The earliest quarter a counter interval reaching into [start, ...) began in, when it
     began more than a quarter before start (its energy belongs to those quarters too)."""
     earliest = start_s
@@ -364,7 +371,7 @@ def compute(cfg: Config, db: InfluxQL, start_s: int, end_s: int) -> tuple[int, l
     """The ledger points of [start, end) (start moved back over a counter gap that ends in
     the range) and the start actually computed."""
     site = cfg.site.name
-    streams: dict[tuple[str, str], list[Read]] = {}
+    streams: dict[OutletKey, list[Read]] = {}
     for _ in range(4):
         readings = Readings(db, site)
         streams = readings.counter_reads(start_s, end_s)
@@ -462,6 +469,7 @@ class LedgerRow:
     site: str
     rig: str  # empty for an unmapped outlet
     pdu: str
+    pdu_unit: str  # the PDU's link unit on a daisy chain ("unit" tag), else empty
     outlet: str
     customer: str
     rack: str
@@ -476,8 +484,8 @@ class LedgerRow:
 
     @property
     def unit(self) -> str:
-        """The rig, or pdu/outlet for an unmapped outlet."""
-        return self.rig or f"{self.pdu}/{self.outlet}"
+        """The rig, or pdu/[unit/]outlet for an unmapped outlet."""
+        return self.rig or "/".join(x for x in (self.pdu, self.pdu_unit, self.outlet) if x)
 
 
 def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime,
@@ -494,7 +502,8 @@ def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime,
             for tags, rows in series(db, query):
                 out += [LedgerRow(
                     dt.datetime.fromtimestamp(r["time"] / 1000, dt.UTC), site,
-                    tags.get("rig", ""), tags.get("pdu", ""), tags.get("outlet", ""),
+                    tags.get("rig", ""), tags.get("pdu", ""), tags.get("unit", ""),
+                    tags.get("outlet", ""),
                     tags.get("customer", ""), tags.get("rack", ""), tags.get("window", ""),
                     r["kwh"], r["kwh_measured"], r["kwh_estimated"], r["cost"],
                     r["rate_per_kwh"], r["coverage"], r["source"])

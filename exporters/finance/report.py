@@ -101,7 +101,7 @@ def ledger_sums(db: InfluxQL, measurement: str, site: str, start: dt.datetime,
 
 def _unit(tags: dict[str, str]) -> str:
     key = unit_key(tags)
-    return key[1] if key[0] == "rig" else f"{key[1]}/{key[2]}"
+    return key[1] if key[0] == "rig" else "/".join(x for x in key[1:] if x)
 
 
 @dataclass
