@@ -301,7 +301,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """The fleet at a glance from InfluxDB."""
     from rich.console import Console
 
-    from exporters.ledger import query_client
+    from exporters.finance.store import query_client
     from hashwatt.status import fleet, render
 
     cfg = _load(args.config)
