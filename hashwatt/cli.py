@@ -14,7 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hashwatt.config import Config, ConfigError, load_config
 
@@ -148,15 +148,45 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Print (or write) a monthly energy report."""
+    """Print (or write) a monthly energy report or customer statements."""
+    if args.kind == "statement":
+        return cmd_statement(args)
+    if args.format == "pdf":
+        print("error: report energy: --format is csv, xlsx or json", file=sys.stderr)
+        return 2
     from exporters.report import energy_report, render
 
     cfg = _load(args.config)
     report = energy_report(cfg, args.month, args.by)
-    data = render(report, args.format, Path(args.output) if args.output else None)
+    data = render(report, args.format or "csv", Path(args.output) if args.output else None)
     if not args.output:
         sys.stdout.buffer.write(data)
     return 0
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    """Customer statements: one customer, or --all-customers (one file each)."""
+    from exporters.customers.statements import StatementError, write_statements
+    from hashwatt.influxql import InfluxQLError
+
+    cfg = _load(args.config)
+    if bool(args.customer) == bool(args.all_customers):
+        print("error: report statement: give --customer ID or --all-customers",
+              file=sys.stderr)
+        return 2
+    fmt: Literal["pdf", "xlsx", "json"] = args.format or "pdf"
+    if fmt not in ("pdf", "xlsx", "json"):
+        print("error: report statement: --format is pdf, xlsx or json", file=sys.stderr)
+        return 2
+    try:
+        return write_statements(cfg, args.month, fmt, customer_id=args.customer,
+                                output=Path(args.output) if args.output else None)
+    except StatementError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (InfluxQLError, OSError) as exc:
+        print(f"error: reading the ledger: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -234,12 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rollup)
 
     p = sub.add_parser("report", help="reports from the energy ledger")
-    p.add_argument("kind", choices=["energy"])
+    p.add_argument("kind", choices=["energy", "statement"])
     p.add_argument("config")
     p.add_argument("--month", required=True, help="YYYY-MM, in the site timezone")
     p.add_argument("--by", choices=["customer", "site", "rack", "rig"], default="customer")
-    p.add_argument("--format", choices=["csv", "xlsx", "json"], default="csv")
-    p.add_argument("--output", help="write to this file instead of stdout")
+    p.add_argument("--format", choices=["csv", "xlsx", "json", "pdf"], default=None,
+                   help="energy: csv (default), xlsx, json; statement: pdf (default), xlsx, json")
+    p.add_argument("--output", help="write to this file instead of stdout "
+                   "(statement --all-customers: a folder)")
+    p.add_argument("--customer", help="statement: the customer id")
+    p.add_argument("--all-customers", action="store_true",
+                   help="statement: one file per customer")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")

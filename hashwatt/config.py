@@ -15,6 +15,7 @@ import re
 import stat
 import tomllib
 import zlib
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -237,6 +238,65 @@ class MeterConfig(Strict):
     timeout_s: float = Field(2.0, gt=0, le=60)
 
 
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
+
+
+class PriceConfig(Strict):
+    """What a customer pays per kWh: a fixed price, or the site tariff plus a markup."""
+
+    kind: Literal["fixed", "tariff"]
+    per_kwh: Money | None = None  # kind = "fixed": in the customer's currency
+    markup_pct: Annotated[Decimal, Field(ge=-100, le=1000, decimal_places=4)] = Decimal(0)
+
+    @model_validator(mode="after")
+    def _fields(self) -> PriceConfig:
+        if self.kind == "fixed" and self.per_kwh is None:
+            raise ValueError('kind = "fixed" needs per_kwh')
+        if self.kind == "tariff" and self.per_kwh is not None:
+            raise ValueError('kind = "tariff" takes markup_pct, not per_kwh')
+        return self
+
+
+class FeesConfig(Strict):
+    """Fixed monthly fees: per rig (pro rata for the time the rig was the customer's) and
+    per kW of contracted capacity."""
+
+    per_rig_month: Money = Decimal(0)
+    per_kw_month: Money = Decimal(0)
+    contracted_kw: Annotated[Decimal, Field(ge=0, decimal_places=3)] = Decimal(0)
+
+
+class CustomerAccess(Strict):
+    """The customer's own read-only view: an InfluxDB database and login, a Grafana org."""
+
+    database: Id | None = None  # default hashwatt_c_<id>
+    username: Id | None = None  # default customer_<id>
+    password: SecretSpec | None = None  # the read login's password (required for the view)
+
+
+class CustomerConfig(Strict):
+    """A hosting customer and its contract."""
+
+    id: Id
+    name: str = Field(min_length=1, max_length=200)
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    price: PriceConfig
+    fees: FeesConfig = FeesConfig()
+    availability_target_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(0)
+    billing_contact: str = ""
+    access: CustomerAccess = CustomerAccess()
+
+    @property
+    def database(self) -> str:
+        """The customer's own InfluxDB database (v1) or bucket (v2)."""
+        return self.access.database or f"hashwatt_c_{self.id}"
+
+    @property
+    def username(self) -> str:
+        """The customer's read-only InfluxDB login."""
+        return self.access.username or f"customer_{self.id}"
+
+
 class InventoryConfig(Strict):
     """More rigs from a CSV file (path relative to the config file)."""
 
@@ -256,6 +316,7 @@ class Config(Strict):
     pdus: list[PduConfig] = []
     meters: list[MeterConfig] = []
     tariff: TariffConfig | None = None
+    customers: list[CustomerConfig] = []
     pdu_profiles_dir: Path | None = None
     source: Path = Field(Path("."), exclude=True)
 
@@ -391,6 +452,27 @@ def _check_outlets(cfg: Config, rigs: list[tuple[str, RigConfig]]) -> list[str]:
     return problems
 
 
+def _check_customers(cfg: Config, rigs: list[tuple[str, RigConfig]]) -> list[str]:
+    """Customer ids unique, contracts consistent with the site, rigs' customers known."""
+    if not cfg.customers:
+        return []
+    origin, problems = str(cfg.source), []
+    known: set[str] = set()
+    for i, c in enumerate(cfg.customers):
+        where = f"{origin}: customers[{i}]"
+        if c.id in known:
+            problems.append(f"{where}.id: duplicate customer id {c.id!r}")
+        known.add(c.id)
+        if c.price.kind == "tariff" and cfg.tariff is None:
+            problems.append(f"{where}.price.kind: \"tariff\" needs a [tariff] section")
+        if c.price.kind == "tariff" and c.currency != cfg.site.currency:
+            problems.append(f"{where}.currency: {c.currency} differs from the site currency "
+                            f"{cfg.site.currency}; a passed-through tariff is in the site's")
+    problems += [f"{where}: customer: {rig.customer!r} is not in [[customers]]"
+                 for where, rig in rigs if rig.customer and rig.customer not in known]
+    return problems
+
+
 def _resolve_secret(spec: SecretSpec | None, origin: str, key: str,
                     base: Path) -> SecretStr | None:
     if spec is None or isinstance(spec, SecretStr):
@@ -421,7 +503,12 @@ def _resolve_secrets(cfg: Config, origin: str) -> Config:
         key: _resolve_secret(getattr(pdu, key), origin, f"pdus[{i}].{key}", base)
         for key in ("community", "v3_auth_key", "v3_priv_key")})
         for i, pdu in enumerate(cfg.pdus)]
-    return cfg.model_copy(update={"mqtt": mqtt, "influxdb": influx, "pdus": pdus})
+    customers = [c.model_copy(update={"access": c.access.model_copy(update={
+        "password": _resolve_secret(c.access.password, origin,
+                                    f"customers[{i}].access.password", base)})})
+        for i, c in enumerate(cfg.customers)]
+    return cfg.model_copy(update={"mqtt": mqtt, "influxdb": influx, "pdus": pdus,
+                                  "customers": customers})
 
 
 def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
@@ -465,7 +552,8 @@ def load_config(path: Path | str) -> Config:
         csv_path = cfg.inventory.csv
         csv_path = csv_path if csv_path.is_absolute() else path.parent / csv_path
         rigs += [(f"{csv_path}:{line}", r) for line, r in load_inventory_csv(csv_path)]
-    problems = _check_unique(str(path), rigs) + _check_outlets(cfg, rigs)
+    problems = (_check_unique(str(path), rigs) + _check_outlets(cfg, rigs)
+                + _check_customers(cfg, rigs))
     if problems:
         raise ConfigError(problems)
     _warn_plain_secrets(path, raw)

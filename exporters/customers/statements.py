@@ -1,0 +1,94 @@
+"""`hashwatt report statement`: read the ledger for a customer's month, build the statement,
+write it as PDF, XLSX or JSON."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+
+from exporters.customers import ledger_source as src
+from exporters.customers.render import Format, render
+from exporters.customers.statement import Statement, build_statement
+from hashwatt.config import Config, CustomerConfig
+from hashwatt.influxql import InfluxQL
+
+log = logging.getLogger(__name__)
+RIGS_PER_QUERY = 100
+
+
+class StatementError(Exception):
+    """A statement cannot be made (unknown customer, bad month): one line for the user."""
+
+
+def customer_of(cfg: Config, customer_id: str) -> CustomerConfig:
+    """The customer with this id, or a StatementError naming the known ones."""
+    for c in cfg.customers:
+        if c.id == customer_id:
+            return c
+    known = ", ".join(c.id for c in cfg.customers) or "none configured"
+    raise StatementError(f"{cfg.source}: customers: no customer {customer_id!r} "
+                         f"(known: {known})")
+
+
+def compute(cfg: Config, db: InfluxQL, customer: CustomerConfig, month: str) -> Statement:
+    """The customer's statement for a month (YYYY-MM, site timezone)."""
+    if not re.fullmatch(r"\d{4}-\d{2}", month):
+        raise StatementError(f"--month {month!r}: expected YYYY-MM")
+    try:
+        start, end = src.month_bounds(month, cfg.site.timezone)
+    except ValueError as exc:
+        raise StatementError(f"--month: {exc}") from None
+    mine = src.energy_rows(cfg, db, start, end, customer=customer.id)
+    units = sorted({r.unit for r in mine})
+    rigs = [u for u in units if "/" not in u]
+    energy = [r for r in mine if "/" in r.unit]  # outlets: only their own rows
+    for i in range(0, len(rigs), RIGS_PER_QUERY):  # every row of those rigs: moves are seen
+        energy += src.energy_rows(cfg, db, start, end, rigs=rigs[i:i + RIGS_PER_QUERY])
+    activity = src.activity_rows(cfg, db, start, end, customer.id)
+    return build_statement(customer, site=cfg.site.name, timezone=cfg.site.timezone,
+                           site_currency=cfg.site.currency, month=month, start_s=start,
+                           end_s=end, energy=energy, activity=activity)
+
+
+def file_name(cfg: Config, customer: CustomerConfig, month: str, fmt: Format) -> str:
+    """statement-<site>-<customer>-<month>.<format>"""
+    return f"statement-{cfg.site.name}-{customer.id}-{month}.{fmt}"
+
+
+def write_statements(cfg: Config, month: str, fmt: Format, *, customer_id: str | None,
+                     output: Path | None) -> int:
+    """Write one statement (to output, or stdout) or, with customer_id None, one file per
+    customer into the output folder. Returns the exit code."""
+    customers = [customer_of(cfg, customer_id)] if customer_id else list(cfg.customers)
+    if not customers:
+        raise StatementError(f"{cfg.source}: customers: no [[customers]] configured")
+    if customer_id is None:
+        output = output or Path(".")
+        if not output.is_dir():
+            raise StatementError(f"--output {output}: --all-customers needs a folder")
+    elif output is not None and not output.parent.is_dir():
+        raise StatementError(f"--output {output}: folder {output.parent} does not exist")
+    db, empty = src.open_ledger(cfg), 0
+    try:
+        for c in customers:
+            st = compute(cfg, db, c, month)
+            if not st.ledger_rows:
+                empty += 1
+                print(f"warning: {c.id}: no ledger rows in {month}; the statement holds "
+                      "fixed fees only", file=sys.stderr)
+            data = render(st, fmt)
+            if customer_id is None:
+                assert output is not None
+                target = output / file_name(cfg, c, month, fmt)
+                target.write_bytes(data)
+                log.info("statement %s %s: %s (ledger state %s)", c.id, month, target,
+                         st.ledger_state[:12])
+            elif output is not None:
+                output.write_bytes(data)
+            else:
+                sys.stdout.buffer.write(data)
+    finally:
+        db.close()
+    return 1 if empty == len(customers) else 0
