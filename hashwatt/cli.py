@@ -14,7 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from hashwatt.config import Config, ConfigError, load_config
 
@@ -30,11 +30,23 @@ def _load(path: str) -> Config:
         raise SystemExit(2) from None
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def summary(cfg: Config) -> str:
+    """One line: what the config holds."""
+    muted = sum(1 for r in cfg.rigs if r.maintenance)
+    rigs = _plural(len(cfg.rigs), "rig") + (f" ({muted} in maintenance)" if muted else "")
+    return (f"site {cfg.site.name}, {rigs}, {_plural(len(cfg.pdus), 'PDU')}, "
+            f"{_plural(len(cfg.meters), 'meter')}, "
+            f"influxdb {cfg.influxdb.api if cfg.influxdb else 'not configured'}")
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file without running anything."""
     cfg = _load(args.config)
-    print(f"{args.config}: ok: site {cfg.site.name}, {len(cfg.rigs)} rigs, "
-          f"influxdb {cfg.influxdb.api if cfg.influxdb else 'not configured'}")
+    print(f"{args.config}: ok: {summary(cfg)}")
     return 0
 
 
@@ -147,6 +159,18 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_path(value: str | None) -> Path | None:
+    """An output file whose folder exists (checked before any long work)."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_dir():
+        raise CliError(f"--output {value}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise CliError(f"--output {value}: the folder {path.parent} does not exist")
+    return path
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Print (or write) a monthly energy report or customer statements."""
     if args.kind == "statement":
@@ -156,6 +180,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     from exporters.report import energy_report, render
 
+    _output_path(args.output)
     cfg = _load(args.config)
     report = energy_report(cfg, args.month, args.by)
     data = render(report, args.format or "csv", Path(args.output) if args.output else None)
@@ -214,10 +239,54 @@ def _run_async(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(main())
 
 
+class CliError(Exception):
+    """A mistake on the command line or in the surroundings: one line, exit 2."""
+
+
+def month(value: str) -> str:
+    """An argparse type: YYYY-MM with a month from 01 to 12."""
+    import re
+
+    match = re.fullmatch(r"(\d{4})-(\d{2})", value)
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a month: use YYYY-MM, e.g. 2026-10")
+    return value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hashwatt")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+class _SubParsers(argparse._SubParsersAction):
+    """Every subcommand accepts -v/--verbose too (`hashwatt collect cfg.toml -v`)."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = super().add_parser(name, **kwargs)
+        parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                            help="more logging: -v debug for hashwatt, -vv for libraries too")
+        return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line, not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print `error: <prog>: message` and exit 2."""
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="hashwatt", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = _Parser(prog="hashwatt", description=__doc__)
+    parser.register("action", "parsers", _SubParsers)
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging: -v debug for hashwatt, -vv for libraries too")
+    parser.add_argument("--version", action="version", version=f"hashwatt {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check-config", help="validate a config file")
@@ -266,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="reports from the energy ledger")
     p.add_argument("kind", choices=["energy", "statement"])
     p.add_argument("config")
-    p.add_argument("--month", required=True, help="YYYY-MM, in the site timezone")
+    p.add_argument("--month", required=True, type=month, help="YYYY-MM, in the site timezone")
     p.add_argument("--by", choices=["customer", "site", "rack", "rig"], default="customer")
     p.add_argument("--format", choices=["csv", "xlsx", "json", "pdf"], default=None,
                    help="energy: csv (default), xlsx, json; statement: pdf (default), xlsx, json")
@@ -288,10 +357,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `hashwatt` console script."""
+    """Entry point of the `hashwatt` console script: every error is one line on stderr
+    (the traceback only with -v)."""
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(f"error: {describe_error(exc)} (run with -v for the details)", file=sys.stderr)
+        return 1
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an unexpected error, naming the server when it is a connection."""
+    import httpx
+
+    if isinstance(exc, httpx.TransportError):
+        try:
+            url = exc.request.url
+            where = f"{url.scheme}://{url.host}:{url.port}"
+        except RuntimeError:  # raised without a request
+            where = "the server"
+        kind = ("timed out" if isinstance(exc, httpx.TimeoutException)
+                else "refused or unreachable")
+        return f"cannot reach {where}: connection {kind} ({exc or type(exc).__name__}); is " \
+               f"InfluxDB running there?"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _QuietPyasic(logging.Filter):
@@ -301,15 +406,25 @@ class _QuietPyasic(logging.Filter):
         return record.levelno >= logging.ERROR or "/pyasic/" not in record.pathname
 
 
-def setup_logging(verbose: bool) -> None:
-    """Our format and level; pyasic's import-time basicConfig and its rig noise undone."""
+# libraries that talk a lot: per request (httpx, httpcore), per rig fault (pyasic), per
+# SNMP engine step (pysnmp); heard only with -vv
+NOISY = ("httpx", "httpcore", "pyasic", "pysnmp", "pymodbus", "asyncio", "urllib3",
+         "snmpsim", "paho", "websockets", "passlib", "markdown_it")
+
+
+def setup_logging(verbose: int | bool = 0) -> None:
+    """Our format and level; pyasic's import-time basicConfig and the libraries' noise
+    undone: -v is DEBUG for hashwatt only, -vv for the libraries too."""
     import pyasic.logger  # noqa: F401 - its import reconfigures the root logger: let it first
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, force=True,
+    level = int(verbose)
+    logging.basicConfig(level=logging.DEBUG if level else logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_QuietPyasic())
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if level < 2:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_QuietPyasic())
+        for name in NOISY:
+            logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="pyasic")
 
 

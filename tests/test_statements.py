@@ -335,10 +335,36 @@ def test_statement_errors_are_one_line(seeded: Config, capsys: pytest.CaptureFix
     assert main(["report", "statement", config, "--customer", "nobody", "--month", MONTH]) == 2
     assert capsys.readouterr().err.strip().endswith(
         "customers: no customer 'nobody' (known: acme, blue)")
-    assert main(["report", "statement", config, "--customer", "acme",
-                 "--month", "2026-13"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --month: month '2026-13': the month " \
-        "must be 01..12"
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "statement", config, "--customer", "acme", "--month", "2026-13"])
+    assert exc.value.code == 2 and "'2026-13' is not a month" in capsys.readouterr().err
     assert main(["report", "statement", config, "--customer", "acme", "--month", "2025-01",
                  "--format", "json", "--output", str(tmp_path / "empty.json")]) == 1
     assert "no ledger rows in 2025-01" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("customers", "expected"), [
+    ('[[customers]]\nid = "a"\nname = "A"\ncurrency = "EUR"\nprice = { kind = "fixed" }\n',
+     'customers[0].price: kind = "fixed" needs per_kwh'),
+    ('[[customers]]\nid = "a"\nname = "A"\ncurrency = "USD"\n'
+     'price = { kind = "tariff", markup_pct = 5 }\n',
+     "customers[0].currency: USD differs from the site currency EUR"),
+    ('[[customers]]\nid = "a"\nname = "A"\ncurrency = "EUR"\nprice = { kind = "fixed", '
+     'per_kwh = "0.1" }\n[[customers]]\nid = "a"\nname = "B"\ncurrency = "EUR"\n'
+     'price = { kind = "fixed", per_kwh = "-0.1" }\n',
+     "customers[1].price.per_kwh: Input should be greater than or equal to 0"),
+    ('[[customers]]\nid = "a"\nname = "A"\ncurrency = "EUR"\nprice = { kind = "fixed", '
+     'per_kwh = "0.1" }\n[[rigs]]\nid = "r1"\naddress = "10.0.0.1"\ncustomer = "zeta"\n',
+     "customer: 'zeta' is not in [[customers]]"),
+])
+def test_contract_mistakes_are_one_line_each(tmp_path: Path, customers: str,
+                                             expected: str) -> None:
+    from hashwatt.config import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text('[site]\nname = "north"\ncurrency = "EUR"\n[[tariff.periods]]\n'
+                    'from = 2026-01-01\nrate = 0.1\n' + customers)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert len(exc.value.problems) == 1, exc.value.problems
+    assert expected in exc.value.problems[0] and str(path) in exc.value.problems[0]
