@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exporters.customers.fanout import make_fanout, sync_ledgers
 from exporters.decode import Limits, Rejected, decode
 from exporters.intake import Inbound, Session, Subscriber
 from exporters.ledger import rollup
@@ -121,6 +122,8 @@ class Bridge:
         self.dead = DeadLetters(bc.dead_letter_file if bc.dead_letter_file.is_absolute()
                                 else self.cfg.source.parent / bc.dead_letter_file)
         self.intake = Subscriber(self._session(), self.inbox.put_many)
+        # customers' own databases get a copy of their points (exporters/customers/)
+        self.fanout = make_fanout(self.cfg)
 
     def _session(self) -> Session:
         m, group = self.cfg.mqtt, self.cfg.bridge.shared_group
@@ -180,6 +183,8 @@ class Bridge:
             self._write_retrying(body)
         except WriteRejected:
             self._write_one_by_one(good)
+        if self.fanout is not None:  # after the site's write: a copy never holds up the ack
+            self.fanout.write([p for _, points in good for p in points])
 
     def _write_one_by_one(self, good: list[tuple[Inbound, list[Point]]]) -> None:
         """Find the messages the database refuses; set them aside, keep the others."""
@@ -217,6 +222,8 @@ class Bridge:
             fields["lag_p99_ms"] = round(lags[min(len(lags) - 1, len(lags) * 99 // 100)], 1)
             fields["lag_samples"] = len(lags)
             c.lags_ms.clear()
+        if self.fanout is not None:
+            fields["customer_write_errors"] = self.fanout.errors
         tags = {"site": self.cfg.site.name, "exporter": self.cfg.bridge.client_id}
         return Point("exporter", tags, fields, int(time.time() * 1000))
 
@@ -238,6 +245,8 @@ class Bridge:
         """Disconnect, keeping the session (and unacked messages) at the broker."""
         self.intake.stop()
         self.sink.close()
+        if self.fanout is not None:
+            self.fanout.close()
 
 
 def ledger_loop(cfg: Config, stop: threading.Event) -> None:
@@ -246,6 +255,7 @@ def ledger_loop(cfg: Config, stop: threading.Event) -> None:
         end = int(time.time() // 3600 * 3600)
         try:
             rollup(cfg, end - cfg.bridge.rollup_hours * 3600, end)
+            sync_ledgers(cfg, end - cfg.bridge.rollup_hours * 3600, end)
         except (WriteUnavailable, WriteRejected, InfluxQLError, OSError) as exc:
             log.warning("ledger rollup failed (%s); next try in %.0f s", exc,
                         cfg.bridge.rollup_interval_s)

@@ -205,13 +205,50 @@ def cmd_statement(args: argparse.Namespace) -> int:
         return 2
     try:
         return write_statements(cfg, args.month, fmt, customer_id=args.customer,
-                                output=Path(args.output) if args.output else None)
+                                output=Path(args.output) if args.output else None,
+                                publish_to_view=args.publish)
     except StatementError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (InfluxQLError, OSError) as exc:
         print(f"error: reading the ledger: {exc}", file=sys.stderr)
         return 1
+
+
+def cmd_customers(args: argparse.Namespace) -> int:
+    """Set up the customers' own databases, read logins and Grafana organisations."""
+    import os
+
+    from exporters.customers.access import GrafanaSetup, grafana_plan, setup_influx
+    from exporters.customers.fanout import sync_ledgers
+    from hashwatt.influxql import InfluxQL
+
+    cfg = _load(args.config)
+    if cfg.influxdb is None or not cfg.customers:
+        raise CliError(f"{args.config}: customers setup needs [influxdb] and [[customers]]")
+    if args.action == "sync-ledger":
+        end = int(time.time() // 3600 * 3600)
+        print(f"ok: {sync_ledgers(cfg, end - args.hours * 3600, end)} ledger rows copied")
+        return 0
+    admin = InfluxQL(cfg.influxdb.url, "", os.environ.get("HASHWATT_INFLUX_ADMIN_USER"),
+                     os.environ.get("HASHWATT_INFLUX_ADMIN_PASSWORD"))
+    try:
+        steps = setup_influx(cfg, admin)
+    finally:
+        admin.close()
+    if args.grafana_url:
+        user = os.environ.get("GF_SECURITY_ADMIN_USER", "admin")
+        password = os.environ.get("GF_SECURITY_ADMIN_PASSWORD")
+        if not password:
+            raise CliError("customers setup --grafana-url: set GF_SECURITY_ADMIN_PASSWORD")
+        grafana = GrafanaSetup(args.grafana_url, user, password)
+        try:
+            steps += grafana.apply(grafana_plan(cfg, args.influx_url or cfg.influxdb.url))
+        finally:
+            grafana.close()
+    for line in steps:
+        print(f"ok: {line}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -344,7 +381,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customer", help="statement: the customer id")
     p.add_argument("--all-customers", action="store_true",
                    help="statement: one file per customer")
+    p.add_argument("--publish", action="store_true",
+                   help="statement: also list it in the customer's own Grafana view")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("customers", help="customers' own views: databases, logins, Grafana")
+    p.add_argument("action", choices=["setup", "sync-ledger"])
+    p.add_argument("config")
+    p.add_argument("--grafana-url", help="setup: also create the Grafana organisations here "
+                   "(admin from GF_SECURITY_ADMIN_USER/GF_SECURITY_ADMIN_PASSWORD)")
+    p.add_argument("--influx-url", help="setup: InfluxDB's URL as Grafana reaches it "
+                   "(default: the config's)")
+    p.add_argument("--hours", type=int, default=24 * 35,
+                   help="sync-ledger: closed hours to copy (default 35 days)")
+    p.set_defaults(func=cmd_customers)
 
     p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")
     p.add_argument("--rigs", type=int, default=50)

@@ -290,7 +290,8 @@ class CustomerAccess(Strict):
 
     database: Id | None = None  # default hashwatt_c_<id>
     username: Id | None = None  # default customer_<id>
-    password: SecretSpec | None = None  # the read login's password (required for the view)
+    password: SecretSpec | None = None  # the InfluxDB read login's (Grafana's datasource)
+    grafana_password: SecretSpec | None = None  # the customer's own Grafana login
 
 
 class CustomerConfig(Strict):
@@ -646,7 +647,8 @@ def _resolve_secrets(cfg: Config) -> Config:
             "token": _resolve_secret(influx.token, base)})
     pdus = [_resolve_pdu(pdu, base) for pdu in cfg.pdus]
     customers = [c.model_copy(update={"access": c.access.model_copy(update={
-        "password": _resolve_secret(c.access.password, base)})}) for c in cfg.customers]
+        key: _resolve_secret(getattr(c.access, key), base)
+        for key in ("password", "grafana_password")})}) for c in cfg.customers]
     return cfg.model_copy(update={"mqtt": mqtt, "influxdb": influx, "pdus": pdus,
                                   "customers": customers})
 

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 from exporters.customers import ledger_source as src
+from exporters.customers.fanout import customer_sink
 from exporters.customers.render import Format, render
 from exporters.customers.statement import Statement, build_statement
+from exporters.lineproto import Point, encode
 from hashwatt.config import Config, CustomerConfig
 from hashwatt.influxql import InfluxQL
 
@@ -57,8 +59,29 @@ def file_name(cfg: Config, customer: CustomerConfig, month: str, fmt: Format) ->
     return f"statement-{cfg.site.name}-{customer.id}-{month}.{fmt}"
 
 
+def statement_point(st: Statement, start_s: int) -> Point:
+    """The statement's summary as a `statement` point (at the month's start) for the
+    customer's own database, so its Grafana lists its statements."""
+    t = st.totals
+    fields: dict[str, float | int | bool | str] = {
+        k: float(v) for k, v in t.items() if v is not None and k != "rigs"}
+    fields.update({"rigs": len(st.rigs), "ledger_state": st.ledger_state,
+                   "total_text": str(t["total"]), "currency": st.customer.currency})
+    return Point("statement", {"site": st.site, "customer": st.customer.id,
+                               "month": st.month}, fields, start_s * 1000)
+
+
+def publish(cfg: Config, st: Statement) -> None:
+    """Write the statement's summary into the customer's database (ledger retention)."""
+    sink = customer_sink(cfg, st.customer, ledger=True)
+    try:
+        sink.write(encode([statement_point(st, src.month_bounds(st.month, st.timezone)[0])]))
+    finally:
+        sink.close()
+
+
 def write_statements(cfg: Config, month: str, fmt: Format, *, customer_id: str | None,
-                     output: Path | None) -> int:
+                     output: Path | None, publish_to_view: bool = False) -> int:
     """Write one statement (to output, or stdout) or, with customer_id None, one file per
     customer into the output folder. Returns the exit code."""
     customers = [customer_of(cfg, customer_id)] if customer_id else list(cfg.customers)
@@ -79,6 +102,8 @@ def write_statements(cfg: Config, month: str, fmt: Format, *, customer_id: str |
                 print(f"warning: {c.id}: no ledger rows in {month}; the statement holds "
                       "fixed fees only", file=sys.stderr)
             data = render(st, fmt)
+            if publish_to_view:
+                publish(cfg, st)
             if customer_id is None:
                 assert output is not None
                 target = output / file_name(cfg, c, month, fmt)
