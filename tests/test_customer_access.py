@@ -11,7 +11,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -71,13 +70,15 @@ id = "acme"
 name = "Acme"
 currency = "EUR"
 price = {{ kind = "fixed", per_kwh = "0.09" }}
-access = {{ password = {{ file = "acme.secret" }}, grafana_password = {{ file = "acme-gf.secret" }} }}
+access.password = {{ file = "acme.secret" }}
+access.grafana_password = {{ file = "acme-gf.secret" }}
 [[customers]]
 id = "blue"
 name = "Blue"
 currency = "EUR"
 price = {{ kind = "tariff", markup_pct = "5" }}
-access = {{ password = {{ file = "blue.secret" }}, grafana_password = {{ file = "blue-gf.secret" }} }}
+access.password = {{ file = "blue.secret" }}
+access.grafana_password = {{ file = "blue-gf.secret" }}
 [bridge]
 dead_letter_file = "dead.jsonl"
 """)
