@@ -178,13 +178,16 @@ class Bridge:
         self.intake.ack([msg])
 
     def _write(self, good: list[tuple[Inbound, list[Point]]]) -> None:
-        body = encode([p for _, points in good for p in points])
+        points = [p for _, pts in good for p in pts]
+        rendered = [p.line() for p in points]
+        lines: list[str] | None = rendered  # reused by the customers' copies
         try:
-            self._write_retrying(body)
+            self._write_retrying(("\n".join(rendered) + "\n").encode())
         except WriteRejected:
             self._write_one_by_one(good)
+            points, lines = [p for _, pts in good for p in pts], None
         if self.fanout is not None:  # after the site's write: a copy never holds up the ack
-            self.fanout.write([p for _, points in good for p in points])
+            self.fanout.write(points, lines)
 
     def _write_one_by_one(self, good: list[tuple[Inbound, list[Point]]]) -> None:
         """Find the messages the database refuses; set them aside, keep the others."""
@@ -235,6 +238,8 @@ class Bridge:
             try:
                 if batch:
                     self.process(batch)
+                elif self.fanout is not None:  # quiet: the customers' copies still go out
+                    self.fanout.flush()
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + self.cfg.bridge.stats_interval_s
                     self._write_retrying(encode([self.stats_point()]))

@@ -111,8 +111,8 @@ def populated(cfg: Config, auth_influx: Influxd) -> Config:
     bridge.process([reading("a1", "acme", now - 2000), reading("a2", "acme", now - 1000),
                     reading("b1", "blue", now - 1000), reading("x1", "", now - 1000)])
     assert bridge.counters.messages == 4 and bridge.fanout is not None
+    bridge.close()  # writes the customers' queued copies
     assert bridge.fanout.errors == 0
-    bridge.close()
     return cfg
 
 
@@ -233,3 +233,28 @@ def test_grafana_plan_gives_each_customer_only_its_own_datasource(cfg: Config) -
             assert "site" not in json.dumps(panel["targets"]).replace('"site"', "")
     text = json.dumps([c.body for c in calls])
     assert ADMIN_PASSWORD not in text  # the site's writer login never reaches Grafana
+
+
+def test_the_customer_copy_cuts_exactly_the_site_tariff_off_a_rendered_line() -> None:
+    from exporters.customers.fanout import customer_line
+    from exporters.lineproto import Point
+
+    tags = {"site": "north", "rig": "a1", "customer": "acme"}
+    cases = [
+        # the decoder's order: tariff figures last; an error text that looks like a field
+        ({"online": True, "error": 'x,rate_per_kwh=9 cost_per_h="', "power_w": 3250.0,
+          "rate_per_kwh": 0.1, "cost_per_h": 0.325},
+         'rig,customer=acme,rig=a1,site=north online=true,'
+         'error="x,rate_per_kwh=9 cost_per_h=\\"",power_w=3250.0 1000'),
+        ({"power_w": 10.0, "rate_per_kwh": 0.1}, "rig,customer=acme,rig=a1,site=north "
+         "power_w=10.0 1000"),
+        ({"rate_per_kwh": 0.1, "cost_per_h": 0.2}, ""),  # nothing of the customer's left
+        # another order: rendered again without the tariff figures
+        ({"rate_per_kwh": 0.1, "power_w": 10.0}, "rig,customer=acme,rig=a1,site=north "
+         "power_w=10.0 1000"),
+        ({"power_w": 10.0}, "rig,customer=acme,rig=a1,site=north power_w=10.0 1000"),
+    ]
+    for fields, expected in cases:
+        point = Point("rig", tags, fields, 1000)  # type: ignore[arg-type]
+        assert customer_line(point, point.line()) == expected
+        assert customer_line(point) == expected
