@@ -8,11 +8,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from collector.diagnose import diagnose, is_silent, login_refused
+from collector.events import StateLog
 from collector.mapping import Origin, offline_reading
 from collector.meters.source import MeterSource
 from collector.pdu.source import PduSource
 from collector.publisher import Publisher
 from collector.rigs import PyasicSource
+from collector.sanitise import sanitise_pdu, sanitise_rig
 from hashwatt.config import Config, MeterConfig, PduConfig, RigConfig
 from hashwatt.contract import SCHEMA_VERSION
 
@@ -42,19 +45,34 @@ class Cycle:
     failed: int = 0
     timeout: int = 0
     published: int = 0
+    fields_dropped: int = 0
 
 
 async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> dict[str, Any]:
-    """Poll one rig under a hard deadline: a hung rig costs its own deadline and no more."""
+    """Poll one rig under a hard deadline: a hung rig costs its own deadline and no more;
+    a silent rig's reason says whether it is hung, dead or refusing our login."""
     try:
-        return await asyncio.wait_for(source.poll(origin), deadline_s)
+        reading = await asyncio.wait_for(source.poll(origin), deadline_s)
     except TimeoutError:
         source.failed(origin.rig.id)
-        return offline_reading(origin, f"no reply within {deadline_s:g} s")
+        reading = offline_reading(origin, f"no reply within {deadline_s:g} s")
     except Exception as exc:  # a bug for one rig must not end the cycle for all
         log.exception("rig %s: unexpected error while polling", origin.rig.id)
         source.failed(origin.rig.id)
         return offline_reading(origin, f"collector error: {type(exc).__name__}")
+    if not reading["online"]:
+        reading["error"] = await explain_offline(origin.rig.address, reading.get("error"),
+                                                 min(1.0, deadline_s / 2))
+    return reading
+
+
+async def explain_offline(address: str, error: str | None, timeout_s: float) -> str | None:
+    """Hung, dead or login refused: the reason an operator can act on."""
+    if error is None:
+        return None
+    if is_silent(error):
+        return (await diagnose(address, error, timeout_s))[:512]
+    return login_refused(error) or error
 
 
 OutletPower = dict[tuple[str, int], float]
@@ -68,8 +86,14 @@ class PowerSource(Protocol):
         ...
 
 
+def _pdu_offline(cfg: Config, pdu_id: str, ts_ms: int, error: str) -> dict[str, Any]:
+    return {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms, "site": cfg.site.name,
+            "pdu": pdu_id, "collector": cfg.collector.id, "online": False, "error": error}
+
+
 async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
-                    meters: PowerSource | None = None) -> tuple[OutletPower, int]:
+                    meters: PowerSource | None = None,
+                    states: StateLog | None = None) -> tuple[OutletPower, int]:
     """Poll every PDU and meter under the deadline; return outlet power by (pdu, outlet)
     and how many answered."""
     semaphore = asyncio.Semaphore(cfg.collector.concurrency)
@@ -83,22 +107,30 @@ async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
                 reading = await asyncio.wait_for(source.poll(pdu, ts_ms),
                                                  cfg.collector.deadline_s)
             except TimeoutError:
-                reading = {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms,
-                           "site": cfg.site.name, "pdu": pdu.id, "collector": cfg.collector.id,
-                           "online": False,
-                           "error": f"no reply within {cfg.collector.deadline_s:g} s"}
+                reading = _pdu_offline(cfg, pdu.id, ts_ms,
+                                       f"no reply within {cfg.collector.deadline_s:g} s")
+            except Exception as exc:  # a bug for one PDU must not end the cycle for all
+                log.exception("pdu %s: unexpected error while polling", pdu.id)
+                reading = _pdu_offline(cfg, pdu.id, ts_ms,
+                                       f"collector error: {type(exc).__name__}")
+        sanitise_pdu(reading)
+        if states is not None:
+            states.pdu(reading)
         publish(reading)
         return reading
 
     readings = await asyncio.gather(*(one(device, src) for device, src in devices))
+    # only outlets the inventory maps (on a daisy chain, the master unit's): a link unit's
+    # outlet 3 must not overwrite the master's outlet 3
     power = {(r["pdu"], o["outlet"]): o["power_w"] for r in readings if r["online"]
-             for o in r["outlets"] if o.get("power_w") is not None}
+             for o in r["outlets"] if o.get("power_w") is not None and o.get("rig")}
     return power, sum(1 for r in readings if r["online"])
 
 
 async def run_cycle(cfg: Config, source: RigSource, publish: Any,
                     rigs: list[RigConfig] | None = None,
-                    outlet_power: OutletPower | None = None) -> dict[str, Any]:
+                    outlet_power: OutletPower | None = None,
+                    states: StateLog | None = None) -> dict[str, Any]:
     """Poll every rig once with bounded concurrency; publish each reading as it arrives."""
     rigs = cfg.rigs if rigs is None else rigs
     outlet_power = outlet_power or {}
@@ -112,12 +144,15 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
             origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000),
                             outlet_w)
             reading = await poll_rig(source, origin, cfg.collector.deadline_s)
+        cycle.fields_dropped += sanitise_rig(reading)
         if reading["online"]:
             cycle.ok += 1
         elif str(reading.get("error", "")).startswith("no reply within"):
             cycle.timeout += 1
         else:
             cycle.failed += 1
+        if states is not None:
+            states.rig(reading)
         publish(reading)
         cycle.published += 1
 
@@ -125,7 +160,7 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
     return {"cycle_s": round(time.monotonic() - cycle.started, 3), "rigs_total": len(rigs),
             "rigs_ok": cycle.ok, "rigs_failed": cycle.failed, "rigs_timeout": cycle.timeout,
             "identified": source.identifications - identified_before,
-            "published": cycle.published}
+            "published": cycle.published, "fields_dropped": cycle.fields_dropped}
 
 
 async def run_collector(cfg: Config, cycles: int | None = None,
@@ -136,8 +171,9 @@ async def run_collector(cfg: Config, cycles: int | None = None,
                                     timeout_s=cfg.collector.deadline_s)
     pdu_source, meter_source = PduSource(cfg), MeterSource(cfg)
     publisher = Publisher(cfg)
-    await asyncio.to_thread(publisher.start)
+    publisher.start()  # never waits for the broker: readings are spooled from the start
     overruns, done = 0, 0
+    states = StateLog()
     log.info("collector %s: %d rigs every %g s", cfg.collector.id, len(cfg.rigs),
              cfg.collector.interval_s)
     try:
@@ -145,15 +181,16 @@ async def run_collector(cfg: Config, cycles: int | None = None,
             started = time.monotonic()
             # PDUs first: each rig's reading then carries its outlet's power of this cycle
             outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_reading,
-                                                    meter_source)
+                                                    meter_source, states)
             stats = await run_cycle(cfg, source, publisher.publish_reading,
-                                    outlet_power=outlet_power)
+                                    outlet_power=outlet_power, states=states)
             stats.update({"pdus_total": len(cfg.pdus) + len(cfg.meters), "pdus_ok": pdus_ok,
                           **publisher.spool_stats()})
             done += 1
             spare = cfg.collector.interval_s - (time.monotonic() - started)
             overruns += spare < 0
             publisher.publish_stats({**stats, "overruns": overruns})
+            states.cycle(stats, cfg.collector.interval_s)
             if cycles is None or done < cycles:
                 await asyncio.sleep(max(spare, 0))
     finally:

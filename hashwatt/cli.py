@@ -62,6 +62,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     from hashwatt.sim.model import Scenario
     from hashwatt.sim.pdus import pdus_for
+    from hashwatt.sim.wire import LOOPBACK, Delivery
 
     scenarios = {}
     for item in args.scenario:
@@ -76,6 +77,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     state = Path(args.state_dir or tempfile.mkdtemp(prefix="hashwatt-farm-"))
     farm = Farm(rigs, seed=args.seed, tick_s=args.tick, frozen=args.frozen, pdus=pdus,
                 state_dir=state)
+    if args.replies:
+        farm.quirks = args.replies == "firmware"
+    if args.delivery:
+        farm.delivery = Delivery() if args.delivery == "lan" else LOOPBACK
     ready = Path(args.ready_file) if args.ready_file else None
     try:
         _run_async(run_farm(farm, args.control_port, ready, args.duration))
@@ -149,14 +154,37 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)
-        start, end = (dt.datetime.fromisoformat(d).replace(tzinfo=zone).timestamp()
-                      for d in args.backfill)
+        try:
+            start, end = (dt.datetime.fromisoformat(d).replace(tzinfo=zone).timestamp()
+                          for d in args.backfill)
+        except ValueError as exc:
+            raise CliError(f"--backfill {' '.join(args.backfill)}: {exc}") from None
+        if end <= start:
+            raise CliError(f"--backfill {' '.join(args.backfill)}: FROM must be before TO")
+        rows = _backfill(cfg, int(start), int(end))
     else:
         end = time.time() // 3600 * 3600
         start = end - args.hours * 3600
-    rows = rollup(cfg, int(start), int(end))
+        rows = rollup(cfg, int(start), int(end))
     print(f"ledger: {rows} hourly rows written")
     return 0
+
+
+def _backfill(cfg: Config, start: int, end: int) -> int:
+    """The ledger day by day (the rollup's own chunk), with progress: months take a while."""
+    from exporters.ledger import rollup
+    from hashwatt.progress import Progress
+
+    day = 86400
+    start -= start % 3600
+    chunks = [(a, min(a + day, end)) for a in range(start, end, day)]
+    rows = 0
+    logging.getLogger("exporters.ledger").setLevel(logging.WARNING)  # progress says it
+    with Progress("backfill", len(chunks), "days") as progress:
+        for a, b in chunks:
+            rows += rollup(cfg, a, b)
+            progress.advance(note=f"{rows} rows")
+    return rows
 
 
 def _output_path(value: str | None) -> Path | None:
@@ -248,6 +276,71 @@ def cmd_customers(args: argparse.Namespace) -> int:
             grafana.close()
     for line in steps:
         print(f"ok: {line}")
+    return 0
+
+
+def _probe_target(args: argparse.Namespace) -> tuple[Config, Any]:
+    """The config and [[pdus]] entry to probe: from --config (secrets as configured), or
+    built from the flags."""
+    import os
+
+    from pydantic import SecretStr
+
+    from hashwatt.config import PduConfig, SiteConfig
+
+    host, _, port = args.address.rpartition(":") if args.address.count(":") == 1 else (
+        args.address, "", "")
+    if args.config:
+        cfg = _load(args.config)
+        found = [p for p in cfg.pdus if args.address in (p.id, p.address)]
+        if not found:
+            raise CliError(f"{args.config}: no [[pdus]] entry with id or address "
+                           f"{args.address!r}")
+        pdu = found[0].model_copy(update={"profile": args.profile or found[0].profile})
+        return cfg, pdu
+    if args.community is not None:
+        print("warning: --community is visible in the process list; prefer "
+              "--community-env NAME", file=sys.stderr)
+    community = (args.community if args.community is not None
+                 else os.environ.get(args.community_env, "public"))
+    try:
+        pdu = PduConfig(id="probe", address=host, port=int(port or args.port),
+                        community=SecretStr(community), snmp_version=args.snmp_version,
+                        profile=args.profile, timeout_s=args.timeout, retries=args.retries)
+    except ValueError as exc:
+        raise CliError(f"{args.address}: {str(exc).splitlines()[-1].strip()}") from None
+    return Config(site=SiteConfig(name="probe")), pdu
+
+
+def cmd_pdu_probe(args: argparse.Namespace) -> int:
+    """Poll one PDU once and print what it reports under its profile."""
+    import json
+
+    from collector.pdu.probe import probe, render
+
+    cfg, pdu = _probe_target(args)
+    reading, reason = asyncio.run(probe(cfg, pdu))
+    if args.json:
+        print(json.dumps({"reason": reason, **reading}, indent=2))
+    else:
+        print(render(pdu, reading, reason))
+    return 0 if reading["online"] else 1
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    """Scan networks for rigs; write or reconcile the inventory CSV."""
+    from hashwatt.discover import DiscoverError, run
+
+    output = _output_path(args.output)
+    inventory = Path(args.inventory) if args.inventory else None
+    try:
+        text, lines = run(args.cidr, output, inventory, args.concurrency, args.timeout)
+    except DiscoverError as exc:
+        raise CliError(str(exc)) from None
+    if output is None:
+        sys.stdout.write(text)
+    for line in lines:
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -344,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-pdus", metavar="TOML", help="write [[pdus]] tables for the PDUs")
     p.add_argument("--state-dir", help="where the PDUs' agent keeps its files")
     p.add_argument("--control-port", type=int, default=0)
+    p.add_argument("--replies", choices=["firmware", "tidy"],
+                   help="firmware: shaped and quirky like real firmware; tidy: the old clean "
+                        "replies (default: see hashwatt.sim.farm.FIRMWARE_QUIRKS)")
+    p.add_argument("--delivery", choices=["lan", "loopback"],
+                   help="lan: replies in 1460-byte segments with small gaps; loopback: in one "
+                        "piece (default: see hashwatt.sim.farm.LAN_DELIVERY)")
     p.add_argument("--ready-file")
     p.add_argument("--duration", type=float)
     p.set_defaults(func=cmd_simulate)
@@ -395,6 +494,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=int, default=24 * 35,
                    help="sync-ledger: closed hours to copy (default 35 days)")
     p.set_defaults(func=cmd_customers)
+
+    p = sub.add_parser("pdu", help="PDU tools")
+    pdu_sub = p.add_subparsers(dest="pdu_command", required=True)
+    p = pdu_sub.add_parser("probe", help="show what a PDU reports under its profile")
+    p.add_argument("address", help="HOST or HOST:PORT (with --config: a [[pdus]] id or address)")
+    p.add_argument("--config", help="take the PDU's settings and secrets from this config")
+    p.add_argument("--port", type=int, default=161)
+    p.add_argument("--profile", help="a profile name instead of detection")
+    p.add_argument("--snmp-version", choices=["1", "2c"], default="2c")
+    p.add_argument("--community-env", default="HASHWATT_SNMP_COMMUNITY", metavar="NAME",
+                   help="environment variable holding the community (default: %(default)s, "
+                        "else 'public')")
+    p.add_argument("--community", help="the community itself (visible in the process list)")
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--retries", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print the reading as JSON")
+    p.set_defaults(func=cmd_pdu_probe)
+
+    p = sub.add_parser("discover", help="find rigs on networks and write the inventory CSV")
+    p.add_argument("cidr", nargs="+", help="networks (10.0.1.0/24) or single addresses")
+    p.add_argument("--output", help="write the inventory CSV here (default: stdout)")
+    p.add_argument("--inventory", help="an existing inventory CSV: report new, missing and "
+                                       "moved rigs and keep its columns")
+    p.add_argument("--concurrency", type=int, default=256, help="addresses probed at once")
+    p.add_argument("--timeout", type=float, default=1.0,
+                   help="seconds a connect may take (a LAN answers in milliseconds)")
+    p.set_defaults(func=cmd_discover)
 
     p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")
     p.add_argument("--rigs", type=int, default=50)
@@ -473,8 +599,8 @@ def setup_logging(verbose: int | bool = 0) -> None:
     if level < 2:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_QuietPyasic())
-        for name in NOISY:
-            logging.getLogger(name).setLevel(logging.WARNING)
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.WARNING if level < 2 else logging.NOTSET)
     warnings.filterwarnings("ignore", module="pyasic")
 
 

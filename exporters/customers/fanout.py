@@ -83,14 +83,20 @@ class CustomerFanout:
         self._pending: dict[str, list[str]] = {}
         self._since: dict[str, float] = {}
 
-    def write(self, points: Sequence[Point], lines: Sequence[str] | None = None) -> None:
-        """Queue each customer's points (`lines`: the points already rendered for the site's
-        write, reused) and write what is due."""
+    def write(self, messages: Iterable[tuple[Sequence[Point], bytes]]) -> None:
+        """Queue each customer's points and write what is due. `messages` are the points of
+        each message with the body the site's write rendered from them, one line per point:
+        the customers' lines are cut from it, not rendered again."""
         sinks, pending = self.sinks, self._pending
-        for i, p in enumerate(points):
-            customer = p.tags.get("customer")
-            if customer and customer in sinks:
-                line = customer_line(p, lines[i] if lines is not None else None)
+        for points, body in messages:
+            lines: list[str] | None = None
+            for i, p in enumerate(points):
+                customer = p.tags.get("customer")
+                if not customer or customer not in sinks:
+                    continue
+                if lines is None:
+                    lines = body.decode().split("\n")
+                line = customer_line(p, lines[i])
                 if line:
                     if customer not in pending:
                         pending[customer] = []
