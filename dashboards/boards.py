@@ -168,23 +168,28 @@ def power() -> dashboard.Dashboard:
 
 
 def finance(currency: str) -> dashboard.Dashboard:
-    """Month totals from the hourly energy ledger, as a table that downloads as CSV."""
+    """Month totals from the quarter-hour energy ledger, as tables that download as CSV."""
     d = new_dashboard("hashwatt-finance", "Finance", ["finance"], refresh="",
                       time_from="now/M")
-    d.with_variable(tag_variable("site", "energy_hourly")).with_variable(
+    d.with_variable(tag_variable("site", "energy_quarter")).with_variable(
         currency_variable(currency)).with_variable(
         dashboard.CustomVariable("by").label("Per").values("customer,site,rack,rig")
         .current(model.VariableOption(text="customer", value="customer", selected=True)))
     g = Grid()
-    ledger = ('FROM "ledger"."energy_hourly" WHERE $timeFilter AND "site" =~ /^$site$/ '
-              'GROUP BY "$by"')
+    # rows a re-run superseded are zeros with source "void": harmless in sums, not in means
+    where = ('FROM "ledger"."energy_quarter" WHERE $timeFilter AND "site" =~ /^$site$/ '
+             "AND \"source\" != 'void'")
     totals = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)", '
-              f'mean("coverage") AS "coverage" {ledger}')
+              f'mean("coverage") AS "coverage" {where} GROUP BY "$by"')
     d.with_panel(g.add(grid_table("kWh and cost for the chosen month", InfluxQL(totals))
                        .with_transformation(transform("merge")), 24, 12))
     split = ('SELECT sum("kwh_measured") AS "measured kWh", sum("kwh_estimated") AS '
-             f'"estimated kWh" {ledger}')
+             f'"estimated kWh" {where} GROUP BY "$by"')
     d.with_panel(g.add(grid_table("Measured and estimated kWh", InfluxQL(split)), 24, 10))
+    windows = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)" {where} '
+               'GROUP BY "$by", "window"')
+    d.with_panel(g.add(grid_table("kWh and cost per tariff window (peak / off-peak)",
+                                  InfluxQL(windows)), 24, 10))
     return d
 
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from exporters.customers.fanout import make_fanout, sync_ledgers
+from exporters.customers.fanout import follow_customers, make_fanout
 from exporters.decode import Limits, Receipt, Rejected, decode_message, receipt_of
+from exporters.finance.ledger import follow
 from exporters.intake import Inbound, Session, Subscriber
-from exporters.ledger import rollup
 from exporters.lineproto import DROPPED, Point, encode
 from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
@@ -368,14 +368,8 @@ class Bridge:
 
 def ledger_loop(cfg: Config, stop: threading.Event) -> None:
     """Rewrite the last closed hours of the energy ledger every rollup interval."""
-    while not stop.wait(cfg.bridge.rollup_interval_s):
-        end = int(time.time() // 3600 * 3600)
-        try:
-            rollup(cfg, end - cfg.bridge.rollup_hours * 3600, end)
-            sync_ledgers(cfg, end - cfg.bridge.rollup_hours * 3600, end)
-        except (WriteUnavailable, WriteRejected, InfluxQLError, OSError) as exc:
-            log.warning("ledger rollup failed (%s); next try in %.0f s", exc,
-                        cfg.bridge.rollup_interval_s)
+    follow(cfg, stop, cfg.bridge.rollup_interval_s, cfg.bridge.rollup_hours,
+           (WriteUnavailable, WriteRejected, InfluxQLError, OSError))
 
 
 def run_bridge(cfg: Config, stop: threading.Event | None = None,
@@ -390,6 +384,9 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     if cfg.bridge.rollup_interval_s > 0:
         threading.Thread(target=ledger_loop, args=(cfg, bridge.stopping), daemon=True,
                          name="ledger").start()
+        if cfg.customers:  # each customer's ledger rows into its own database
+            threading.Thread(target=follow_customers, args=(cfg, bridge.stopping),
+                             daemon=True, name="customer-ledgers").start()
     log.info("bridge %s: writing to %s (%s API)", cfg.bridge.client_id,
              cfg.influxdb.url if cfg.influxdb else "?", cfg.influxdb.api if cfg.influxdb else "?")
     try:

@@ -140,8 +140,10 @@ class InfluxConfig(Strict):
     bucket: str | None = None
     token: SecretSpec | None = None
     timeout_s: float = Field(10.0, gt=0, le=300)
-    # the hourly energy ledger: a retention policy kept forever (v1), or its own bucket (v2)
+    # the energy ledger: a retention policy kept forever (v1), or a database of its own (set
+    # ledger_database: InfluxDB 3 Core has no retention policies), or its own bucket (v2)
     ledger_retention_policy: str = "ledger"
+    ledger_database: str | None = None
     ledger_bucket: str = "hashwatt-ledger"
 
     @model_validator(mode="after")

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hashwatt.power import PowerSource  # the precedence is defined once, there
+
 SCHEMA_VERSION: Literal[1] = 1
 TOPIC_VERSION = "v1"
 SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -22,7 +24,6 @@ NonNeg = Annotated[float, Field(ge=0)]
 # total): negative = exported / reversed current transformer, kept as measured
 SignedPower = Annotated[float, Field(ge=-1e9, le=1e9)]
 Temp = Annotated[float, Field(ge=-60, le=250)]
-PowerSource = Literal["pdu", "miner", "nominal"]
 
 
 def rig_topic(prefix: str, site: str, rig_id: str) -> str:

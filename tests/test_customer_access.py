@@ -148,7 +148,7 @@ def test_a_customer_reads_its_own_rigs_without_the_site_tariff(
     ("hashwatt_c_acme", 'SELECT * FROM "hashwatt_c_blue"."raw"."rig"'),
     ("site", 'SELECT * FROM "rig"'),
     ("hashwatt_c_acme", 'SELECT * FROM "site"."autogen"."rig"'),
-    ("hashwatt_c_acme", 'SELECT * FROM "site"."ledger"."energy_hourly"'),
+    ("hashwatt_c_acme", 'SELECT * FROM "site"."ledger"."energy_quarter"'),
     ("hashwatt_c_acme", 'SHOW MEASUREMENTS ON "hashwatt_c_blue"'),
     ("hashwatt_c_acme", 'GRANT READ ON "hashwatt_c_blue" TO "customer_acme"'),
 ])
@@ -197,17 +197,19 @@ def test_the_ledger_rows_reach_the_customers_database(populated: Config,
     sink = InfluxV1Sink(auth_influx.url, "site", "admin", ADMIN_PASSWORD,
                         retention_policy="ledger")
     sink.write("\n".join([
-        f'energy_hourly,customer=acme,rack=R1,rig=a1,site=north kwh=3.25,kwh_measured=3.25,'
-        f'kwh_estimated=0,cost=0.325,coverage=1,source="pdu_energy" {hour * 1000}',
-        f'energy_hourly,customer=blue,rack=R1,rig=b1,site=north kwh=3.1,kwh_measured=0,'
-        f'kwh_estimated=3.1,cost=0.31,coverage=1,source="miner" {hour * 1000}']).encode())
+        f'energy_quarter,customer=acme,rack=R1,rig=a1,site=north kwh=0.8125,'
+        f'kwh_measured=0.8125,kwh_estimated=0,cost=0.08125,rate_per_kwh=0.1,coverage=1,'
+        f'source="pdu_energy" {hour * 1000}',
+        f'energy_quarter,customer=blue,rack=R1,rig=b1,site=north kwh=0.775,kwh_measured=0,'
+        f'kwh_estimated=0.775,cost=0.0775,rate_per_kwh=0.1,coverage=1,source="miner" '
+        f'{hour * 1000}']).encode())
     sink.close()
     assert sync_ledgers(populated, hour - 3600, hour + 3600) == 2
     resp = query(auth_influx, "customer_acme", ACME_PASSWORD, "hashwatt_c_acme",
-                 'SELECT * FROM "ledger"."energy_hourly"')
+                 'SELECT * FROM "ledger"."energy_quarter"')
     series = resp.json()["results"][0]["series"][0]
     row = dict(zip(series["columns"], series["values"][0], strict=True))
-    assert (row["rig"], row["kwh"], row["source"]) == ("a1", 3.25, "pdu_energy")
+    assert (row["rig"], row["kwh"], row["source"]) == ("a1", 0.8125, "pdu_energy")
     assert "cost" not in series["columns"]  # the site's tariff cost is not the customer's
     assert len(series["values"]) == 1
 

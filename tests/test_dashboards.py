@@ -95,7 +95,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxQL]:
     db.execute('CREATE RETENTION POLICY "ledger" ON "hashwatt" DURATION INF REPLICATION 1')
     seed(InfluxV1Sink(server.url, "hashwatt"))
     hour = int(relative_start("now/M", NOW) // 3600 * 3600) + 3600
-    ledger = [Point("energy_hourly", {"site": "north", "customer": c, "rack": rack, "rig": rig},
+    ledger = [Point("energy_quarter", {"site": "north", "customer": c, "rack": rack, "rig": rig,
+                                       "window": "standard"},
                     {"kwh": kwh, "kwh_measured": kwh, "kwh_estimated": 0.0, "cost": cost,
                      "rate_per_kwh": RATE, "coverage": 1.0, "source": "pdu_energy"},
                     (hour + h * 3600) * 1000)

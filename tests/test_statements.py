@@ -83,12 +83,23 @@ def ms(*args: int) -> int:
 
 def ledger_line(rig: str, customer: str, rack: str, at: int, kwh: str, measured: str,
                 estimated: str, cost: str, source: str) -> str:
-    return (f"energy_hourly,customer={customer},rack={rack},rig={rig},site=north "
-            f"kwh={kwh},kwh_measured={measured},kwh_estimated={estimated},cost={cost},"
-            f'coverage=1,source="{source}" {at}')
+    """One ledger row (exporters/finance/ledger.py: `energy_quarter`, one per quarter)."""
+    return (f"energy_quarter,customer={customer},rack={rack},rig={rig},site=north,"
+            f"window=base kwh={kwh},kwh_measured={measured},kwh_estimated={estimated},"
+            f'cost={cost},rate_per_kwh=0.08,coverage=1,source="{source}" {at}')
 
 
-# ledger rows: (rig, customer, rack, local hour, kwh, measured, estimated, cost at tariff, source)
+def quarters(row: tuple[Any, ...]) -> list[str]:
+    """An hour of the table below as its four quarter rows, each a quarter of the hour's
+    figures (every quarter of these figures is exact in decimal)."""
+    rig, customer, rack, hour, *figures, source = row
+    parts = [str(Decimal(x) / 4) for x in figures]
+    return [ledger_line(rig, customer, rack, ms(*hour, 15 * i), *parts, source)
+            for i in range(4)]
+
+
+# ledger hours: (rig, customer, rack, local hour, kwh, measured, estimated, cost at the tariff,
+# source), each seeded as four quarter rows
 LEDGER = [
     # r1 (acme, rack A): two counter hours and one hour with a quarter filled (estimated)
     ("r1", "acme", "A", (2026, 10, 1, 0), "3.2501", "3.2501", "0", "0.260008", "pdu_energy"),
@@ -107,11 +118,12 @@ LEDGER = [
 
 def rig_line(rig: str, customer: str, rack: str, at: int, hashrate: float | None,
              power: float, maintenance: bool = False) -> str:
+    """A raw rig point as the bridge writes it (the maintenance flag is a tag)."""
     hashing = f"hashrate_ths={hashrate}," if hashrate is not None else ""
     expected = {"r1": 110.0, "r2": 100.0, "r3": 52.0}[rig]
-    return (f"rig,customer={customer},rack={rack},rig={rig},site=north online=true,"
-            f"{hashing}expected_hashrate_ths={expected},power_w={power},"
-            f"maintenance={'true' if maintenance else 'false'} {at}")
+    flag = ",maintenance=yes" if maintenance else ""
+    return (f"rig,customer={customer}{flag},rack={rack},rig={rig},site=north online=true,"
+            f"{hashing}expected_hashrate_ths={expected},power_w={power} {at}")
 
 
 def raw_rig_lines() -> list[str]:
@@ -143,8 +155,7 @@ def seeded(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     db.create_database()
     db.execute(f'CREATE RETENTION POLICY "ledger" ON "{name}" DURATION INF REPLICATION 1')
     ledger = InfluxV1Sink(influxd.url, name, retention_policy="ledger")
-    ledger.write("\n".join(ledger_line(r, c, k, ms(*t), *v) for r, c, k, t, *v in LEDGER)
-                 .encode())
+    ledger.write("\n".join(line for row in LEDGER for line in quarters(row)).encode())
     raw = InfluxV1Sink(influxd.url, name)
     raw.write("\n".join(raw_rig_lines()).encode())
     ledger.close()
@@ -266,7 +277,7 @@ def test_totals_add_up_and_the_move_is_split(seeded: Config) -> None:
 def test_the_ledger_state_identifies_the_rows_used(seeded: Config, influxd: Influxd) -> None:
     first = statement_json(seeded, "acme")
     assert first == statement_json(seeded, "acme")  # the closed month reproduces exactly
-    assert first["ledger_state"]["ledger_rows"] == 5 and \
+    assert first["ledger_state"]["ledger_rows"] == 20 and \
         first["ledger_state"]["activity_rows"] == 20
     assert statement_json(seeded, "blue")["ledger_state"] != first["ledger_state"]
     # a re-run of the ledger that changes one row changes the identifier (and is undone)
@@ -274,12 +285,12 @@ def test_the_ledger_state_identifies_the_rows_used(seeded: Config, influxd: Infl
     sink = InfluxV1Sink(influxd.url, seeded.influxdb.database, retention_policy="ledger")
     row = LEDGER[0]
     try:
-        sink.write(ledger_line(row[0], row[1], row[2], ms(*row[3]), "3.2502", "3.2502", "0",
-                               "0.260016", "pdu_energy").encode())
+        sink.write(ledger_line(row[0], row[1], row[2], ms(*row[3]), "0.81255", "0.81255", "0",
+                               "0.065004", "pdu_energy").encode())
         changed = statement_json(seeded, "acme")
         assert changed["ledger_state"]["sha256"] != first["ledger_state"]["sha256"]
     finally:
-        sink.write(ledger_line(row[0], row[1], row[2], ms(*row[3]), *row[4:]).encode())
+        sink.write(quarters(row)[0].encode())
         sink.close()
     assert statement_json(seeded, "acme") == first
 

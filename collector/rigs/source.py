@@ -14,7 +14,7 @@ from pyasic.miners.factory import MinerFactory
 
 from collector.mapping import Origin, offline_reading, reading_from_miner
 from collector.rigs.credentials import DEFAULT, Credentials
-from collector.rigs.registry import FastPath, fast_path_for
+from collector.rigs.registry import FastPath, fast_path_for, refine
 from hashwatt.config import RigConfig
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,8 @@ class PyasicSource:
         async with self._identify_slots[1]:
             try:
                 miner = await self.factory.get_miner(address)
+                if miner is not None:
+                    miner = await refine(miner, self.timeout_s * FAST_SHARE)
             except Exception as exc:  # pyasic 0.79 raises e.g. TypeError on odd replies
                 return None, f"identification: {_cause(exc)}"
         if miner is None:

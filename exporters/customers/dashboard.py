@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from exporters.finance.store import MEASUREMENT
 from hashwatt.config import Config, CustomerConfig
 
 DATASOURCE = {"type": "influxdb", "uid": "hashwatt-customer"}
@@ -41,7 +42,7 @@ def customer_dashboard(cfg: Config, c: CustomerConfig) -> dict[str, Any]:
                'SELECT mean("power_w") FROM "rig" WHERE $timeFilter '
                'GROUP BY time($__interval), "rig" fill(null)', (12, 8, 12, 8), "watt"),
         _panel(4, "Energy per day (kWh, from the ledger)", "barchart",
-               f'SELECT sum("kwh") FROM "{rp}"."energy_hourly" WHERE $timeFilter '
+               f'SELECT sum("kwh") FROM "{rp}"."{MEASUREMENT}" WHERE $timeFilter '
                f"GROUP BY time(1d), \"rig\" fill(none) tz('{tz}')", (0, 16, 24, 8), "kwatth"),
         _panel(5, "Statements", "table",
                f'SELECT "kwh", "energy_cost", "fees", "total", "availability_pct", '

@@ -12,6 +12,7 @@ every rollup (sync_ledgers); live readings lost in such a failure stay lost for 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
 
@@ -19,6 +20,7 @@ from exporters.customers import ledger_source as src
 from exporters.lineproto import Point, encode
 from exporters.sinks import InfluxV1Sink, InfluxV2Sink, Sink, WriteRejected, WriteUnavailable
 from hashwatt.config import Config, CustomerConfig
+from hashwatt.influxql import InfluxQLError
 
 log = logging.getLogger(__name__)
 PRIVATE_FIELDS = frozenset({"rate_per_kwh", "cost_per_h"})
@@ -138,14 +140,16 @@ def make_fanout(cfg: Config) -> CustomerFanout | None:
 
 
 def ledger_points(rows: Iterable[src.EnergyRow], site: str) -> list[Point]:
-    """Ledger rows as `energy_hourly` points for a customer's database (no site tariff
-    cost: the customer's price is in their statements)."""
+    """Ledger rows as points for a customer's database (no site tariff cost: the customer's
+    price is in their statements)."""
     points = []
     for r in rows:
-        pdu, outlet_unit, outlet = r.unit.partition("/")  # "pdu/outlet" for an outlet
-        tags = {"site": site, "customer": r.customer, "rack": r.rack,
-                **({"pdu": pdu, "outlet": outlet} if outlet_unit else {"rig": r.unit})}
-        points.append(Point("energy_hourly", tags, {
+        parts = r.unit.split("/")  # "pdu/outlet" or "pdu/unit/outlet" for an outlet
+        unit_tags = ({"rig": r.unit} if len(parts) == 1 else
+                     {"pdu": parts[0], "unit": parts[1] if len(parts) == 3 else "",
+                      "outlet": parts[-1]})
+        tags = {"site": site, "customer": r.customer, "rack": r.rack, **unit_tags}
+        points.append(Point(src.LEDGER_MEASUREMENT, tags, {
             "kwh": float(r.kwh), "kwh_measured": float(r.kwh_measured),
             "kwh_estimated": float(r.kwh_estimated), "source": r.source}, r.start_s * 1000))
     return points
@@ -155,20 +159,31 @@ def sync_ledgers(cfg: Config, start_s: int, end_s: int) -> int:
     """Copy each customer's ledger rows of [start, end) into its database; returns rows."""
     if not cfg.customers:
         return 0
-    db, copied = src.open_ledger(cfg), 0
-    try:
-        for c in cfg.customers:
-            rows = src.energy_rows(cfg, db, start_s, end_s, customer=c.id)
-            if not rows:
-                continue
-            sink = customer_sink(cfg, c, ledger=True)
-            try:
-                points = ledger_points(rows, cfg.site.name)
-                for i in range(0, len(points), 5000):
-                    sink.write(encode(points[i:i + 5000]))
-                copied += len(points)
-            finally:
-                sink.close()
-    finally:
-        db.close()
+    rows, copied = src.energy_rows(cfg, start_s, end_s), 0
+    for c in cfg.customers:
+        mine = [r for r in rows if r.customer == c.id]
+        if not mine:
+            continue
+        sink = customer_sink(cfg, c, ledger=True)
+        try:
+            points = ledger_points(mine, cfg.site.name)
+            for i in range(0, len(points), 5000):
+                sink.write(encode(points[i:i + 5000]))
+            copied += len(points)
+        finally:
+            sink.close()
     return copied
+
+
+def follow_customers(cfg: Config, stop: threading.Event) -> None:
+    """Copy the recent ledger rows into the customers' databases every rollup interval,
+    after the rollup has rewritten them (in the bridge); failures are logged and retried."""
+    from exporters.finance.ledger import recent_range
+
+    interval = cfg.bridge.rollup_interval_s
+    while not stop.wait(interval):
+        try:
+            sync_ledgers(cfg, *recent_range(cfg, cfg.bridge.rollup_hours))
+        except (WriteUnavailable, WriteRejected, InfluxQLError, OSError) as exc:
+            log.warning("customers' ledger copy failed (%s); next try in %.0f s", exc,
+                        interval)

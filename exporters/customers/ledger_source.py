@@ -3,11 +3,11 @@
 Everything else in exporters/customers/ works on the typed rows below; when the ledger's
 storage or query API changes, this module is the only one to re-point.
 
-Today's ledger (exporters/ledger.py): `energy_hourly` rows in the `ledger` retention policy
-(v1) or ledger bucket (v2), one per rig (or unmapped outlet) per hour, tagged with the
-customer and rack the reading carried at the time, fields kwh, kwh_measured, kwh_estimated,
-cost (at the site tariff) and source. Numbers arrive as JSON floats; they are turned into
-Decimal through their shortest repr, which is also what the ledger-state hash is taken over.
+The ledger (exporters/finance/ledger.py, `ledger_rows`): one row per rig (or unmapped outlet)
+per local quarter hour, attributed to the customer and rack the inventory held at the time,
+with kWh (measured and estimated), cost at the site tariff and the source. Its numbers are
+floats; they become Decimal through their shortest repr, which is also what the ledger-state
+hash is taken over.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exporters.ledger import query_client
+from exporters.finance import ledger as finance_ledger
+from exporters.finance.store import CHUNK_S, MEASUREMENT, query_client
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQL
 
 QUARTER_S = 900
-CHUNK_S = 72 * 3600  # InfluxDB 3 Core limits a query's time range to about 72 hours
-LEDGER_MEASUREMENT = "energy_hourly"
-LEDGER_ROW_S = 3600  # the length of one ledger row
+LEDGER_ROW_S = QUARTER_S  # the length of one ledger row
+LEDGER_MEASUREMENT = MEASUREMENT
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def month_bounds(month: str, timezone: str) -> tuple[int, int]:
 
 
 def open_ledger(cfg: Config) -> InfluxQL:
-    """The InfluxQL client the ledger is read with."""
+    """An InfluxQL client for the raw readings (the ledger has its own reader)."""
     return query_client(cfg)
 
 
@@ -100,37 +100,15 @@ def _chunks(start_s: int, end_s: int) -> Iterator[tuple[int, int]]:
         yield lo, min(lo + CHUNK_S, end_s)
 
 
-def _ledger_from(cfg: Config) -> str:
-    influx = cfg.influxdb
-    if influx is not None and influx.api == "v1":
-        return f'"{influx.ledger_retention_policy}"."{LEDGER_MEASUREMENT}"'
-    return f'"{LEDGER_MEASUREMENT}"'  # v2: the ledger bucket's DBRP mapping
-
-
-def _where(site: str, lo: int, hi: int, customer: str | None, rigs: list[str] | None) -> str:
-    where = f"time >= {lo * 1000}ms AND time < {hi * 1000}ms AND \"site\" = '{_quote(site)}'"
-    if customer is not None:
-        where += f" AND \"customer\" = '{_quote(customer)}'"
-    if rigs is not None:
-        where += " AND (" + " OR ".join(f"\"rig\" = '{_quote(r)}'" for r in rigs) + ")"
-    return where
-
-
-def energy_rows(cfg: Config, db: InfluxQL, start_s: int, end_s: int, *,
-                customer: str | None = None, rigs: list[str] | None = None) -> list[EnergyRow]:
-    """Ledger rows of the site in [start, end), of one customer or of some rigs."""
-    out: list[EnergyRow] = []
-    for lo, hi in _chunks(start_s, end_s):
-        query = (f'SELECT "kwh", "kwh_measured", "kwh_estimated", "cost", "source" FROM '
-                 f'{_ledger_from(cfg)} WHERE {_where(cfg.site.name, lo, hi, customer, rigs)} '
-                 f'GROUP BY "customer", "rack", "rig", "pdu", "outlet"')
-        for r in db.rows(query):
-            unit = r.get("rig") or f'{r.get("pdu", "")}/{r.get("outlet", "")}'
-            out.append(EnergyRow(
-                int(r["time"]) // 1000, LEDGER_ROW_S, r.get("customer") or "",
-                r.get("rack") or "", unit, r.get("source") or "",
-                _dec(r["kwh"]) or Decimal(0), _dec(r["kwh_measured"]) or Decimal(0),
-                _dec(r["kwh_estimated"]) or Decimal(0), _dec(r["cost"]) or Decimal(0)))
+def energy_rows(cfg: Config, start_s: int, end_s: int) -> list[EnergyRow]:
+    """Every live ledger row of the site in [start, end) (all customers: a statement needs
+    its rigs' rows of other customers to see moves)."""
+    start = dt.datetime.fromtimestamp(start_s, dt.UTC)
+    end = dt.datetime.fromtimestamp(end_s, dt.UTC)
+    out = [EnergyRow(int(r.time.timestamp()), LEDGER_ROW_S, r.customer, r.rack, r.unit,
+                     r.source, _dec(r.kwh) or Decimal(0), _dec(r.kwh_measured) or Decimal(0),
+                     _dec(r.kwh_estimated) or Decimal(0), _dec(r.cost) or Decimal(0))
+           for r in finance_ledger.ledger_rows(cfg, start, end)]
     return sorted(out, key=lambda e: (e.unit, e.start_s, e.customer))
 
 
@@ -138,17 +116,31 @@ def activity_rows(cfg: Config, db: InfluxQL, start_s: int, end_s: int,
                   customer: str) -> list[ActivityRow]:
     """The customer's rigs per quarter hour from the raw `rig` data (hashing, power,
     expected hashrate, the maintenance flag)."""
-    out: list[ActivityRow] = []
-    by = 'GROUP BY time(15m), "customer", "rack", "rig" fill(none)'
+    by = 'GROUP BY time(15m), "customer", "rack", "rig", "maintenance" fill(none)'
+    # sums and counts, not means: a quarter may hold a maintenance and a normal series
+    sums: dict[tuple[str, int], dict[str, Any]] = {}
     for lo, hi in _chunks(start_s, end_s):
-        where = _where(cfg.site.name, lo, hi, customer, None)
-        means = db.rows(f'SELECT mean("hashrate_ths") AS h, mean("expected_hashrate_ths") AS e, '
-                        f'mean("power_w") AS p FROM "rig" WHERE {where} {by}')
-        flagged = {(r["rig"], int(r["time"]) // 1000) for r in db.rows(
-            f'SELECT count("online") FROM "rig" WHERE {where} AND "maintenance" = true {by}')}
-        for r in means:
-            start = int(r["time"]) // 1000
-            out.append(ActivityRow(start, r.get("customer") or "", r.get("rack") or "",
-                                   r["rig"], _dec(r["h"]), _dec(r["e"]), _dec(r["p"]),
-                                   (r["rig"], start) in flagged))
-    return sorted(out, key=lambda a: (a.rig, a.start_s))
+        where = (f"time >= {lo * 1000}ms AND time < {hi * 1000}ms AND \"site\" = "
+                 f"'{_quote(cfg.site.name)}' AND \"customer\" = '{_quote(customer)}'")
+        for r in db.rows(f'SELECT sum("hashrate_ths") AS h, count("hashrate_ths") AS hn, '
+                         f'sum("expected_hashrate_ths") AS e, count("expected_hashrate_ths") '
+                         f'AS en, sum("power_w") AS p, count("power_w") AS pn FROM "rig" '
+                         f'WHERE {where} {by}'):
+            key = (r["rig"], int(r["time"]) // 1000)
+            acc = sums.setdefault(key, {"rack": r.get("rack") or "", "maintenance": False,
+                                        "h": [], "e": [], "p": []})
+            # the operator's maintenance flag travels as a tag (exporters/decode.py)
+            acc["maintenance"] |= r.get("maintenance") == "yes"
+            for name in ("h", "e", "p"):
+                if r[f"{name}n"]:
+                    acc[name].append((_dec(r[name]), int(r[f"{name}n"])))
+    return [ActivityRow(start, customer, acc["rack"], rig, _mean(acc["h"]), _mean(acc["e"]),
+                        _mean(acc["p"]), acc["maintenance"])
+            for (rig, start), acc in sorted(sums.items())]
+
+
+def _mean(parts: list[tuple[Decimal | None, int]]) -> Decimal | None:
+    count = sum(n for _, n in parts)
+    if not count:
+        return None
+    return sum((v or Decimal(0) for v, _ in parts), Decimal(0)) / count

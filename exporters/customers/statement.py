@@ -227,15 +227,15 @@ def method_text(c: CustomerConfig, timezone: str) -> list[str]:
              f"the site tariff of each quarter hour plus a markup of {c.price.markup_pct} %")
     return [
         f"The month runs from local midnight to local midnight in {timezone}.",
-        "Energy comes from hashwatt's energy ledger: per rig and hour, attributed to the "
+        "Energy comes from hashwatt's energy ledger: per rig and quarter hour, attributed to the "
         "customer the inventory held at that time, so a rig that moved is split at the move.",
         "Measured kWh are read from the rig's PDU outlet (energy counter or metered power); "
         "estimated kWh come from the miner's own power figure or the model's nominal power, "
-        "and fill quarter hours without a reading inside an hour that has readings. The source "
+        "and fill short gaps between readings. The source "
         "column names where each rig's energy came from.",
         f"Energy is charged at {price}; each rig's cost is rounded to the cent.",
         "The per-rig fee is charged pro rata for the time the rig was yours: from the first "
-        "to the last ledger hour attributed to you in the month (per run, if it moved).",
+        "to the last ledger quarter hour attributed to you in the month (per run, if it moved).",
         "Availability = hours hashing outside maintenance / (hours the rig was yours - hours "
         "in maintenance). Hashing, drawing power and maintenance are counted per quarter hour "
         "from the rig's own readings; quarter hours without any reading count as not hashing.",

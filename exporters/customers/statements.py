@@ -17,7 +17,6 @@ from hashwatt.config import Config, CustomerConfig
 from hashwatt.influxql import InfluxQL
 
 log = logging.getLogger(__name__)
-RIGS_PER_QUERY = 100
 
 
 class StatementError(Exception):
@@ -34,24 +33,30 @@ def customer_of(cfg: Config, customer_id: str) -> CustomerConfig:
                          f"(known: {known})")
 
 
-def compute(cfg: Config, db: InfluxQL, customer: CustomerConfig, month: str) -> Statement:
-    """The customer's statement for a month (YYYY-MM, site timezone)."""
+def month_range(cfg: Config, month: str) -> tuple[int, int]:
+    """[start, end) of a month (YYYY-MM) at the site's local midnights."""
     if not re.fullmatch(r"\d{4}-\d{2}", month):
         raise StatementError(f"--month {month!r}: expected YYYY-MM")
     try:
-        start, end = src.month_bounds(month, cfg.site.timezone)
+        return src.month_bounds(month, cfg.site.timezone)
     except ValueError as exc:
         raise StatementError(f"--month: {exc}") from None
-    mine = src.energy_rows(cfg, db, start, end, customer=customer.id)
-    units = sorted({r.unit for r in mine})
-    rigs = [u for u in units if "/" not in u]
-    energy = [r for r in mine if "/" in r.unit]  # outlets: only their own rows
-    for i in range(0, len(rigs), RIGS_PER_QUERY):  # every row of those rigs: moves are seen
-        energy += src.energy_rows(cfg, db, start, end, rigs=rigs[i:i + RIGS_PER_QUERY])
+
+
+def compute(cfg: Config, db: InfluxQL, customer: CustomerConfig, month: str,
+            energy: list[src.EnergyRow] | None = None) -> Statement:
+    """The customer's statement for a month (YYYY-MM, site timezone); `energy` is the site's
+    ledger rows of the month when the caller read them already (--all-customers)."""
+    start, end = month_range(cfg, month)
+    if energy is None:
+        energy = src.energy_rows(cfg, start, end)
+    units = {r.unit for r in energy if r.customer == customer.id}
+    # every row of the customer's units, whoever they belonged to: moves are seen
+    mine = [r for r in energy if r.unit in units]
     activity = src.activity_rows(cfg, db, start, end, customer.id)
     return build_statement(customer, site=cfg.site.name, timezone=cfg.site.timezone,
                            site_currency=cfg.site.currency, month=month, start_s=start,
-                           end_s=end, energy=energy, activity=activity)
+                           end_s=end, energy=mine, activity=activity)
 
 
 def file_name(cfg: Config, customer: CustomerConfig, month: str, fmt: Format) -> str:
@@ -93,10 +98,12 @@ def write_statements(cfg: Config, month: str, fmt: Format, *, customer_id: str |
             raise StatementError(f"--output {output}: --all-customers needs a folder")
     elif output is not None and not output.parent.is_dir():
         raise StatementError(f"--output {output}: folder {output.parent} does not exist")
+    start, end = month_range(cfg, month)
+    energy = src.energy_rows(cfg, start, end)
     db, empty = src.open_ledger(cfg), 0
     try:
         for c in customers:
-            st = compute(cfg, db, c, month)
+            st = compute(cfg, db, c, month, energy)
             if not st.ledger_rows:
                 empty += 1
                 print(f"warning: {c.id}: no ledger rows in {month}; the statement holds "
