@@ -125,10 +125,14 @@ class PyasicSource:
         return miner, ""
 
     def _tell(self, rig_id: str, reason: str) -> None:
-        """Log a rig's problem once, and again only when it changes."""
+        """Log a rig's problem once, and again only when it changes (a rig that goes down
+        is logged by the collector's state log, with its diagnosed reason: DEBUG here)."""
         if self.reasons.get(rig_id) != reason:
             self.reasons[rig_id] = reason
-            log.warning("rig %s: %s", rig_id, reason)
+            # a firmware pyasic cannot identify needs a human; a silent rig does not
+            level = (logging.DEBUG if reason == "identification: no miner answered"
+                     else logging.INFO if reason.startswith("fast path") else logging.WARNING)
+            log.log(level, "rig %s: %s", rig_id, reason)
 
     def failed(self, rig_id: str) -> None:
         """Count a failure; after `reidentify_after` in a row, forget the miner object."""
