@@ -367,6 +367,25 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """The fleet at a glance from InfluxDB."""
+    from rich.console import Console
+
+    from exporters.finance.store import query_client
+    from hashwatt.status import fleet, render
+
+    cfg = _load(args.config)
+    if cfg.influxdb is None:
+        raise CliError(f"{args.config}: status reads InfluxDB: add an [influxdb] section")
+    db = query_client(cfg)
+    try:
+        state = fleet(cfg, db)
+    finally:
+        db.close()
+    Console(width=args.width, soft_wrap=False).print(render(state))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run mosquitto, influxd, a simulated farm, the collector and the bridge together."""
     from hashwatt.demo import run_demo
@@ -549,6 +568,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=1.0,
                    help="seconds a connect may take (a LAN answers in milliseconds)")
     p.set_defaults(func=cmd_discover)
+
+    p = sub.add_parser("status", help="the fleet at a glance: racks, rigs down and why, "
+                                      "collectors")
+    p.add_argument("config")
+    p.add_argument("--width", type=int, help="table width (default: the terminal's)")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")
     p.add_argument("--rigs", type=int, default=50)

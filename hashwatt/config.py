@@ -223,12 +223,29 @@ class RigConfig(Strict):
     firmware: str | None = None
     mac: str | None = None
     serial: str | None = None
+    # logins: a [[credentials]] group by name, or this rig's own (secrets: env/file)
+    credentials: Id | None = None
+    web_user: str | None = None
+    web_password: SecretSpec | None = None
+    rpc_user: str | None = None
+    rpc_password: SecretSpec | None = None
 
     @model_validator(mode="after")
     def _outlet_pair(self) -> RigConfig:
         if (self.pdu is None) != (self.outlet is None):
             raise ValueError("pdu and outlet go together: give both or neither")
         return self
+
+
+class CredentialsConfig(Strict):
+    """Logins shared by a group of rigs: the rigs that name it, or every rig of its models."""
+
+    name: Id
+    models: list[str] = []  # model names as the inventory or pyasic gives them
+    web_user: str | None = None
+    web_password: SecretSpec | None = None
+    rpc_user: str | None = None  # Whatsminer API v3 account
+    rpc_password: SecretSpec | None = None
 
 
 class PduConfig(Strict):
@@ -352,6 +369,7 @@ class Config(Strict):
     bridge: BridgeConfig = BridgeConfig()
     inventory: InventoryConfig = InventoryConfig()
     rigs: list[RigConfig] = []
+    credentials: list[CredentialsConfig] = []
     pdus: list[PduConfig] = []
     meters: list[MeterConfig] = []
     tariff: TariffConfig | None = None
@@ -467,6 +485,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 RIG_ADAPTER: TypeAdapter[RigConfig] = TypeAdapter(RigConfig)
 CSV_COLUMNS = set(RigConfig.model_fields)
 PDU_SECRETS = ("community", "v3_auth_key", "v3_priv_key")
+RIG_SECRETS = ("web_password", "rpc_password")
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -500,7 +519,8 @@ def read_csv_models(path: Path, model: type[ModelT],
     items: list[tuple[int, ModelT]] = []
     problems = list(table.problems)
     for line, row in table.rows:
-        values: dict[str, Any] = {k: _secret_cell(v) if k in PDU_SECRETS else v
+        values: dict[str, Any] = {k: _secret_cell(v) if k in (*PDU_SECRETS, *RIG_SECRETS)
+                                  else v
                                   for k, v in row.items()}
         try:
             items.append((line, model.model_validate(values)))
@@ -583,6 +603,19 @@ def _check_tariff(origin: str, places: TomlPlaces, tariff: TariffConfig | None) 
     return problems
 
 
+def _check_credentials(groups: list[CredentialsConfig],
+                       rigs: list[tuple[str, RigConfig]]) -> list[str]:
+    names = {g.name for g in groups}
+    problems = [f"{where}: credentials: no [[credentials]] group named {rig.credentials!r}"
+                for where, rig in rigs if rig.credentials and rig.credentials not in names]
+    seen: set[str] = set()
+    for group in groups:
+        if group.name in seen:
+            problems.append(f"credentials: duplicate group name {group.name!r}")
+        seen.add(group.name)
+    return problems
+
+
 def _secret_problem(spec: Any, origin: str, key: str, base: Path) -> str | None:
     if not isinstance(spec, dict) or set(spec) - {"env", "file"} or len(spec) != 1:
         return None
@@ -648,9 +681,9 @@ def _resolve_secret(spec: SecretSpec | None, base: Path) -> SecretStr | None:
     return SecretStr(path.read_text().strip())
 
 
-def _resolve_pdu(pdu: PduConfig, base: Path) -> PduConfig:
-    return pdu.model_copy(update={key: _resolve_secret(getattr(pdu, key), base)
-                                  for key in PDU_SECRETS})
+def _resolve_item(item: ModelT, base: Path, keys: tuple[str, ...]) -> ModelT:
+    return item.model_copy(update={key: _resolve_secret(getattr(item, key), base)
+                                   for key in keys})
 
 
 def _resolve_secrets(cfg: Config) -> Config:
@@ -662,19 +695,23 @@ def _resolve_secrets(cfg: Config) -> Config:
         influx = influx.model_copy(update={
             "password": _resolve_secret(influx.password, base),
             "token": _resolve_secret(influx.token, base)})
-    pdus = [_resolve_pdu(pdu, base) for pdu in cfg.pdus]
     customers = [c.model_copy(update={"access": c.access.model_copy(update={
         key: _resolve_secret(getattr(c.access, key), base)
         for key in ("password", "grafana_password")})}) for c in cfg.customers]
-    return cfg.model_copy(update={"mqtt": mqtt, "influxdb": influx, "pdus": pdus,
-                                  "customers": customers})
+    return cfg.model_copy(update={
+        "mqtt": mqtt, "influxdb": influx,
+        "pdus": [_resolve_item(pdu, base, PDU_SECRETS) for pdu in cfg.pdus],
+        "rigs": [_resolve_item(rig, base, RIG_SECRETS) for rig in cfg.rigs],
+        "credentials": [_resolve_item(c, base, RIG_SECRETS) for c in cfg.credentials],
+        "customers": customers})
 
 
-def _csv_secret_problems(pdus: list[tuple[str, PduConfig]], base: Path) -> list[str]:
+def _csv_secret_problems(items: list[tuple[str, Any]], base: Path,
+                         keys: tuple[str, ...] = PDU_SECRETS) -> list[str]:
     problems = []
-    for where, pdu in pdus:
-        for key in PDU_SECRETS:
-            spec = getattr(pdu, key)
+    for where, item in items:
+        for key in keys:
+            spec = getattr(item, key)
             if isinstance(spec, SecretRef):
                 problem = _secret_problem(spec.model_dump(exclude_none=True), where, key,
                                           base)
@@ -687,6 +724,12 @@ def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
     literal = [f"{section}.{key}" for section, key in
                (("mqtt", "password"), ("influxdb", "password"), ("influxdb", "token"))
                if isinstance(raw.get(section, {}).get(key), str)]
+    for section in ("rigs", "credentials"):  # rig logins
+        items = raw.get(section)
+        literal += [f"{section}[{i}].{key}" for i, item in
+                    enumerate(items if isinstance(items, list) else [])
+                    for key in RIG_SECRETS if isinstance(item, dict)
+                    and isinstance(item.get(key), str)]
     if literal and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("%s holds secrets (%s) and is readable by other users: chmod 600 it, "
                     "or use { env = \"NAME\" } / { file = \"path\" }", path, ", ".join(literal))
@@ -765,12 +808,15 @@ def load_config(path: Path | str) -> Config:
         inv.meters = [(f"{at(('meters', i))}: meters[{i}]", m)
                       for i, m in enumerate(cfg.meters)]
     base = path.parent
-    inv.add_csv(_csv_path(base, raw, "csv"), RigConfig, inv.rigs, "inventory")
+    csv_rigs = inv.add_csv(_csv_path(base, raw, "csv"), RigConfig, inv.rigs, "inventory")
     csv_pdus = inv.add_csv(_csv_path(base, raw, "pdus_csv"), PduConfig, inv.pdus, "PDU")
     inv.add_csv(_csv_path(base, raw, "meters_csv"), MeterConfig, inv.meters, "meter")
     problems += inv.problems
     problems += _raw_secret_problems(raw, origin, base, places)
     problems += _csv_secret_problems(csv_pdus, base)
+    problems += _csv_secret_problems(csv_rigs, base, RIG_SECRETS)
+    if cfg is not None:
+        problems += _check_credentials(cfg.credentials, inv.rigs)
     problems += _check_unique(origin, inv.rigs)
     problems += _check_outlets([*inv.pdus, *inv.meters], inv.rigs)
     if cfg is not None:
