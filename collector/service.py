@@ -16,6 +16,7 @@ from collector.meters.source import MeterSource
 from collector.pdu.source import PduSource
 from collector.publisher import Publisher
 from collector.rigs import PyasicSource
+from collector.rigs.credentials import credentials_lookup
 from collector.sanitise import sanitise_pdu, sanitise_rig
 from hashwatt.config import Config, MeterConfig, PduConfig, RigConfig
 from hashwatt.contract import SCHEMA_VERSION
@@ -173,7 +174,8 @@ async def run_collector(cfg: Config, cycles: int | None = None,
     """Poll forever (or `cycles` times), one cycle every interval."""
     source = source or PyasicSource(reidentify_after=cfg.collector.reidentify_after,
                                     fast_paths=cfg.collector.fast_paths,
-                                    timeout_s=cfg.collector.deadline_s)
+                                    timeout_s=cfg.collector.deadline_s,
+                                    credentials=credentials_lookup(cfg))
     pdu_source, meter_source = PduSource(cfg), MeterSource(cfg)
     publisher = Publisher(cfg)
     publisher.start()  # never waits for the broker: readings are spooled from the start

@@ -159,8 +159,9 @@ CAPTURES: list[Capture] = [
 class ReplayRig:
     """One captured rig on its own address."""
 
-    def __init__(self, capture: Capture, ip: str, root: Path) -> None:
+    def __init__(self, capture: Capture, ip: str, root: Path, web_password: str = "root") -> None:
         self.capture, self.ip, self.folder = capture, ip, root / capture.folder
+        self.web_password = web_password  # sites change the default: tests set their own
         self.requests: list[str] = []
 
     def load(self, stem: str) -> Any:
@@ -225,11 +226,14 @@ class ReplayRig:
             stem = c.web_4028.get(path)
             return Http(200, compact(self.load(stem)), "application/json") if stem else NOT_FOUND
         if c.digest_realm is not None:
-            auth = DigestAuth(realm=c.digest_realm)
-            if not auth.verify("GET", headers.get("authorization", "")) and not auth.verify(
-                    "POST", headers.get("authorization", "")):
+            auth = DigestAuth(realm=c.digest_realm, password=self.web_password)
+            header = headers.get("authorization", "")
+            if not (auth.verify("GET", header) or auth.verify("POST", header)):
+                self.requests.append(f"http:{port}:{path} denied" if header else
+                                     f"http:{port}:{path} challenged")
                 challenge = auth.challenge()
                 return Http(401, challenge.body, "text/html", challenge.headers)
+            self.requests.append(f"http:{port}:{path} authenticated")
         if c.luci_redirect and not tls:
             return Http(307, b"", headers=(("Location", f"https://{self.ip}/cgi-bin/luci"),))
         if c.luci_redirect and path.startswith("/cgi-bin/luci"):
@@ -363,6 +367,7 @@ class ReplayFarm:
     base: str = "127.77.0"
     root: Path | None = None
     names: tuple[str, ...] | None = None
+    web_password: str = "root"
     rigs: list[ReplayRig] = field(default_factory=list)
     _servers: list[asyncio.Server] = field(default_factory=list)
 
@@ -378,7 +383,7 @@ class ReplayFarm:
                 tls = _tls_context(Path(tmp))
             for n, capture in enumerate(captures, start=1):
                 ip = str(ipaddress.IPv4Address(f"{self.base}.{n}"))
-                rig = ReplayRig(capture, ip, root)
+                rig = ReplayRig(capture, ip, root, self.web_password)
                 self.rigs.append(rig)
                 await self._bind(rig, tls)
         return self
