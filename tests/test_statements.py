@@ -293,6 +293,15 @@ def test_the_ledger_state_identifies_the_rows_used(seeded: Config, influxd: Infl
         sink.write(quarters(row)[0].encode())
         sink.close()
     assert statement_json(seeded, "acme") == first
+    # the closed statement reproduces by its identifier; another identifier is refused
+    state = first["ledger_state"]["sha256"]
+    args = ["report", "statement", str(seeded.source), "--customer", "acme", "--month",
+            MONTH, "--format", "json", "--output"]
+    out = Path(str(seeded.source)).parent / "again.json"
+    assert main([*args, str(out), "--expect-ledger-state", state]) == 0
+    assert json.loads(out.read_text()) == first
+    assert main([*args, str(out) + ".x", "--expect-ledger-state", "0" * 64]) == 2
+    assert not Path(str(out) + ".x").exists()
 
 
 def numbers_of(doc: dict[str, Any]) -> list[str]:
