@@ -57,7 +57,7 @@ from exporters.lineproto import Point, encode
 from exporters.sinks import make_sink
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQL
-from hashwatt.power import MEASURED_SOURCES, ledger_source
+from hashwatt.power import LEDGER_SOURCES, MEASURED_SOURCES, POWER_SOURCES, ledger_source
 from hashwatt.tariff import QUARTER_S, Tariff
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ RIG_TAGS = '"rig", "customer", "rack"'
 OUTLET_TAGS = '"pdu", "unit", "outlet", "rig", "customer", "rack"'
 LEDGER_TAGS = '"rig", "pdu", "unit", "outlet", "customer", "rack", "window"'
 VOID = "void"
+UNTARIFFED = "untariffed"  # the window of a quarter no tariff period covers (cost 0)
 
 UnitKey = tuple[str, ...]  # ("rig", id) or ("outlet", pdu, link unit, outlet)
 OutletKey = tuple[str, str, str]  # pdu, link unit, outlet: one energy counter
@@ -149,7 +150,7 @@ class Readings:
         """Per-quarter power of rigs and outlets, and who held each rig in each quarter."""
         for lo, hi in chunks(start_s, end_s):
             where = window(lo, hi, self.site)
-            for src in ("pdu", "miner", "nominal"):
+            for src in POWER_SOURCES:
                 query = (f'SELECT sum("power_w") AS w, count("power_w") AS n FROM "rig" WHERE '
                          f"{where} AND \"power_source\" = '{src}' GROUP BY time(15m), "
                          f"{RIG_TAGS} fill(none)")
@@ -249,7 +250,7 @@ def _power_w(unit: Unit, quarter: int) -> tuple[float, str] | None:
     if outlet:
         return outlet[0] / outlet[1], "pdu_power"
     zeros = unit.offline.get(quarter, 0)
-    for source in ("pdu_power", "miner", "nominal"):
+    for source in LEDGER_SOURCES[1:]:  # pdu_power, miner, nominal (hashwatt.power)
         acc = unit.power.get(source, {}).get(quarter)
         if acc:
             readings = acc[1] + (zeros if source != "pdu_power" else 0)
@@ -274,6 +275,8 @@ def quarter_energy(unit: Unit, quarter: int, own: set[int]) -> Quarter | None:
     covered = power is not None
     if power is None:
         power = _filled_w(unit, quarter, own)
+    # power is a measurement only when it is the quarter's own outlet reading
+    measured_power = covered and power is not None and power[1] in MEASURED_SOURCES
     counted = min(unit.counter_s.get(quarter, 0.0), QUARTER_S)
     if counted > 0:
         measured = unit.counter_kwh[quarter]
@@ -281,7 +284,7 @@ def quarter_energy(unit: Unit, quarter: int, own: set[int]) -> Quarter | None:
         estimated = 0.0
         if power is not None and rest > 0:
             part = power[0] / 1000 * rest
-            if power[1] in MEASURED_SOURCES:
+            if measured_power:
                 measured += part
             else:
                 estimated += part
@@ -289,7 +292,7 @@ def quarter_energy(unit: Unit, quarter: int, own: set[int]) -> Quarter | None:
     if power is None:
         return None
     kwh = power[0] / 1000 * QUARTER_S / HOUR_S
-    if power[1] in MEASURED_SOURCES and covered:
+    if measured_power:
         return Quarter(kwh, 0.0, power[1], True)
     return Quarter(0.0, kwh, power[1], covered)
 
@@ -344,7 +347,8 @@ def quarter_points(readings: Readings, site: str, tariff: Tariff | None, start_s
             if q is None:
                 continue
             price = tariff.price_at(quarter) if tariff is not None else None
-            rate, window_name = (price.rate, price.window) if price is not None else (0.0, "")
+            rate, window_name = ((price.rate, price.window) if price is not None
+                                 else (0.0, UNTARIFFED))
             kwh = q.kwh_measured + q.kwh_estimated
             fields: dict[str, float | int | bool | str] = {
                 "kwh": kwh, "kwh_measured": q.kwh_measured, "kwh_estimated": q.kwh_estimated,
@@ -424,7 +428,8 @@ def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) ->
     start_s, end_s = quarter_floor(start_s), closed_end(end_s, cfg.site.timezone, now_s)
     if end_s <= start_s:
         return 0
-    db, (ledger, measurement) = query_client(cfg), ledger_client(cfg)
+    db = query_client(cfg)
+    ledger, measurement = ledger_client(cfg, db)
     sink = make_sink(cfg, ledger=True)
     written = 0
     try:
@@ -437,7 +442,8 @@ def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) ->
     finally:
         sink.close()
         db.close()
-        ledger.close()
+        if ledger is not db:
+            ledger.close()
     log.info("ledger: %d quarter-hour rows for %s .. %s", written,
              dt.datetime.fromtimestamp(start_s, dt.UTC).isoformat(),
              dt.datetime.fromtimestamp(end_s, dt.UTC).isoformat())
