@@ -474,6 +474,30 @@ def test_a_newly_mapped_rig_keeps_its_first_quarter_and_an_added_rig_is_fully_co
     assert row["kwh"] == Decimal("86.400") and row["coverage"] == Decimal(1)  # 36 h x 2.4 kW
 
 
+def test_coverage_counts_the_quarters_a_rig_existed_in_the_month(
+        ledger_db: InfluxQL, tmp_path: Path) -> None:
+    """r8 (still in the inventory) reports from 20 October 12:00 for 36 hours, then nothing:
+    it existed until the month's end, so its coverage is 144 quarters of the 1,108 from
+    20 October 12:00 to 1 November 00:00 (277 hours: 25 October has 25). r9 was there before
+    the month (a row on 30 September) and reports only the first 24 hours of October:
+    it existed from the month's start until its last row."""
+    zone = ZoneInfo("Europe/Berlin")
+    cfg = make_config(ledger_db, tmp_path, "Europe/Berlin",
+                      '[[tariff.periods]]\nfrom = 2026-01-01\nrate = 0.2\n',
+                      extra='[[rigs]]\nid = "r8"\naddress = "127.0.0.8"\n')
+    added, month = at(zone, 2026, 10, 20, 12), at(zone, 2026, 10, 1)
+    write(ledger_db, [p for t in range(added, added + 36 * 3600, 300)
+                      for p in rig("r8", t, 1000.0)]
+          + rig("r9", month - 6 * 3600, 500.0)
+          + [p for t in range(month + 3600, month + 25 * 3600, 300)
+             for p in rig("r9", t, 500.0)])
+    rollup(cfg, month - 86400, at(zone, 2026, 11, 1))
+    coverage = {row["rig"]: row["coverage"] for row in report(cfg, "2026-10", "rig").rows}
+    # r9: 96 quarters with readings (01:00 .. 00:45 next day) of 100 (00:00 .. 00:45)
+    assert coverage == {"r8": (Decimal(144) / 1108).quantize(Decimal("0.0001")),
+                        "r9": Decimal("0.9600")}
+
+
 def test_an_offline_nominal_rig_draws_nothing_while_it_says_it_is_offline(
         ledger_db: InfluxQL, tmp_path: Path) -> None:
     """A rig without a meter or a power figure of its own (nominal 3250 W) reports itself

@@ -23,7 +23,7 @@ otherwise get no row: reports show them as missing coverage, never as silent zer
 
 A quarter belongs to the customer and rack of the rig's readings in it (the tag set with most
 readings; on a tie the one the rig kept afterwards); without rig readings, those of the nearest
-reading before it (else after it), else the outlet's.
+reading before it (up to 72 hours back; else after it), else the outlet's.
 
 Re-running a range rewrites every row of it: rows keep their tag set (same series, same
 timestamp: InfluxDB overwrites the point), and a row of the range whose unit (rig or outlet)
@@ -172,6 +172,19 @@ class Readings:
                 unit = self.unit(unit_key(tags))
                 for row in rows:
                     unit.rig_tags[int(row["time"] // 1000)][_attribution(tags)] += row["n"]
+
+    def load_holders(self, before_s: int) -> None:
+        """Who held each rig at its last reading in the 72 h before: a counter gap that
+        starts there still goes to the rig's customer and rack, not the PDU's."""
+        query = (f'SELECT last("up") FROM "rig" WHERE '
+                 f'{window(before_s - CHUNK_S, before_s, self.site)} GROUP BY {RIG_TAGS}')
+        latest: dict[UnitKey, tuple[float, Attribution]] = {}
+        for tags, rows in series(self.db, query):
+            key, ts = unit_key(tags), rows[0]["time"] / 1000
+            if key not in latest or ts > latest[key][0]:
+                latest[key] = (ts, _attribution(tags))
+        for key, (ts, who) in latest.items():
+            self.unit(key).rig_tags[quarter_floor(ts)][who] += 1
 
     def _add_power(self, query: str, source: str, outlet: bool = False) -> None:
         for tags, rows in series(self.db, query):
@@ -384,6 +397,7 @@ def compute(cfg: Config, db: InfluxQL, start_s: int, end_s: int) -> tuple[int, l
             break
         start_s = earlier
     pad = (FILL_QUARTERS + 1) * QUARTER_S
+    readings.load_holders(start_s - pad)
     readings.load_power(start_s - pad, end_s + pad)
     spread_counters(readings, streams)
     tariff = Tariff(cfg.tariff, cfg.site.timezone) if cfg.tariff is not None else None
