@@ -14,6 +14,8 @@ from dashboards.influxql import DATASOURCE_UID, InfluxQL
 
 FOLDER_UID, FOLDER_TITLE = "hashwatt", "hashwatt"
 RIG_TAGS = '"site", "rig", "rack", "model"'
+# rigs in maintenance (inventory column, a tag on their readings) page nobody
+IN_SERVICE = '$timeFilter AND "maintenance" != \'yes\''
 
 
 @dataclass(frozen=True)
@@ -36,23 +38,23 @@ class RuleSpec:
 
 RULES = [
     RuleSpec("hw-rig-overheat", "Rig overheating", "rigs",
-             f'SELECT last("temp_margin_c") FROM "rig" WHERE $timeFilter GROUP BY {RIG_TAGS}',
+             f'SELECT last("temp_margin_c") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
              300, "last", "lt", 0, "2m", "page",
              "{{ $labels.rig }} runs above its model's chip temperature limit"),
     RuleSpec("hw-rig-dead-fan", "Dead fan", "rigs",
-             f'SELECT last("fan_min_rpm") FROM "rig" WHERE $timeFilter AND "online" = true '
+             f'SELECT last("fan_min_rpm") FROM "rig" WHERE {IN_SERVICE} AND "online" = true '
              f'GROUP BY {RIG_TAGS}', 300, "last", "lt", 500, "2m", "page",
              "{{ $labels.rig }} has a fan below 500 rpm"),
     RuleSpec("hw-rig-board-lost", "Hashboard lost", "rigs",
-             f'SELECT last("boards_total") - last("boards_ok") FROM "rig" WHERE $timeFilter '
+             f'SELECT last("boards_total") - last("boards_ok") FROM "rig" WHERE {IN_SERVICE} '
              f'AND "online" = true GROUP BY {RIG_TAGS}', 600, "last", "gt", 0, "5m",
              "warning", "{{ $labels.rig }} hashes on fewer boards than it has"),
     RuleSpec("hw-rig-low-hashrate", "Hashrate below 80 % of expected", "rigs",
              f'SELECT mean("hashrate_ths") / mean("expected_hashrate_ths") FROM "rig" WHERE '
-             f'$timeFilter AND "online" = true GROUP BY {RIG_TAGS}', 900, "last", "lt", 0.8,
+             f'{IN_SERVICE} AND "online" = true GROUP BY {RIG_TAGS}', 900, "last", "lt", 0.8,
              "15m", "warning", "{{ $labels.rig }} delivers under 80 % of its expected hashrate"),
     RuleSpec("hw-rig-offline", "Rig offline", "rigs",
-             f'SELECT count("up") - sum("up") FROM "rig" WHERE $timeFilter GROUP BY {RIG_TAGS}',
+             f'SELECT count("up") - sum("up") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
              300, "last", "gt", 2, "0s", "page",
              "{{ $labels.rig }} did not answer three polls in five minutes"),
     RuleSpec("hw-phase-overload", "Phase above 80 % of its breaker", "power",

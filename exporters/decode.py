@@ -175,6 +175,8 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
     tags = {"site": r.site, "rig": r.rig, "rack": r.rack, "customer": r.customer,
             "make": r.make, "model": r.model, "firmware": r.firmware,
             "slot": "" if r.slot is None else str(r.slot)}
+    if r.maintenance:  # a tag, so alert rules and availability leave the rig out with a WHERE
+        tags["maintenance"] = "yes"
     # the model already gives each value its one type (floats as float, counts as int)
     fields: dict[str, FieldValue] = {"online": r.online, "up": int(r.online)}
     for key, value in (

@@ -114,6 +114,8 @@ class RigReading(Delivered):
     boards_total: Annotated[int, Field(ge=0, le=64)] | None = None
     uptime_s: Annotated[int, Field(ge=0)] | None = None
     errors: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
+    # the inventory's maintenance flag: alerts muted, left out of availability
+    maintenance: bool = False
     # fields the collector dropped as invalid or implausible ("hashrate_ths: above 300")
     invalid: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
 

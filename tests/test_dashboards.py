@@ -142,8 +142,10 @@ def test_fleet_hashrate_and_power_count_only_the_live_window(seeded: InfluxQL) -
 
 
 def test_rigs_online_offline_and_hot_are_counted(seeded: InfluxQL) -> None:
-    online, offline, hot = run_panel(seeded, boards()["farm-overview"], "Rigs", NOW)
+    online, offline, hot, maintenance = run_panel(seeded, boards()["farm-overview"], "Rigs",
+                                                  NOW)
     assert (value(online), value(offline), value(hot)) == (3, 1, 1)
+    assert maintenance == []  # no rig in maintenance: no row
 
 
 def test_a_template_variable_narrows_the_fleet(seeded: InfluxQL) -> None:
