@@ -260,3 +260,19 @@ def test_the_customer_copy_cuts_exactly_the_site_tariff_off_a_rendered_line() ->
         point = Point("rig", tags, fields, 1000)  # type: ignore[arg-type]
         assert customer_line(point, point.line()) == expected
         assert customer_line(point) == expected
+
+
+def test_customers_setup_command_is_idempotent_and_keeps_passwords_off_argv(
+        cfg: Config, populated: Config, auth_influx: Influxd,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from hashwatt.cli import main
+
+    monkeypatch.setenv("HASHWATT_INFLUX_ADMIN_USER", "admin")
+    monkeypatch.setenv("HASHWATT_INFLUX_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    assert main(["customers", "setup", str(cfg.source)]) == 0
+    out = capsys.readouterr().out
+    assert "ok: customer blue: database hashwatt_c_blue" in out
+    assert ACME_PASSWORD not in out and BLUE_PASSWORD not in out
+    assert query(auth_influx, "customer_acme", ACME_PASSWORD, "hashwatt_c_acme",
+                 'SELECT count("power_w") FROM "rig"').status_code == 200
+

@@ -379,3 +379,12 @@ def test_contract_mistakes_are_one_line_each(tmp_path: Path, customers: str,
         load_config(path)
     assert len(exc.value.problems) == 1, exc.value.problems
     assert expected in exc.value.problems[0] and str(path) in exc.value.problems[0]
+
+
+def test_the_maintenance_flag_reaches_the_raw_data_as_the_tag_statements_read() -> None:
+    from exporters.decode import rig_points
+    from hashwatt.contract import RigReading
+
+    reading = RigReading(ts_ms=1, site="north", rig="r3", collector="c1", customer="blue",
+                         online=True, maintenance=True)
+    assert rig_points(reading)[0].tags["maintenance"] == "yes"  # as rig_line() seeds it

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -180,7 +181,7 @@ class GrafanaSetup:
             org = customer_orgs.get(call.org or "")
             body = call.body or {}
             if call.method == "ENSURE_ORG":
-                found = self._call("GET", f"/api/orgs/name/{body['name']}")
+                found = self._call("GET", f"/api/orgs/name/{quote(body['name'], safe='')}")
                 org_id = (found.json()["id"] if found.status_code == 200 else
                           self._call("POST", "/api/orgs", json=body).json()["orgId"])
                 customer_orgs[body["name"].removeprefix("customer ")] = int(org_id)
