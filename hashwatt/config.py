@@ -350,6 +350,11 @@ class CustomerConfig(Strict):
         """The customer's read-only InfluxDB login."""
         return self.access.username or f"customer_{self.id}"
 
+    @property
+    def has_view(self) -> bool:
+        """The customer has a view of its own (its read login's password is configured)."""
+        return self.access.password is not None
+
 
 class InventoryConfig(Strict):
     """More rigs, PDUs and meters from CSV files (paths relative to the config file)."""

@@ -293,6 +293,15 @@ def test_the_ledger_state_identifies_the_rows_used(seeded: Config, influxd: Infl
         sink.write(quarters(row)[0].encode())
         sink.close()
     assert statement_json(seeded, "acme") == first
+    # the closed statement reproduces by its identifier; another identifier is refused
+    state = first["ledger_state"]["sha256"]
+    args = ["report", "statement", str(seeded.source), "--customer", "acme", "--month",
+            MONTH, "--format", "json", "--output"]
+    out = Path(str(seeded.source)).parent / "again.json"
+    assert main([*args, str(out), "--expect-ledger-state", state]) == 0
+    assert json.loads(out.read_text()) == first
+    assert main([*args, str(out) + ".x", "--expect-ledger-state", "0" * 64]) == 2
+    assert not Path(str(out) + ".x").exists()
 
 
 def numbers_of(doc: dict[str, Any]) -> list[str]:
@@ -379,3 +388,12 @@ def test_contract_mistakes_are_one_line_each(tmp_path: Path, customers: str,
         load_config(path)
     assert len(exc.value.problems) == 1, exc.value.problems
     assert expected in exc.value.problems[0] and str(path) in exc.value.problems[0]
+
+
+def test_the_maintenance_flag_reaches_the_raw_data_as_the_tag_statements_read() -> None:
+    from exporters.decode import rig_points
+    from hashwatt.contract import RigReading
+
+    reading = RigReading(ts_ms=1, site="north", rig="r3", collector="c1", customer="blue",
+                         online=True, maintenance=True)
+    assert rig_points(reading)[0].tags["maintenance"] == "yes"  # as rig_line() seeds it
