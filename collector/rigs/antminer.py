@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -26,7 +27,10 @@ from collector.rigs.base import (
 )
 from collector.rigs.credentials import Credentials
 
+log = logging.getLogger(__name__)
 BACKEND = AntminerModern
+# firmware without summary.cgi (or a login that fails) is asked again only this often
+WEB_RETRY_POLLS = 20
 
 
 class AntminerPath:
@@ -40,6 +44,7 @@ class AntminerPath:
                                      creds.web_password or settings.get(
                                          "default_antminer_web_password", "root"))
         self.web = rig_client(timeout)
+        self.skip_web = 0  # polls left before summary.cgi is tried again
 
     async def telemetry(self) -> Telemetry:
         """Read one poll's telemetry."""
@@ -71,9 +76,18 @@ class AntminerPath:
 
     async def _errors(self) -> list[Any] | None:
         """Errors from the web API; None (unknown) when the web API does not give them."""
+        if self.skip_web > 0:
+            self.skip_web -= 1
+            return None
         try:
             resp = await self.web.get(f"http://{self.miner.ip}/cgi-bin/summary.cgi",
                                       auth=self.auth)
+            if resp.status_code in (401, 403, 404):  # absent, or the login is wrong
+                if resp.status_code != 404 and not self.skip_web:
+                    log.warning("%s: web login refused (HTTP %d): errors unknown, check the "
+                                "rig's credentials", self.miner.ip, resp.status_code)
+                self.skip_web = WEB_RETRY_POLLS
+                return None
             items = resp.json()["SUMMARY"][0]["status"] if resp.status_code == 200 else None
         except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
             return None
