@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from exporters.customers.fanout import follow_customers, make_fanout
 from exporters.decode import Limits, Receipt, Rejected, decode_message, receipt_of
 from exporters.finance.ledger import follow
 from exporters.intake import Inbound, Session, Subscriber
@@ -206,6 +207,8 @@ class Bridge:
                                 bc.dead_letter_max_bytes, bc.dead_letter_keep)
         self.inbox.max_qos0 = bc.max_qos0_queued
         self.intake = Subscriber(self._session(), self.inbox.put_many)
+        # customers' own databases get a copy of their points (exporters/customers/)
+        self.fanout = make_fanout(self.cfg)
 
     def _session(self) -> Session:
         m, group = self.cfg.mqtt, self.cfg.bridge.shared_group
@@ -293,6 +296,8 @@ class Bridge:
             self._write_retrying(body)
         except WriteRejected:
             self._write_one_by_one(good, settled)
+        if self.fanout is not None:  # after the site's write: a copy never holds up the ack
+            self.fanout.write([(g.points, g.body) for g in good])
 
     def _write_one_by_one(self, good: list[Good], settled: list[Receipt]) -> None:
         """Find the messages the database refuses; set them aside, keep the others."""
@@ -332,6 +337,8 @@ class Bridge:
             fields["lag_p99_ms"] = round(lags[min(len(lags) - 1, len(lags) * 99 // 100)], 1)
             fields["lag_samples"] = len(lags)
             c.lags_ms.clear()
+        if self.fanout is not None:
+            fields["customer_write_errors"] = self.fanout.errors
         tags = {"site": self.cfg.site.name, "exporter": self.cfg.bridge.client_id}
         return Point("exporter", tags, fields, int(time.time() * 1000))
 
@@ -343,6 +350,8 @@ class Bridge:
             try:
                 if batch:
                     self.process(batch)
+                elif self.fanout is not None:  # quiet: the customers' copies still go out
+                    self.fanout.flush()
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + self.cfg.bridge.stats_interval_s
                     self._write_retrying(encode([self.stats_point()]))
@@ -353,6 +362,8 @@ class Bridge:
         """Disconnect, keeping the session (and unacked messages) at the broker."""
         self.intake.stop()
         self.sink.close()
+        if self.fanout is not None:
+            self.fanout.close()
 
 
 def ledger_loop(cfg: Config, stop: threading.Event) -> None:
@@ -373,6 +384,9 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     if cfg.bridge.rollup_interval_s > 0:
         threading.Thread(target=ledger_loop, args=(cfg, bridge.stopping), daemon=True,
                          name="ledger").start()
+        if cfg.customers:  # each customer's ledger rows into its own database
+            threading.Thread(target=follow_customers, args=(cfg, bridge.stopping),
+                             daemon=True, name="customer-ledgers").start()
     log.info("bridge %s: writing to %s (%s API)", cfg.bridge.client_id,
              cfg.influxdb.url if cfg.influxdb else "?", cfg.influxdb.api if cfg.influxdb else "?")
     try:

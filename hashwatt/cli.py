@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from hashwatt.config import Config, ConfigError, load_config
 
@@ -210,7 +210,12 @@ def _output_path(value: str | None) -> Path | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Print (or write) a monthly energy report; an empty month is an error."""
+    """Print (or write) a monthly energy report (an empty month is an error), or customer
+    statements."""
+    if args.kind == "statement":
+        return cmd_statement(args)
+    if args.format == "pdf":
+        raise CliError("report energy: --format is csv, xlsx or json")
     from exporters.finance.report import energy_report, last_month, notes, render, sidecar_path
 
     _output_path(args.output)
@@ -222,13 +227,78 @@ def cmd_report(args: argparse.Namespace) -> int:
               f"report (has `hashwatt rollup --backfill` run for it?)", file=sys.stderr)
         return 3
     output = Path(args.output) if args.output else None
-    data = render(report, args.format, output)
+    data = render(report, args.format or "csv", output)
     if output is None:
         sys.stdout.buffer.write(data)
-        if args.format == "csv":  # data only on stdout: the method goes to stderr
+        if args.format in ("csv", None):  # data only on stdout: the method goes to stderr
             print(notes(report), file=sys.stderr)
-    elif args.format == "csv":
+    elif args.format in ("csv", None):
         print(f"{output}: method and totals in {sidecar_path(output)}", file=sys.stderr)
+    return 0
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    """Customer statements: one customer, or --all-customers (one file each)."""
+    from exporters.customers.statements import StatementError, write_statements
+    from hashwatt.influxql import InfluxQLError
+
+    cfg = _load(args.config)
+    if bool(args.customer) == bool(args.all_customers):
+        print("error: report statement: give --customer ID or --all-customers",
+              file=sys.stderr)
+        return 2
+    fmt: Literal["pdf", "xlsx", "json"] = args.format or "pdf"
+    if fmt not in ("pdf", "xlsx", "json"):
+        print("error: report statement: --format is pdf, xlsx or json", file=sys.stderr)
+        return 2
+    try:
+        from exporters.finance.report import last_month
+
+        month = args.month or last_month(cfg.site.timezone)
+        return write_statements(cfg, month, fmt, customer_id=args.customer,
+                                output=Path(args.output) if args.output else None,
+                                publish_to_view=args.publish)
+    except StatementError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (InfluxQLError, OSError) as exc:
+        print(f"error: reading the ledger: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_customers(args: argparse.Namespace) -> int:
+    """Set up the customers' own databases, read logins and Grafana organisations."""
+    import os
+
+    from exporters.customers.access import GrafanaSetup, grafana_plan, setup_influx
+    from exporters.customers.fanout import sync_ledgers
+    from exporters.finance.ledger import recent_range
+    from hashwatt.influxql import InfluxQL
+
+    cfg = _load(args.config)
+    if cfg.influxdb is None or not cfg.customers:
+        raise CliError(f"{args.config}: customers setup needs [influxdb] and [[customers]]")
+    if args.action == "sync-ledger":
+        print(f"ok: {sync_ledgers(cfg, *recent_range(cfg, args.hours))} ledger rows copied")
+        return 0
+    admin = InfluxQL(cfg.influxdb.url, "", os.environ.get("HASHWATT_INFLUX_ADMIN_USER"),
+                     os.environ.get("HASHWATT_INFLUX_ADMIN_PASSWORD"))
+    try:
+        steps = setup_influx(cfg, admin)
+    finally:
+        admin.close()
+    if args.grafana_url:
+        user = os.environ.get("GF_SECURITY_ADMIN_USER", "admin")
+        password = os.environ.get("GF_SECURITY_ADMIN_PASSWORD")
+        if not password:
+            raise CliError("customers setup --grafana-url: set GF_SECURITY_ADMIN_PASSWORD")
+        grafana = GrafanaSetup(args.grafana_url, user, password)
+        try:
+            steps += grafana.apply(grafana_plan(cfg, args.influx_url or cfg.influxdb.url))
+        finally:
+            grafana.close()
+    for line in steps:
+        print(f"ok: {line}")
     return 0
 
 
@@ -445,14 +515,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rollup)
 
     p = sub.add_parser("report", help="reports from the energy ledger")
-    p.add_argument("kind", choices=["energy"])
+    p.add_argument("kind", choices=["energy", "statement"])
     p.add_argument("config")
     p.add_argument("--month", type=month,
                    help="YYYY-MM in the site timezone (default: last month)")
     p.add_argument("--by", choices=["customer", "site", "rack", "rig"], default="customer")
-    p.add_argument("--format", choices=["csv", "xlsx", "json"], default="csv")
-    p.add_argument("--output", help="write to this file instead of stdout")
+    p.add_argument("--format", choices=["csv", "xlsx", "json", "pdf"], default=None,
+                   help="energy: csv (default), xlsx, json; statement: pdf (default), xlsx, json")
+    p.add_argument("--output", help="write to this file instead of stdout "
+                   "(statement --all-customers: a folder)")
+    p.add_argument("--customer", help="statement: the customer id")
+    p.add_argument("--all-customers", action="store_true",
+                   help="statement: one file per customer")
+    p.add_argument("--publish", action="store_true",
+                   help="statement: also list it in the customer's own Grafana view")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("customers", help="customers' own views: databases, logins, Grafana")
+    p.add_argument("action", choices=["setup", "sync-ledger"])
+    p.add_argument("config")
+    p.add_argument("--grafana-url", help="setup: also create the Grafana organisations here "
+                   "(admin from GF_SECURITY_ADMIN_USER/GF_SECURITY_ADMIN_PASSWORD)")
+    p.add_argument("--influx-url", help="setup: InfluxDB's URL as Grafana reaches it "
+                   "(default: the config's)")
+    p.add_argument("--hours", type=int, default=24 * 35,
+                   help="sync-ledger: closed hours to copy (default 35 days)")
+    p.set_defaults(func=cmd_customers)
 
     p = sub.add_parser("pdu", help="PDU tools")
     pdu_sub = p.add_subparsers(dest="pdu_command", required=True)

@@ -16,6 +16,7 @@ import tomllib
 import zlib
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -290,6 +291,66 @@ class MeterConfig(Strict):
     energy_prefix: Literal["k", "M"] = "k"
 
 
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
+
+
+class PriceConfig(Strict):
+    """What a customer pays per kWh: a fixed price, or the site tariff plus a markup."""
+
+    kind: Literal["fixed", "tariff"]
+    per_kwh: Money | None = None  # kind = "fixed": in the customer's currency
+    markup_pct: Annotated[Decimal, Field(ge=-100, le=1000, decimal_places=4)] = Decimal(0)
+
+    @model_validator(mode="after")
+    def _fields(self) -> PriceConfig:
+        if self.kind == "fixed" and self.per_kwh is None:
+            raise ValueError('kind = "fixed" needs per_kwh')
+        if self.kind == "tariff" and self.per_kwh is not None:
+            raise ValueError('kind = "tariff" takes markup_pct, not per_kwh')
+        return self
+
+
+class FeesConfig(Strict):
+    """Fixed monthly fees: per rig (pro rata for the time the rig was the customer's) and
+    per kW of contracted capacity."""
+
+    per_rig_month: Money = Decimal(0)
+    per_kw_month: Money = Decimal(0)
+    contracted_kw: Annotated[Decimal, Field(ge=0, decimal_places=3)] = Decimal(0)
+
+
+class CustomerAccess(Strict):
+    """The customer's own read-only view: an InfluxDB database and login, a Grafana org."""
+
+    database: Id | None = None  # default hashwatt_c_<id>
+    username: Id | None = None  # default customer_<id>
+    password: SecretSpec | None = None  # the InfluxDB read login's (Grafana's datasource)
+    grafana_password: SecretSpec | None = None  # the customer's own Grafana login
+
+
+class CustomerConfig(Strict):
+    """A hosting customer and its contract."""
+
+    id: Id
+    name: str = Field(min_length=1, max_length=200)
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    price: PriceConfig
+    fees: FeesConfig = FeesConfig()
+    availability_target_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(0)
+    billing_contact: str = ""
+    access: CustomerAccess = CustomerAccess()
+
+    @property
+    def database(self) -> str:
+        """The customer's own InfluxDB database (v1) or bucket (v2)."""
+        return self.access.database or f"hashwatt_c_{self.id}"
+
+    @property
+    def username(self) -> str:
+        """The customer's read-only InfluxDB login."""
+        return self.access.username or f"customer_{self.id}"
+
+
 class InventoryConfig(Strict):
     """More rigs, PDUs and meters from CSV files (paths relative to the config file)."""
 
@@ -312,6 +373,7 @@ class Config(Strict):
     pdus: list[PduConfig] = []
     meters: list[MeterConfig] = []
     tariff: TariffConfig | None = None
+    customers: list[CustomerConfig] = []
     pdu_profiles_dir: Path | None = None
     source: Path = Field(Path("."), exclude=True)
 
@@ -588,6 +650,27 @@ def _raw_secret_problems(raw: Any, origin: str, base: Path, places: TomlPlaces,
     return problems
 
 
+def _check_customers(cfg: Config, rigs: list[tuple[str, RigConfig]]) -> list[str]:
+    """Customer ids unique, contracts consistent with the site, rigs' customers known."""
+    if not cfg.customers:
+        return []
+    origin, problems = str(cfg.source), []
+    known: set[str] = set()
+    for i, c in enumerate(cfg.customers):
+        where = f"{origin}: customers[{i}]"
+        if c.id in known:
+            problems.append(f"{where}.id: duplicate customer id {c.id!r}")
+        known.add(c.id)
+        if c.price.kind == "tariff" and cfg.tariff is None:
+            problems.append(f"{where}.price.kind: \"tariff\" needs a [tariff] section")
+        if c.price.kind == "tariff" and c.currency != cfg.site.currency:
+            problems.append(f"{where}.currency: {c.currency} differs from the site currency "
+                            f"{cfg.site.currency}; a passed-through tariff is in the site's")
+    problems += [f"{where}: customer: {rig.customer!r} is not in [[customers]]"
+                 for where, rig in rigs if rig.customer and rig.customer not in known]
+    return problems
+
+
 def _resolve_secret(spec: SecretSpec | None, base: Path) -> SecretStr | None:
     if spec is None or isinstance(spec, SecretStr):
         return spec
@@ -612,11 +695,15 @@ def _resolve_secrets(cfg: Config) -> Config:
         influx = influx.model_copy(update={
             "password": _resolve_secret(influx.password, base),
             "token": _resolve_secret(influx.token, base)})
+    customers = [c.model_copy(update={"access": c.access.model_copy(update={
+        key: _resolve_secret(getattr(c.access, key), base)
+        for key in ("password", "grafana_password")})}) for c in cfg.customers]
     return cfg.model_copy(update={
         "mqtt": mqtt, "influxdb": influx,
         "pdus": [_resolve_item(pdu, base, PDU_SECRETS) for pdu in cfg.pdus],
         "rigs": [_resolve_item(rig, base, RIG_SECRETS) for rig in cfg.rigs],
-        "credentials": [_resolve_item(c, base, RIG_SECRETS) for c in cfg.credentials]})
+        "credentials": [_resolve_item(c, base, RIG_SECRETS) for c in cfg.credentials],
+        "customers": customers})
 
 
 def _csv_secret_problems(items: list[tuple[str, Any]], base: Path,
@@ -734,6 +821,7 @@ def load_config(path: Path | str) -> Config:
     problems += _check_outlets([*inv.pdus, *inv.meters], inv.rigs)
     if cfg is not None:
         problems += _check_tariff(origin, places, cfg.tariff)
+        problems += _check_customers(cfg, inv.rigs)
     if problems or cfg is None:
         raise ConfigError(problems)
     _warn_plain_secrets(path, raw)
