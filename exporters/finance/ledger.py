@@ -23,7 +23,7 @@ otherwise get no row: reports show them as missing coverage, never as silent zer
 
 A quarter belongs to the customer and rack of the rig's readings in it (the tag set with most
 readings; on a tie the one the rig kept afterwards); without rig readings, those of the nearest
-reading before it (else after it), else the outlet's.
+reading before it (up to 72 hours back; else after it), else the outlet's.
 
 Re-running a range rewrites every row of it: rows keep their tag set (same series, same
 timestamp: InfluxDB overwrites the point), and a row of the range whose unit (rig or outlet)
@@ -57,7 +57,7 @@ from exporters.lineproto import Point, encode
 from exporters.sinks import make_sink
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQL
-from hashwatt.power import MEASURED_SOURCES, ledger_source
+from hashwatt.power import LEDGER_SOURCES, MEASURED_SOURCES, POWER_SOURCES, ledger_source
 from hashwatt.tariff import QUARTER_S, Tariff
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ RIG_TAGS = '"rig", "customer", "rack"'
 OUTLET_TAGS = '"pdu", "unit", "outlet", "rig", "customer", "rack"'
 LEDGER_TAGS = '"rig", "pdu", "unit", "outlet", "customer", "rack", "window"'
 VOID = "void"
+UNTARIFFED = "untariffed"  # the window of a quarter no tariff period covers (cost 0)
 
 UnitKey = tuple[str, ...]  # ("rig", id) or ("outlet", pdu, link unit, outlet)
 OutletKey = tuple[str, str, str]  # pdu, link unit, outlet: one energy counter
@@ -149,7 +150,7 @@ class Readings:
         """Per-quarter power of rigs and outlets, and who held each rig in each quarter."""
         for lo, hi in chunks(start_s, end_s):
             where = window(lo, hi, self.site)
-            for src in ("pdu", "miner", "nominal"):
+            for src in POWER_SOURCES:
                 query = (f'SELECT sum("power_w") AS w, count("power_w") AS n FROM "rig" WHERE '
                          f"{where} AND \"power_source\" = '{src}' GROUP BY time(15m), "
                          f"{RIG_TAGS} fill(none)")
@@ -171,6 +172,19 @@ class Readings:
                 unit = self.unit(unit_key(tags))
                 for row in rows:
                     unit.rig_tags[int(row["time"] // 1000)][_attribution(tags)] += row["n"]
+
+    def load_holders(self, before_s: int) -> None:
+        """Who held each rig at its last reading in the 72 h before: a counter gap that
+        starts there still goes to the rig's customer and rack, not the PDU's."""
+        query = (f'SELECT last("up") FROM "rig" WHERE '
+                 f'{window(before_s - CHUNK_S, before_s, self.site)} GROUP BY {RIG_TAGS}')
+        latest: dict[UnitKey, tuple[float, Attribution]] = {}
+        for tags, rows in series(self.db, query):
+            key, ts = unit_key(tags), rows[0]["time"] / 1000
+            if key not in latest or ts > latest[key][0]:
+                latest[key] = (ts, _attribution(tags))
+        for key, (ts, who) in latest.items():
+            self.unit(key).rig_tags[quarter_floor(ts)][who] += 1
 
     def _add_power(self, query: str, source: str, outlet: bool = False) -> None:
         for tags, rows in series(self.db, query):
@@ -249,7 +263,7 @@ def _power_w(unit: Unit, quarter: int) -> tuple[float, str] | None:
     if outlet:
         return outlet[0] / outlet[1], "pdu_power"
     zeros = unit.offline.get(quarter, 0)
-    for source in ("pdu_power", "miner", "nominal"):
+    for source in LEDGER_SOURCES[1:]:  # pdu_power, miner, nominal (hashwatt.power)
         acc = unit.power.get(source, {}).get(quarter)
         if acc:
             readings = acc[1] + (zeros if source != "pdu_power" else 0)
@@ -274,6 +288,8 @@ def quarter_energy(unit: Unit, quarter: int, own: set[int]) -> Quarter | None:
     covered = power is not None
     if power is None:
         power = _filled_w(unit, quarter, own)
+    # power is a measurement only when it is the quarter's own outlet reading
+    measured_power = covered and power is not None and power[1] in MEASURED_SOURCES
     counted = min(unit.counter_s.get(quarter, 0.0), QUARTER_S)
     if counted > 0:
         measured = unit.counter_kwh[quarter]
@@ -281,7 +297,7 @@ def quarter_energy(unit: Unit, quarter: int, own: set[int]) -> Quarter | None:
         estimated = 0.0
         if power is not None and rest > 0:
             part = power[0] / 1000 * rest
-            if power[1] in MEASURED_SOURCES:
+            if measured_power:
                 measured += part
             else:
                 estimated += part
@@ -289,7 +305,7 @@ def quarter_energy(unit: Unit, quarter: int, own: set[int]) -> Quarter | None:
     if power is None:
         return None
     kwh = power[0] / 1000 * QUARTER_S / HOUR_S
-    if power[1] in MEASURED_SOURCES and covered:
+    if measured_power:
         return Quarter(kwh, 0.0, power[1], True)
     return Quarter(0.0, kwh, power[1], covered)
 
@@ -344,7 +360,8 @@ def quarter_points(readings: Readings, site: str, tariff: Tariff | None, start_s
             if q is None:
                 continue
             price = tariff.price_at(quarter) if tariff is not None else None
-            rate, window_name = (price.rate, price.window) if price is not None else (0.0, "")
+            rate, window_name = ((price.rate, price.window) if price is not None
+                                 else (0.0, UNTARIFFED))
             kwh = q.kwh_measured + q.kwh_estimated
             fields: dict[str, float | int | bool | str] = {
                 "kwh": kwh, "kwh_measured": q.kwh_measured, "kwh_estimated": q.kwh_estimated,
@@ -380,6 +397,7 @@ def compute(cfg: Config, db: InfluxQL, start_s: int, end_s: int) -> tuple[int, l
             break
         start_s = earlier
     pad = (FILL_QUARTERS + 1) * QUARTER_S
+    readings.load_holders(start_s - pad)
     readings.load_power(start_s - pad, end_s + pad)
     spread_counters(readings, streams)
     tariff = Tariff(cfg.tariff, cfg.site.timezone) if cfg.tariff is not None else None
@@ -424,7 +442,8 @@ def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) ->
     start_s, end_s = quarter_floor(start_s), closed_end(end_s, cfg.site.timezone, now_s)
     if end_s <= start_s:
         return 0
-    db, (ledger, measurement) = query_client(cfg), ledger_client(cfg)
+    db = query_client(cfg)
+    ledger, measurement = ledger_client(cfg, db)
     sink = make_sink(cfg, ledger=True)
     written = 0
     try:
@@ -437,7 +456,8 @@ def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) ->
     finally:
         sink.close()
         db.close()
-        ledger.close()
+        if ledger is not db:
+            ledger.close()
     log.info("ledger: %d quarter-hour rows for %s .. %s", written,
              dt.datetime.fromtimestamp(start_s, dt.UTC).isoformat(),
              dt.datetime.fromtimestamp(end_s, dt.UTC).isoformat())

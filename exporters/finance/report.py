@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from exporters.finance.ledger import LEDGER_TAGS, VOID, unit_key
-from exporters.finance.store import chunks, ledger_client, series, window
+from exporters.finance.ledger import LEDGER_TAGS, VOID, closed_end, unit_key
+from exporters.finance.store import CHUNK_S, chunks, ledger_client, series, window
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQL
 from hashwatt.tariff import QUARTER_S
@@ -122,13 +122,51 @@ class Group:
         return sum((last - first) // (QUARTER_S * 1000) + 1 for first, last in self.spans.values())
 
 
-def group_sums(sums: list[SeriesSum], by: GroupBy, site: str) -> dict[str, Group]:
-    """Series sums added up per report key."""
+def _key(tags: dict[str, str], by: GroupBy, site: str) -> str:
+    return {"site": site, "rig": _unit(tags)}.get(by) or tags.get(by, "") or "(none)"
+
+
+@dataclass
+class Existence:
+    """What tells how long each unit existed in the month beyond its own rows there."""
+
+    first_ms: int  # the month's first quarter
+    last_ms: int  # its last closed quarter
+    before: dict[str, dict[str, str]]  # unit -> tags of its last row in the 72 h before
+    after: dict[str, dict[str, str]]  # unit -> tags of its first row in the 72 h after
+    inventory: set[str]  # rigs the configuration holds now
+
+
+def ledger_edges(db: InfluxQL, measurement: str, site: str, start: dt.datetime,
+                 end: dt.datetime) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """Each unit's tags in its last ledger row of the 72 hours before the month and in its
+    first of the 72 hours after it (a rig that was there before the month existed from its
+    start, whatever its readings in it)."""
+    out: list[dict[str, dict[str, str]]] = []
+    start_s, end_s = int(start.timestamp()), int(end.timestamp())
+    for lo, hi, selector in ((start_s - CHUNK_S, start_s, "last"), (end_s, end_s + CHUNK_S,
+                                                                     "first")):
+        found: dict[str, tuple[int, dict[str, str]]] = {}
+        query = (f'SELECT {selector}("kwh") FROM {measurement} WHERE {window(lo, hi, site)} '
+                 f"AND \"source\" != '{VOID}' GROUP BY {LEDGER_TAGS}")
+        for tags, rows in series(db, query):
+            unit, ts = _unit(tags), rows[0]["time"]
+            if unit not in found or (ts > found[unit][0]) == (selector == "last"):
+                found[unit] = (ts, tags)
+        out.append({unit: tags for unit, (_, tags) in found.items()})
+    return out[0], out[1]
+
+
+def group_sums(sums: list[SeriesSum], by: GroupBy, site: str,
+               existence: Existence | None = None) -> dict[str, Group]:
+    """Series sums added up per report key; each unit's span in a group runs from the month's
+    start when it was there before the month, and to the month's end (or the last closed
+    quarter) when it is still there after it or still in the inventory."""
     groups: dict[str, Group] = defaultdict(Group)
+    whole: dict[str, list[int]] = {}
     for s in sums:
         unit = _unit(s.tags)
-        key = {"site": site, "rig": unit}.get(by) or s.tags.get(by, "") or "(none)"
-        g = groups[key]
+        g = groups[_key(s.tags, by, site)]
         g.measured += s.kwh_measured
         g.estimated += s.kwh_estimated
         g.cost += s.cost
@@ -137,9 +175,26 @@ def group_sums(sums: list[SeriesSum], by: GroupBy, site: str) -> dict[str, Group
         g.window_cost[name] += s.cost
         g.covered += s.covered
         if s.first_ms is not None and s.last_ms is not None:
-            span = g.spans.setdefault(unit, [s.first_ms, s.last_ms])
-            span[0], span[1] = min(span[0], s.first_ms), max(span[1], s.last_ms)
+            for spans in (g.spans, whole):
+                span = spans.setdefault(unit, [s.first_ms, s.last_ms])
+                span[0], span[1] = min(span[0], s.first_ms), max(span[1], s.last_ms)
+    if existence is not None:
+        _stretch(groups, whole, by, site, existence)
     return dict(sorted(groups.items()))
+
+
+def _stretch(groups: dict[str, Group], whole: dict[str, list[int]], by: GroupBy, site: str,
+             e: Existence) -> None:
+    for key, g in groups.items():
+        for unit, span in g.spans.items():
+            before, after = e.before.get(unit), e.after.get(unit)
+            if span[0] == whole[unit][0] and before is not None and \
+                    _key(before, by, site) == key:
+                span[0] = min(span[0], e.first_ms)
+            if span[1] == whole[unit][1] and (
+                    (after is not None and _key(after, by, site) == key)
+                    or (after is None and unit in e.inventory)):
+                span[1] = max(span[1], e.last_ms)
 
 
 def apportion(values: list[Decimal], step: Decimal, target: Decimal | None = None) -> list[Decimal]:
@@ -189,8 +244,12 @@ def build_report(cfg: Config, db: InfluxQL, measurement: str, month: str,
     """Read the ledger for the month and build the rounded report."""
     start, end = month_bounds(month, cfg.site.timezone)
     hours = int((end.timestamp() - start.timestamp()) // 3600)
+    before, after = ledger_edges(db, measurement, cfg.site.name, start, end)
+    closed = min(end.timestamp(), closed_end(end.timestamp(), cfg.site.timezone))
+    existence = Existence(int(start.timestamp()) * 1000, (int(closed) - QUARTER_S) * 1000,
+                          before, after, {r.id for r in cfg.rigs})
     groups = group_sums(ledger_sums(db, measurement, cfg.site.name, start, end), by,
-                        cfg.site.name)
+                        cfg.site.name, existence)
     names = _windows(cfg, {w for g in groups.values() for w in g.window_kwh})
     keys, gs = list(groups), list(groups.values())
     measured = apportion([g.measured for g in gs], KWH)
@@ -233,9 +292,11 @@ def _method(cfg: Config, start: dt.datetime, end: dt.datetime, hours: int) -> li
         "before them.",
         "Cost: every quarter hour priced at the tariff rate in force then (see Tariff); the "
         "window columns split kWh and cost by the tariff window they fell in.",
-        "Coverage: quarter hours with readings of their own / quarter hours from each rig's "
-        "first to its last ledger row in the month (a rig added mid-month is not missing "
-        "before it existed). Quarter hours without any reading are in no kWh figure.",
+        "Coverage: quarter hours with readings of their own / quarter hours each rig existed "
+        "in the month: from its first ledger row (from the month's start when it had rows "
+        "in the 72 hours before) to its last (to the month's end when it has rows in the 72 "
+        "hours after or is still in the inventory). A rig added mid-month is not missing "
+        "before it existed. Quarter hours without any reading are in no kWh figure.",
         "Rounding: kWh to 0.001 and money to 0.01 by the largest remainder method, so each "
         "column's rows add up to its total exactly and kWh = measured + estimated in every "
         "row.",

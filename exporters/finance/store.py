@@ -32,13 +32,14 @@ def query_client(cfg: Config, database: str | None = None) -> InfluxQL:
     return InfluxQL(influx.url, database or influx.bucket, token=cfg.secret(influx.token))
 
 
-def ledger_client(cfg: Config) -> tuple[InfluxQL, str]:
-    """A client for the ledger and the measurement's name as queries must give it."""
+def ledger_client(cfg: Config, raw: InfluxQL | None = None) -> tuple[InfluxQL, str]:
+    """A client for the ledger (raw's own when the ledger is a retention policy of the raw
+    database) and the measurement's name as queries must give it."""
     influx = cfg.influxdb
     if influx is not None and influx.api == "v1" and influx.ledger_database:
         return query_client(cfg, influx.ledger_database), f'"{MEASUREMENT}"'
     rp = influx.ledger_retention_policy if influx is not None else "ledger"
-    return query_client(cfg), f'"{rp}"."{MEASUREMENT}"'
+    return raw or query_client(cfg), f'"{rp}"."{MEASUREMENT}"'
 
 
 def chunks(start_s: int, end_s: int, size: int = CHUNK_S) -> Iterator[tuple[int, int]]:
