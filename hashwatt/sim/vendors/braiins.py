@@ -112,15 +112,16 @@ class Braiins(Vendor):
             approximated_consumption=v1.Power(watt=s.power_w)))
 
     def hashboards(self) -> v1.GetHashboardsResponse:
-        """braiins.bos.v1.MinerService/GetHashboards."""
+        """braiins.bos.v1.MinerService/GetHashboards (a lost board: id and enabled only)."""
         s = self.snap()
         return v1.GetHashboardsResponse(hashboards=[v1.Hashboard(
-            id=str(b.index + 1), enabled=bool(b.chips), chips_count=b.chips,
-            serial_number=b.serial, board_temp=v1.Temperature(degree_c=b.board_temp_c),
+            id=str(b.index + 1), enabled=True, chips_count=b.chips, serial_number=b.serial,
+            board_temp=v1.Temperature(degree_c=b.board_temp_c),
             highest_chip_temp=v1.TemperatureSensor(
                 temperature=v1.Temperature(degree_c=b.chip_temp_c)),
             stats=v1.WorkSolverStats(real_hashrate=v1.RealHashrate(
                 last_5_s=v1.GigaHashrate(gigahash_per_second=b.hashrate_gh))))
+            if b.chips else v1.Hashboard(id=str(b.index + 1), enabled=False)
             for b in s.boards])
 
     def cooling_state(self) -> v1.GetCoolingStateResponse:
