@@ -15,6 +15,7 @@ from collector.meters.source import MeterSource
 from collector.pdu.source import PduSource
 from collector.publisher import Publisher
 from collector.rigs import PyasicSource
+from collector.sanitise import sanitise_pdu, sanitise_rig
 from hashwatt.config import Config, MeterConfig, PduConfig, RigConfig
 from hashwatt.contract import SCHEMA_VERSION
 
@@ -44,6 +45,7 @@ class Cycle:
     failed: int = 0
     timeout: int = 0
     published: int = 0
+    fields_dropped: int = 0
 
 
 async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> dict[str, Any]:
@@ -84,6 +86,11 @@ class PowerSource(Protocol):
         ...
 
 
+def _pdu_offline(cfg: Config, pdu_id: str, ts_ms: int, error: str) -> dict[str, Any]:
+    return {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms, "site": cfg.site.name,
+            "pdu": pdu_id, "collector": cfg.collector.id, "online": False, "error": error}
+
+
 async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
                     meters: PowerSource | None = None,
                     states: StateLog | None = None) -> tuple[OutletPower, int]:
@@ -100,18 +107,23 @@ async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
                 reading = await asyncio.wait_for(source.poll(pdu, ts_ms),
                                                  cfg.collector.deadline_s)
             except TimeoutError:
-                reading = {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms,
-                           "site": cfg.site.name, "pdu": pdu.id, "collector": cfg.collector.id,
-                           "online": False,
-                           "error": f"no reply within {cfg.collector.deadline_s:g} s"}
+                reading = _pdu_offline(cfg, pdu.id, ts_ms,
+                                       f"no reply within {cfg.collector.deadline_s:g} s")
+            except Exception as exc:  # a bug for one PDU must not end the cycle for all
+                log.exception("pdu %s: unexpected error while polling", pdu.id)
+                reading = _pdu_offline(cfg, pdu.id, ts_ms,
+                                       f"collector error: {type(exc).__name__}")
+        sanitise_pdu(reading)
         if states is not None:
             states.pdu(reading)
         publish(reading)
         return reading
 
     readings = await asyncio.gather(*(one(device, src) for device, src in devices))
+    # only outlets the inventory maps (on a daisy chain, the master unit's): a link unit's
+    # outlet 3 must not overwrite the master's outlet 3
     power = {(r["pdu"], o["outlet"]): o["power_w"] for r in readings if r["online"]
-             for o in r["outlets"] if o.get("power_w") is not None}
+             for o in r["outlets"] if o.get("power_w") is not None and o.get("rig")}
     return power, sum(1 for r in readings if r["online"])
 
 
@@ -132,6 +144,7 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
             origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000),
                             outlet_w)
             reading = await poll_rig(source, origin, cfg.collector.deadline_s)
+        cycle.fields_dropped += sanitise_rig(reading)
         if reading["online"]:
             cycle.ok += 1
         elif str(reading.get("error", "")).startswith("no reply within"):
@@ -147,7 +160,7 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
     return {"cycle_s": round(time.monotonic() - cycle.started, 3), "rigs_total": len(rigs),
             "rigs_ok": cycle.ok, "rigs_failed": cycle.failed, "rigs_timeout": cycle.timeout,
             "identified": source.identifications - identified_before,
-            "published": cycle.published}
+            "published": cycle.published, "fields_dropped": cycle.fields_dropped}
 
 
 async def run_collector(cfg: Config, cycles: int | None = None,
@@ -158,7 +171,7 @@ async def run_collector(cfg: Config, cycles: int | None = None,
                                     timeout_s=cfg.collector.deadline_s)
     pdu_source, meter_source = PduSource(cfg), MeterSource(cfg)
     publisher = Publisher(cfg)
-    await asyncio.to_thread(publisher.start)
+    publisher.start()  # never waits for the broker: readings are spooled from the start
     overruns, done = 0, 0
     states = StateLog()
     log.info("collector %s: %d rigs every %g s", cfg.collector.id, len(cfg.rigs),

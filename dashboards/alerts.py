@@ -56,8 +56,9 @@ RULES = [
              300, "last", "gt", 2, "0s", "page",
              "{{ $labels.rig }} did not answer three polls in five minutes"),
     RuleSpec("hw-phase-overload", "Phase above 80 % of its breaker", "power",
+             # "unit": each unit of a daisy chain (Sentry4 master + link) has its own phases
              'SELECT last("load_pct") FROM "pdu_phase" WHERE $timeFilter GROUP BY "site", '
-             '"pdu", "phase"', 300, "last", "gt", 80, "2m", "page",
+             '"pdu", "unit", "phase"', 300, "last", "gt", 80, "2m", "page",
              "{{ $labels.pdu }} phase {{ $labels.phase }} carries over 80 % of its rating"),
     RuleSpec("hw-collector-silent", "Collector silent", "pipeline",
              'SELECT count("cycle_s") FROM "collector" WHERE $timeFilter GROUP BY "site", '

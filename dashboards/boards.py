@@ -146,7 +146,7 @@ def power() -> dashboard.Dashboard:
     d.with_panel(g.add(series("Site power (PDUs and meters)", "watt",
                               InfluxQL(site).alias("site")), 24, 8))
     load = (f'SELECT last("load_pct") AS "load" FROM "pdu_phase" WHERE $timeFilter AND '
-            f'{PDU_FILTER} GROUP BY "pdu", "phase"')
+            f'{PDU_FILTER} GROUP BY "pdu", "unit", "phase"')
     d.with_panel(g.add(grid_table("Phase load against breaker rating", InfluxQL(load),
                                   "percent").time_from(LIVE).thresholds(thresholds(
                                       (None, "green"), (80, "orange"), (90, "red"))), 12, 9))
@@ -158,11 +158,11 @@ def power() -> dashboard.Dashboard:
     d.with_panel(g.add(series("Power per PDU", "watt", InfluxQL(per_pdu).alias("$tag_pdu")),
                        12, 8))
     phase = (f'SELECT mean("current_a") FROM "pdu_phase" WHERE $timeFilter AND {PDU_FILTER} '
-             'GROUP BY time($__interval), "pdu", "phase"')
+             'GROUP BY time($__interval), "pdu", "unit", "phase"')
     d.with_panel(g.add(series("Phase current", "amp",
-                              InfluxQL(phase).alias("$tag_pdu $tag_phase")), 12, 8))
+                              InfluxQL(phase).alias("$tag_pdu $tag_unit $tag_phase")), 12, 8))
     outlets = (f'SELECT last("power_w") AS "W", last("energy_kwh") AS "kWh" FROM "pdu_outlet" '
-               f'WHERE $timeFilter AND {PDU_FILTER} GROUP BY "pdu", "outlet", "rig"')
+               f'WHERE $timeFilter AND {PDU_FILTER} GROUP BY "pdu", "unit", "outlet", "rig"')
     d.with_panel(g.add(grid_table("Outlets", InfluxQL(outlets)).time_from(LIVE), 24, 10))
     return d
 

@@ -212,6 +212,54 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _probe_target(args: argparse.Namespace) -> tuple[Config, Any]:
+    """The config and [[pdus]] entry to probe: from --config (secrets as configured), or
+    built from the flags."""
+    import os
+
+    from pydantic import SecretStr
+
+    from hashwatt.config import PduConfig, SiteConfig
+
+    host, _, port = args.address.rpartition(":") if args.address.count(":") == 1 else (
+        args.address, "", "")
+    if args.config:
+        cfg = _load(args.config)
+        found = [p for p in cfg.pdus if args.address in (p.id, p.address)]
+        if not found:
+            raise CliError(f"{args.config}: no [[pdus]] entry with id or address "
+                           f"{args.address!r}")
+        pdu = found[0].model_copy(update={"profile": args.profile or found[0].profile})
+        return cfg, pdu
+    if args.community is not None:
+        print("warning: --community is visible in the process list; prefer "
+              "--community-env NAME", file=sys.stderr)
+    community = (args.community if args.community is not None
+                 else os.environ.get(args.community_env, "public"))
+    try:
+        pdu = PduConfig(id="probe", address=host, port=int(port or args.port),
+                        community=SecretStr(community), snmp_version=args.snmp_version,
+                        profile=args.profile, timeout_s=args.timeout, retries=args.retries)
+    except ValueError as exc:
+        raise CliError(f"{args.address}: {str(exc).splitlines()[-1].strip()}") from None
+    return Config(site=SiteConfig(name="probe")), pdu
+
+
+def cmd_pdu_probe(args: argparse.Namespace) -> int:
+    """Poll one PDU once and print what it reports under its profile."""
+    import json
+
+    from collector.pdu.probe import probe, render
+
+    cfg, pdu = _probe_target(args)
+    reading, reason = asyncio.run(probe(cfg, pdu))
+    if args.json:
+        print(json.dumps({"reason": reason, **reading}, indent=2))
+    else:
+        print(render(pdu, reading, reason))
+    return 0 if reading["online"] else 1
+
+
 def cmd_discover(args: argparse.Namespace) -> int:
     """Scan networks for rigs; write or reconcile the inventory CSV."""
     from hashwatt.discover import DiscoverError, run
@@ -361,6 +409,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "xlsx", "json"], default="csv")
     p.add_argument("--output", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("pdu", help="PDU tools")
+    pdu_sub = p.add_subparsers(dest="pdu_command", required=True)
+    p = pdu_sub.add_parser("probe", help="show what a PDU reports under its profile")
+    p.add_argument("address", help="HOST or HOST:PORT (with --config: a [[pdus]] id or address)")
+    p.add_argument("--config", help="take the PDU's settings and secrets from this config")
+    p.add_argument("--port", type=int, default=161)
+    p.add_argument("--profile", help="a profile name instead of detection")
+    p.add_argument("--snmp-version", choices=["1", "2c"], default="2c")
+    p.add_argument("--community-env", default="HASHWATT_SNMP_COMMUNITY", metavar="NAME",
+                   help="environment variable holding the community (default: %(default)s, "
+                        "else 'public')")
+    p.add_argument("--community", help="the community itself (visible in the process list)")
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--retries", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print the reading as JSON")
+    p.set_defaults(func=cmd_pdu_probe)
 
     p = sub.add_parser("discover", help="find rigs on networks and write the inventory CSV")
     p.add_argument("cidr", nargs="+", help="networks (10.0.1.0/24) or single addresses")

@@ -165,6 +165,14 @@ class CollectorConfig(Strict):
     # readings wait here while the broker is away (relative to the config file)
     spool_path: Path = Path("hashwatt-spool.db")
     spool_max_messages: int = Field(1_000_000, ge=100)
+    # while the spool's disk refuses writes (full, read-only), readings wait in memory
+    spool_memory_max_messages: int = Field(20_000, ge=100)
+    # drills only: keep a copy of every spooled message (the `audit` table) to prove
+    # exactly-once storage against
+    spool_audit: bool = False
+    # a reading without a stored receipt while readings sent this much later have one was
+    # lost on the way (e.g. the broker had no subscriber then): it is sent again
+    resend_after_s: float = Field(60.0, ge=1)
 
     @model_validator(mode="after")
     def _deadline_fits(self) -> CollectorConfig:
@@ -182,6 +190,11 @@ class BridgeConfig(Strict):
     batch_size: int = Field(1000, ge=1, le=100_000)
     flush_interval_s: float = Field(1.0, gt=0, le=60)
     dead_letter_file: Path = Path("hashwatt-deadletters.jsonl")
+    # the dead-letter file is rotated at this size, keeping this many old files
+    dead_letter_max_bytes: int = Field(10 * 1024 * 1024, ge=4096)
+    dead_letter_keep: int = Field(3, ge=0, le=100)
+    # QoS 0 messages (outside the contract's QoS 1) waiting at most; more are dropped
+    max_qos0_queued: int = Field(10_000, ge=1)
     max_payload_bytes: int = Field(256 * 1024, ge=1024)
     max_clock_skew_s: float = Field(7 * 86400, gt=0)
     stats_interval_s: float = Field(10.0, gt=0)
@@ -254,6 +267,8 @@ class MeterConfig(Strict):
     map: str  # register map name, e.g. eastron_sdm630, schneider_pm5xxx
     rack: str = ""
     timeout_s: float = Field(2.0, gt=0, le=60)
+    # the prefix the meter is set to show energy with: "M" when an SDM630MCT shows MWh
+    energy_prefix: Literal["k", "M"] = "k"
 
 
 class InventoryConfig(Strict):
