@@ -25,6 +25,8 @@ DOCUMENTED: dict[str, dict[str, str]] = {
         "boards.board_temp_c": "Temperature as reported; pyasic rounds to whole degrees",
         "hashrate_ths": "MHS 1m, else HS RT (firmware without MHS 1m); pyasic reads MHS 1m only",
         "boards.hashrate_ths": "MHS 1m, else the current total shared out by MHS av",
+        "boards.chips": "Effective Chips as reported; pyasic's devs loop stops at the first "
+                        "board without MHS 1m, before it reads Effective Chips",
     },
     "AvalonPath": {
         "boards.hashrate_ths": "MGHS is the average since start: the current GHSspd is shared "

@@ -41,9 +41,9 @@ V3_PORT = 4433  # Whatsminer API v3
 GRPC_PORT = 50051  # Braiins OS+
 SLOTS_PER_RACK = 10
 # What a farm sends unless told otherwise: replies shaped like real firmware's, delivered in
-# LAN-sized segments. (Both stay off by default until the collector reads them: issue 11.)
-FIRMWARE_QUIRKS = False
-LAN_DELIVERY = False
+# LAN-sized segments (`--replies tidy` / `--delivery loopback` for the old behaviour).
+FIRMWARE_QUIRKS = True
+LAN_DELIVERY = True
 COLD_RACK = 5  # every fifth rack stands in an outdoor container in winter
 COLD_AMBIENT_C = -12.0
 
