@@ -31,9 +31,9 @@ from hashwatt.sim.wire import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MIX = ("s19pro", "m50", "a1246", "s21", "supra", "m30splus", "gamma")
-# every simulated family, stock models first: the demo's farm. (VNish joins once the
-# collector logs in with each firmware's own default password: VNish wants admin, not root.)
-EVERY_FAMILY_MIX = (*DEFAULT_MIX, "avalonq", "m60s", "luxos", "epic", "bosplus", "at2880")
+# every simulated family, stock models first: the demo's farm
+EVERY_FAMILY_MIX = (*DEFAULT_MIX, "avalonq", "m60s", "luxos", "vnish", "epic", "bosplus",
+                    "at2880")
 CUSTOMERS = ("acme-hosting", "blockfarm", "self")
 RPC_PORT = 4028
 WEB_PORT = 80
