@@ -41,8 +41,7 @@ class Publisher:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         path = cfg.collector.spool_path
-        self.spool = Spool(path if path.is_absolute() else cfg.source.parent / path,
-                           cfg.collector.spool_max_messages)
+        self.spool = Spool(cfg.state_path(path), cfg.collector.spool_max_messages)
         self.lock = threading.Lock()
         self.inflight: dict[int, int] = {}  # paho mid -> spool id
         # PUBACKs that beat the bookkeeping of their publish (paho may call back first)

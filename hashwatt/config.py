@@ -34,6 +34,7 @@ from hashwatt.tariff import TariffConfig
 
 log = logging.getLogger(__name__)
 
+DEFAULT_STATE_DIR = "/var/lib/hashwatt"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -102,13 +103,27 @@ class SiteConfig(Strict):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
 
 
+class MqttLogin(Strict):
+    """One role's MQTT identity (the broker's ACL tells collector and bridge users apart)."""
+
+    username: str
+    password: SecretSpec | None = None
+
+
+Role = Literal["collector", "bridge"]
+
+
 class MqttConfig(Strict):
-    """The MQTT broker."""
+    """The MQTT broker; `[mqtt.collector]` and `[mqtt.bridge]` give each role its own login
+    (the ACL lets a collector write its site's topics and the bridge read them), and
+    `username`/`password` serve any role without a table of its own."""
 
     host: Address = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
     username: str | None = None
     password: SecretSpec | None = None
+    collector: MqttLogin | None = None
+    bridge: MqttLogin | None = None
     topic_prefix: Id = "hashwatt"
     keepalive_s: int = Field(30, ge=5, le=3600)
     tls: bool = False
@@ -150,7 +165,7 @@ class CollectorConfig(Strict):
     reidentify_after: int = Field(3, ge=1, le=1000)
     # one RPC exchange per poll for firmware whose RPC carries everything; pyasic otherwise
     fast_paths: bool = True
-    # readings wait here while the broker is away (relative to the config file)
+    # readings wait here while the broker is away (a relative path is inside state_dir)
     spool_path: Path = Path("hashwatt-spool.db")
     spool_max_messages: int = Field(1_000_000, ge=100)
 
@@ -257,7 +272,30 @@ class Config(Strict):
     meters: list[MeterConfig] = []
     tariff: TariffConfig | None = None
     pdu_profiles_dir: Path | None = None
+    # where the spool and dead letters live (relative: to the config file); by default
+    # systemd's $STATE_DIRECTORY (StateDirectory=), else /var/lib/hashwatt
+    state_dir: Path | None = None
     source: Path = Field(Path("."), exclude=True)
+
+    def mqtt_login(self, role: Role) -> tuple[str | None, str | None]:
+        """The (username, password) a role logs in with: its own table, else [mqtt]'s."""
+        login = getattr(self.mqtt, role)
+        if login is not None:
+            return login.username, self.secret(login.password)
+        return self.mqtt.username, self.secret(self.mqtt.password)
+
+    def state_path(self, path: Path) -> Path:
+        """A state file's location: absolute as given, relative inside the state directory."""
+        return path if path.is_absolute() else self.state_directory() / path
+
+    def state_directory(self) -> Path:
+        """state_dir (relative to the config file), $STATE_DIRECTORY, or /var/lib/hashwatt."""
+        if self.state_dir is not None:
+            base = self.source.parent
+            return self.state_dir if self.state_dir.is_absolute() else base / self.state_dir
+        # systemd sets STATE_DIRECTORY for StateDirectory= (colon-separated when several)
+        from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(from_systemd or DEFAULT_STATE_DIR)
 
     def secret(self, spec: SecretSpec | None) -> str | None:
         """The plain value of a resolved secret (resolution happened at load)."""
@@ -410,8 +448,11 @@ def _resolve_secret(spec: SecretSpec | None, origin: str, key: str,
 
 def _resolve_secrets(cfg: Config, origin: str) -> Config:
     base = cfg.source.parent
+    roles = {role: login.model_copy(update={"password": _resolve_secret(
+        login.password, origin, f"mqtt.{role}.password", base)})
+        for role in ("collector", "bridge") if (login := getattr(cfg.mqtt, role)) is not None}
     mqtt = cfg.mqtt.model_copy(update={
-        "password": _resolve_secret(cfg.mqtt.password, origin, "mqtt.password", base)})
+        "password": _resolve_secret(cfg.mqtt.password, origin, "mqtt.password", base), **roles})
     influx = cfg.influxdb
     if influx is not None:
         influx = influx.model_copy(update={
@@ -425,9 +466,12 @@ def _resolve_secrets(cfg: Config, origin: str) -> Config:
 
 
 def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
+    mqtt = raw.get("mqtt", {})
     literal = [f"{section}.{key}" for section, key in
                (("mqtt", "password"), ("influxdb", "password"), ("influxdb", "token"))
                if isinstance(raw.get(section, {}).get(key), str)]
+    literal += [f"mqtt.{role}.password" for role in ("collector", "bridge")
+                if isinstance(mqtt.get(role), dict) and isinstance(mqtt[role].get("password"), str)]
     if literal and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("%s holds secrets (%s) and is readable by other users: chmod 600 it, "
                     "or use { env = \"NAME\" } / { file = \"path\" }", path, ", ".join(literal))
