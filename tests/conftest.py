@@ -119,7 +119,8 @@ def write_config(path: Path, *, mqtt_port: int, rigs: list[SimRig] | None = None
                  site: str = "testsite", pdus: list[SimPdu] | None = None) -> Path:
     """A config file for a test, rigs from a simulated farm."""
     # state (spool, dead letters) beside the config: each test has a folder of its own
-    lines = ['state_dir = "."\n', f'[site]\nname = "{site}"\ntimezone = "Europe/Berlin"\ncurrency = "EUR"\n',
+    lines = ['state_dir = "."\n',
+             f'[site]\nname = "{site}"\ntimezone = "Europe/Berlin"\ncurrency = "EUR"\n',
              f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n']
     if influx:
         lines.append(f"[influxdb]\n{influx}\n")
