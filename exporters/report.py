@@ -49,10 +49,10 @@ class Group:
 
 
 def ledger_rows(db: InfluxQL, site: str, start: dt.datetime, end: dt.datetime,
-                retention_policy: str) -> list[dict[str, Any]]:
-    """Every ledger row of the site in [start, end)."""
+                source: str = '"ledger"."energy_hourly"') -> list[dict[str, Any]]:
+    """Every ledger row of the site in [start, end) (source: InfluxConfig.ledger_source)."""
     query = (f'SELECT "kwh", "kwh_measured", "kwh_estimated", "cost", "coverage" FROM '
-             f'"{retention_policy}"."energy_hourly" WHERE time >= '
+             f'{source} WHERE time >= '
              f'{int(start.timestamp() * 1000)}ms AND time < {int(end.timestamp() * 1000)}ms '
              f'AND "site" = \'{site}\' GROUP BY "site", "customer", "rack", "rig", "pdu", '
              f'"outlet"')
@@ -109,8 +109,8 @@ def build_report(cfg: Config, db: InfluxQL, month: str, by: GroupBy) -> Report:
     """Read the ledger for the month and build the rounded report."""
     start, end = month_bounds(month, cfg.site.timezone)
     hours = int((end.timestamp() - start.timestamp()) // 3600)
-    rp = cfg.influxdb.ledger_retention_policy if cfg.influxdb else "ledger"
-    groups = group_rows(ledger_rows(db, cfg.site.name, start, end, rp), by)
+    source = cfg.influxdb.ledger_source() if cfg.influxdb else '"ledger"."energy_hourly"'
+    groups = group_rows(ledger_rows(db, cfg.site.name, start, end, source), by)
     columns = {"kwh": KWH, "kwh_measured": KWH, "kwh_estimated": KWH, "cost": MONEY}
     sums = {"kwh": [g.kwh for g in groups.values()],
             "kwh_measured": [g.measured for g in groups.values()],

@@ -38,6 +38,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create the InfluxDB 1.x database, retention policies and logins (idempotent)."""
+    from hashwatt.setup import apply, plan
+
+    cfg = _load(args.config)
+    try:
+        steps = apply(cfg.influxdb.url if cfg.influxdb else "",
+                      plan(cfg, args.reader, args.ops_reader, args.retention))
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    for line in steps:
+        print(f"ok: {line}")
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run a simulated farm."""
     from hashwatt.sim.farm import (
@@ -193,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("config")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("init", help="create the InfluxDB 1.x database, retention policies and "
+                                    "logins (idempotent)")
+    p.add_argument("config")
+    p.add_argument("--reader", action="append", default=[], metavar="USER:ENVVAR",
+                   help="a read-only login for Grafana (operations and ledger); the password "
+                        "is read from ENVVAR")
+    p.add_argument("--ops-reader", action="append", default=[], metavar="USER:ENVVAR",
+                   help="a read-only login for the wall screen: operations only, no ledger")
+    p.add_argument("--retention", default="8w", help="how long raw readings are kept")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("simulate", help="run a simulated farm on loopback addresses")
     p.add_argument("--rigs", type=int, default=50)

@@ -145,6 +145,16 @@ class InfluxConfig(Strict):
     # the hourly energy ledger: a retention policy kept forever (v1), or its own bucket (v2)
     ledger_retention_policy: str = "ledger"
     ledger_bucket: str = "hashwatt-ledger"
+    # v1: the ledger in a database of its own (its default retention policy) instead of a
+    # retention policy of `database`; access is granted per database (1.x) or bucket (2.x),
+    # so only then can a reader see operations without the invoices (README, "Who sees what")
+    ledger_database: str | None = None
+
+    def ledger_source(self) -> str:
+        """The ledger measurement as InfluxQL names it from a connection to `database`."""
+        if self.api == "v1" and self.ledger_database:
+            return f'"{self.ledger_database}".."energy_hourly"'
+        return f'"{self.ledger_retention_policy}"."energy_hourly"'
 
     @model_validator(mode="after")
     def _api_fields(self) -> InfluxConfig:

@@ -1,0 +1,107 @@
+"""`hashwatt init` against the real influxd 1.6.7 with auth-enabled = true: the first admin,
+the databases and retention policies, the bridge's login and read-only logins, twice (the
+second run changes nothing and still succeeds), and what each login may then do."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporters.report import ledger_rows
+from exporters.sinks import WriteUnavailable, make_sink
+from hashwatt.config import load_config
+from hashwatt.influxql import InfluxQL, InfluxQLError
+from hashwatt.services import Influxd
+
+SECRETS = {"HASHWATT_INFLUX_ADMIN_USER": "admin", "HASHWATT_INFLUX_ADMIN_PASSWORD": "adm1n-S3cret",
+           "T_WRITER": "wr1ter-S3cret", "T_GRAFANA": "gr4fana-S3cret", "T_WALL": "w4ll-S3cret"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    influxd = Influxd(tmp_path_factory.mktemp("init-influxd"), auth=True).start()
+    yield influxd
+    influxd.stop()
+
+
+def write_config(path: Path, url: str) -> Path:
+    path.write_text('state_dir = "."\n[site]\nname = "north"\n'
+                    f'[influxdb]\nurl = "{url}"\ndatabase = "hashwatt"\n'
+                    'ledger_database = "hashwatt_ledger"\nusername = "hashwatt-bridge"\n'
+                    'password = { env = "T_WRITER" }\n')
+    path.chmod(0o600)
+    return path
+
+
+def run_init(config: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", **SECRETS}
+    return subprocess.run([sys.executable, "-m", "hashwatt.cli", "init", str(config),
+                           "--reader", "hashwatt-grafana:T_GRAFANA",
+                           "--ops-reader", "hashwatt-wall:T_WALL"],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_init_sets_up_an_auth_enabled_server_twice_and_every_login_gets_its_access(
+        server: Influxd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_config(tmp_path / "hashwatt.toml", server.url)
+    first = run_init(config)
+    assert first.returncode == 0, first.stderr
+    again = run_init(config)  # idempotent: same output, no error
+    assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
+    passwords = [v for k, v in SECRETS.items() if k != "HASHWATT_INFLUX_ADMIN_USER"]
+    assert not any(p in first.stdout + first.stderr for p in passwords)
+
+    admin = InfluxQL(server.url, "", "admin", SECRETS["HASHWATT_INFLUX_ADMIN_PASSWORD"])
+    policies = {(r["name"], r["duration"], r["default"])
+                for r in admin.rows('SHOW RETENTION POLICIES ON "hashwatt"')}
+    assert ("raw", "1344h0m0s", True) in policies  # 8 weeks = 56 x 24 h
+    assert {(r["name"], r["duration"], r["default"]) for r in admin.rows(
+        'SHOW RETENTION POLICIES ON "hashwatt_ledger"')} >= {("forever", "0s", True)}
+
+    # the bridge writes readings and the ledger through the sinks the config makes
+    monkeypatch.setenv("T_WRITER", SECRETS["T_WRITER"])
+    cfg = load_config(config)
+    hour = int(time.time()) // 3600 * 3600 - 3600  # inside the 8-week policy
+    make_sink(cfg).write(f"rig,site=north,rig=r1 up=1i {hour * 1000}\n".encode())
+    make_sink(cfg, ledger=True).write(
+        f"energy_hourly,site=north,customer=acme,rig=r1 kwh=3.25,kwh_measured=3.25,"
+        f"kwh_estimated=0,cost=0.39,coverage=1 {hour * 1000}\n".encode())
+    start = dt.datetime.fromtimestamp(hour, dt.UTC)
+    end = start + dt.timedelta(hours=1)
+    grafana = InfluxQL(server.url, "hashwatt", "hashwatt-grafana", SECRETS["T_GRAFANA"])
+    assert [r["kwh"] for r in ledger_rows(grafana, "north", start, end,
+                                          cfg.influxdb.ledger_source())] == [3.25]  # type: ignore[union-attr]
+    assert grafana.rows('SELECT "up" FROM "rig"')[0]["up"] == 1
+
+    # the wall screen's login reads operations and nothing else
+    wall = InfluxQL(server.url, "hashwatt", "hashwatt-wall", SECRETS["T_WALL"])
+    assert wall.rows('SELECT "up" FROM "rig"')[0]["up"] == 1
+    with pytest.raises(InfluxQLError, match="not authorized"):
+        wall.rows('SELECT * FROM "hashwatt_ledger".."energy_hourly"')
+    with pytest.raises(InfluxQLError, match="not authorized"):
+        InfluxQL(server.url, "hashwatt_ledger", "hashwatt-wall", SECRETS["T_WALL"]).rows(
+            'SELECT * FROM "energy_hourly"')
+    # readers cannot write
+    from exporters.sinks import InfluxV1Sink
+
+    with pytest.raises(WriteUnavailable, match="HTTP 403"):
+        InfluxV1Sink(server.url, "hashwatt", "hashwatt-grafana", SECRETS["T_GRAFANA"]).write(
+            f"rig,site=north,rig=evil up=0i {hour * 1000}\n".encode())
+
+
+def test_init_without_admin_credentials_says_so_in_one_line(
+        server: Influxd, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "hashwatt.toml", server.url)
+    result = subprocess.run([sys.executable, "-m", "hashwatt.cli", "init", str(config)],
+                            env={"PATH": "/usr/bin:/bin", "T_WRITER": "x"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: hashwatt init: the server requires authentication: set "
+        "HASHWATT_INFLUX_ADMIN_USER and HASHWATT_INFLUX_ADMIN_PASSWORD"]
