@@ -12,6 +12,7 @@ from dashboards.common import (
     RIG_FILTER,
     Grid,
     big_stat,
+    coloured,
     currency_variable,
     fleet_variables,
     grid_table,
@@ -21,7 +22,7 @@ from dashboards.common import (
     thresholds,
     transform,
 )
-from dashboards.influxql import DATASOURCE, InfluxQL
+from dashboards.influxql import DATASOURCE, LEDGER, InfluxQL
 
 LAST_PER_RIG = 'FROM "rig" WHERE $timeFilter AND {filter} GROUP BY "rig"'
 
@@ -39,8 +40,12 @@ COST_PER_HOUR = 'SELECT sum("c") FROM ' + per_rig('last("cost_per_h") AS "c"')
 RIGS_ONLINE = 'SELECT sum("u") AS "online" FROM ' + per_rig('last("up") AS "u"')
 RIGS_OFFLINE = ('SELECT count("u") - sum("u") AS "offline" FROM '
                 + per_rig('last("up") AS "u"'))
-RIGS_HOT = ('SELECT count("m") AS "hot" FROM ' + per_rig('last("temp_margin_c") AS "m"')
-            + ' WHERE "m" < 5')
+# count() of nothing is no row at all, and a stat drops a query without rows: a union with
+# a 0 per live rig keeps "hot" on the screen as 0 when no rig is hot
+RIGS_HOT = ('SELECT sum("hot") AS "hot" FROM '
+            '(SELECT count("m") AS "hot" FROM ' + per_rig('last("temp_margin_c") AS "m"')
+            + ' WHERE "m" < 5), (SELECT count("u") * 0 AS "hot" FROM '
+            + per_rig('last("up") AS "u"') + ')')
 COST_TODAY = ('SELECT sum("c") FROM (SELECT mean("cost_per_h") AS "c" FROM "rig" WHERE '
               f'$timeFilter AND {RIG_FILTER} GROUP BY time(1h), "rig")')
 
@@ -64,7 +69,8 @@ def farm_overview(currency: str) -> dashboard.Dashboard:
     d.with_panel(g.add(big_stat("Cost today ($currency)", "none", InfluxQL(COST_TODAY),
                                 decimals=2).time_from("now/d"), 6, 5))
     d.with_panel(g.add(big_stat(
-        "Rigs", "none", InfluxQL(RIGS_ONLINE), InfluxQL(RIGS_OFFLINE), InfluxQL(RIGS_HOT),
+        "Rigs", "none", InfluxQL(RIGS_ONLINE).alias("online"),
+        InfluxQL(RIGS_OFFLINE).alias("offline"), InfluxQL(RIGS_HOT).alias("hot"),
         decimals=0, steps=((None, "blue"),)).time_from(LIVE), 18, 5))
     d.with_panel(g.add(rack_heat_map().time_from(LIVE), 24, 9))
     d.with_panel(g.add(top_table("Hottest rigs", "temp_max_c", "celsius"), 12, 9))
@@ -86,7 +92,7 @@ def rack_heat_map() -> table.Panel:
     """Racks as rows, slots as columns, cells coloured by the hottest chip."""
     query = InfluxQL(f'SELECT last("temp_max_c") AS "temp" FROM "rig" WHERE $timeFilter AND '
                      f'{RIG_FILTER} GROUP BY "rack", "slot"')
-    return (grid_table("Racks and slots: hottest chip (°C)", query, "celsius")
+    return (coloured(grid_table("Racks and slots: hottest chip (°C)", query, "celsius"))
             .with_transformation(transform("groupingToMatrix", rowField="rack",
                                            columnField="slot", valueField="temp"))
             .thresholds(thresholds((None, "green"), (80, "yellow"), (90, "red"))))
@@ -96,7 +102,7 @@ def top_table(title: str, field: str, unit: str) -> table.Panel:
     """The ten rigs with the highest latest value of field."""
     query = InfluxQL(f'SELECT top("v", "rig", 10) AS "{field}" FROM '
                      + per_rig(f'last("{field}") AS "v"'))
-    return grid_table(title, query, unit).time_from(LIVE).thresholds(
+    return coloured(grid_table(title, query, unit)).time_from(LIVE).thresholds(
         thresholds((None, "green"), (85, "red")) if unit == "celsius"
         else thresholds((None, "green"), (30, "red")))
 
@@ -168,23 +174,29 @@ def power() -> dashboard.Dashboard:
 
 
 def finance(currency: str) -> dashboard.Dashboard:
-    """Month totals from the hourly energy ledger, as a table that downloads as CSV."""
+    """Month totals from the hourly energy ledger, as a table that downloads as CSV.
+
+    Every query, the Site variable's too, goes to the ledger's own data source: on 2.x the
+    ledger is a bucket of its own and the operations database's default mapping would find
+    nothing there."""
     d = new_dashboard("hashwatt-finance", "Finance", ["finance"], refresh="",
                       time_from="now/M")
-    d.with_variable(tag_variable("site", "energy_hourly")).with_variable(
+    d.with_variable(tag_variable("site", "energy_hourly", datasource=LEDGER)).with_variable(
         currency_variable(currency)).with_variable(
         dashboard.CustomVariable("by").label("Per").values("customer,site,rack,rig")
         .current(model.VariableOption(text="customer", value="customer", selected=True)))
     g = Grid()
-    ledger = ('FROM "ledger"."energy_hourly" WHERE $timeFilter AND "site" =~ /^$site$/ '
+    ledger = ('FROM "energy_hourly" WHERE $timeFilter AND "site" =~ /^$site$/ '
               'GROUP BY "$by"')
     totals = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)", '
               f'mean("coverage") AS "coverage" {ledger}')
-    d.with_panel(g.add(grid_table("kWh and cost for the chosen month", InfluxQL(totals))
+    d.with_panel(g.add(grid_table("kWh and cost for the chosen month",
+                                  InfluxQL(totals, LEDGER), datasource=LEDGER)
                        .with_transformation(transform("merge")), 24, 12))
     split = ('SELECT sum("kwh_measured") AS "measured kWh", sum("kwh_estimated") AS '
              f'"estimated kWh" {ledger}')
-    d.with_panel(g.add(grid_table("Measured and estimated kWh", InfluxQL(split)), 24, 10))
+    d.with_panel(g.add(grid_table("Measured and estimated kWh", InfluxQL(split, LEDGER),
+                                  datasource=LEDGER), 24, 10))
     return d
 
 

@@ -21,9 +21,9 @@ from hashwatt.config import Config, ConfigError, load_config
 log = logging.getLogger("hashwatt")
 
 
-def _load(path: str) -> Config:
+def _load(path: str, role: str | None = None) -> Config:
     try:
-        return load_config(path)
+        return load_config(path, role)
     except ConfigError as exc:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
@@ -42,7 +42,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     """Create the InfluxDB 1.x database, retention policies and logins (idempotent)."""
     from hashwatt.setup import apply, plan
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, "influxdb")
     try:
         steps = apply(cfg.influxdb.url if cfg.influxdb else "",
                       plan(cfg, args.reader, args.ops_reader, args.retention))
@@ -113,7 +113,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     if args.workers > 1:
         return _run_workers(args)
-    cfg = _load(args.config)
+    cfg = _load(args.config, "collector")
     if args.shard:
         from hashwatt.config import shard
 
@@ -131,7 +131,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     """Run the MQTT → InfluxDB bridge."""
     from exporters.bridge import run_bridge
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, "bridge")
     stop = threading.Event()
     _on_signals(lambda: stop.set())
     ready = Path(args.ready_file) if args.ready_file else None
@@ -151,7 +151,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 
     from exporters.ledger import rollup
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, "influxdb")
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)
         start, end = (dt.datetime.fromisoformat(d).replace(tzinfo=zone).timestamp()
@@ -168,7 +168,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Print (or write) a monthly energy report."""
     from exporters.report import energy_report, render
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, "influxdb")
     report = energy_report(cfg, args.month, args.by)
     data = render(report, args.format, Path(args.output) if args.output else None)
     if not args.output:

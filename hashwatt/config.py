@@ -456,20 +456,36 @@ def _resolve_secret(spec: SecretSpec | None, origin: str, key: str,
         raise ConfigError([f"{origin}: {key}.file: cannot read {path}: {exc.strerror}"]) from None
 
 
-def _resolve_secrets(cfg: Config, origin: str) -> Config:
+# what each command reads: a process resolves (and is given) only its own secrets, so one
+# config serves every role while each service's environment holds its own passwords only
+NEEDS: dict[str, frozenset[str]] = {
+    "collector": frozenset({"mqtt.collector", "pdus"}),
+    "bridge": frozenset({"mqtt.bridge", "influxdb"}),
+    "influxdb": frozenset({"influxdb"}),
+}
+EVERYTHING = frozenset({"mqtt.collector", "mqtt.bridge", "influxdb", "pdus"})
+
+
+def _resolve_secrets(cfg: Config, origin: str, needs: frozenset[str] = EVERYTHING) -> Config:
     base = cfg.source.parent
-    roles = {role: login.model_copy(update={"password": _resolve_secret(
-        login.password, origin, f"mqtt.{role}.password", base)})
+
+    def resolve(spec: SecretSpec | None, key: str, needed: bool) -> SecretStr | None:
+        return _resolve_secret(spec, origin, key, base) if needed else None
+
+    roles = {role: login.model_copy(update={"password": resolve(
+        login.password, f"mqtt.{role}.password", f"mqtt.{role}" in needs)})
         for role in ("collector", "bridge") if (login := getattr(cfg.mqtt, role)) is not None}
+    # [mqtt] username/password serve every role that has no table of its own
+    shared = any(f"mqtt.{role}" in needs and role not in roles for role in ("collector", "bridge"))
     mqtt = cfg.mqtt.model_copy(update={
-        "password": _resolve_secret(cfg.mqtt.password, origin, "mqtt.password", base), **roles})
+        "password": resolve(cfg.mqtt.password, "mqtt.password", shared), **roles})
     influx = cfg.influxdb
     if influx is not None:
         influx = influx.model_copy(update={
-            "password": _resolve_secret(influx.password, origin, "influxdb.password", base),
-            "token": _resolve_secret(influx.token, origin, "influxdb.token", base)})
+            key: resolve(getattr(influx, key), f"influxdb.{key}", "influxdb" in needs)
+            for key in ("password", "token")})
     pdus = [pdu.model_copy(update={
-        key: _resolve_secret(getattr(pdu, key), origin, f"pdus[{i}].{key}", base)
+        key: resolve(getattr(pdu, key), f"pdus[{i}].{key}", "pdus" in needs)
         for key in ("community", "v3_auth_key", "v3_priv_key")})
         for i, pdu in enumerate(cfg.pdus)]
     return cfg.model_copy(update={"mqtt": mqtt, "influxdb": influx, "pdus": pdus})
@@ -506,8 +522,10 @@ def shard(cfg: Config, index: int, count: int) -> Config:
         "meters": [m for m in cfg.meters if mine(m.id)]})
 
 
-def load_config(path: Path | str) -> Config:
-    """Read, validate and resolve a config file; raise ConfigError listing every problem."""
+def load_config(path: Path | str, role: str | None = None) -> Config:
+    """Read, validate and resolve a config file; raise ConfigError listing every problem.
+    With a role ("collector", "bridge", "influxdb"), only that role's secrets are resolved
+    (the others are left unset), so its environment need not hold anybody else's."""
     path = Path(path)
     raw = _read_toml(path)
     try:
@@ -524,4 +542,4 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError(problems)
     _warn_plain_secrets(path, raw)
     cfg = cfg.model_copy(update={"rigs": [r for _, r in rigs]})
-    return _resolve_secrets(cfg, str(path))
+    return _resolve_secrets(cfg, str(path), NEEDS[role] if role else EVERYTHING)
