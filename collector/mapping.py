@@ -70,7 +70,7 @@ def _power(data: Any, model: str, outlet_w: float | None) -> tuple[float | None,
     """Wall power from the PDU outlet beats the miner's figure, which beats nominal."""
     if outlet_w is not None:
         return float(outlet_w), "pdu"
-    if data.wattage is not None and data.wattage > 0:
+    if data.wattage is not None and data.wattage > 0:  # 0 W from a hashing rig is unknown
         return float(data.wattage), "miner"
     info = lookup(model)
     if info is not None:
@@ -78,18 +78,37 @@ def _power(data: Any, model: str, outlet_w: float | None) -> tuple[float | None,
     return None, None
 
 
-def _hottest(boards: list[dict[str, Any]]) -> float | None:
-    temps = [b["chip_temp_c"] or b["board_temp_c"] for b in boards]
+def _hottest(data: Any, boards: list[dict[str, Any]]) -> float | None:
+    """The hottest sensor: the firmware's own per-sensor maximum where the fast path read one
+    (four sensors per Antminer chain), else the hottest board figure."""
+    hottest = _temp(getattr(data, "temp_max", None))
+    if hottest is not None:
+        return hottest
+    temps = [b["chip_temp_c"] if b["chip_temp_c"] is not None else b["board_temp_c"]
+             for b in boards]
     present = [t for t in temps if t is not None]
     return max(present) if present else None
 
 
+def answered(data: Any) -> bool:
+    """Whether the rig gave any figure at all (pyasic's get_data swallows every failure and
+    returns empty data): a rig that answers is online, whatever it left out."""
+    if any(getattr(data, name, None) is not None
+           for name in ("hashrate", "expected_hashrate", "wattage", "uptime", "env_temp")):
+        return True
+    if any(f.speed is not None for f in data.fans or []):
+        return True
+    return any(b.hashrate is not None or b.chips or b.chip_temp or b.temp
+               for b in data.hashboards or [])
+
+
 def reading_from_miner(origin: Origin, data: Any) -> dict[str, Any]:
-    """Map one `MinerData` to a reading; no hashrate at all means the rig did not answer."""
+    """Map one `MinerData` (or fast-path telemetry) to a reading. Unknown figures stay None;
+    a rig that gave nothing at all did not answer."""
     model = origin.rig.model or str(data.model or "")
-    hashrate = _ths(data.hashrate)
-    if hashrate is None:
+    if not answered(data):
         return offline_reading(origin, "miner returned no data", str(data.make or ""), model)
+    hashrate = _ths(data.hashrate)
     boards = _boards(data)
     power_w, source = _power(data, model, origin.outlet_w)
     info = lookup(model)
@@ -98,14 +117,14 @@ def reading_from_miner(origin: Origin, data: Any) -> dict[str, Any]:
         "make": str(data.make or ""), "model": model,
         "firmware": str(data.firmware or ""), "hashrate_ths": hashrate,
         "expected_hashrate_ths": _ths(data.expected_hashrate),
-        "power_w": power_w, "power_source": source, "temp_max_c": _hottest(boards),
+        "power_w": power_w, "power_source": source, "temp_max_c": _hottest(data, boards),
         "temp_limit_c": info.temp_limit_c if info else None,
         "nominal_efficiency_j_th": round(info.nominal_w / info.nominal_ths, 3) if info else None,
         "env_temp_c": _temp(data.env_temp),
         "fans_rpm": [int(f.speed) for f in data.fans or [] if f.speed is not None],
         "boards": boards, "boards_total": data.expected_hashboards,
         "uptime_s": int(data.uptime) if data.uptime is not None else None,
-        "errors": [_error_text(e) for e in data.errors or []][:32],
+        "errors": [_error_text(e) for e in data.errors or []][:32],  # unknown errors: none listed
     })
     return reading
 

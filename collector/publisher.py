@@ -53,6 +53,7 @@ class Publisher:
         self.wake, self.stopping = threading.Event(), threading.Event()
         self.sender = threading.Thread(target=self._send_loop, daemon=True, name="spool-sender")
         self.last_stats: dict[str, Any] | None = None
+        self.broker_lost = False  # logged once when lost, once when regained
 
     def _status(self, state: str, stats: dict[str, Any] | None = None) -> str:
         doc: dict[str, Any] = {"schema": SCHEMA_VERSION, "kind": "collector",
@@ -67,6 +68,14 @@ class Publisher:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
                     reason_code: mqtt.ReasonCode, properties: Any) -> None:
         self.waiter.on_connect(reason_code)
+        broker = f"{self.cfg.mqtt.host}:{self.cfg.mqtt.port}"
+        if reason_code.is_failure:
+            log.warning("broker %s refused the connection: %s", broker, reason_code)
+        elif self.broker_lost:
+            self.broker_lost = False
+            log.info("broker %s regained: spooled readings go out now", broker)
+        else:
+            log.info("connected to broker %s", broker)
         if not reason_code.is_failure:
             client.publish(self.status, self._status("online", self.last_stats), qos=1,
                            retain=True)
@@ -74,6 +83,10 @@ class Publisher:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
                        reason_code: mqtt.ReasonCode, properties: Any) -> None:
+        if not self.broker_lost and not self.stopping.is_set():
+            self.broker_lost = True
+            log.warning("lost the broker %s:%d (%s): readings wait in the spool until it is back",
+                        self.cfg.mqtt.host, self.cfg.mqtt.port, reason_code)
         with self.lock:  # resend everything unacknowledged, in order, once reconnected
             self.inflight.clear()
             self.early.clear()

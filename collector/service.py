@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from collector.diagnose import diagnose, is_silent, login_refused
+from collector.events import StateLog
 from collector.mapping import Origin, offline_reading
 from collector.meters.source import MeterSource
 from collector.pdu.source import PduSource
@@ -45,16 +47,30 @@ class Cycle:
 
 
 async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> dict[str, Any]:
-    """Poll one rig under a hard deadline: a hung rig costs its own deadline and no more."""
+    """Poll one rig under a hard deadline: a hung rig costs its own deadline and no more;
+    a silent rig's reason says whether it is hung, dead or refusing our login."""
     try:
-        return await asyncio.wait_for(source.poll(origin), deadline_s)
+        reading = await asyncio.wait_for(source.poll(origin), deadline_s)
     except TimeoutError:
         source.failed(origin.rig.id)
-        return offline_reading(origin, f"no reply within {deadline_s:g} s")
+        reading = offline_reading(origin, f"no reply within {deadline_s:g} s")
     except Exception as exc:  # a bug for one rig must not end the cycle for all
         log.exception("rig %s: unexpected error while polling", origin.rig.id)
         source.failed(origin.rig.id)
         return offline_reading(origin, f"collector error: {type(exc).__name__}")
+    if not reading["online"]:
+        reading["error"] = await explain_offline(origin.rig.address, reading.get("error"),
+                                                 min(1.0, deadline_s / 2))
+    return reading
+
+
+async def explain_offline(address: str, error: str | None, timeout_s: float) -> str | None:
+    """Hung, dead or login refused: the reason an operator can act on."""
+    if error is None:
+        return None
+    if is_silent(error):
+        return (await diagnose(address, error, timeout_s))[:512]
+    return login_refused(error) or error
 
 
 OutletPower = dict[tuple[str, int], float]
@@ -69,7 +85,8 @@ class PowerSource(Protocol):
 
 
 async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
-                    meters: PowerSource | None = None) -> tuple[OutletPower, int]:
+                    meters: PowerSource | None = None,
+                    states: StateLog | None = None) -> tuple[OutletPower, int]:
     """Poll every PDU and meter under the deadline; return outlet power by (pdu, outlet)
     and how many answered."""
     semaphore = asyncio.Semaphore(cfg.collector.concurrency)
@@ -87,18 +104,23 @@ async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
                            "site": cfg.site.name, "pdu": pdu.id, "collector": cfg.collector.id,
                            "online": False,
                            "error": f"no reply within {cfg.collector.deadline_s:g} s"}
+        if states is not None:
+            states.pdu(reading)
         publish(reading)
         return reading
 
     readings = await asyncio.gather(*(one(device, src) for device, src in devices))
+    # only outlets the inventory maps (on a daisy chain, the master unit's): a link unit's
+    # outlet 3 must not overwrite the master's outlet 3
     power = {(r["pdu"], o["outlet"]): o["power_w"] for r in readings if r["online"]
-             for o in r["outlets"] if o.get("power_w") is not None}
+             for o in r["outlets"] if o.get("power_w") is not None and o.get("rig")}
     return power, sum(1 for r in readings if r["online"])
 
 
 async def run_cycle(cfg: Config, source: RigSource, publish: Any,
                     rigs: list[RigConfig] | None = None,
-                    outlet_power: OutletPower | None = None) -> dict[str, Any]:
+                    outlet_power: OutletPower | None = None,
+                    states: StateLog | None = None) -> dict[str, Any]:
     """Poll every rig once with bounded concurrency; publish each reading as it arrives."""
     rigs = cfg.rigs if rigs is None else rigs
     outlet_power = outlet_power or {}
@@ -118,6 +140,8 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
             cycle.timeout += 1
         else:
             cycle.failed += 1
+        if states is not None:
+            states.rig(reading)
         publish(reading)
         cycle.published += 1
 
@@ -138,6 +162,7 @@ async def run_collector(cfg: Config, cycles: int | None = None,
     publisher = Publisher(cfg)
     await asyncio.to_thread(publisher.start)
     overruns, done = 0, 0
+    states = StateLog()
     log.info("collector %s: %d rigs every %g s", cfg.collector.id, len(cfg.rigs),
              cfg.collector.interval_s)
     try:
@@ -145,15 +170,16 @@ async def run_collector(cfg: Config, cycles: int | None = None,
             started = time.monotonic()
             # PDUs first: each rig's reading then carries its outlet's power of this cycle
             outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_reading,
-                                                    meter_source)
+                                                    meter_source, states)
             stats = await run_cycle(cfg, source, publisher.publish_reading,
-                                    outlet_power=outlet_power)
+                                    outlet_power=outlet_power, states=states)
             stats.update({"pdus_total": len(cfg.pdus) + len(cfg.meters), "pdus_ok": pdus_ok,
                           **publisher.spool_stats()})
             done += 1
             spare = cfg.collector.interval_s - (time.monotonic() - started)
             overruns += spare < 0
             publisher.publish_stats({**stats, "overruns": overruns})
+            states.cycle(stats, cfg.collector.interval_s)
             if cycles is None or done < cycles:
                 await asyncio.sleep(max(spare, 0))
     finally:

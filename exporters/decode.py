@@ -116,7 +116,7 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
             ("nominal_efficiency_j_th", r.nominal_efficiency_j_th),
             ("env_temp_c", r.env_temp_c),
             ("fan_min_rpm", min(r.fans_rpm) if r.fans_rpm else None),
-            ("boards_ok", sum(1 for b in r.boards if b.hashrate_ths) if r.online else None),
+            ("boards_ok", _boards_ok(r)),
             ("boards_total", r.boards_total), ("uptime_s", r.uptime_s),
             ("errors", "; ".join(r.errors)[:1024] if r.errors else None)):
         if value is not None:
@@ -125,6 +125,13 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
         fields.update(_float_fields(pricing(r.ts_ms, r.power_w, tariff)))
     text = tag_text(tags)
     return [Point("rig", tags, fields, r.ts_ms, text), *_board_points(r, tags, text)]
+
+
+def _boards_ok(r: RigReading) -> int | None:
+    """Boards hashing; None (unknown) when no board's hashrate is known: a 0 would fire
+    "hashboard lost" for a rig whose boards were simply not read."""
+    known = [b.hashrate_ths for b in r.boards if b.hashrate_ths is not None]
+    return sum(1 for h in known if h > 0) if r.online and known else None
 
 
 def _efficiency(r: RigReading) -> float | None:
@@ -172,14 +179,16 @@ def pdu_points(r: PduReading, tariff: Tariff | None = None) -> list[Point]:
             "current_a": ph.current_a, "voltage_v": ph.voltage_v, "power_w": ph.power_w,
             "rating_a": ph.rating_a, "load_pct": load})
         if phase_fields:
-            points.append(Point("pdu_phase", {**tags, "phase": ph.phase}, phase_fields, r.ts_ms))
+            phase_tags = {**tags, "phase": ph.phase, **({"unit": ph.unit} if ph.unit else {})}
+            points.append(Point("pdu_phase", phase_tags, phase_fields, r.ts_ms))
     for o in r.outlets:
         outlet_fields = _float_fields({
             "power_w": o.power_w, "current_a": o.current_a, "voltage_v": o.voltage_v,
             "energy_kwh": o.energy_kwh, "energy_reset": o.energy_reset,
             **pricing(r.ts_ms, o.power_w, tariff)})
         outlet_tags = {**tags, "outlet": str(o.outlet), "outlet_name": o.name,
-                       "rig": o.rig or "", "customer": o.customer}
+                       "rig": o.rig or "", "customer": o.customer,
+                       **({"unit": o.unit} if o.unit else {})}
         points.append(Point("pdu_outlet", outlet_tags, outlet_fields, r.ts_ms))
     return points
 

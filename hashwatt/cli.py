@@ -14,7 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hashwatt.config import Config, ConfigError, load_config
 
@@ -30,11 +30,23 @@ def _load(path: str, role: str | None = None) -> Config:
         raise SystemExit(2) from None
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def summary(cfg: Config) -> str:
+    """One line: what the config holds."""
+    muted = sum(1 for r in cfg.rigs if r.maintenance)
+    rigs = _plural(len(cfg.rigs), "rig") + (f" ({muted} in maintenance)" if muted else "")
+    return (f"site {cfg.site.name}, {rigs}, {_plural(len(cfg.pdus), 'PDU')}, "
+            f"{_plural(len(cfg.meters), 'meter')}, "
+            f"influxdb {cfg.influxdb.api if cfg.influxdb else 'not configured'}")
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file without running anything."""
     cfg = _load(args.config)
-    print(f"{args.config}: ok: site {cfg.site.name}, {len(cfg.rigs)} rigs, "
-          f"influxdb {cfg.influxdb.api if cfg.influxdb else 'not configured'}")
+    print(f"{args.config}: ok: {summary(cfg)}")
     return 0
 
 
@@ -67,6 +79,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     from hashwatt.sim.model import Scenario
     from hashwatt.sim.pdus import pdus_for
+    from hashwatt.sim.wire import LOOPBACK, Delivery
 
     scenarios = {}
     for item in args.scenario:
@@ -81,6 +94,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     state = Path(args.state_dir or tempfile.mkdtemp(prefix="hashwatt-farm-"))
     farm = Farm(rigs, seed=args.seed, tick_s=args.tick, frozen=args.frozen, pdus=pdus,
                 state_dir=state)
+    if args.replies:
+        farm.quirks = args.replies == "firmware"
+    if args.delivery:
+        farm.delivery = Delivery() if args.delivery == "lan" else LOOPBACK
     ready = Path(args.ready_file) if args.ready_file else None
     try:
         _run_async(run_farm(farm, args.control_port, ready, args.duration))
@@ -154,25 +171,126 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     cfg = _load(args.config, "influxdb")
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)
-        start, end = (dt.datetime.fromisoformat(d).replace(tzinfo=zone).timestamp()
-                      for d in args.backfill)
+        try:
+            start, end = (dt.datetime.fromisoformat(d).replace(tzinfo=zone).timestamp()
+                          for d in args.backfill)
+        except ValueError as exc:
+            raise CliError(f"--backfill {' '.join(args.backfill)}: {exc}") from None
+        if end <= start:
+            raise CliError(f"--backfill {' '.join(args.backfill)}: FROM must be before TO")
+        rows = _backfill(cfg, int(start), int(end))
     else:
         end = time.time() // 3600 * 3600
         start = end - args.hours * 3600
-    rows = rollup(cfg, int(start), int(end))
+        rows = rollup(cfg, int(start), int(end))
     print(f"ledger: {rows} hourly rows written")
     return 0
+
+
+def _backfill(cfg: Config, start: int, end: int) -> int:
+    """The ledger day by day (the rollup's own chunk), with progress: months take a while."""
+    from exporters.ledger import rollup
+    from hashwatt.progress import Progress
+
+    day = 86400
+    start -= start % 3600
+    chunks = [(a, min(a + day, end)) for a in range(start, end, day)]
+    rows = 0
+    logging.getLogger("exporters.ledger").setLevel(logging.WARNING)  # progress says it
+    with Progress("backfill", len(chunks), "days") as progress:
+        for a, b in chunks:
+            rows += rollup(cfg, a, b)
+            progress.advance(note=f"{rows} rows")
+    return rows
+
+
+def _output_path(value: str | None) -> Path | None:
+    """An output file whose folder exists (checked before any long work)."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_dir():
+        raise CliError(f"--output {value}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise CliError(f"--output {value}: the folder {path.parent} does not exist")
+    return path
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Print (or write) a monthly energy report."""
     from exporters.report import energy_report, render
 
+    _output_path(args.output)
     cfg = _load(args.config, "influxdb")
     report = energy_report(cfg, args.month, args.by)
     data = render(report, args.format, Path(args.output) if args.output else None)
     if not args.output:
         sys.stdout.buffer.write(data)
+    return 0
+
+
+def _probe_target(args: argparse.Namespace) -> tuple[Config, Any]:
+    """The config and [[pdus]] entry to probe: from --config (secrets as configured), or
+    built from the flags."""
+    import os
+
+    from pydantic import SecretStr
+
+    from hashwatt.config import PduConfig, SiteConfig
+
+    host, _, port = args.address.rpartition(":") if args.address.count(":") == 1 else (
+        args.address, "", "")
+    if args.config:
+        cfg = _load(args.config, "collector")
+        found = [p for p in cfg.pdus if args.address in (p.id, p.address)]
+        if not found:
+            raise CliError(f"{args.config}: no [[pdus]] entry with id or address "
+                           f"{args.address!r}")
+        pdu = found[0].model_copy(update={"profile": args.profile or found[0].profile})
+        return cfg, pdu
+    if args.community is not None:
+        print("warning: --community is visible in the process list; prefer "
+              "--community-env NAME", file=sys.stderr)
+    community = (args.community if args.community is not None
+                 else os.environ.get(args.community_env, "public"))
+    try:
+        pdu = PduConfig(id="probe", address=host, port=int(port or args.port),
+                        community=SecretStr(community), snmp_version=args.snmp_version,
+                        profile=args.profile, timeout_s=args.timeout, retries=args.retries)
+    except ValueError as exc:
+        raise CliError(f"{args.address}: {str(exc).splitlines()[-1].strip()}") from None
+    return Config(site=SiteConfig(name="probe")), pdu
+
+
+def cmd_pdu_probe(args: argparse.Namespace) -> int:
+    """Poll one PDU once and print what it reports under its profile."""
+    import json
+
+    from collector.pdu.probe import probe, render
+
+    cfg, pdu = _probe_target(args)
+    reading, reason = asyncio.run(probe(cfg, pdu))
+    if args.json:
+        print(json.dumps({"reason": reason, **reading}, indent=2))
+    else:
+        print(render(pdu, reading, reason))
+    return 0 if reading["online"] else 1
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    """Scan networks for rigs; write or reconcile the inventory CSV."""
+    from hashwatt.discover import DiscoverError, run
+
+    output = _output_path(args.output)
+    inventory = Path(args.inventory) if args.inventory else None
+    try:
+        text, lines = run(args.cidr, output, inventory, args.concurrency, args.timeout)
+    except DiscoverError as exc:
+        raise CliError(str(exc)) from None
+    if output is None:
+        sys.stdout.write(text)
+    for line in lines:
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -201,10 +319,54 @@ def _run_async(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(main())
 
 
+class CliError(Exception):
+    """A mistake on the command line or in the surroundings: one line, exit 2."""
+
+
+def month(value: str) -> str:
+    """An argparse type: YYYY-MM with a month from 01 to 12."""
+    import re
+
+    match = re.fullmatch(r"(\d{4})-(\d{2})", value)
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a month: use YYYY-MM, e.g. 2026-10")
+    return value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hashwatt")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+class _SubParsers(argparse._SubParsersAction):
+    """Every subcommand accepts -v/--verbose too (`hashwatt collect cfg.toml -v`)."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = super().add_parser(name, **kwargs)
+        parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                            help="more logging: -v debug for hashwatt, -vv for libraries too")
+        return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line, not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print `error: <prog>: message` and exit 2."""
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="hashwatt", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = _Parser(prog="hashwatt", description=__doc__)
+    parser.register("action", "parsers", _SubParsers)
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging: -v debug for hashwatt, -vv for libraries too")
+    parser.add_argument("--version", action="version", version=f"hashwatt {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check-config", help="validate a config file")
@@ -236,6 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-pdus", metavar="TOML", help="write [[pdus]] tables for the PDUs")
     p.add_argument("--state-dir", help="where the PDUs' agent keeps its files")
     p.add_argument("--control-port", type=int, default=0)
+    p.add_argument("--replies", choices=["firmware", "tidy"],
+                   help="firmware: shaped and quirky like real firmware; tidy: the old clean "
+                        "replies (default: see hashwatt.sim.farm.FIRMWARE_QUIRKS)")
+    p.add_argument("--delivery", choices=["lan", "loopback"],
+                   help="lan: replies in 1460-byte segments with small gaps; loopback: in one "
+                        "piece (default: see hashwatt.sim.farm.LAN_DELIVERY)")
     p.add_argument("--ready-file")
     p.add_argument("--duration", type=float)
     p.set_defaults(func=cmd_simulate)
@@ -264,11 +432,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="reports from the energy ledger")
     p.add_argument("kind", choices=["energy"])
     p.add_argument("config")
-    p.add_argument("--month", required=True, help="YYYY-MM, in the site timezone")
+    p.add_argument("--month", required=True, type=month, help="YYYY-MM, in the site timezone")
     p.add_argument("--by", choices=["customer", "site", "rack", "rig"], default="customer")
     p.add_argument("--format", choices=["csv", "xlsx", "json"], default="csv")
     p.add_argument("--output", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("pdu", help="PDU tools")
+    pdu_sub = p.add_subparsers(dest="pdu_command", required=True)
+    p = pdu_sub.add_parser("probe", help="show what a PDU reports under its profile")
+    p.add_argument("address", help="HOST or HOST:PORT (with --config: a [[pdus]] id or address)")
+    p.add_argument("--config", help="take the PDU's settings and secrets from this config")
+    p.add_argument("--port", type=int, default=161)
+    p.add_argument("--profile", help="a profile name instead of detection")
+    p.add_argument("--snmp-version", choices=["1", "2c"], default="2c")
+    p.add_argument("--community-env", default="HASHWATT_SNMP_COMMUNITY", metavar="NAME",
+                   help="environment variable holding the community (default: %(default)s, "
+                        "else 'public')")
+    p.add_argument("--community", help="the community itself (visible in the process list)")
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--retries", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print the reading as JSON")
+    p.set_defaults(func=cmd_pdu_probe)
+
+    p = sub.add_parser("discover", help="find rigs on networks and write the inventory CSV")
+    p.add_argument("cidr", nargs="+", help="networks (10.0.1.0/24) or single addresses")
+    p.add_argument("--output", help="write the inventory CSV here (default: stdout)")
+    p.add_argument("--inventory", help="an existing inventory CSV: report new, missing and "
+                                       "moved rigs and keep its columns")
+    p.add_argument("--concurrency", type=int, default=256, help="addresses probed at once")
+    p.add_argument("--timeout", type=float, default=1.0,
+                   help="seconds a connect may take (a LAN answers in milliseconds)")
+    p.set_defaults(func=cmd_discover)
 
     p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")
     p.add_argument("--rigs", type=int, default=50)
@@ -281,10 +476,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `hashwatt` console script."""
+    """Entry point of the `hashwatt` console script: every error is one line on stderr
+    (the traceback only with -v)."""
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(f"error: {describe_error(exc)} (run with -v for the details)", file=sys.stderr)
+        return 1
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an unexpected error, naming the server when it is a connection."""
+    import httpx
+
+    if isinstance(exc, httpx.TransportError):
+        try:
+            url = exc.request.url
+            where = f"{url.scheme}://{url.host}:{url.port}"
+        except RuntimeError:  # raised without a request
+            where = "the server"
+        kind = ("timed out" if isinstance(exc, httpx.TimeoutException)
+                else "refused or unreachable")
+        return f"cannot reach {where}: connection {kind} ({exc or type(exc).__name__}); is " \
+               f"InfluxDB running there?"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _QuietPyasic(logging.Filter):
@@ -294,15 +525,25 @@ class _QuietPyasic(logging.Filter):
         return record.levelno >= logging.ERROR or "/pyasic/" not in record.pathname
 
 
-def setup_logging(verbose: bool) -> None:
-    """Our format and level; pyasic's import-time basicConfig and its rig noise undone."""
+# libraries that talk a lot: per request (httpx, httpcore), per rig fault (pyasic), per
+# SNMP engine step (pysnmp); heard only with -vv
+NOISY = ("httpx", "httpcore", "pyasic", "pysnmp", "pymodbus", "asyncio", "urllib3",
+         "snmpsim", "paho", "websockets", "passlib", "markdown_it")
+
+
+def setup_logging(verbose: int | bool = 0) -> None:
+    """Our format and level; pyasic's import-time basicConfig and the libraries' noise
+    undone: -v is DEBUG for hashwatt only, -vv for the libraries too."""
     import pyasic.logger  # noqa: F401 - its import reconfigures the root logger: let it first
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, force=True,
+    level = int(verbose)
+    logging.basicConfig(level=logging.DEBUG if level else logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_QuietPyasic())
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if level < 2:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_QuietPyasic())
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.WARNING if level < 2 else logging.NOTSET)
     warnings.filterwarnings("ignore", module="pyasic")
 
 

@@ -7,7 +7,6 @@ as `SecretStr`, so they never show in a repr or a log line.
 
 from __future__ import annotations
 
-import csv
 import ipaddress
 import logging
 import os
@@ -15,6 +14,8 @@ import re
 import stat
 import tomllib
 import zlib
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,7 +31,9 @@ from pydantic import (
     model_validator,
 )
 
-from hashwatt.tariff import TariffConfig
+from hashwatt.tables import did_you_mean, read_table
+from hashwatt.tariff import WEEKDAYS, TariffConfig
+from hashwatt.tomlplace import TomlPlaces
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +52,22 @@ class ConfigError(Exception):
 
 
 def _address(value: str) -> str:
-    with_port = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    """A host only: an IP address or a hostname; ports and URLs are never pollable here."""
+    value = value.strip()
     try:
-        ipaddress.ip_address(with_port)
+        ipaddress.ip_address(value)
         return value
     except ValueError:
         pass
-    if re.fullmatch(r"[0-9.]+", with_port) or not HOSTNAME.match(with_port):
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/:]*)", value)
+    if scheme:
+        raise ValueError(f"{value!r}: give the host only, without {scheme.group(1)}:// "
+                         f"(e.g. {scheme.group(2) or 'the address'})")
+    host, sep, port = value.rpartition(":")
+    if sep and port.isdigit() and host.count(":") == 0:
+        raise ValueError(f"{value!r}: give the host only, without :{port} (the ports are the "
+                         f"firmware's or their own keys)")
+    if re.fullmatch(r"[0-9.]+", value) or not HOSTNAME.match(value):
         raise ValueError(f"{value!r} is not a valid IP address or hostname")
     return value
 
@@ -175,7 +187,7 @@ class CollectorConfig(Strict):
     reidentify_after: int = Field(3, ge=1, le=1000)
     # one RPC exchange per poll for firmware whose RPC carries everything; pyasic otherwise
     fast_paths: bool = True
-    # readings wait here while the broker is away (a relative path is inside state_dir)
+    # readings wait here while the broker is away (relative to the config file)
     spool_path: Path = Path("hashwatt-spool.db")
     spool_max_messages: int = Field(1_000_000, ge=100)
 
@@ -213,6 +225,13 @@ class RigConfig(Strict):
     model: str | None = None
     pdu: Id | None = None
     outlet: int | None = Field(None, ge=1)
+    # a rig waiting for repair: its alerts are muted and it is left out of availability
+    maintenance: bool = False
+    # what `hashwatt discover` found (informational; `mac` tells a moved rig from a new one)
+    make: str | None = None
+    firmware: str | None = None
+    mac: str | None = None
+    serial: str | None = None
 
     @model_validator(mode="after")
     def _outlet_pair(self) -> RigConfig:
@@ -260,12 +279,16 @@ class MeterConfig(Strict):
     map: str  # register map name, e.g. eastron_sdm630, schneider_pm5xxx
     rack: str = ""
     timeout_s: float = Field(2.0, gt=0, le=60)
+    # the prefix the meter is set to show energy with: "M" when an SDM630MCT shows MWh
+    energy_prefix: Literal["k", "M"] = "k"
 
 
 class InventoryConfig(Strict):
-    """More rigs from a CSV file (path relative to the config file)."""
+    """More rigs, PDUs and meters from CSV files (paths relative to the config file)."""
 
     csv: Path | None = None
+    pdus_csv: Path | None = None
+    meters_csv: Path | None = None
 
 
 class Config(Strict):
@@ -317,18 +340,54 @@ class Config(Strict):
 
 def _where(loc: tuple[int | str, ...]) -> str:
     out = ""
+    for part in _key_path(loc):
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _key_path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The loc without pydantic's union and validator labels."""
+    return tuple(part for part in loc if isinstance(part, int) or part not in (
+        "SecretRef", "SecretStr", "function-after", "str"))
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config model a (key path) loc lands in, for a "did you mean"."""
+    current: Any = Config
     for part in loc:
         if isinstance(part, int):
-            out += f"[{part}]"
-        elif part not in ("SecretRef", "SecretStr", "function-after", "str"):
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        info = current.model_fields.get(part) or next(
+            (f for f in current.model_fields.values() if f.alias == part), None)
+        if info is None:
+            return None
+        current = _inner_model(info.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items() if name != "source"]
 
 
 def _message(err: Any) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        loc = _key_path(err["loc"])
+        model = _model_at(loc[:-1]) if loc else None
+        hint = did_you_mean(str(loc[-1]), _known_keys(model)) if model else ""
+        return f"unknown key{hint}"
     if kind == "missing":
         return "required key is missing"
     if kind == "string_pattern_mismatch":
@@ -336,8 +395,9 @@ def _message(err: Any) -> str:
     return str(msg).removeprefix("Value error, ")
 
 
-def format_problems(origin: str, exc: ValidationError, prefix: str = "") -> list[str]:
-    """One line per validation error: origin, dotted key, message."""
+def format_problems(origin: str, exc: ValidationError, prefix: str = "",
+                    places: TomlPlaces | None = None) -> list[str]:
+    """One line per validation error: origin (with :line when known), dotted key, message."""
     seen: set[str] = set()
     lines = []
     for err in exc.errors():
@@ -345,21 +405,39 @@ def format_problems(origin: str, exc: ValidationError, prefix: str = "") -> list
         if where in seen:  # a union gives one error per alternative: report the first
             continue
         seen.add(where)
-        lines.append(f"{origin}: {prefix}{where}: {_message(err)}")
+        line = places.line(_key_path(err["loc"])) if places is not None else None
+        at = f"{origin}:{line}" if line else origin
+        lines.append(f"{at}: {prefix}{where}: {_message(err)}")
     return lines
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_text(path: Path, what: str = "config") -> str:
     try:
-        return tomllib.loads(path.read_text())
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a folder, not a {what} file"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text: save it as UTF-8"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+
+
+def _parse_toml(path: Path, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    return _parse_toml(path, _read_text(path))
+
+
 RIG_ADAPTER: TypeAdapter[RigConfig] = TypeAdapter(RigConfig)
 CSV_COLUMNS = set(RigConfig.model_fields)
+PDU_SECRETS = ("community", "v3_auth_key", "v3_priv_key")
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -375,26 +453,36 @@ def load_data_file(path: Path, model: type[ModelT]) -> ModelT:
         raise ConfigError(format_problems(str(path), exc)) from None
 
 
+def _secret_cell(value: str) -> Any:
+    """A secret in a CSV cell: `env:NAME`, `file:path`, or the literal value."""
+    kind, sep, rest = value.partition(":")
+    if sep and kind in ("env", "file") and rest:
+        return {kind: rest}
+    return value
+
+
+def read_csv_models(path: Path, model: type[ModelT],
+                    what: str = "inventory") -> tuple[list[tuple[int, ModelT]], list[str]]:
+    """Rows of a CSV file validated into model, with their line numbers, and every problem
+    (file:line: column: what is wrong); unknown columns are warned about and ignored."""
+    table = read_table(path, set(model.model_fields) - {"source"}, what=what)
+    for warning in table.warnings:
+        log.warning("%s", warning)
+    items: list[tuple[int, ModelT]] = []
+    problems = list(table.problems)
+    for line, row in table.rows:
+        values: dict[str, Any] = {k: _secret_cell(v) if k in PDU_SECRETS else v
+                                  for k, v in row.items()}
+        try:
+            items.append((line, model.model_validate(values)))
+        except ValidationError as exc:
+            problems += format_problems(f"{path}:{line}", exc)
+    return items, problems
+
+
 def load_inventory_csv(path: Path) -> list[tuple[int, RigConfig]]:
     """Rigs from a CSV inventory, with their line numbers; empty cells mean "not set"."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: inventory file not found"]) from None
-    reader = csv.DictReader(text.splitlines())
-    unknown = set(reader.fieldnames or []) - CSV_COLUMNS
-    if unknown:
-        raise ConfigError([f"{path}:1: unknown column(s) {', '.join(sorted(unknown))}; "
-                           f"known: {', '.join(sorted(CSV_COLUMNS))}"])
-    rigs, problems = [], []
-    for row in reader:
-        line = reader.line_num
-        cleaned = {k: v.strip() for k, v in row.items() if k and v is not None and v.strip()}
-        try:
-            rigs.append((line, RIG_ADAPTER.validate_python(cleaned)))
-        except ValidationError as exc:
-            problems += [p.replace(f"{path}: ", f"{path}:{line}: ", 1)
-                         for p in format_problems(str(path), exc)]
+    rigs, problems = read_csv_models(path, RigConfig)
     if problems:
         raise ConfigError(problems)
     return rigs
@@ -414,23 +502,26 @@ def _check_unique(origin: str, rigs: list[tuple[str, RigConfig]]) -> list[str]:
     return problems
 
 
-def _check_outlets(cfg: Config, rigs: list[tuple[str, RigConfig]]) -> list[str]:
-    pdus = {p.id for p in cfg.pdus}
+Device = PduConfig | MeterConfig
+
+
+def _check_outlets(devices: list[tuple[str, Device]],
+                   rigs: list[tuple[str, RigConfig]]) -> list[str]:
+    pdus = {d.id for _, d in devices if isinstance(d, PduConfig)}
     problems: list[str] = []
-    seen: set[str] = set()
-    ids = [("pdus", i, p.id) for i, p in enumerate(cfg.pdus)]
-    ids += [("meters", i, m.id) for i, m in enumerate(cfg.meters)]
-    for kind, i, device_id in ids:
-        if device_id in seen:
-            problems.append(f"{cfg.source}: {kind}[{i}].id: duplicate PDU/meter id "
-                            f"{device_id!r}")
-        seen.add(device_id)
+    seen: dict[str, str] = {}
+    for where, device in devices:
+        if device.id in seen:
+            problems.append(f"{where}: id: duplicate PDU/meter id {device.id!r} "
+                            f"(first at {seen[device.id]})")
+        seen.setdefault(device.id, where)
     taken: dict[tuple[str, int | None], str] = {}
     for where, rig in rigs:
         if rig.pdu is None:
             continue
         if rig.pdu not in pdus:
-            problems.append(f"{where}: pdu: no PDU {rig.pdu!r} in [[pdus]]")
+            problems.append(f"{where}: pdu: no PDU {rig.pdu!r} in [[pdus]]"
+                            f"{did_you_mean(rig.pdu, pdus, cutoff=0.8)}")
         key = (rig.pdu, rig.outlet)
         if key in taken:
             problems.append(f"{where}: outlet: {rig.pdu} outlet {rig.outlet} is already "
@@ -439,21 +530,77 @@ def _check_outlets(cfg: Config, rigs: list[tuple[str, RigConfig]]) -> list[str]:
     return problems
 
 
-def _resolve_secret(spec: SecretSpec | None, origin: str, key: str,
-                    base: Path) -> SecretStr | None:
+def _windows_overlap(a: Any, b: Any) -> bool:
+    return (bool(set(a.weekdays) & set(b.weekdays)) and bool(set(a.months) & set(b.months))
+            and a.start < b.end and b.start < a.end)
+
+
+def _check_tariff(origin: str, places: TomlPlaces, tariff: TariffConfig | None) -> list[str]:
+    """Overlapping time-of-use windows: the first listed would win without a word."""
+    problems: list[str] = []
+    for p, period in enumerate(tariff.periods if tariff else []):
+        for j, later in enumerate(period.windows):
+            for i, earlier in enumerate(period.windows[:j]):
+                if _windows_overlap(earlier, later):
+                    days = sorted(set(earlier.weekdays) & set(later.weekdays),
+                                  key=list(WEEKDAYS).index)
+                    loc = ("tariff", "periods", p, "windows", j)
+                    line = places.line(loc)
+                    problems.append(
+                        f"{origin}{f':{line}' if line else ''}: tariff.periods[{p}]."
+                        f"windows[{j}]: window {later.name!r} {later.start}-{later.end} "
+                        f"overlaps window {earlier.name!r} {earlier.start}-{earlier.end} "
+                        f"(windows[{i}]) on {','.join(days)}: make them disjoint")
+    return problems
+
+
+def _secret_problem(spec: Any, origin: str, key: str, base: Path) -> str | None:
+    if not isinstance(spec, dict) or set(spec) - {"env", "file"} or len(spec) != 1:
+        return None
+    if "env" in spec:
+        if isinstance(spec["env"], str) and spec["env"] not in os.environ:
+            return f"{origin}: {key}.env: environment variable {spec['env']} is not set"
+        return None
+    path = Path(str(spec["file"]))
+    path = path if path.is_absolute() else base / path
+    try:
+        path.read_text()
+    except OSError as exc:
+        return f"{origin}: {key}.file: cannot read {path}: {exc.strerror}"
+    return None
+
+
+def _raw_secret_problems(raw: Any, origin: str, base: Path, places: TomlPlaces,
+                         loc: tuple[str | int, ...] = ()) -> list[str]:
+    """Every `{ env = }` / `{ file = }` that cannot be resolved, all in one pass."""
+    problems: list[str] = []
+    items = (raw.items() if isinstance(raw, dict)
+             else enumerate(raw) if isinstance(raw, list) else ())
+    for key, value in items:
+        here = (*loc, key)
+        problem = _secret_problem(value, origin, _where(here), base)
+        if problem is not None:
+            line = places.line(here)
+            problems.append(problem.replace(f"{origin}: ", f"{origin}:{line}: ", 1)
+                            if line else problem)
+        elif isinstance(value, dict | list):
+            problems += _raw_secret_problems(value, origin, base, places, here)
+    return problems
+
+
+def _resolve_secret(spec: SecretSpec | None, base: Path) -> SecretStr | None:
     if spec is None or isinstance(spec, SecretStr):
         return spec
     if spec.env is not None:
-        value = os.environ.get(spec.env)
-        if value is None:
-            raise ConfigError([f"{origin}: {key}.env: environment variable {spec.env} is not set"])
-        return SecretStr(value)
+        return SecretStr(os.environ[spec.env])
     assert spec.file is not None
     path = spec.file if spec.file.is_absolute() else base / spec.file
-    try:
-        return SecretStr(path.read_text().strip())
-    except OSError as exc:
-        raise ConfigError([f"{origin}: {key}.file: cannot read {path}: {exc.strerror}"]) from None
+    return SecretStr(path.read_text().strip())
+
+
+def _resolve_pdu(pdu: PduConfig, base: Path) -> PduConfig:
+    return pdu.model_copy(update={key: _resolve_secret(getattr(pdu, key), base)
+                                  for key in PDU_SECRETS})
 
 
 # what each command reads: a process resolves (and is given) only its own secrets, so one
@@ -466,29 +613,70 @@ NEEDS: dict[str, frozenset[str]] = {
 EVERYTHING = frozenset({"mqtt.collector", "mqtt.bridge", "influxdb", "pdus"})
 
 
-def _resolve_secrets(cfg: Config, origin: str, needs: frozenset[str] = EVERYTHING) -> Config:
+def _unneeded(raw: dict[str, Any], needs: frozenset[str]) -> list[tuple[str, ...]]:
+    """The places of the secrets a role does not read (so they are neither checked nor
+    resolved for it)."""
+    mqtt = raw.get("mqtt") if isinstance(raw.get("mqtt"), dict) else {}
+    own = {role for role in ("collector", "bridge") if isinstance(mqtt.get(role), dict)}
+    skip = [("mqtt", role, "password") for role in own if f"mqtt.{role}" not in needs]
+    if not any(f"mqtt.{role}" in needs and role not in own for role in ("collector", "bridge")):
+        skip.append(("mqtt", "password"))
+    if "influxdb" not in needs:
+        skip += [("influxdb", "password"), ("influxdb", "token")]
+    if "pdus" not in needs:
+        skip.append(("pdus",))
+    return skip
+
+
+def _without(raw: dict[str, Any], places: list[tuple[str, ...]]) -> dict[str, Any]:
+    out = dict(raw)
+    for place in places:
+        node: Any = out
+        for key in place[:-1]:
+            if not isinstance(node.get(key), dict):
+                break
+            node[key] = node = dict(node[key])
+        else:
+            node.pop(place[-1], None)
+    return out
+
+
+def _resolve_secrets(cfg: Config, needs: frozenset[str] = EVERYTHING) -> Config:
+    """Secrets already checked by _raw_secret_problems: resolving cannot fail here. Those
+    the role does not need stay unset."""
     base = cfg.source.parent
 
-    def resolve(spec: SecretSpec | None, key: str, needed: bool) -> SecretStr | None:
-        return _resolve_secret(spec, origin, key, base) if needed else None
+    def resolve(spec: SecretSpec | None, needed: bool) -> SecretStr | None:
+        return _resolve_secret(spec, base) if needed else None
 
     roles = {role: login.model_copy(update={"password": resolve(
-        login.password, f"mqtt.{role}.password", f"mqtt.{role}" in needs)})
+        login.password, f"mqtt.{role}" in needs)})
         for role in ("collector", "bridge") if (login := getattr(cfg.mqtt, role)) is not None}
     # [mqtt] username/password serve every role that has no table of its own
     shared = any(f"mqtt.{role}" in needs and role not in roles for role in ("collector", "bridge"))
     mqtt = cfg.mqtt.model_copy(update={
-        "password": resolve(cfg.mqtt.password, "mqtt.password", shared), **roles})
+        "password": resolve(cfg.mqtt.password, shared), **roles})
     influx = cfg.influxdb
     if influx is not None:
         influx = influx.model_copy(update={
-            key: resolve(getattr(influx, key), f"influxdb.{key}", "influxdb" in needs)
+            key: resolve(getattr(influx, key), "influxdb" in needs)
             for key in ("password", "token")})
-    pdus = [pdu.model_copy(update={
-        key: resolve(getattr(pdu, key), f"pdus[{i}].{key}", "pdus" in needs)
-        for key in ("community", "v3_auth_key", "v3_priv_key")})
-        for i, pdu in enumerate(cfg.pdus)]
+    pdus = [_resolve_pdu(pdu, base) if "pdus" in needs else pdu.model_copy(
+        update=dict.fromkeys(PDU_SECRETS)) for pdu in cfg.pdus]
     return cfg.model_copy(update={"mqtt": mqtt, "influxdb": influx, "pdus": pdus})
+
+
+def _csv_secret_problems(pdus: list[tuple[str, PduConfig]], base: Path) -> list[str]:
+    problems = []
+    for where, pdu in pdus:
+        for key in PDU_SECRETS:
+            spec = getattr(pdu, key)
+            if isinstance(spec, SecretRef):
+                problem = _secret_problem(spec.model_dump(exclude_none=True), where, key,
+                                          base)
+                if problem:
+                    problems.append(problem)
+    return problems
 
 
 def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
@@ -522,24 +710,78 @@ def shard(cfg: Config, index: int, count: int) -> Config:
         "meters": [m for m in cfg.meters if mine(m.id)]})
 
 
+def _csv_path(base: Path, raw: dict[str, Any], key: str) -> Path | None:
+    value = raw.get("inventory", {}).get(key) if isinstance(raw.get("inventory"), dict) else None
+    if not isinstance(value, str):
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else base / path
+
+
+@dataclass
+class _Inventory:
+    """Rigs, PDUs and meters from the TOML file and the CSV files, each with its place."""
+
+    rigs: list[tuple[str, RigConfig]] = dc_field(default_factory=list)
+    pdus: list[tuple[str, PduConfig]] = dc_field(default_factory=list)
+    meters: list[tuple[str, MeterConfig]] = dc_field(default_factory=list)
+    problems: list[str] = dc_field(default_factory=list)
+
+    def add_csv(self, path: Path | None, model: Any, into: list[Any], what: str) -> list[Any]:
+        """Append the rows of a CSV file to `into`; return them."""
+        if path is None:
+            return []
+        items, problems = read_csv_models(path, model, what=what)
+        added = [(f"{path}:{line}", item) for line, item in items]
+        into += added
+        self.problems += problems
+        return added
+
+
 def load_config(path: Path | str, role: str | None = None) -> Config:
-    """Read, validate and resolve a config file; raise ConfigError listing every problem.
-    With a role ("collector", "bridge", "influxdb"), only that role's secrets are resolved
-    (the others are left unset), so its environment need not hold anybody else's."""
+    """Read, validate and resolve a config file; raise ConfigError listing every problem
+    (TOML keys, CSV rows, secrets, references, tariff windows) in one go. With a role
+    ("collector", "bridge", "influxdb") only that role's secrets are checked and resolved
+    (the others stay unset), so its environment need not hold anybody else's."""
     path = Path(path)
-    raw = _read_toml(path)
+    text = _read_text(path)
+    raw = _parse_toml(path, text)
+    places = TomlPlaces(text)
+    origin = str(path)
+    problems: list[str] = []
+    cfg: Config | None = None
     try:
         cfg = Config.model_validate({**raw, "source": path})
     except ValidationError as exc:
-        raise ConfigError(format_problems(str(path), exc)) from None
-    rigs = [(f"{path}: rigs[{i}]", r) for i, r in enumerate(cfg.rigs)]
-    if cfg.inventory.csv is not None:
-        csv_path = cfg.inventory.csv
-        csv_path = csv_path if csv_path.is_absolute() else path.parent / csv_path
-        rigs += [(f"{csv_path}:{line}", r) for line, r in load_inventory_csv(csv_path)]
-    problems = _check_unique(str(path), rigs) + _check_outlets(cfg, rigs)
-    if problems:
+        problems += format_problems(origin, exc, places=places)
+
+    def at(loc: tuple[str | int, ...]) -> str:
+        line = places.line(loc)
+        return f"{origin}:{line}" if line else f"{origin}: {_where(loc)}"
+
+    inv = _Inventory()
+    if cfg is not None:
+        inv.rigs = [(f"{at(('rigs', i))}: rigs[{i}]", r) for i, r in enumerate(cfg.rigs)]
+        inv.pdus = [(f"{at(('pdus', i))}: pdus[{i}]", p) for i, p in enumerate(cfg.pdus)]
+        inv.meters = [(f"{at(('meters', i))}: meters[{i}]", m)
+                      for i, m in enumerate(cfg.meters)]
+    base = path.parent
+    inv.add_csv(_csv_path(base, raw, "csv"), RigConfig, inv.rigs, "inventory")
+    csv_pdus = inv.add_csv(_csv_path(base, raw, "pdus_csv"), PduConfig, inv.pdus, "PDU")
+    inv.add_csv(_csv_path(base, raw, "meters_csv"), MeterConfig, inv.meters, "meter")
+    problems += inv.problems
+    needs = NEEDS[role] if role else EVERYTHING
+    problems += _raw_secret_problems(_without(raw, _unneeded(raw, needs)), origin, base, places)
+    if "pdus" in needs:
+        problems += _csv_secret_problems(csv_pdus, base)
+    problems += _check_unique(origin, inv.rigs)
+    problems += _check_outlets([*inv.pdus, *inv.meters], inv.rigs)
+    if cfg is not None:
+        problems += _check_tariff(origin, places, cfg.tariff)
+    if problems or cfg is None:
         raise ConfigError(problems)
     _warn_plain_secrets(path, raw)
-    cfg = cfg.model_copy(update={"rigs": [r for _, r in rigs]})
-    return _resolve_secrets(cfg, str(path), NEEDS[role] if role else EVERYTHING)
+    cfg = cfg.model_copy(update={"rigs": [r for _, r in inv.rigs],
+                                 "pdus": [p for _, p in inv.pdus],
+                                 "meters": [m for _, m in inv.meters]})
+    return _resolve_secrets(cfg, needs)

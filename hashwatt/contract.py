@@ -18,6 +18,9 @@ SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 Id = Annotated[str, Field(pattern=SEGMENT)]
 Tag = Annotated[str, Field(max_length=128)]
 NonNeg = Annotated[float, Field(ge=0)]
+# active power where the device measures its direction (a meter's phase, a PDU or meter
+# total): negative = exported / reversed current transformer, kept as measured
+SignedPower = Annotated[float, Field(ge=-1e9, le=1e9)]
 Temp = Annotated[float, Field(ge=-60, le=250)]
 PowerSource = Literal["pdu", "miner", "nominal"]
 
@@ -99,9 +102,10 @@ class PhaseReading(Message):
     """One phase, bank or circuit of a PDU; rating_a is its breaker rating."""
 
     phase: Annotated[str, Field(min_length=1, max_length=32)]
+    unit: Tag = ""  # the daisy-chained unit (master + link units), when there are several
     current_a: NonNeg | None = None
     voltage_v: NonNeg | None = None
-    power_w: NonNeg | None = None
+    power_w: SignedPower | None = None
     rating_a: Annotated[float, Field(gt=0)] | None = None
 
 
@@ -109,6 +113,7 @@ class OutletReading(Message):
     """One outlet, with the rig plugged into it when the inventory maps one."""
 
     outlet: Annotated[int, Field(ge=0, le=10_000)]
+    unit: Tag = ""  # the daisy-chained unit, when there are several
     name: Tag = ""
     current_a: NonNeg | None = None
     voltage_v: NonNeg | None = None
@@ -135,7 +140,7 @@ class PduReading(Message):
     profile: Tag = ""
     online: bool
     error: Annotated[str, Field(max_length=512)] | None = None
-    power_w: NonNeg | None = None
+    power_w: SignedPower | None = None
     energy_kwh: NonNeg | None = None
     voltage_v: NonNeg | None = None
     current_a: NonNeg | None = None

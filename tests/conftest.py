@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ from hashwatt.sim.model import Scenario, SimRig
 from hashwatt.sim.pdus import SimPdu, pdus_for
 
 warnings.filterwarnings("ignore", module="pyasic")
-_subnets = itertools.count(20)
+# several test runs can share a machine: HASHWATT_TEST_SUBNET moves this run's farms elsewhere
+_subnets = itertools.count(int(os.environ.get("HASHWATT_TEST_SUBNET", "20")))
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +88,7 @@ def farm(tmp_path: Path) -> Iterator[FarmFactory]:
 
     def start(count: int, mix: tuple[str, ...] = ("s19pro", "m50", "a1246", "supra"),
               scenarios: dict[str, Scenario] | None = None, seed: int = 7,
-              pdus: bool = False) -> RunningFarm:
+              pdus: bool = False, extra: tuple[str, ...] = ()) -> RunningFarm:
         base = f"127.{next(_subnets)}.0.0"
         scenarios = scenarios or {}
         rigs = build_rigs(count, base, mix, scenarios)
@@ -96,7 +98,7 @@ def farm(tmp_path: Path) -> Iterator[FarmFactory]:
                 f"--base={base}", f"--mix={','.join(mix)}", f"--seed={seed}", "--frozen",
                 f"--ready-file={ready}", f"--control-port={port}",
                 f"--state-dir={tmp_path / ('state-' + base)}",
-                *(["--pdus"] if pdus else []),
+                *(["--pdus"] if pdus else []), *extra,
                 *(f"--scenario={k}={v}" for k, v in scenarios.items())]
         log = (tmp_path / f"farm-{base}.log").open("wb")
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)

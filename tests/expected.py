@@ -21,6 +21,8 @@ def expected_rig(rig: SimRig, seed: int) -> dict[str, Any]:
                      else (float(s.power_w), "miner"))
     fans = s.fans_rpm if kind != "whatsminer" else [s.fans_rpm[0], s.fans_rpm[-1]]
     live = [b for b in s.boards if b.chips]
+    # the hottest sensor: Whatsminer reports each board's Chip Temp Max (the simulator: +4)
+    hottest = max(b.chip_temp_c for b in live) + (4 if kind == "whatsminer" else 0)
     return {
         "online": True,
         "hashrate_ths": hashrate,
@@ -28,11 +30,11 @@ def expected_rig(rig: SimRig, seed: int) -> dict[str, Any]:
         "power_w": power,
         "power_source": source,
         "efficiency_j_th": round(power / hashrate, 3),
-        "temp_max_c": max(b.chip_temp_c for b in live),
+        "temp_max_c": hottest,
         "temp_limit_c": rig.info.temp_limit_c,
         "nominal_efficiency_j_th": round(rig.info.nominal_w / rig.info.nominal_ths, 3),
         "up": 1,
-        "temp_margin_c": round(rig.info.temp_limit_c - max(b.chip_temp_c for b in live), 3),
+        "temp_margin_c": round(rig.info.temp_limit_c - hottest, 3),
         "fan_min_rpm": min(fans),
         "boards_ok": len(live),
         "boards_total": rig.hardware.boards,
@@ -41,15 +43,15 @@ def expected_rig(rig: SimRig, seed: int) -> dict[str, Any]:
     }
 
 
-def expected_boards(rig: SimRig, seed: int) -> dict[str, dict[str, float]]:
+def expected_boards(rig: SimRig, seed: int) -> dict[str, dict[str, float | None]]:
     """The `rig_board` fields per board index."""
     s = snapshot(rig, seed, 0)
     out = {}
     for b in s.boards:
         if not b.chips:
             continue
-        # pyasic reports Avalon's per-board MTmax (a chip temperature) as the board temperature
-        board_temp = b.chip_temp_c if rig.hardware.kind == "avalon" else b.board_temp_c
+        # Avalon's MM ID0 has no board (PCB) sensor: unknown (pyasic copies MTmax into it)
+        board_temp = None if rig.hardware.kind == "avalon" else b.board_temp_c
         out[str(b.index)] = {"hashrate_ths": round(b.hashrate_gh / 1000, 6),
                              "chip_temp_c": b.chip_temp_c, "board_temp_c": board_temp,
                              "chips": b.chips}

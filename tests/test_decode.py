@@ -115,3 +115,9 @@ def test_a_collector_status_gives_a_collector_point() -> None:
                         "rigs_timeout": 0, "identified": 0, "published": 10}}
     [point] = run(status, "hashwatt/v1/north/collector/c1/status")
     assert point.fields["rigs_ok"] == 9 and point.fields["cycle_s"] == 2.5
+
+
+def test_boards_whose_hashrate_is_unknown_give_no_boards_ok_rather_than_zero() -> None:
+    unknown = [{"board": i, "chip_temp_c": 70.0} for i in range(3)]
+    rig = run(reading(boards=unknown))[0]
+    assert "boards_ok" not in rig.fields and rig.fields["boards_total"] == 3

@@ -84,7 +84,7 @@ def test_a_switchboard_meter_on_modbus_lands_in_the_pdu_measurements(
     async def serve() -> None:
         holder["server"] = meter_server(
             builtin_maps()["eastron_sdm630"],
-            {52: 27470.0, 72: 1234.5, 0: 231.5, 6: 40.5, 12: 9300.0}, "127.0.0.1", port,
+            {52: 27470.0, 72: 1234.5, 0: 231.5, 6: 40.5, 12: 9300.0, 14: -45.6}, "127.0.0.1", port,
             unit_id=2)
         started.set()
         await holder["server"].serve_forever()
@@ -108,3 +108,6 @@ def test_a_switchboard_meter_on_modbus_lands_in_the_pdu_measurements(
         "main-board", "Eastron", 27470.0, 1234.5)
     phase1 = next(r for r in influx_db.rows('SELECT * FROM "pdu_phase"') if r["phase"] == "1")
     assert (phase1["voltage_v"], phase1["current_a"], phase1["power_w"]) == (231.5, 40.5, 9300.0)
+    # a phase exporting (or behind a reversed CT) is stored as measured, never dead-lettered
+    phase2 = next(r for r in influx_db.rows('SELECT * FROM "pdu_phase"') if r["phase"] == "2")
+    assert phase2["power_w"] == -45.6

@@ -44,8 +44,16 @@ def test_an_unknown_model_without_power_has_no_power() -> None:
     assert (r["power_w"], r["power_source"]) == (None, None)
 
 
-def test_no_hashrate_at_all_is_an_offline_reading() -> None:
-    r = reading_from_miner(origin(), data(th=None))
+def test_a_rig_that_answers_without_a_hashrate_is_online_with_the_hashrate_unknown() -> None:
+    r = reading_from_miner(origin(), data(wattage=3100, th=None))
+    assert (r["online"], r["hashrate_ths"], r["power_w"], r["uptime_s"]) == (True, None,
+                                                                          3100.0, 10)
+    assert r["boards"][0]["hashrate_ths"] is None and r["boards"][0]["chip_temp_c"] == 70.0
+
+
+def test_no_figure_at_all_is_an_offline_reading() -> None:
+    empty = MinerData(ip="10.0.0.1", hashboards=[HashBoard(slot=0)], fans=[Fan()])
+    r = reading_from_miner(origin(), empty)
     assert r["online"] is False and r["error"] == "miner returned no data"
 
 
@@ -57,5 +65,6 @@ def test_inventory_tags_and_the_poll_time_travel_with_the_reading() -> None:
 
 
 def test_an_offline_rig_still_shows_the_power_its_outlet_draws() -> None:
-    r = reading_from_miner(origin(outlet_w=3010.0), data(th=None))
+    empty = MinerData(ip="10.0.0.1", hashboards=[HashBoard(slot=0)], fans=[Fan()])
+    r = reading_from_miner(origin(outlet_w=3010.0), empty)
     assert (r["online"], r["power_w"], r["power_source"]) == (False, 3010.0, "pdu")

@@ -22,6 +22,7 @@ from hashwatt.services import SnmpSim
 
 PROFILES = builtin_profiles()
 KEYS = {"device": ["1"], "phase": ["1", "2", "3"], "outlet": ["1", "2"]}
+DIGITS = 2
 
 
 def raw_value(group: str, metric: str, key: str) -> int:
@@ -38,12 +39,15 @@ def records(profile: Profile) -> list[str]:
             if not isinstance(column, Column):
                 continue
             for key in keys:
-                index = ".".join(["1"] * column.index_drop + [key] +
+                index = ".".join(["1"] * (column.unit + column.index_drop) + [key] +
                                  ([column.index_suffix] if column.index_suffix else []))
                 oid = f"{column.oid}.{index}"
                 value = (f"4|{group}-{key}" if column.kind == "text"
                          else f"2|{raw_value(group, metric, key)}")
                 lines[tuple(int(x) for x in oid.split("."))] = f"{oid}|{value}"
+                if column.digits:  # every value of a decimal-digits column has DIGITS digits
+                    digits = f"{column.digits}.{index}"
+                    lines[tuple(int(x) for x in digits.split("."))] = f"{digits}|66|{DIGITS}"
     return [lines[k] for k in sorted(lines)]
 
 
@@ -51,8 +55,10 @@ def expected(profile: Profile, group: str, key: str, columns: Any = None) -> dic
     out: dict[str, Any] = {}
     for metric, column in (columns or getattr(profile, group)).__dict__.items():
         if isinstance(column, Column):
+            digits = DIGITS if column.digits else 0
             out[metric] = (f"{group}-{key}" if column.kind == "text"
-                           else round(raw_value(group, metric, key) * column.scale, 6))
+                           else round(raw_value(group, metric, key) * column.scale
+                                      / 10 ** digits, 6))
     return out
 
 
@@ -108,5 +114,5 @@ def test_the_longest_sys_object_id_prefix_wins() -> None:
     broad = Profile(name="broad", vendor="A", sys_object_ids=["1.3.6.1.4.1.318"])
     narrow = Profile(name="narrow", vendor="A", sys_object_ids=["1.3.6.1.4.1.318.1.3.4"])
     found = detect("1.3.6.1.4.1.318.1.3.4.6", {"broad": broad, "narrow": narrow})
-    assert found is narrow
+    assert found == (narrow, "1.3.6.1.4.1.318.1.3.4")
     assert detect("1.3.6.1.4.1.3180.1", {"broad": broad}) is None

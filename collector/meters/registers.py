@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hashwatt.config import load_data_file
 
-WIDTH = {"float32": 2, "int32": 2, "uint32": 2, "int16": 1, "uint16": 1}
-FORMAT = {"float32": ">f", "int32": ">i", "uint32": ">I", "int16": ">h", "uint16": ">H"}
+WIDTH = {"float32": 2, "int32": 2, "uint32": 2, "int16": 1, "uint16": 1, "int64": 4}
+FORMAT = {"float32": ">f", "int32": ">i", "uint32": ">I", "int16": ">h", "uint16": ">H",
+          "int64": ">q"}
+RegisterType = Literal["float32", "int32", "uint32", "int16", "uint16", "int64"]
 
 
 class Register(BaseModel):
@@ -23,7 +25,7 @@ class Register(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     address: int = Field(ge=0, le=65535)
-    type: Literal["float32", "int32", "uint32", "int16", "uint16"] = "float32"
+    type: RegisterType = "float32"
     scale: float = 1.0
 
 
@@ -54,7 +56,12 @@ class RegisterMap(BaseModel):
     model: str
     function: Literal["input", "holding"] = "holding"
     word_order: Literal["big", "little"] = "big"
+    # registers per read request: the Modbus limit is 125; some meters answer fewer
+    # (Eastron SDM630MCT: at most 30 values of 2 registers per request)
     max_block: int = Field(100, ge=2, le=125)
+    # device current_a is the sum of the line currents (the total the device draws) on every
+    # map: a meter that gives only an average gets the sum of its phases' currents
+    current_from_phases: bool = False
     device: Values = Values()
     phases: list[PhaseValues] = []
 
@@ -75,7 +82,18 @@ class RegisterMap(BaseModel):
         return [(start, end - start) for start, end in out]
 
 
-def decode(register: Register, words: dict[int, int], word_order: str) -> float | None:
+def float32_text(value: float) -> float:
+    """The shortest decimal that is this float32 (what the meter's display shows): -45.6,
+    not -45.599998474121094."""
+    for digits in range(6, 10):
+        short = float(f"{value:.{digits}g}")
+        if struct.unpack(">f", struct.pack(">f", short))[0] == value:
+            return short
+    return value
+
+
+def decode(register: Register, words: dict[int, int], word_order: str,
+           scale: float = 1.0) -> float | None:
     """The scaled value of one register from the words read; None when not finite."""
     raw = [words[register.address + i] for i in range(WIDTH[register.type])]
     if word_order == "little":
@@ -83,7 +101,9 @@ def decode(register: Register, words: dict[int, int], word_order: str) -> float 
     value = struct.unpack(FORMAT[register.type], struct.pack(f">{len(raw)}H", *raw))[0]
     if not math.isfinite(value):
         return None
-    return round(value * register.scale, 6)
+    if register.type == "float32":
+        value = float32_text(value)
+    return round(value * register.scale * scale, 6)
 
 
 def load_map(path: Path) -> RegisterMap:

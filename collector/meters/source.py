@@ -12,19 +12,32 @@ from collector.meters.registers import RegisterMap, Values, builtin_maps, decode
 from hashwatt.config import Config, MeterConfig
 from hashwatt.contract import SCHEMA_VERSION
 
+# an energy register shown with the M prefix (Eastron SDM630MCT set to MWh) counts MWh
+ENERGY_PREFIX = {"k": 1.0, "M": 1000.0}
+
 
 class MeterError(Exception):
     """A meter could not be read."""
 
 
-def _values(group: Values, words: dict[int, int], word_order: str) -> dict[str, float]:
+def _values(group: Values, words: dict[int, int], word_order: str,
+            energy_scale: float) -> dict[str, float]:
     out = {}
     for key, register in group.__dict__.items():
         if key != "phase" and register is not None:
-            value = decode(register, words, word_order)
+            scale = energy_scale if key == "energy_kwh" else 1.0
+            value = decode(register, words, word_order, scale)
             if value is not None:
                 out[key] = value
     return out
+
+
+def _total_current(phases: list[dict[str, Any]]) -> float | None:
+    """The sum of the line currents; unknown when any phase's current is."""
+    currents = [p.get("current_a") for p in phases]
+    if not currents or any(c is None for c in currents):
+        return None
+    return round(sum(float(c) for c in currents if c is not None), 6)
 
 
 @dataclass
@@ -93,15 +106,22 @@ class MeterSource:
             words = await self._read_reconnecting(meter, rmap)
         except (MeterError, ModbusException, OSError) as exc:
             return {**base, "online": False, "error": str(exc)[:500]}
-        device = _values(rmap.device, words, rmap.word_order)
+        energy_scale = ENERGY_PREFIX[meter.energy_prefix]
+        device = _values(rmap.device, words, rmap.word_order, energy_scale)
+        phases = [{"phase": p.phase, **_values(p, words, rmap.word_order, energy_scale)}
+                  for p in rmap.phases]
+        if rmap.current_from_phases:
+            total = _total_current(phases)
+            device.pop("current_a", None)
+            if total is not None:
+                device["current_a"] = total
         previous = self.energy.get(meter.id)
         if "energy_kwh" in device:
             self.energy[meter.id] = device["energy_kwh"]
         reset = previous is not None and device.get("energy_kwh", previous) < previous
         return {**base, "online": True, "error": None, "vendor": rmap.vendor,
                 "model": rmap.model, "profile": rmap.name, **device, "energy_reset": reset,
-                "phases": [{"phase": p.phase, **_values(p, words, rmap.word_order)}
-                           for p in rmap.phases], "outlets": []}
+                "phases": phases, "outlets": []}
 
     async def close(self) -> None:
         """Close every connection."""

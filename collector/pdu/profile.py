@@ -1,4 +1,4 @@
-"""PDU vendor profiles: data files of OIDs, scales and units, auto-detected by sysObjectID."""
+"""PDU vendor profiles: data files of OIDs, scales and units, detected by sysObjectID."""
 
 from __future__ import annotations
 
@@ -16,21 +16,34 @@ SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 
 
 class Column(BaseModel):
-    """One table column: value = raw * scale; rows keyed by the OID index after the column."""
+    """One table column: value = raw * scale / 10**digits; rows keyed by the OID index."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     oid: OID
     scale: float = 1.0
     kind: Literal["number", "text"] = "number"
-    # Raritan-style sensor tables: keep rows whose index ends with this (e.g. sensor type 5)
+    # a column of the same index that holds each value's decimal digits (Raritan PDU2-MIB
+    # inletSensorDecimalDigits): a value whose digits are missing stays unknown
+    digits: OID | None = None
+    # the first index component is the unit of a daisy chain (Sentry4 st4UnitIndex,
+    # Eaton strappingIndex): kept as the row's unit, not part of its key
+    unit: bool = False
+    # sensor tables: keep rows whose index ends with this (e.g. sensor type 5), and strip it
     index_suffix: Annotated[str, Field(pattern=r"^\d+(\.\d+)*$")] | None = None
-    # Eaton-style tables indexed (unit, outlet): drop leading index components
+    # drop this many leading index components (after the unit): input cords, inlets
     index_drop: Annotated[int, Field(ge=0, le=4)] = 0
+    # device columns only: used when this column yields nothing (APC legacy model OID)
+    fallback: Column | None = None
+
+    def oids(self) -> list[str]:
+        """Every OID this column needs walked (the value, its digits, its fallback's)."""
+        out = [self.oid] + ([self.digits] if self.digits else [])
+        return out + (self.fallback.oids() if self.fallback else [])
 
 
 class DeviceColumns(BaseModel):
-    """Whole-device readings."""
+    """Whole-device readings; power and energy are summed over the rows (units, cords)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -70,6 +83,14 @@ class OutletColumns(BaseModel):
     energy_kwh: Column | None = None
 
 
+Group = DeviceColumns | PhaseColumns | OutletColumns
+
+
+def group_columns(group: Group) -> list[Column]:
+    """The columns of one group, in field order."""
+    return [c for c in group.__dict__.values() if isinstance(c, Column)]
+
+
 class Profile(BaseModel):
     """A vendor profile (one TOML file)."""
 
@@ -78,27 +99,51 @@ class Profile(BaseModel):
     name: str = ""
     vendor: str
     mib: str = ""
+    # the MIB group the profile reads, named in the error when a unit answers without it
+    table: str = ""
     sys_object_ids: list[OID] = []
+    # detection by probe when no sysObjectID matches: a column only this MIB group has
+    probe: OID | None = None
     unsupported: list[int] = []
+    # the MIB says any negative value means "not available" (EATON-EPDU-MIB)
+    negative_unavailable: bool = False
     max_repetitions: int = Field(25, ge=1, le=200)
     timeout_s: float = Field(2.0, gt=0, le=60)
     retries: int = Field(1, ge=0, le=10)
     device: DeviceColumns = DeviceColumns()
     phase: PhaseColumns = PhaseColumns()
+    # used when `phase` has no rows: a single-phase unit's inlet is its phase (Raritan)
+    phase_fallback: PhaseColumns | None = None
     fixed_phases: list[FixedPhase] = []
     outlet: OutletColumns = OutletColumns()
 
     def columns(self) -> list[Column]:
         """Every column the profile reads, in a stable order."""
-        out: list[Column] = []
-        for group in (self.device, self.phase, *self.fixed_phases, self.outlet):
-            out += [c for c in group.__dict__.values() if isinstance(c, Column)]
-        return out
+        groups: list[Group] = [self.device, self.phase, *self.fixed_phases, self.outlet]
+        if self.phase_fallback is not None:
+            groups.append(self.phase_fallback)
+        return [c for g in groups for c in group_columns(g)]
+
+    def oids(self) -> list[str]:
+        """Every OID to walk, each once, in a stable order."""
+        return list(dict.fromkeys(o for c in self.columns() for o in c.oids()))
 
     def matches(self, sys_object_id: str) -> bool:
         """True when sysObjectID is one of the profile's, or below one."""
         return any(sys_object_id == p or sys_object_id.startswith(p + ".")
                    for p in self.sys_object_ids)
+
+    def missing_table(self) -> str:
+        """The error for a unit that answers but has none of the profile's tables."""
+        table = self.table or self.mib or self.name
+        return f"no {table} table: not {_article(table)} {table} device?"
+
+
+def _article(word: str) -> str:
+    """'an' before a vowel sound: ePDU, rPDU2 (an acronym read 'ar'), 'a' otherwise."""
+    first, second = word[:1].lower(), word[1:2]
+    acronym = second.isupper() or second.isdigit()
+    return "an" if first in "aeio" or (acronym and first in "fhlmnrsx") else "a"
 
 
 def load_profile(path: Path) -> Profile:
@@ -126,12 +171,12 @@ def all_profiles(extra_dir: Path | None = None) -> dict[str, Profile]:
     return profiles
 
 
-def detect(sys_object_id: str, profiles: dict[str, Profile]) -> Profile | None:
-    """The profile with the longest sysObjectID prefix matching the device's."""
-    best: tuple[int, Profile] | None = None
+def detect(sys_object_id: str, profiles: dict[str, Profile]) -> tuple[Profile, str] | None:
+    """The profile with the longest sysObjectID prefix matching the device's, and the prefix."""
+    best: tuple[Profile, str] | None = None
     for profile in profiles.values():
         for prefix in profile.sys_object_ids:
-            if profile.matches(sys_object_id) and sys_object_id.startswith(prefix) and (
-                    best is None or len(prefix) > best[0]):
-                best = (len(prefix), profile)
-    return best[1] if best else None
+            if (sys_object_id == prefix or sys_object_id.startswith(prefix + ".")) and (
+                    best is None or len(prefix) > len(best[1])):
+                best = (profile, prefix)
+    return best

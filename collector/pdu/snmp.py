@@ -144,6 +144,16 @@ class SnmpClient:
         self._check(ei, es, ex)
         return {str(name): plain(value) for name, value in vbs}
 
+    async def has_rows(self, column: str) -> bool:
+        """True when the agent has at least one row under this column (a detection probe)."""
+        target = await self._target()
+        ei, es, ex, vbs = await next_cmd(engine(), self.credentials.auth_data(), target,
+                                         self._context(), ObjectType(ObjectIdentity(column)),
+                                         lookupMib=False)
+        self._check(ei, es, ex)
+        return any(_in(str(name), column) and _walk_value(value) is not None
+                   for name, value in vbs)
+
     async def walk_columns(self, columns: list[str]) -> dict[str, dict[str, Value]]:
         """Every row of each column: {column: {index: value}}, the columns walked together."""
         out: dict[str, dict[str, Value]] = {c: {} for c in columns}

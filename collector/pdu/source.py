@@ -6,56 +6,101 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.pdu.profile import SYS_OBJECT_ID, Column, Profile, all_profiles, detect
+from collector.pdu.profile import (
+    SYS_OBJECT_ID,
+    Column,
+    Group,
+    Profile,
+    all_profiles,
+    detect,
+    group_columns,
+)
 from collector.pdu.snmp import SnmpClient, SnmpCredentials, SnmpError, Value
 from hashwatt.config import Config, PduConfig, RigConfig
 from hashwatt.contract import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 DECIMALS = 6
+SUMMED = ("power_w", "energy_kwh")  # device metrics that add up over units and input cords
+Walked = dict[str, dict[str, Value]]
+RowKey = tuple[str, str]  # (unit, key)
 
 
 class PduError(Exception):
     """A PDU could not be read; the text says why."""
 
 
-def _row_key(index: str, column: Column) -> str | None:
+def _row_key(index: str, column: Column) -> RowKey | None:
     parts = index.split(".")
     if column.index_suffix is not None:
         suffix = column.index_suffix.split(".")
         if parts[-len(suffix):] != suffix:
             return None
         parts = parts[:-len(suffix)]
-    return ".".join(parts[column.index_drop:]) or "0"
+    unit = parts.pop(0) if column.unit and len(parts) > 1 else ""
+    return unit, ".".join(parts[column.index_drop:]) or "0"
 
 
-def _convert(raw: Value, column: Column, unsupported: list[int]) -> Value:
+def _convert(raw: Value, column: Column, profile: Profile, digits: Value) -> Value:
+    """The value in the unit of the key's name; None when unknown or marked unavailable."""
     if raw is None:
         return None
     if column.kind == "text":
         return str(raw)
-    if not isinstance(raw, int) or raw in unsupported:
+    if not isinstance(raw, int) or raw in profile.unsupported:
         return None
+    if profile.negative_unavailable and raw < 0:
+        return None
+    if column.digits is not None:
+        if not isinstance(digits, int) or not 0 <= digits <= 9:
+            return None  # a value without its decimal digits is not known
+        return round(raw * column.scale / 10 ** digits, DECIMALS)
     return round(raw * column.scale, DECIMALS)
 
 
-def table(walked: dict[str, dict[str, Value]], group: Any,
-          unsupported: list[int]) -> dict[str, dict[str, Value]]:
-    """Rows of one group: {row key: {metric: value}}; unsupported values left out."""
-    rows: dict[str, dict[str, Value]] = {}
+def column_rows(walked: Walked, column: Column, profile: Profile) -> dict[RowKey, Value]:
+    """One column's rows: {(unit, key): value}, None where the device marks it unavailable."""
+    digits = walked.get(column.digits, {}) if column.digits else {}
+    out: dict[RowKey, Value] = {}
+    for index, raw in walked.get(column.oid, {}).items():
+        key = _row_key(index, column)
+        if key is not None:
+            out[key] = _convert(raw, column, profile, digits.get(index))
+    return out
+
+
+def table(walked: Walked, group: Group, profile: Profile) -> dict[RowKey, dict[str, Value]]:
+    """Rows of one group: {(unit, key): {metric: value}}; unavailable values left out."""
+    rows: dict[RowKey, dict[str, Value]] = {}
     for metric, column in group.__dict__.items():
-        if not isinstance(column, Column):
-            continue
-        for index, raw in walked.get(column.oid, {}).items():
-            key = _row_key(index, column)
-            value = _convert(raw, column, unsupported)
-            if key is not None and value is not None:
-                rows.setdefault(key, {})[metric] = value
+        if isinstance(column, Column):
+            for key, value in column_rows(walked, column, profile).items():
+                if value is not None:
+                    rows.setdefault(key, {})[metric] = value
     return rows
 
 
 def _sort_key(key: str) -> tuple[int, ...]:
     return tuple(int(p) for p in key.split(".") if p.isdigit())
+
+
+def _row_order(key: RowKey) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    return _sort_key(key[0]), _sort_key(key[1]), key[1]
+
+
+def device_value(walked: Walked, column: Column, metric: str, profile: Profile) -> Value:
+    """One device metric: power and energy summed over every row (units, input cords), the
+    others from the first row; unknown when any summed row is unavailable."""
+    rows = column_rows(walked, column, profile)
+    values = [rows[k] for k in sorted(rows, key=_row_order)]
+    if metric in SUMMED and column.kind == "number":
+        result: Value = (None if not values or any(v is None for v in values)
+                         else round(sum(float(v) for v in values if v is not None), DECIMALS))
+    else:
+        result = next((v for v in values if v not in (None, "")), None)
+    if result is None and column.fallback is not None:
+        return device_value(walked, column.fallback, metric, profile)
+    return result
 
 
 def credentials(pdu: PduConfig, secret: Any) -> SnmpCredentials:
@@ -74,6 +119,7 @@ class PduSource:
     cfg: Config
     profiles: dict[str, Profile] = field(default_factory=dict)
     chosen: dict[str, Profile] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
     energy: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -91,22 +137,33 @@ class PduSource:
             max_repetitions=pdu.max_repetitions or (profile.max_repetitions if profile else 25))
 
     async def profile_for(self, pdu: PduConfig) -> Profile:
-        """The configured profile, else the one sysObjectID selects (asked once)."""
+        """The configured profile, else the one sysObjectID (or a probe of tables) selects;
+        chosen once per PDU and logged with the reason."""
         if pdu.id in self.chosen:
             return self.chosen[pdu.id]
         if pdu.profile is not None:
             if pdu.profile not in self.profiles:
                 raise PduError(f"unknown profile {pdu.profile!r}; known: "
                                f"{', '.join(sorted(self.profiles))}")
-            profile = self.profiles[pdu.profile]
+            profile, reason = self.profiles[pdu.profile], "configured with `profile`"
         else:
-            sys_oid = (await self.client(pdu, None).get(SYS_OBJECT_ID)).get(SYS_OBJECT_ID)
-            found = detect(str(sys_oid), self.profiles)
-            if found is None:
-                raise PduError(f"no profile matches sysObjectID {sys_oid}; set `profile`")
-            profile = found
-        self.chosen[pdu.id] = profile
+            profile, reason = await self._detect(pdu)
+        self.chosen[pdu.id], self.reasons[pdu.id] = profile, reason
+        log.info("pdu %s: profile %s (%s)", pdu.id, profile.name, reason)
         return profile
+
+    async def _detect(self, pdu: PduConfig) -> tuple[Profile, str]:
+        client = self.client(pdu, None)
+        sys_oid = str((await client.get(SYS_OBJECT_ID)).get(SYS_OBJECT_ID))
+        found = detect(sys_oid, self.profiles)
+        if found is not None:
+            return found[0], f"sysObjectID {sys_oid} is under {found[1]}"
+        for profile in sorted(self.profiles.values(), key=lambda p: p.name):
+            if profile.probe and await client.has_rows(profile.probe):
+                return profile, (f"sysObjectID {sys_oid} matches no profile; its "
+                                 f"{profile.table or profile.mib} table {profile.probe} answered")
+        raise PduError(f"no profile matches sysObjectID {sys_oid} and no profile's table "
+                       "answered; set `profile`")
 
     async def poll(self, pdu: PduConfig, ts_ms: int) -> dict[str, Any]:
         """Read one PDU; errors give an offline reading with the reason."""
@@ -115,41 +172,66 @@ class PduSource:
                 "rack": pdu.rack}
         try:
             profile = await self.profile_for(pdu)
-            walked = await self.client(pdu, profile).walk_columns(
-                [c.oid for c in profile.columns()])
+            walked = await self.client(pdu, profile).walk_columns(profile.oids())
+            return {**base, **self.reading(pdu, profile, walked)}
         except (SnmpError, PduError) as exc:
             return {**base, "online": False, "error": str(exc)[:500]}
-        return {**base, **self.reading(pdu, profile, walked)}
 
-    def reading(self, pdu: PduConfig, profile: Profile,
-                walked: dict[str, dict[str, Value]]) -> dict[str, Any]:
-        """The contract's PDU fields from walked columns."""
-        device_rows = table(walked, profile.device, profile.unsupported)
-        device = device_rows[min(device_rows, key=_sort_key)] if device_rows else {}
-        phases = table(walked, profile.phase, profile.unsupported)
-        for fixed in profile.fixed_phases:
-            rows = table(walked, fixed, profile.unsupported)
-            if rows:
-                phases[fixed.phase] = rows[min(rows, key=_sort_key)]
-        outlets = table(walked, profile.outlet, profile.unsupported)
+    def reading(self, pdu: PduConfig, profile: Profile, walked: Walked) -> dict[str, Any]:
+        """The contract's PDU fields from walked columns; a PDU that answers without any of
+        the profile's tables is an error, never an empty success."""
+        device = {metric: device_value(walked, column, metric, profile)
+                  for metric, column in profile.device.__dict__.items()
+                  if isinstance(column, Column)}
+        device = {k: v for k, v in device.items() if v is not None}
+        phases = self._phases(walked, profile)
+        outlets = table(walked, profile.outlet, profile)
+        if not phases and not outlets and not set(device) - {"model"}:
+            raise PduError(profile.missing_table())
+        units = ({unit for unit, _ in [*phases, *outlets]}
+                 | self._device_units(walked, profile)) - {""}
+        tagged = len(units) > 1  # a daisy chain: say which unit each row belongs to
+        master = min(units, key=_sort_key) if units else ""
         out: dict[str, Any] = {
             "online": True, "error": None, "vendor": profile.vendor, "profile": profile.name,
             "model": str(device.get("model", "")),
             **{k: v for k, v in device.items() if k != "model"},
-            "phases": [{"phase": key, **row} for key, row in
-                       sorted(phases.items(), key=lambda kv: (_sort_key(kv[0]), kv[0]))],
-            "outlets": [self._outlet(pdu, key, row) for key, row in
-                        sorted(outlets.items(), key=lambda kv: _sort_key(kv[0]))],
+            "phases": [{"phase": key, **({"unit": unit} if tagged else {}), **row}
+                       for (unit, key), row in sorted(phases.items(),
+                                                      key=lambda kv: _row_order(kv[0]))],
+            "outlets": [self._outlet(pdu, key, row, unit if tagged else "", unit == master)
+                        for (unit, key), row in sorted(outlets.items(),
+                                                       key=lambda kv: _row_order(kv[0]))],
         }
         out["energy_reset"] = self._reset(pdu.id, "device", out.get("energy_kwh"))
         return out
 
-    def _outlet(self, pdu: PduConfig, key: str, row: dict[str, Value]) -> dict[str, Any]:
+    def _phases(self, walked: Walked, profile: Profile) -> dict[RowKey, dict[str, Value]]:
+        phases = table(walked, profile.phase, profile)
+        if not phases and profile.phase_fallback is not None:
+            phases = table(walked, profile.phase_fallback, profile)
+        for fixed in profile.fixed_phases:
+            rows = table(walked, fixed, profile)
+            if rows:
+                phases[("", fixed.phase)] = rows[min(rows, key=_row_order)]
+        return phases
+
+    @staticmethod
+    def _device_units(walked: Walked, profile: Profile) -> set[str]:
+        units: set[str] = set()
+        for column in group_columns(profile.device):
+            units |= {unit for unit, _ in column_rows(walked, column, profile)}
+        return units
+
+    def _outlet(self, pdu: PduConfig, key: str, row: dict[str, Value], unit: str,
+                master: bool) -> dict[str, Any]:
         number = _sort_key(key)[-1]
-        rig: RigConfig | None = self.outlets.get((pdu.id, number))
-        outlet: dict[str, Any] = {"outlet": number, **row}
+        outlet: dict[str, Any] = {"outlet": number, **({"unit": unit} if unit else {}), **row}
         outlet["name"] = str(row.get("name", ""))
-        outlet["energy_reset"] = self._reset(pdu.id, f"outlet{number}", row.get("energy_kwh"))
+        scope = f"outlet{unit}.{number}" if unit else f"outlet{number}"
+        outlet["energy_reset"] = self._reset(pdu.id, scope, row.get("energy_kwh"))
+        # the inventory maps rigs to outlet numbers of the PDU it names: the master unit's
+        rig: RigConfig | None = self.outlets.get((pdu.id, number)) if master else None
         if rig is not None:
             outlet.update({"rig": rig.id, "customer": rig.customer, "rack": rig.rack})
         return outlet

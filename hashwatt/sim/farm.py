@@ -17,7 +17,16 @@ from hashwatt.services import SnmpSim
 from hashwatt.sim.model import HARDWARE, Scenario, SimRig, Snapshot, snapshot, tick_of
 from hashwatt.sim.pdus import VARIATION_DIR, SimPdu, farm_spec, write_agent_files
 from hashwatt.sim.vendors import VENDORS, Vendor
-from hashwatt.sim.wire import HttpResponse, HttpServer, RpcServer, json_response, not_found
+from hashwatt.sim.wire import (
+    LOOPBACK,
+    Delivery,
+    FramedServer,
+    HttpResponse,
+    HttpServer,
+    RpcServer,
+    json_response,
+    not_found,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +34,14 @@ DEFAULT_MIX = ("s19pro", "m50", "a1246", "s21", "supra", "m30splus", "gamma")
 CUSTOMERS = ("acme-hosting", "blockfarm", "self")
 RPC_PORT = 4028
 WEB_PORT = 80
+V3_PORT = 4433  # Whatsminer API v3
 SLOTS_PER_RACK = 10
+# What a farm sends unless told otherwise: replies shaped like real firmware's, delivered in
+# LAN-sized segments. (Both stay off by default until the collector reads them: issue 11.)
+FIRMWARE_QUIRKS = False
+LAN_DELIVERY = False
+COLD_RACK = 5  # every fifth rack stands in an outdoor container in winter
+COLD_AMBIENT_C = -12.0
 
 
 def rig_addresses(base: str, count: int) -> list[str]:
@@ -51,8 +67,9 @@ def build_rigs(count: int, base: str = "127.10.0.0", mix: tuple[str, ...] = DEFA
     rigs = []
     for i, ip in enumerate(rig_addresses(base, count)):
         rig_id = f"r{i // SLOTS_PER_RACK + 1:02d}-s{i % SLOTS_PER_RACK + 1:02d}"
-        rigs.append(SimRig(rig_id=rig_id, ip=ip, hw_name=mix[i % len(mix)],
-                           ambient_c=24.0 + (i // SLOTS_PER_RACK) % 4))
+        rack = i // SLOTS_PER_RACK + 1
+        ambient = COLD_AMBIENT_C if rack % COLD_RACK == 0 else 24.0 + (rack - 1) % 4
+        rigs.append(SimRig(rig_id=rig_id, ip=ip, hw_name=mix[i % len(mix)], ambient_c=ambient))
     scenarios = scenarios or {}
     missing = set(scenarios) - {r.rig_id for r in rigs}
     if missing:
@@ -96,7 +113,10 @@ class Farm:
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     scenarios: dict[str, Scenario] = field(default_factory=dict)
     agent: SnmpSim | None = None
+    quirks: bool = FIRMWARE_QUIRKS
+    delivery: Delivery = field(default_factory=lambda: Delivery() if LAN_DELIVERY else LOOPBACK)
     _cache: dict[tuple[str, int], Snapshot] = field(default_factory=dict)
+    _listeners: dict[str, list[asyncio.AbstractServer]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.scenarios = {r.rig_id: r.scenario for r in self.rigs}
@@ -135,23 +155,38 @@ class Farm:
     async def _start_rig(self, rig: SimRig) -> None:
         if self.scenarios[rig.rig_id] is Scenario.OFFLINE:
             return
-        vendor: Vendor = VENDORS[rig.hardware.kind](lambda: self.current(rig))
+        vendor: Vendor = VENDORS[rig.hardware.kind](lambda: self.current(rig), self.quirks)
 
         def scenario() -> Scenario:
             return self.scenarios[rig.rig_id]
 
-        if vendor.has_rpc:
-            await self._listen(RpcServer(vendor.rpc, scenario).serve, rig.ip, RPC_PORT)
+        listen = [(RpcServer(vendor.rpc_bytes, scenario, self.delivery).serve, RPC_PORT)
+                  ] if vendor.has_rpc else []
         if vendor.has_http:
-            await self._listen(HttpServer(vendor.http, scenario).serve, rig.ip, WEB_PORT)
+            web = HttpServer(vendor.http, scenario, self.delivery).serve
+            listen += [(web, port) for port in vendor.web_ports]
+        if vendor.has_v3:
+            listen.append((FramedServer(vendor.v3, scenario, self.delivery).serve, V3_PORT))
+        for handler, port in listen:
+            await self._listen(handler, rig, port)
 
-    async def _listen(self, handler: Any, ip: str, port: int) -> None:
+    async def _stop_rig(self, rig_id: str) -> None:
+        """Switched off: its listeners close, so connections are refused as on a dead host."""
+        for server in self._listeners.pop(rig_id, []):
+            server.close()
+            self.servers.remove(server)
+            await server.wait_closed()
+
+    async def _listen(self, handler: Any, rig: SimRig, port: int) -> None:
+        ip = rig.ip
         try:
-            self.servers.append(await asyncio.start_server(handler, ip, port))
+            server = await asyncio.start_server(handler, ip, port)
         except OSError as exc:
             await self.stop()
             raise FarmError(f"cannot listen on {ip}:{port}: {exc.strerror} (is another "
                             f"simulated farm using this subnet? see --base)") from None
+        self.servers.append(server)
+        self._listeners.setdefault(rig.rig_id, []).append(server)
 
     async def stop(self) -> None:
         """Close every listener."""
@@ -164,7 +199,18 @@ class Farm:
             await asyncio.to_thread(self.agent.stop)
             self.agent = None
 
-    async def control(self, method: str, path: str, headers: dict[str, str]) -> HttpResponse:
+    async def _switch(self, rig_id: str, wanted: Scenario) -> None:
+        """Change a rig's scenario; `offline` closes its ports, leaving it opens them again."""
+        was = self.scenarios[rig_id]
+        self.scenarios[rig_id] = wanted
+        rig = next(r for r in self.rigs if r.rig_id == rig_id)
+        if wanted is Scenario.OFFLINE and was is not Scenario.OFFLINE:
+            await self._stop_rig(rig_id)
+        elif was is Scenario.OFFLINE and wanted is not Scenario.OFFLINE:
+            await self._start_rig(rig)
+
+    async def control(self, method: str, path: str, headers: dict[str, str],
+                      body: bytes = b"") -> HttpResponse:
         """Control API: GET /rigs (current snapshots), POST /rigs/<id>/scenario/<name>."""
         parts = path.strip("/").split("/")
         if method == "GET" and parts == ["rigs"]:
@@ -172,7 +218,11 @@ class Farm:
         if method == "POST" and len(parts) == 4 and parts[0] == "rigs" and parts[2] == "scenario":
             if parts[1] not in self.scenarios:
                 return not_found()
-            self.scenarios[parts[1]] = Scenario(parts[3])
+            try:
+                wanted = Scenario(parts[3])
+            except ValueError:
+                return HttpResponse(400, f"unknown scenario {parts[3]!r}".encode(), "text/plain")
+            await self._switch(parts[1], wanted)
             if self.agent is not None and self.state_dir is not None:
                 # the PDUs' agent re-reads the spec: an outlet follows its rig's scenario
                 write_agent_files(self.pdus, self._spec(), self.state_dir)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import struct
 import warnings
+from typing import Any
 
+from pymodbus.constants import ExcCodes
 from pymodbus.datastore import (
     ModbusDeviceContext,
     ModbusSequentialDataBlock,
@@ -32,14 +34,28 @@ def encode(rmap: RegisterMap, values: dict[int, float]) -> list[int]:
     return words
 
 
+def read_limit(max_registers: int) -> Any:
+    """A device action refusing a read of more registers than the meter answers at once,
+    with the exception code a real meter gives (ILLEGAL DATA VALUE)."""
+
+    async def action(function_code: int, start_address: int, address: int, count: int,
+                     current_registers: list[int], set_values: Any) -> ExcCodes | None:
+        return ExcCodes.ILLEGAL_VALUE if count > max_registers else None
+
+    return action
+
+
 def meter_server(rmap: RegisterMap, values: dict[int, float], host: str, port: int,
-                 unit_id: int = 1) -> ModbusTcpServer:
-    """A Modbus TCP server answering for unit_id with the given raw register values."""
+                 unit_id: int = 1, max_registers: int | None = None) -> ModbusTcpServer:
+    """A Modbus TCP server answering for unit_id with the given raw register values; with
+    max_registers, longer reads are refused as the meter refuses them."""
     # pymodbus' data blocks count from 1: block address 1 is protocol address 0
     block = ModbusSequentialDataBlock(1, encode(rmap, values))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pymodbus 3.x announces its 4.0 datastore
         device = (ModbusDeviceContext(ir=block) if rmap.function == "input"
                   else ModbusDeviceContext(hr=block))
+    if max_registers is not None:
+        device.simdevice.action = read_limit(max_registers)
     context = ModbusServerContext(devices={unit_id: device}, single=False)
     return ModbusTcpServer(context, address=(host, port))

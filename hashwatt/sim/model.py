@@ -22,6 +22,8 @@ class Scenario(StrEnum):
     DEAD_BOARD = "dead_board"
     OFFLINE = "offline"
     HUNG = "hung"
+    # hashing nothing (soft off, pool lost, curtailed) while the since-start average stays
+    IDLE = "idle"
     # malformed replies of the kinds real firmware sends
     NULL_BYTES = "null_bytes"
     GLUED = "glued"
@@ -38,11 +40,12 @@ MALFORMED = {Scenario.NULL_BYTES, Scenario.GLUED, Scenario.TRUNCATED, Scenario.G
 class Hardware:
     """What a simulated model looks like on the wire."""
 
-    kind: str  # antminer | whatsminer | avalon | bitaxe
+    kind: str  # the firmware family: a key of hashwatt.sim.vendors.VENDORS
     model: str  # pyasic raw model name, the key of models.toml
     boards: int
     chips: int
     fans: int
+    wire_model: str = ""  # the model as the firmware spells it, when it differs
 
 
 HARDWARE: dict[str, Hardware] = {
@@ -53,6 +56,14 @@ HARDWARE: dict[str, Hardware] = {
     "a1246": Hardware("avalon", "Avalon 1246", boards=3, chips=120, fans=4),
     "supra": Hardware("bitaxe", "Supra", boards=1, chips=1, fans=1),
     "gamma": Hardware("bitaxe", "Gamma", boards=1, chips=1, fans=1),
+    # families added for issue 11: what sites run beside stock firmware
+    "avalonq": Hardware("avalon", "Avalon Q Home", boards=1, chips=160, fans=2,
+                        wire_model="Q"),
+    "m60s": Hardware("whatsminer3", "M60S VK40", boards=3, chips=75, fans=2,
+                     wire_model="M60S_VK40"),
+    "luxos": Hardware("luxos", "S19k Pro", boards=3, chips=77, fans=4),
+    "vnish": Hardware("vnish", "S21+", boards=3, chips=108, fans=4),
+    "epic": Hardware("epic", "S19 XP", boards=3, chips=110, fans=4),
 }
 
 
@@ -90,6 +101,22 @@ class Board:
     chips: int
     serial: str
 
+    @property
+    def chip_sensors(self) -> tuple[float, float, float, float]:
+        """Four chip sensors as stock Antminer chains report them (hottest first; the second
+        sits at the cold air inlet: `"temp_chip1": "78-50-69-70"` in a real S19 Pro's stats)."""
+        return _four(self.chip_temp_c) if self.chips else (0.0, 0.0, 0.0, 0.0)
+
+    @property
+    def pcb_sensors(self) -> tuple[float, float, float, float]:
+        """Four board sensors, shaped like the chip sensors (`"temp_pcb1": "73-45-64-65"`)."""
+        return _four(self.board_temp_c) if self.chips else (0.0, 0.0, 0.0, 0.0)
+
+
+def _four(hottest: float) -> tuple[float, float, float, float]:
+    """The real S19 Pro capture's spread: hottest, inlet 28 below, then 9 and 8 below."""
+    return (hottest, hottest - 28, hottest - 9, hottest - 8)
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -110,6 +137,16 @@ class Snapshot:
         return round(sum(b.hashrate_gh for b in self.boards), 2)
 
     @property
+    def idle(self) -> bool:
+        """Hashing nothing while powered (the since-start average stays up)."""
+        return self.rig.scenario is Scenario.IDLE
+
+    @property
+    def average_gh(self) -> float:
+        """The since-start average (cgminer's `MHS av`): what the rig did before it idled."""
+        return round(self.expected_gh * 0.995, 2) if self.idle else self.hashrate_gh
+
+    @property
     def chip_temp_max_c(self) -> float:
         """Hottest board's chip temperature."""
         return max(b.chip_temp_c for b in self.boards)
@@ -124,6 +161,12 @@ def _board(rig: SimRig, rng: random.Random, index: int, dead: bool, heat: float)
     hw = rig.hardware
     per_board = rig.info.nominal_ths * 1000 / hw.boards
     load = 0.0 if dead else 1.0 + rng.gauss(0, 0.01)
+    if rig.scenario is Scenario.IDLE:
+        # boards present and counted, chips cool to ambient, nothing hashed
+        pcb = rig.ambient_c + 2 + rng.gauss(0, 0.5)
+        return Board(index=index, hashrate_gh=0.0, chip_temp_c=float(round(pcb)),
+                     board_temp_c=float(round(pcb)), chips=hw.chips,
+                     serial=f"SIM{zlib.crc32(rig.rig_id.encode()):010d}B{index}")
     # a healthy rig runs 25 °C under its model's chip limit at 25 °C ambient (an S19's 70 °C
     # for its 95 °C limit, a Bitaxe's 45 °C for its 70 °C): without this offset every
     # healthy Bitaxe sat at its limit and an overheating Avalon (limit 100) stayed under it
@@ -153,6 +196,9 @@ def snapshot(rig: SimRig, seed: int, tick: int) -> Snapshot:
     if rig.scenario is Scenario.DEAD_FAN:
         fans[0] = 0
     power = round(rig.info.nominal_w * share * (1 + rng.gauss(0, 0.005)))
+    if rig.scenario is Scenario.IDLE:
+        fans = [0] * rig.hardware.fans  # a soft-off rig stops its fans (Avalon Q: Fan1[0])
+        power = round(rig.info.nominal_w * 0.02)  # control board and PSU standby
     boot_rng = random.Random(f"{seed}/{rig.rig_id}/boot")
     uptime = boot_rng.randint(3_600, 900_000) + tick * 10
     errors = ["chain 1 lost"] if dead_board >= 0 else []

@@ -1,6 +1,10 @@
-"""The transports a simulated rig speaks: CGMiner-style JSON on TCP 4028 and a small HTTP/1.1.
+"""The transports a simulated rig speaks: CGMiner-style JSON on TCP 4028, length-framed JSON
+(Whatsminer API v3 on 4433) and a small HTTP/1.1.
 
-Faults (hung, trickling, malformed) are applied here, so every vendor gets them the same way.
+Replies leave the way they leave a rig on a LAN: in ~1460-byte TCP segments with small gaps
+(`Delivery`), because loopback hands a whole reply to one `read()` and hides every reader that
+stops after the first segment. Faults (hung, trickling, malformed) are applied here, so every
+vendor gets them the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import hashlib
 import json
 import logging
 import secrets
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -18,9 +24,41 @@ from hashwatt.sim.model import Scenario
 
 log = logging.getLogger(__name__)
 
-RpcHandler = Callable[[str], dict | None]
+RpcHandler = Callable[[str], bytes]
 IDENTIFY_COMMANDS = {"version", "devdetails", "get_version"}
 TRICKLE_INTERVAL_S = 1.0
+MSS = 1460  # an Ethernet TCP segment's payload (1500 MTU - 40 bytes of IP and TCP headers)
+HEALTHY = {Scenario.NORMAL, Scenario.OVERHEAT, Scenario.DEAD_FAN, Scenario.DEAD_BOARD,
+           Scenario.IDLE}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How replies leave a simulated rig: `lan` writes one segment at a time, each pushed out
+    on its own (TCP_NODELAY, drained) and followed by a short gap, as a reply of several KB
+    reaches a collector across a switch; `loopback` writes the reply in one piece."""
+
+    lan: bool = True
+    segment: int = MSS
+    gap_s: float = 0.001
+
+    async def send(self, writer: asyncio.StreamWriter, payload: bytes) -> None:
+        """Write payload and wait until it has left."""
+        if not self.lan or len(payload) <= self.segment:
+            writer.write(payload)
+            await writer.drain()
+            return
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for start in range(0, len(payload), self.segment):
+            if start:
+                await asyncio.sleep(self.gap_s)
+            writer.write(payload[start:start + self.segment])
+            await writer.drain()
+
+
+LOOPBACK = Delivery(lan=False)
 
 
 def mangle(body: bytes, scenario: Scenario) -> bytes:
@@ -66,27 +104,14 @@ async def _hang(reader: asyncio.StreamReader) -> None:
         pass
 
 
-def multicommand(handler: RpcHandler, command: str) -> dict | None:
-    """Answer "a+b+c" the way cgminer does: one list-wrapped reply per command."""
-    parts = command.split("+")
-    if len(parts) == 1:
-        return handler(command)
-    out: dict = {}
-    for part in parts:
-        reply = handler(part)
-        if reply is None:
-            return None
-        out[part] = [reply]
-    out["id"] = 1
-    return out
-
-
 @dataclass
 class RpcServer:
-    """A CGMiner-style API: one JSON request, one reply, then the socket is closed."""
+    """A CGMiner-style API: one JSON request, one reply and a NUL, then the socket is closed
+    (cgminer api.c `send_result` sends strlen+1 bytes; the listener then closes the socket)."""
 
     handler: RpcHandler
     scenario: Callable[[], Scenario]
+    delivery: Delivery = LOOPBACK
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Handle one connection."""
@@ -95,31 +120,59 @@ class RpcServer:
             if scenario is Scenario.HUNG:
                 await _hang(reader)
                 return
+            if scenario is Scenario.OFFLINE:
+                return  # switched off while its listener was closing: nothing answers
             request = await _read_json_request(reader)
             command = str((request or {}).get("command", ""))
-            reply = multicommand(self.handler, command) if request else None
-            if reply is None:
-                reply = _invalid_command(command)
-            body = json.dumps(reply).encode() + b"\x00"
-            if scenario in (Scenario.NORMAL, Scenario.OVERHEAT, Scenario.DEAD_FAN,
-                            Scenario.DEAD_BOARD) or command in IDENTIFY_COMMANDS:
-                writer.write(body)
+            body = self.handler(command) + b"\x00"
+            if scenario in HEALTHY or command in IDENTIFY_COMMANDS:
+                await self.delivery.send(writer, body)
             elif scenario is Scenario.TRICKLE:
                 await _trickle(writer, body)
             else:
-                writer.write(mangle(body, scenario))
-            await writer.drain()
+                await self.delivery.send(writer, mangle(body, scenario))
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
 
-def _invalid_command(command: str) -> dict:
-    return {"STATUS": [{"STATUS": "E", "When": 0, "Code": 14, "Msg": "Invalid command",
-                        "Description": command[:32]}], "id": 1}
+FramedHandler = Callable[[dict], dict]
+
+
+@dataclass
+class FramedServer:
+    """Whatsminer API v3 (port 4433): a 4-byte little-endian length, then JSON, both ways."""
+
+    handler: FramedHandler
+    scenario: Callable[[], Scenario]
+    delivery: Delivery = LOOPBACK
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer requests on one connection until the client closes it."""
+        try:
+            if self.scenario() is Scenario.HUNG:
+                await _hang(reader)
+                return
+            while True:
+                (length,) = struct.unpack("<I", await reader.readexactly(4))
+                if length > 65536:
+                    return
+                request = json.loads(await reader.readexactly(length))
+                reply = json.dumps(self.handler(request if isinstance(request, dict) else {}),
+                                   separators=(",", ":")).encode()
+                await self.delivery.send(writer, struct.pack("<I", len(reply)) + reply)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError,
+                ValueError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await writer.wait_closed()
+
+
 
 
 @dataclass
@@ -132,8 +185,9 @@ class HttpResponse:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-HttpHandler = Callable[[str, str, dict[str, str]], Awaitable[HttpResponse]]
-REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
+HttpHandler = Callable[[str, str, dict[str, str], bytes], Awaitable[HttpResponse]]
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+           405: "Method Not Allowed"}
 
 
 def json_response(data: object) -> HttpResponse:
@@ -206,6 +260,7 @@ class HttpServer:
 
     handler: HttpHandler
     scenario: Callable[[], Scenario]
+    delivery: Delivery = LOOPBACK
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Handle requests on one connection until the client closes it."""
@@ -220,7 +275,7 @@ class HttpServer:
             pass
         finally:
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
     async def _one_request(self, reader: asyncio.StreamReader,
@@ -231,9 +286,8 @@ class HttpServer:
         headers = {k.strip().lower(): v.strip() for k, _, v in
                    (line.partition(":") for line in lines[1:] if line)}
         length = int(headers.get("content-length", "0") or 0)
-        if length:
-            await reader.readexactly(length)
-        response = await self.handler(method, path, headers)
+        body = await reader.readexactly(length) if length else b""
+        response = await self.handler(method, path, headers, body)
         await self._send(writer, response)
         return headers.get("connection", "").lower() != "close"
 
@@ -250,5 +304,4 @@ class HttpServer:
         if response.status == 200 and scenario is Scenario.TRICKLE:
             await _trickle(writer, payload)
             return
-        writer.write(payload)
-        await writer.drain()
+        await self.delivery.send(writer, payload)

@@ -1,0 +1,105 @@
+"""Stock Antminer (BMMiner/CGMiner API on 4028, digest-auth CGI web API): `stats` and
+`summary` over RPC (joined when the rig accepts it), errors from `summary.cgi`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from pyasic.data.error_codes import X19Error
+from pyasic.device.algorithm import SHA256Unit
+from pyasic.miners.backends import AntminerModern
+
+from collector.rigs.base import (
+    Board,
+    Fan,
+    FastPathError,
+    RpcSession,
+    Telemetry,
+    base_telemetry,
+    mean_nonzero,
+    number,
+    rate,
+    rig_client,
+    sensor_values,
+)
+from collector.rigs.credentials import Credentials
+
+BACKEND = AntminerModern
+
+
+class AntminerPath:
+    """Stock Antminer fast path."""
+
+    def __init__(self, miner: Any, timeout: float, creds: Credentials) -> None:
+        self.miner, self.timeout = miner, timeout
+        self.session = RpcSession(miner.ip, timeout)
+        # the digest auth object keeps the rig's challenge: no 401 round trip after the first
+        self.auth = httpx.DigestAuth(creds.web_user, creds.web_password)
+        self.web = rig_client(timeout)
+
+    async def telemetry(self) -> Telemetry:
+        """Read one poll's telemetry."""
+        replies = await self.session.many("stats", "summary")
+        try:
+            stats = replies["stats"]["STATS"][1]
+            summary = replies["summary"]["SUMMARY"][0]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise FastPathError(f"unexpected stats/summary reply: {exc!r}") from None
+        t = base_telemetry(self.miner)
+        ghs = number(summary.get("GHS 5s"))
+        t.hashrate = rate(ghs, SHA256Unit.GH) if ghs is not None else None
+        ideal = number(stats.get("total_rateideal"))
+        if ideal is not None:
+            t.expected_hashrate = rate(ideal, SHA256Unit.from_str(stats.get("rate_unit", "GH")))
+        elapsed = number(stats.get("Elapsed", summary.get("Elapsed")))
+        t.uptime = int(elapsed) if elapsed is not None else None
+        t.fans = self._fans(stats)
+        hottest = [chain_board(board, stats) for board in t.hashboards]
+        present = [h for h in hottest if h is not None]
+        t.temp_max = max(present) if present else None
+        t.errors = await self._errors()
+        return t
+
+    def _fans(self, stats: dict[str, Any]) -> list[Fan]:
+        offset = next((n for n in (1, 5) if any(stats.get(f"fan{n + i}") for i in range(4))), 1)
+        return [Fan(int(stats.get(f"fan{offset + i}", 0) or 0))
+                for i in range(self.miner.expected_fans or 0)]
+
+    async def _errors(self) -> list[Any] | None:
+        """Errors from the web API; None (unknown) when the web API does not give them."""
+        try:
+            resp = await self.web.get(f"http://{self.miner.ip}/cgi-bin/summary.cgi",
+                                      auth=self.auth)
+            items = resp.json()["SUMMARY"][0]["status"] if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            return None
+        if not isinstance(items, list):
+            return None
+        return [X19Error(error_message=i["msg"]) for i in items
+                if isinstance(i, dict) and i.get("status") != "s" and "msg" in i]
+
+    async def close(self) -> None:
+        """Close the HTTP client."""
+        await self.web.aclose()
+
+
+def chain_board(board: Board, stats: dict[str, Any]) -> float | None:
+    """Fill one board from the `chain_*`/`temp_*{n}` keys; return its hottest chip sensor.
+
+    Each chain reports four sensors per kind ("78-50-69-70"); the board figures are the mean
+    of the non-zero sensors (pyasic's web parser does the same), the overheat check uses the
+    hottest one."""
+    n = board.slot + 1
+    chips = number(stats.get(f"chain_acn{n}"))
+    if chips is None:
+        return None  # the firmware does not report this chain at all: unknown
+    board.chips = int(chips)
+    chain_rate = number(stats.get(f"chain_rate{n}"))
+    # a chain the firmware lost ("", 0 chips) hashes nothing: a known 0, not unknown
+    board.hashrate = rate(chain_rate or 0.0, SHA256Unit.GH)
+    chip_sensors = sensor_values(stats.get(f"temp_chip{n}"))
+    board.chip_temp = mean_nonzero(chip_sensors)
+    board.temp = mean_nonzero(sensor_values(stats.get(f"temp_pcb{n}")))
+    present = [v for v in chip_sensors if v]
+    return max(present) if present else None

@@ -1,0 +1,141 @@
+"""The pyasic rig source: identify each rig once, keep the miner object, poll what we need
+through the firmware's fast path, and fall back to pyasic's `get_data` in the same poll."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyasic.miners.data import DataOptions
+from pyasic.miners.factory import MinerFactory
+
+from collector.mapping import Origin, offline_reading, reading_from_miner
+from collector.rigs.credentials import DEFAULT, Credentials
+from collector.rigs.registry import FastPath, fast_path_for
+from hashwatt.config import RigConfig
+
+log = logging.getLogger(__name__)
+
+# Only what the telemetry needs: every extra option is another request to the rig.
+FIELDS = [DataOptions.HASHRATE, DataOptions.EXPECTED_HASHRATE, DataOptions.WATTAGE,
+          DataOptions.HASHBOARDS, DataOptions.FANS, DataOptions.UPTIME, DataOptions.ERRORS,
+          DataOptions.ENVIRONMENT_TEMP]
+# the fast path gets this share of the deadline, so pyasic's fallback still fits in the poll
+FAST_SHARE = 0.4
+
+
+def apply_credentials(miner: Any, creds: Credentials) -> None:
+    """Give pyasic's own clients the rig's logins (its defaults are root/root, admin, super)."""
+    web = getattr(miner, "web", None)
+    if web is not None and hasattr(web, "pwd"):
+        web.username, web.pwd = creds.web_user, creds.web_password
+    rpc = getattr(miner, "rpc", None)
+    if rpc is not None and creds.rpc_password is not None and hasattr(rpc, "pwd"):
+        rpc.pwd = creds.rpc_password
+
+
+@dataclass
+class PyasicSource:
+    """Rig polling through unmodified pyasic; callers bound each poll with a deadline."""
+
+    reidentify_after: int = 3
+    fast_paths: bool = True
+    timeout_s: float = 10.0
+    factory: MinerFactory = field(default_factory=MinerFactory)
+    credentials: Callable[[RigConfig], Credentials] = lambda rig: DEFAULT
+    miners: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, FastPath | None] = field(default_factory=dict)
+    identify_concurrency: int = 25
+    _identify_slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+    failures: dict[str, int] = field(default_factory=dict)
+    identifications: int = 0
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    async def poll(self, origin: Origin) -> dict[str, Any]:
+        """Poll one rig and return its reading (offline readings included)."""
+        rig = origin.rig
+        miner = self.miners.get(rig.id)
+        if miner is None:
+            miner, reason = await self._identify(rig.address)
+            if miner is None:
+                self.failed(rig.id)
+                self._tell(rig.id, reason)
+                return offline_reading(origin, reason)
+            creds = self.credentials(rig)
+            apply_credentials(miner, creds)
+            self.miners[rig.id] = miner
+            self.paths[rig.id] = (fast_path_for(miner, self.timeout_s * FAST_SHARE, creds)
+                                  if self.fast_paths else None)
+        data, note = await self._read(rig.id, miner)
+        if data is None:
+            self.failed(rig.id)
+            return offline_reading(origin, note or "no reply", str(miner.make or ""),
+                                   str(miner.raw_model or ""))
+        reading = reading_from_miner(origin, data)
+        if reading["online"]:
+            self.failures[rig.id] = 0
+            if note and reading["error"] is None:
+                reading["error"] = note[:512]
+        else:
+            self.failed(rig.id)
+        return reading
+
+    async def _read(self, rig_id: str, miner: Any) -> tuple[Any, str | None]:
+        """The fast path's telemetry, else pyasic's get_data; and what went wrong, if so."""
+        path = self.paths.get(rig_id)
+        note = None
+        if path is not None:
+            try:
+                return await path.telemetry(), None
+            except Exception as exc:  # any failure of the fast path: pyasic reads the rig
+                note = f"fast path: {_cause(exc)}; read by pyasic"
+                self._tell(rig_id, note)
+        try:
+            return await miner.get_data(include=FIELDS), note
+        except Exception as exc:  # pyasic wraps any parser failure; the rig is in error
+            return None, f"bad reply: {_cause(exc)}"
+
+    async def _identify(self, address: str) -> tuple[Any, str]:
+        self.identifications += 1
+        # pyasic's factory builds HTTP clients and TLS contexts per probe: a few at a time
+        # keep the collector's memory flat when thousands of rigs are identified at start
+        loop = asyncio.get_running_loop()
+        if self._identify_slots is None or self._identify_slots[0] is not loop:
+            self._identify_slots = (loop, asyncio.Semaphore(self.identify_concurrency))
+        async with self._identify_slots[1]:
+            try:
+                miner = await self.factory.get_miner(address)
+            except Exception as exc:  # pyasic 0.79 raises e.g. TypeError on odd replies
+                return None, f"identification: {_cause(exc)}"
+        if miner is None:
+            return None, "identification: no miner answered"
+        if type(miner).__name__.startswith("Unknown"):
+            return None, "identification: answered, but pyasic does not know the firmware"
+        return miner, ""
+
+    def _tell(self, rig_id: str, reason: str) -> None:
+        """Log a rig's problem once, and again only when it changes."""
+        if self.reasons.get(rig_id) != reason:
+            self.reasons[rig_id] = reason
+            log.warning("rig %s: %s", rig_id, reason)
+
+    def failed(self, rig_id: str) -> None:
+        """Count a failure; after `reidentify_after` in a row, forget the miner object."""
+        count = self.failures.get(rig_id, 0) + 1
+        self.failures[rig_id] = count
+        if count >= self.reidentify_after and self.miners.pop(rig_id, None) is not None:
+            self.paths.pop(rig_id, None)
+            log.info("rig %s: %d failures in a row, will identify it again", rig_id, count)
+
+
+def _cause(exc: BaseException) -> str:
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    text, name = str(root), type(root).__name__
+    if name == "FastPathError":
+        return text[:200]
+    return (f"{name}: {text}" if text else name)[:200]

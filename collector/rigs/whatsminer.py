@@ -1,0 +1,132 @@
+"""Whatsminer btminer API v2 (plain JSON on 4028): `summary`+`devs` (joined when the rig
+accepts it) and `get_error_code` on its own (btminer never joins `get_*`/`status`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pyasic.data.error_codes import WhatsminerError
+from pyasic.device.algorithm import SHA256Unit
+from pyasic.miners.backends import BTMinerV2
+
+from collector.rigs.base import (
+    Board,
+    Fan,
+    FastPathError,
+    RpcSession,
+    Telemetry,
+    base_telemetry,
+    number,
+    rate,
+    status_error,
+)
+from collector.rigs.credentials import Credentials
+
+BACKEND = BTMinerV2
+
+# current figures first: "MHS av" is the average since the start of btminer
+CURRENT = ("MHS 1m", "HS RT", "MHS 5s")
+
+
+def current_mhs(entry: dict[str, Any]) -> float | None:
+    """The current hashrate in MH/s: 1-minute figure, else the real-time one (firmware
+    2023+ sends only `MHS av` and `HS RT`)."""
+    for key in CURRENT:
+        value = number(entry.get(key))
+        if value is not None:
+            return value
+    return None
+
+
+def apportion(total: float | None, averages: list[float | None]) -> list[float | None]:
+    """Per-board current figures when boards report only their since-start average: the
+    current total shared out by each board's part of the averages (a rig that stopped
+    hashing has 0 on every board, not its history)."""
+    known = [a for a in averages if a is not None]
+    if total is None or not known:
+        return [None] * len(averages)
+    whole = sum(known)
+    return [None if a is None else (a * total / whole if whole else 0.0) for a in averages]
+
+
+class WhatsminerPath:
+    """Whatsminer API v2 fast path."""
+
+    def __init__(self, miner: Any, timeout: float, creds: Credentials) -> None:
+        self.miner, self.timeout = miner, timeout
+        self.session = RpcSession(miner.ip, timeout)
+
+    async def telemetry(self) -> Telemetry:
+        """Read one poll's telemetry."""
+        replies, codes = await asyncio.gather(self.session.many("summary", "devs"),
+                                              self._error_codes())
+        try:
+            summary = replies["summary"]["SUMMARY"][0]
+            devs = replies["devs"].get("DEVS") or []
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise FastPathError(f"unexpected summary/devs reply: {exc!r}") from None
+        t = base_telemetry(self.miner)
+        mhs = current_mhs(summary)
+        t.hashrate = rate(mhs, SHA256Unit.MH) if mhs is not None else None
+        factory = number(summary.get("Factory GHS"))
+        t.expected_hashrate = rate(factory, SHA256Unit.GH) if factory else None
+        watts = number(summary.get("Power"))
+        t.wattage = int(watts) if watts is not None and watts >= 0 else None
+        t.env_temp = number(summary.get("Env Temp"))
+        elapsed = number(summary.get("Elapsed"))
+        t.uptime = int(elapsed) if elapsed is not None else None
+        if (self.miner.expected_fans or 0) > 0:
+            t.fans = [Fan(int(summary.get("Fan Speed In", 0) or 0)),
+                      Fan(int(summary.get("Fan Speed Out", 0) or 0))]
+        self._boards(t, devs, mhs)
+        t.errors = codes
+        return t
+
+    def _boards(self, t: Telemetry, devs: list[dict[str, Any]], total: float | None) -> None:
+        current = [current_mhs(d) for d in devs]
+        if any(c is None for c in current):  # only the since-start average: apportion
+            current = apportion(total, [number(d.get("MHS av")) for d in devs])
+        hottest: list[float] = []
+        for dev, mhs in zip(devs, current, strict=True):
+            slot = dev.get("ASC", dev.get("Slot"))
+            if not isinstance(slot, int) or slot < 0 or slot > 63:
+                continue
+            while len(t.hashboards) <= slot:  # pyasic adds boards the model table lacks
+                t.hashboards.append(Board(slot=len(t.hashboards),
+                                          expected_chips=self.miner.expected_chips))
+            board = t.hashboards[slot]
+            board.chip_temp = number(dev.get("Chip Temp Avg"))
+            board.temp = number(dev.get("Temperature"))
+            board.hashrate = rate(mhs, SHA256Unit.MH) if mhs is not None else None
+            chips = number(dev.get("Effective Chips"))
+            board.chips = int(chips) if chips is not None else None
+            top = number(dev.get("Chip Temp Max"))
+            if top:
+                hottest.append(top)
+        t.temp_max = max(hottest) if hottest else None
+
+    async def _error_codes(self) -> list[Any] | None:
+        """The rig's error codes; None (unknown) when it does not give them."""
+        try:
+            reply = await self.session.one("get_error_code")
+        except (OSError, TimeoutError, FastPathError):
+            return None
+        if status_error(reply) is not None:
+            return None
+        try:
+            items = reply["Msg"]["error_code"]
+        except (KeyError, TypeError):
+            return None
+        # 2.0.4 sends ["110", ...], later firmware [{"110": "date"}, ...] (pyasic reads both)
+        if isinstance(items, dict):
+            items = [items]
+        out = []
+        for err in items if isinstance(items, list) else []:
+            for code in (err if isinstance(err, dict) else [err]):
+                if str(code).lstrip("-").isdigit():
+                    out.append(WhatsminerError(error_code=int(code)))
+        return out
+
+    async def close(self) -> None:
+        """Nothing kept open."""

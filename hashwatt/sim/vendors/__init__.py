@@ -1,0 +1,24 @@
+"""Replies of each simulated firmware family, one module per family, shaped like the replies
+real miners send (`../shared/reference/miner-api`, read, never copied).
+
+Each vendor answers RPC commands and HTTP requests from the rig's current `Snapshot`.
+"""
+
+from __future__ import annotations
+
+from hashwatt.sim.vendors.antminer import Antminer
+from hashwatt.sim.vendors.avalon import Avalon
+from hashwatt.sim.vendors.base import Vendor
+from hashwatt.sim.vendors.bitaxe import Bitaxe
+from hashwatt.sim.vendors.epic import Epic
+from hashwatt.sim.vendors.luxos import LuxOS
+from hashwatt.sim.vendors.vnish import VNish
+from hashwatt.sim.vendors.whatsminer import Whatsminer
+from hashwatt.sim.vendors.whatsminer_v3 import WhatsminerV3
+
+VENDORS: dict[str, type[Vendor]] = {
+    "antminer": Antminer, "whatsminer": Whatsminer, "avalon": Avalon, "bitaxe": Bitaxe,
+    "whatsminer3": WhatsminerV3, "luxos": LuxOS, "vnish": VNish, "epic": Epic,
+}
+
+__all__ = ["VENDORS", "Vendor"]

@@ -1,0 +1,53 @@
+"""Where hashwatt's reading differs from pyasic 0.79's on purpose, per fast path, and why.
+The differential tests compare everything else exactly; the replay tests assert these keys
+against numbers derived by hand from the captures."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+DOCUMENTED: dict[str, dict[str, str]] = {
+    "AntminerPath": {
+        "temp_max_c": "the hottest of the four chip sensors per chain; pyasic has no per-sensor "
+                      "figure (its web parser averages them, its plain-RPC parser takes temp{n})",
+        "boards.chip_temp_c": "mean of the non-zero temp_chip sensors; pyasic's plain-RPC "
+                              "parser (BMMiner._get_hashboards) reads temp{n}, a PCB sensor",
+        "boards.board_temp_c": "mean of the non-zero temp_pcb sensors; pyasic's plain-RPC "
+                               "parser reads temp2_{n}, a chip sensor (chip and board swapped)",
+        "boards.hashrate_ths": "from RPC chain_rate{n}; pyasic's AntminerModern reads boards "
+                               "only from the web API's stats.cgi",
+        "boards.chips": "from RPC chain_acn{n} (see boards.hashrate_ths)",
+    },
+    "WhatsminerPath": {
+        "temp_max_c": "the firmware's Chip Temp Max; pyasic has only the rounded average",
+        "boards.chip_temp_c": "Chip Temp Avg as reported; pyasic rounds to whole degrees",
+        "boards.board_temp_c": "Temperature as reported; pyasic rounds to whole degrees",
+        "hashrate_ths": "MHS 1m, else HS RT (firmware without MHS 1m); pyasic reads MHS 1m only",
+        "boards.hashrate_ths": "MHS 1m, else the current total shared out by MHS av",
+    },
+    "AvalonPath": {
+        "boards.hashrate_ths": "MGHS is the average since start: the current GHSspd is shared "
+                               "out by it (an idle rig's boards read 0; pyasic reads history)",
+        "boards.board_temp_c": "no board sensor in MM ID0: unknown; pyasic copies MTmax",
+        "env_temp_c": "Temp, else ITemp (Avalon Q); pyasic reads Temp only",
+        "power_w": "WALLPOWER, else PS[4] (Avalon Q); pyasic reads WALLPOWER only",
+        "power_source": "follows power_w",
+    },
+    "BitaxePath": {
+        "power_w": "AxeOS watts to the milliwatt; pyasic rounds to whole watts",
+    },
+}
+
+
+def without_documented(reading: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The reading with the documented keys blanked, for an exact comparison of the rest."""
+    out = copy.deepcopy(reading)
+    for key in DOCUMENTED.get(kind, {}):
+        if key.startswith("boards."):
+            for board in out.get("boards", []):
+                board[key.split(".", 1)[1]] = None
+        else:
+            out[key] = None
+    out["error"] = None  # a fast-path note is not data
+    return out
