@@ -616,9 +616,10 @@ EVERYTHING = frozenset({"mqtt.collector", "mqtt.bridge", "influxdb", "pdus"})
 def _unneeded(raw: dict[str, Any], needs: frozenset[str]) -> list[tuple[str, ...]]:
     """The places of the secrets a role does not read (so they are neither checked nor
     resolved for it)."""
-    mqtt = raw.get("mqtt") if isinstance(raw.get("mqtt"), dict) else {}
+    mqtt: dict[str, Any] = raw["mqtt"] if isinstance(raw.get("mqtt"), dict) else {}
     own = {role for role in ("collector", "bridge") if isinstance(mqtt.get(role), dict)}
-    skip = [("mqtt", role, "password") for role in own if f"mqtt.{role}" not in needs]
+    skip: list[tuple[str, ...]] = [("mqtt", role, "password") for role in own
+                                   if f"mqtt.{role}" not in needs]
     if not any(f"mqtt.{role}" in needs and role not in own for role in ("collector", "bridge")):
         skip.append(("mqtt", "password"))
     if "influxdb" not in needs:
