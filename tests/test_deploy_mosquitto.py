@@ -5,6 +5,7 @@ temporary directory stands in for /mosquitto; only the listener port is rewritte
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import secrets
@@ -22,9 +23,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from collector.service import run_collector
+from exporters.bridge import run_bridge
 from hashwatt.config import load_config
+from hashwatt.influxql import InfluxQL
 from hashwatt.mqtt import make_client
 from hashwatt.services import ServiceError, _tcp_open, _wait_until, free_port
+from tests.conftest import FarmFactory, wait_for, write_config
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 pytestmark = [
@@ -181,3 +186,32 @@ def test_a_wrong_password_is_refused(broker: Broker) -> None:
     done.wait(10)
     client.loop_stop()
     assert outcome[:1] == ["Not authorized"]  # MQTT v5 CONNACK 0x87 for a wrong password
+
+
+def test_the_real_bridge_and_collector_run_through_the_shipped_broker(
+        broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, farm: FarmFactory,
+        influx_db: InfluxQL) -> None:
+    """One config, two roles: the collector publishes as the site user, the bridge (its own
+    MQTT v5 intake) subscribes as hashwatt-bridge, and the reading lands in InfluxDB."""
+    f = farm(2, mix=("m50",))
+    path = write_config(tmp_path / "c.toml", mqtt_port=broker.port, rigs=f.rigs, site="north",
+                        influx=f'url = "{influx_db.client.base_url}"\n'
+                               f'database = "{influx_db.database}"')
+    monkeypatch.setenv("T_COLLECTOR_PW", broker.passwords["north"])
+    monkeypatch.setenv("T_BRIDGE_PW", broker.passwords["hashwatt-bridge"])
+    path.write_text(path.read_text().replace(
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n',
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        '[mqtt.collector]\nusername = "north"\npassword = { env = "T_COLLECTOR_PW" }\n'
+        '[mqtt.bridge]\nusername = "hashwatt-bridge"\npassword = { env = "T_BRIDGE_PW" }\n'))
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(target=run_bridge, args=(load_config(path, "bridge"), stop,
+                                                       ready.set), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(30)
+        asyncio.run(run_collector(load_config(path, "collector"), cycles=1))
+        assert wait_for(lambda: len(influx_db.rows('SELECT "online" FROM "rig"')) == 2)
+    finally:
+        stop.set()
+        thread.join(20)
