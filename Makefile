@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DURATION ?=
-# binary:package pairs of the real services the tests and the demo start
-SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp
+# binary:package pairs of the real services the tests and the demo start (and poppler-utils,
+# whose pdftoppm/pdftotext the statement tests render PDFs with)
+SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp \
+  pdftoppm:poppler-utils
 
 .PHONY: all test demo bench dashboards lint typecheck unit system-deps venv clean
 

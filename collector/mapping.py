@@ -8,6 +8,7 @@ from typing import Any
 from hashwatt.config import RigConfig
 from hashwatt.contract import SCHEMA_VERSION
 from hashwatt.models import lookup
+from hashwatt.power import choose_power
 
 HASHRATE_DECIMALS = 6  # TH/s to 1 MH/s: finer than any firmware reports
 
@@ -67,15 +68,11 @@ def _boards(data: Any) -> list[dict[str, Any]]:
 
 
 def _power(data: Any, model: str, outlet_w: float | None) -> tuple[float | None, str | None]:
-    """Wall power from the PDU outlet beats the miner's figure, which beats nominal."""
-    if outlet_w is not None:
-        return float(outlet_w), "pdu"
-    if data.wattage is not None and data.wattage > 0:  # 0 W from a hashing rig is unknown
-        return float(data.wattage), "miner"
+    """Wall power from the PDU outlet beats the miner's figure (0 W from a hashing rig is
+    unknown), which beats nominal (hashwatt.power, shared with the energy ledger)."""
     info = lookup(model)
-    if info is not None:
-        return float(info.nominal_w), "nominal"
-    return None, None
+    return choose_power(outlet_w=outlet_w, miner_w=data.wattage,
+                        nominal_w=info.nominal_w if info is not None else None)
 
 
 def _hottest(data: Any, boards: list[dict[str, Any]]) -> float | None:

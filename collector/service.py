@@ -10,11 +10,14 @@ from typing import Any, Protocol
 
 from collector.diagnose import diagnose, is_silent, login_refused
 from collector.events import StateLog
+from collector.inventory_checks import annotate
 from collector.mapping import Origin, offline_reading
 from collector.meters.source import MeterSource
 from collector.pdu.source import PduSource
 from collector.publisher import Publisher
 from collector.rigs import PyasicSource
+from collector.rigs.credentials import credentials_lookup
+from collector.sanitise import sanitise_pdu, sanitise_rig
 from hashwatt.config import Config, MeterConfig, PduConfig, RigConfig
 from hashwatt.contract import SCHEMA_VERSION
 
@@ -44,6 +47,7 @@ class Cycle:
     failed: int = 0
     timeout: int = 0
     published: int = 0
+    fields_dropped: int = 0
 
 
 async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> dict[str, Any]:
@@ -58,9 +62,9 @@ async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> dict
         log.exception("rig %s: unexpected error while polling", origin.rig.id)
         source.failed(origin.rig.id)
         return offline_reading(origin, f"collector error: {type(exc).__name__}")
-    if not reading["online"]:
+    if not reading["online"]:  # a LAN host answers a connect in milliseconds: 0.5 s is ample
         reading["error"] = await explain_offline(origin.rig.address, reading.get("error"),
-                                                 min(1.0, deadline_s / 2))
+                                                 min(0.5, deadline_s / 4))
     return reading
 
 
@@ -84,6 +88,11 @@ class PowerSource(Protocol):
         ...
 
 
+def _pdu_offline(cfg: Config, pdu_id: str, ts_ms: int, error: str) -> dict[str, Any]:
+    return {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms, "site": cfg.site.name,
+            "pdu": pdu_id, "collector": cfg.collector.id, "online": False, "error": error}
+
+
 async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
                     meters: PowerSource | None = None,
                     states: StateLog | None = None) -> tuple[OutletPower, int]:
@@ -100,10 +109,13 @@ async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
                 reading = await asyncio.wait_for(source.poll(pdu, ts_ms),
                                                  cfg.collector.deadline_s)
             except TimeoutError:
-                reading = {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms,
-                           "site": cfg.site.name, "pdu": pdu.id, "collector": cfg.collector.id,
-                           "online": False,
-                           "error": f"no reply within {cfg.collector.deadline_s:g} s"}
+                reading = _pdu_offline(cfg, pdu.id, ts_ms,
+                                       f"no reply within {cfg.collector.deadline_s:g} s")
+            except Exception as exc:  # a bug for one PDU must not end the cycle for all
+                log.exception("pdu %s: unexpected error while polling", pdu.id)
+                reading = _pdu_offline(cfg, pdu.id, ts_ms,
+                                       f"collector error: {type(exc).__name__}")
+        sanitise_pdu(reading)
         if states is not None:
             states.pdu(reading)
         publish(reading)
@@ -133,7 +145,8 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
             outlet_w = outlet_power.get((rig.pdu, rig.outlet)) if rig.pdu and rig.outlet else None
             origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000),
                             outlet_w)
-            reading = await poll_rig(source, origin, cfg.collector.deadline_s)
+            reading = annotate(await poll_rig(source, origin, cfg.collector.deadline_s), rig)
+        cycle.fields_dropped += sanitise_rig(reading)
         if reading["online"]:
             cycle.ok += 1
         elif str(reading.get("error", "")).startswith("no reply within"):
@@ -149,7 +162,7 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
     return {"cycle_s": round(time.monotonic() - cycle.started, 3), "rigs_total": len(rigs),
             "rigs_ok": cycle.ok, "rigs_failed": cycle.failed, "rigs_timeout": cycle.timeout,
             "identified": source.identifications - identified_before,
-            "published": cycle.published}
+            "published": cycle.published, "fields_dropped": cycle.fields_dropped}
 
 
 async def run_collector(cfg: Config, cycles: int | None = None,
@@ -157,10 +170,11 @@ async def run_collector(cfg: Config, cycles: int | None = None,
     """Poll forever (or `cycles` times), one cycle every interval."""
     source = source or PyasicSource(reidentify_after=cfg.collector.reidentify_after,
                                     fast_paths=cfg.collector.fast_paths,
-                                    timeout_s=cfg.collector.deadline_s)
+                                    timeout_s=cfg.collector.deadline_s,
+                                    credentials=credentials_lookup(cfg))
     pdu_source, meter_source = PduSource(cfg), MeterSource(cfg)
     publisher = Publisher(cfg)
-    await asyncio.to_thread(publisher.start)
+    publisher.start()  # never waits for the broker: readings are spooled from the start
     overruns, done = 0, 0
     states = StateLog()
     log.info("collector %s: %d rigs every %g s", cfg.collector.id, len(cfg.rigs),

@@ -17,6 +17,8 @@ from dashboards.influxql import DATASOURCE_UID, InfluxQL
 
 FOLDER_UID, FOLDER_TITLE = "hashwatt", "hashwatt"
 RIG_TAGS = '"site", "rig", "rack", "model"'
+# rigs in maintenance (inventory column, a tag on their readings) page nobody
+IN_SERVICE = '$timeFilter AND "maintenance" != \'yes\''
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,15 @@ class RuleSpec:
 KNOWN_S = 86400
 RECENT = "5m"
 
+# A rig in maintenance pages nobody: its recent readings count as seen, never as failed.
 RIG_OFFLINE = (
     'SELECT sum("bad") + 3 - 3 * sum("seen") AS "failed_polls" FROM '
     f'(SELECT count("up") - sum("up") AS "bad", count("up") * 0 + 1 AS "seen" FROM "rig" '
-    f'WHERE time > now() - {RECENT} GROUP BY {RIG_TAGS}), '
+    f'WHERE time > now() - {RECENT} AND "maintenance" != \'yes\' GROUP BY {RIG_TAGS}), '
+    f'(SELECT count("up") * 0 AS "bad", count("up") * 0 + 1 AS "seen" FROM "rig" '
+    f'WHERE time > now() - {RECENT} AND "maintenance" = \'yes\' GROUP BY {RIG_TAGS}), '
     '(SELECT count("up") * 0 AS "bad", count("up") * 0 AS "seen" FROM "rig" '
-    f'WHERE $timeFilter GROUP BY {RIG_TAGS}) GROUP BY {RIG_TAGS}')
+    f'WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}) GROUP BY {RIG_TAGS}')
 COLLECTOR_SILENT = (
     'SELECT sum("n") AS "cycles" FROM '
     f'(SELECT count("cycle_s") AS "n" FROM "collector" WHERE time > now() - {RECENT} '
@@ -61,28 +66,29 @@ COLLECTOR_SILENT = (
 
 RULES = [
     RuleSpec("hw-rig-overheat", "Rig overheating", "rigs",
-             f'SELECT last("temp_margin_c") FROM "rig" WHERE $timeFilter GROUP BY {RIG_TAGS}',
+             f'SELECT last("temp_margin_c") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
              300, "last", "lt", 0, "2m", "page",
              "{{ $labels.rig }} runs above its model's chip temperature limit"),
     RuleSpec("hw-rig-dead-fan", "Dead fan", "rigs",
-             f'SELECT last("fan_min_rpm") FROM "rig" WHERE $timeFilter AND "online" = true '
+             f'SELECT last("fan_min_rpm") FROM "rig" WHERE {IN_SERVICE} AND "online" = true '
              f'GROUP BY {RIG_TAGS}', 300, "last", "lt", 500, "2m", "page",
              "{{ $labels.rig }} has a fan below 500 rpm"),
     RuleSpec("hw-rig-board-lost", "Hashboard lost", "rigs",
-             f'SELECT last("boards_total") - last("boards_ok") FROM "rig" WHERE $timeFilter '
+             f'SELECT last("boards_total") - last("boards_ok") FROM "rig" WHERE {IN_SERVICE} '
              f'AND "online" = true GROUP BY {RIG_TAGS}', 600, "last", "gt", 0, "5m",
              "warning", "{{ $labels.rig }} hashes on fewer boards than it has"),
     RuleSpec("hw-rig-low-hashrate", "Hashrate below 80 % of expected", "rigs",
              f'SELECT mean("hashrate_ths") / mean("expected_hashrate_ths") FROM "rig" WHERE '
-             f'$timeFilter AND "online" = true GROUP BY {RIG_TAGS}', 900, "last", "lt", 0.8,
+             f'{IN_SERVICE} AND "online" = true GROUP BY {RIG_TAGS}', 900, "last", "lt", 0.8,
              "15m", "warning", "{{ $labels.rig }} delivers under 80 % of its expected hashrate"),
     # failed polls in the last 5 minutes; 3 when no reading arrived at all (collector dead)
     RuleSpec("hw-rig-offline", "Rig offline", "rigs", RIG_OFFLINE, KNOWN_S, "last", "gt", 2,
              "0s", "page",
              "{{ $labels.rig }} failed three polls in five minutes, or sent no reading"),
     RuleSpec("hw-phase-overload", "Phase above 80 % of its breaker", "power",
+             # "unit": each unit of a daisy chain (Sentry4 master + link) has its own phases
              'SELECT last("load_pct") FROM "pdu_phase" WHERE $timeFilter GROUP BY "site", '
-             '"pdu", "phase"', 300, "last", "gt", 80, "2m", "page",
+             '"pdu", "unit", "phase"', 300, "last", "gt", 80, "2m", "page",
              "{{ $labels.pdu }} phase {{ $labels.phase }} carries over 80 % of its rating"),
     # cycles in the last 5 minutes of every collector seen in the last day (0 when silent);
     # no collector at all in a day is NoData, which alerts too

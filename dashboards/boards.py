@@ -23,6 +23,8 @@ from dashboards.common import (
     transform,
 )
 from dashboards.influxql import DATASOURCE, LEDGER, InfluxQL
+from dashboards.operator import IN_SERVICE, down_rigs_table
+from dashboards.operator import RIGS_IN_MAINTENANCE as MAINTENANCE_COUNT
 
 LAST_PER_RIG = 'FROM "rig" WHERE $timeFilter AND {filter} GROUP BY "rig"'
 
@@ -37,15 +39,23 @@ FLEET_POWER = 'SELECT sum("p") FROM ' + per_rig('last("power_w") AS "p"')
 FLEET_EFFICIENCY = ('SELECT sum("p") / sum("h") FROM '
                     + per_rig('last("power_w") AS "p", last("hashrate_ths") AS "h"'))
 COST_PER_HOUR = 'SELECT sum("c") FROM ' + per_rig('last("cost_per_h") AS "c"')
-RIGS_ONLINE = 'SELECT sum("u") AS "online" FROM ' + per_rig('last("up") AS "u"')
-RIGS_OFFLINE = ('SELECT count("u") - sum("u") AS "offline" FROM '
-                + per_rig('last("up") AS "u"'))
-# count() of nothing is no row at all, and a stat drops a query without rows: a union with
-# a 0 per live rig keeps "hot" on the screen as 0 when no rig is hot
-RIGS_HOT = ('SELECT sum("hot") AS "hot" FROM '
-            '(SELECT count("m") AS "hot" FROM ' + per_rig('last("temp_margin_c") AS "m"')
-            + ' WHERE "m" < 5), (SELECT count("u") * 0 AS "hot" FROM '
-            + per_rig('last("up") AS "u"') + ')')
+# availability: rigs in maintenance are counted apart, never as offline
+IN_SERVICE_RIG = ('(SELECT last("up") AS "u" ' + LAST_PER_RIG.format(
+    filter=f"{RIG_FILTER} AND {IN_SERVICE}") + ')')
+RIGS_ONLINE = 'SELECT sum("u") AS "online" FROM ' + IN_SERVICE_RIG
+RIGS_OFFLINE = 'SELECT count("u") - sum("u") AS "offline" FROM ' + IN_SERVICE_RIG
+
+
+def zero_filled(name: str, counted: str) -> str:
+    """A count that is 0, not absent, when nothing matches: count() of nothing is no row at
+    all and a stat drops a query without rows, so each live rig adds a 0 to the sum."""
+    return (f'SELECT sum("{name}") AS "{name}" FROM ({counted}), (SELECT count("u") * 0 AS '
+            f'"{name}" FROM ' + per_rig('last("up") AS "u"') + ')')
+
+
+RIGS_HOT = zero_filled("hot", 'SELECT count("m") AS "hot" FROM '
+                       + per_rig('last("temp_margin_c") AS "m"') + ' WHERE "m" < 5')
+RIGS_IN_MAINTENANCE = zero_filled("maintenance", MAINTENANCE_COUNT)
 COST_TODAY = ('SELECT sum("c") FROM (SELECT mean("cost_per_h") AS "c" FROM "rig" WHERE '
               f'$timeFilter AND {RIG_FILTER} GROUP BY time(1h), "rig")')
 
@@ -71,8 +81,10 @@ def farm_overview(currency: str) -> dashboard.Dashboard:
     d.with_panel(g.add(big_stat(
         "Rigs", "none", InfluxQL(RIGS_ONLINE).alias("online"),
         InfluxQL(RIGS_OFFLINE).alias("offline"), InfluxQL(RIGS_HOT).alias("hot"),
-        decimals=0, steps=((None, "blue"),)).time_from(LIVE), 18, 5))
+        InfluxQL(RIGS_IN_MAINTENANCE).alias("maintenance"), decimals=0,
+        steps=((None, "blue"),)).time_from(LIVE), 18, 5))
     d.with_panel(g.add(rack_heat_map().time_from(LIVE), 24, 9))
+    d.with_panel(g.add(down_rigs_table(), 24, 8))
     d.with_panel(g.add(top_table("Hottest rigs", "temp_max_c", "celsius"), 12, 9))
     d.with_panel(g.add(top_table("Worst efficiency", "efficiency_j_th", "J/TH"), 12, 9))
     d.with_panel(g.add(series("Fleet hashrate over time", "TH/s", InfluxQL(fleet_over_time(
@@ -152,7 +164,7 @@ def power() -> dashboard.Dashboard:
     d.with_panel(g.add(series("Site power (PDUs and meters)", "watt",
                               InfluxQL(site).alias("site")), 24, 8))
     load = (f'SELECT last("load_pct") AS "load" FROM "pdu_phase" WHERE $timeFilter AND '
-            f'{PDU_FILTER} GROUP BY "pdu", "phase"')
+            f'{PDU_FILTER} GROUP BY "pdu", "unit", "phase"')
     d.with_panel(g.add(grid_table("Phase load against breaker rating", InfluxQL(load),
                                   "percent").time_from(LIVE).thresholds(thresholds(
                                       (None, "green"), (80, "orange"), (90, "red"))), 12, 9))
@@ -164,39 +176,44 @@ def power() -> dashboard.Dashboard:
     d.with_panel(g.add(series("Power per PDU", "watt", InfluxQL(per_pdu).alias("$tag_pdu")),
                        12, 8))
     phase = (f'SELECT mean("current_a") FROM "pdu_phase" WHERE $timeFilter AND {PDU_FILTER} '
-             'GROUP BY time($__interval), "pdu", "phase"')
+             'GROUP BY time($__interval), "pdu", "unit", "phase"')
     d.with_panel(g.add(series("Phase current", "amp",
-                              InfluxQL(phase).alias("$tag_pdu $tag_phase")), 12, 8))
+                              InfluxQL(phase).alias("$tag_pdu $tag_unit $tag_phase")), 12, 8))
     outlets = (f'SELECT last("power_w") AS "W", last("energy_kwh") AS "kWh" FROM "pdu_outlet" '
-               f'WHERE $timeFilter AND {PDU_FILTER} GROUP BY "pdu", "outlet", "rig"')
+               f'WHERE $timeFilter AND {PDU_FILTER} GROUP BY "pdu", "unit", "outlet", "rig"')
     d.with_panel(g.add(grid_table("Outlets", InfluxQL(outlets)).time_from(LIVE), 24, 10))
     return d
 
 
 def finance(currency: str) -> dashboard.Dashboard:
-    """Month totals from the hourly energy ledger, as a table that downloads as CSV.
+    """Month totals from the quarter-hour energy ledger, as tables that download as CSV.
 
-    Every query, the Site variable's too, goes to the ledger's own data source: on 2.x the
-    ledger is a bucket of its own and the operations database's default mapping would find
-    nothing there."""
+    Every query, the Site variable's too, goes to the ledger's own data source (database
+    `hashwatt_ledger`, its default retention policy): on 2.x the ledger is a bucket of its
+    own and the operations database's default mapping would find nothing there."""
     d = new_dashboard("hashwatt-finance", "Finance", ["finance"], refresh="",
                       time_from="now/M")
-    d.with_variable(tag_variable("site", "energy_hourly", datasource=LEDGER)).with_variable(
+    d.with_variable(tag_variable("site", "energy_quarter", datasource=LEDGER)).with_variable(
         currency_variable(currency)).with_variable(
         dashboard.CustomVariable("by").label("Per").values("customer,site,rack,rig")
         .current(model.VariableOption(text="customer", value="customer", selected=True)))
     g = Grid()
-    ledger = ('FROM "energy_hourly" WHERE $timeFilter AND "site" =~ /^$site$/ '
-              'GROUP BY "$by"')
+    # rows a re-run superseded are zeros with source "void": harmless in sums, not in means
+    where = ('FROM "energy_quarter" WHERE $timeFilter AND "site" =~ /^$site$/ '
+             "AND \"source\" != 'void'")
     totals = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)", '
-              f'mean("coverage") AS "coverage" {ledger}')
-    d.with_panel(g.add(grid_table("kWh and cost for the chosen month",
-                                  InfluxQL(totals, LEDGER), datasource=LEDGER)
+              f'mean("coverage") AS "coverage" {where} GROUP BY "$by"')
+    d.with_panel(g.add(grid_table("kWh and cost for the chosen month", InfluxQL(totals, LEDGER),
+                                  datasource=LEDGER)
                        .with_transformation(transform("merge")), 24, 12))
     split = ('SELECT sum("kwh_measured") AS "measured kWh", sum("kwh_estimated") AS '
-             f'"estimated kWh" {ledger}')
+             f'"estimated kWh" {where} GROUP BY "$by"')
     d.with_panel(g.add(grid_table("Measured and estimated kWh", InfluxQL(split, LEDGER),
                                   datasource=LEDGER), 24, 10))
+    windows = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)" {where} '
+               'GROUP BY "$by", "window"')
+    d.with_panel(g.add(grid_table("kWh and cost per tariff window (peak / off-peak)",
+                                  InfluxQL(windows, LEDGER), datasource=LEDGER), 24, 10))
     return d
 
 

@@ -1,9 +1,13 @@
 """The exporter bridge: MQTT (persistent session, QoS 1) → InfluxDB, ack only after the write.
 
 The intake thread (exporters/intake.py) only queues messages; one worker thread decodes,
-batches, writes and then acknowledges. A malformed message is set aside (dead-letter file +
-counter) and acked, so it never blocks the ones behind it. While InfluxDB is down the worker
-backs off and the unacknowledged messages stay with the broker.
+batches, writes and then acknowledges. After InfluxDB accepted a batch the bridge tells each
+collector which of its spooled readings are stored (exact seqs as ranges, per spool epoch, on
+`.../collector/<id>/stored`): only then do they leave the collector's spool. A message that
+cannot be decoded or encoded is set aside (bounded dead-letter files + counter), counted as
+settled in the receipt and acked, so it never blocks the ones behind it; nothing a message
+holds stops the bridge. While InfluxDB is down the worker backs off and the unacknowledged
+messages stay with the broker (and, unstored, in the collectors' spools).
 """
 
 from __future__ import annotations
@@ -11,21 +15,23 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from exporters.decode import Limits, Rejected, decode
+from exporters.customers.fanout import follow_customers, make_fanout
+from exporters.decode import Limits, Receipt, Rejected, decode_message, receipt_of
+from exporters.finance.ledger import follow
 from exporters.intake import Inbound, Session, Subscriber
-from exporters.ledger import rollup
-from exporters.lineproto import Point, encode
+from exporters.lineproto import DROPPED, Point, encode
 from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
-from hashwatt.contract import subscriptions
+from hashwatt.contract import stored_topic, subscriptions
 from hashwatt.influxql import InfluxQLError
 from hashwatt.mqtt import tls_context
 from hashwatt.tariff import Tariff
@@ -43,6 +49,9 @@ class Counters:
     messages: int = 0
     points: int = 0
     dead_letters: int = 0
+    dead_letter_errors: int = 0  # set-aside messages the dead-letter file did not take
+    qos0_dropped: int = 0
+    receipts: int = 0
     write_errors: int = 0
     batches: int = 0
     last_lag_ms: float = 0.0
@@ -52,14 +61,21 @@ class Counters:
 
 
 class DeadLetters:
-    """Appends set-aside messages, with their reason, to a JSON-lines file."""
+    """Appends set-aside messages, with their reason, to a JSON-lines file, rotated at
+    max_bytes (keeping `keep` old files). A file that cannot be written is logged and
+    counted, never fatal: the message is still set aside."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, max_bytes: int = 10 * 1024 * 1024, keep: int = 3) -> None:
+        self.path, self.max_bytes, self.keep = path, max_bytes, keep
+        self.errors = 0
+        self.failing = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._failed(exc)
 
-    def put(self, msg: Inbound, reason: str) -> None:
-        """Record one set-aside message."""
+    def put(self, msg: Inbound, reason: str) -> bool:
+        """Record one set-aside message; False when the file refused it."""
         body = msg.payload[:4096]
         try:
             text: dict[str, Any] = {"payload": body.decode("utf-8")}
@@ -67,21 +83,67 @@ class DeadLetters:
             text = {"payload_b64": base64.b64encode(body).decode()}
         record = {"received": round(msg.received, 3), "topic": msg.topic, "reason": reason,
                   "size": len(msg.payload), "truncated": len(msg.payload) > len(body), **text}
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        line = (json.dumps(record) + "\n").encode()
+        try:
+            self._rotate(len(line))
+            with self.path.open("ab") as fh:
+                fh.write(line)
+        except OSError as exc:
+            self._failed(exc)
+            return False
+        if self.failing:
+            self.failing = False
+            log.warning("dead letters %s: writable again", self.path)
+        return True
+
+    def _rotate(self, incoming: int) -> None:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size + incoming <= self.max_bytes:
+            return
+        if self.keep == 0:
+            self.path.unlink()
+            return
+        for n in range(self.keep - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+
+    def _failed(self, exc: OSError) -> None:
+        self.errors += 1
+        if not self.failing:  # once per outage, not once per message
+            log.error("dead letters %s: cannot write (%s); set-aside messages are counted "
+                      "(dead_letter_errors) but not kept", self.path, exc)
+        self.failing = True
 
 
 class Inbox:
-    """Messages waiting for the worker; the intake adds them a recv's worth at a time."""
+    """Messages waiting for the worker; the intake adds them a recv's worth at a time.
 
-    def __init__(self) -> None:
+    QoS 1 messages are bounded by the receive maximum the bridge asks the broker for; QoS 0
+    ones (outside the contract) have no flow control, so past max_qos0 they are dropped and
+    counted instead of growing the inbox while InfluxDB hangs."""
+
+    def __init__(self, max_qos0: int = 10_000) -> None:
         self.items: deque[Inbound] = deque()
         self.ready = threading.Condition()
+        self.max_qos0 = max_qos0
+        self.qos0 = 0
+        self.qos0_dropped = 0
 
     def put_many(self, messages: list[Inbound]) -> None:
         """Queue messages and wake the worker."""
         with self.ready:
-            self.items.extend(messages)
+            for msg in messages:
+                if msg.qos == 0:
+                    if self.qos0 >= self.max_qos0:
+                        self.qos0_dropped += 1
+                        continue
+                    self.qos0 += 1
+                self.items.append(msg)
             self.ready.notify()
 
     def batch(self, size: int, flush_s: float) -> list[Inbound]:
@@ -96,11 +158,33 @@ class Inbox:
                 if wait <= 0 or not self.ready.wait(wait) or len(self.items) == before:
                     break
             count = min(size, len(self.items))
-            return [self.items.popleft() for _ in range(count)]
+            out = [self.items.popleft() for _ in range(count)]
+            self.qos0 -= sum(1 for m in out if m.qos == 0)
+            return out
 
     def qsize(self) -> int:
         """Messages waiting."""
         return len(self.items)
+
+
+class Good(NamedTuple):
+    """A message that decoded and encoded: its points, their line protocol, its receipt."""
+
+    msg: Inbound
+    points: list[Point]
+    body: bytes
+    receipt: Receipt | None
+
+
+def seq_ranges(seqs: list[int]) -> list[list[int]]:
+    """Sorted, merged inclusive ranges: [1, 2, 3, 7] -> [[1, 3], [7, 7]]."""
+    out: list[list[int]] = []
+    for seq in sorted(set(seqs)):
+        if out and seq == out[-1][1] + 1:
+            out[-1][1] = seq
+        else:
+            out.append([seq, seq])
+    return out
 
 
 @dataclass
@@ -118,8 +202,12 @@ class Bridge:
         self.limits = Limits(bc.max_payload_bytes, bc.max_clock_skew_s)
         self.tariff = (Tariff(self.cfg.tariff, self.cfg.site.timezone)
                        if self.cfg.tariff is not None else None)
-        self.dead = DeadLetters(self.cfg.state_path(bc.dead_letter_file))
+        self.dead = DeadLetters(self.cfg.state_path(bc.dead_letter_file),
+                                bc.dead_letter_max_bytes, bc.dead_letter_keep)
+        self.inbox.max_qos0 = bc.max_qos0_queued
         self.intake = Subscriber(self._session(), self.inbox.put_many)
+        # customers' own databases get a copy of their points (exporters/customers/)
+        self.fanout = make_fanout(self.cfg)
 
     def _session(self) -> Session:
         m, group = self.cfg.mqtt, self.cfg.bridge.shared_group
@@ -142,52 +230,82 @@ class Bridge:
         return self.inbox.batch(self.cfg.bridge.batch_size, self.cfg.bridge.flush_interval_s)
 
     def process(self, batch: list[Inbound]) -> None:
-        """Decode, set aside the bad, write the good, then acknowledge them all."""
+        """Decode and encode (setting aside the bad), write the good, tell the collectors
+        what is stored, then acknowledge them all."""
         started = time.monotonic()
-        good: list[tuple[Inbound, list[Point]]] = []
+        good: list[Good] = []
+        settled: list[Receipt] = []
+        prefix = self.cfg.mqtt.topic_prefix
         for msg in batch:
             try:
-                good.append((msg, decode(msg.topic, msg.payload, self.cfg.mqtt.topic_prefix,
-                                         self.limits, tariff=self.tariff)))
+                points, receipt = decode_message(msg.topic, msg.payload, prefix, self.limits,
+                                                 tariff=self.tariff)
+                good.append(Good(msg, points, encode(points), receipt))
             except Rejected as exc:
-                self._set_aside(msg, str(exc))
+                self._set_aside(msg, str(exc), settled)
+            except Exception as exc:  # nothing in a message may stop the bridge
+                self._set_aside(msg, f"cannot encode: {type(exc).__name__}: {exc}"[:300],
+                                settled)
         if good:
-            self._write(good)
-        self.intake.ack([msg for msg, _ in good])
+            self._write(good, settled)
+        settled += [g.receipt for g in good if g.receipt is not None]
+        self._receipts(settled)
+        self.intake.ack([g.msg for g in good])
         self._account(good, started)
 
-    def _account(self, good: list[tuple[Inbound, list[Point]]], started: float) -> None:
+    def _receipts(self, settled: list[Receipt]) -> None:
+        """Publish, per collector and spool epoch, the exact seqs now stored (as ranges)."""
+        by_spool: dict[tuple[str, str, str], list[int]] = {}
+        for r in settled:
+            by_spool.setdefault((r.site, r.collector, r.spool), []).append(r.seq)
+        out = []
+        for (site, collector, spool), seqs in by_spool.items():
+            doc = {"spool": spool, "seqs": seq_ranges(seqs), "bridge": self.cfg.bridge.client_id}
+            out.append((stored_topic(self.cfg.mqtt.topic_prefix, site, collector),
+                        json.dumps(doc, separators=(",", ":")).encode()))
+        if out:
+            self.counters.receipts += len(out)
+            self.intake.publish(out)
+
+    def _account(self, good: list[Good], started: float) -> None:
         c = self.counters
         c.messages += len(good)
-        c.points += sum(len(points) for _, points in good)
+        c.points += sum(len(g.points) for g in good)
         c.batches += 1
         c.last_batch_ms = (time.monotonic() - started) * 1000
         now_ms = time.time() * 1000
-        stamps = [p[0].ts_ms for _, p in good if p and p[0].measurement in ("rig", "pdu")]
+        stamps = [g.points[0].ts_ms for g in good
+                  if g.points and g.points[0].measurement in ("rig", "pdu")]
         if stamps:
             c.last_lag_ms = now_ms - max(stamps)
             c.lags_ms.extend(now_ms - ts for ts in stamps)
 
-    def _set_aside(self, msg: Inbound, reason: str) -> None:
-        self.dead.put(msg, reason)
+    def _set_aside(self, msg: Inbound, reason: str, settled: list[Receipt]) -> None:
+        if not self.dead.put(msg, reason):
+            self.counters.dead_letter_errors += 1
         self.counters.dead_letters += 1
+        receipt = receipt_of(msg.topic, msg.payload, self.cfg.mqtt.topic_prefix)
+        if receipt is not None:  # sending it again cannot help: the collector may forget it
+            settled.append(receipt)
         self.intake.ack([msg])
 
-    def _write(self, good: list[tuple[Inbound, list[Point]]]) -> None:
-        body = encode([p for _, points in good for p in points])
+    def _write(self, good: list[Good], settled: list[Receipt]) -> None:
+        body = b"".join(g.body for g in good)
         try:
             self._write_retrying(body)
         except WriteRejected:
-            self._write_one_by_one(good)
+            self._write_one_by_one(good, settled)
+        if self.fanout is not None:  # after the site's write: a copy never holds up the ack
+            self.fanout.write([(g.points, g.body) for g in good])
 
-    def _write_one_by_one(self, good: list[tuple[Inbound, list[Point]]]) -> None:
+    def _write_one_by_one(self, good: list[Good], settled: list[Receipt]) -> None:
         """Find the messages the database refuses; set them aside, keep the others."""
-        for msg, points in list(good):
+        for g in list(good):
             try:
-                self._write_retrying(encode(points))
+                self._write_retrying(g.body)
             except WriteRejected as exc:
-                good.remove((msg, points))
-                self._set_aside(msg, f"database refused: {exc}")
+                good.remove(g)
+                self._set_aside(g.msg, f"database refused: {exc}", settled)
 
     def _write_retrying(self, body: bytes) -> None:
         delay = 0.5
@@ -207,6 +325,8 @@ class Bridge:
         c = self.counters
         fields: dict[str, float | int | bool | str] = {
             "messages": c.messages, "points": c.points, "dead_letters": c.dead_letters,
+            "dead_letter_errors": c.dead_letter_errors, "qos0_dropped": self.inbox.qos0_dropped,
+            "fields_dropped": DROPPED.count, "receipts": c.receipts,
             "write_errors": c.write_errors, "batches": c.batches,
             "queue_depth": self.inbox.qsize(), "lag_ms": round(c.last_lag_ms, 1),
             "batch_ms": round(c.last_batch_ms, 3)}
@@ -216,6 +336,8 @@ class Bridge:
             fields["lag_p99_ms"] = round(lags[min(len(lags) - 1, len(lags) * 99 // 100)], 1)
             fields["lag_samples"] = len(lags)
             c.lags_ms.clear()
+        if self.fanout is not None:
+            fields["customer_write_errors"] = self.fanout.errors
         tags = {"site": self.cfg.site.name, "exporter": self.cfg.bridge.client_id}
         return Point("exporter", tags, fields, int(time.time() * 1000))
 
@@ -227,6 +349,8 @@ class Bridge:
             try:
                 if batch:
                     self.process(batch)
+                elif self.fanout is not None:  # quiet: the customers' copies still go out
+                    self.fanout.flush()
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + self.cfg.bridge.stats_interval_s
                     self._write_retrying(encode([self.stats_point()]))
@@ -237,17 +361,14 @@ class Bridge:
         """Disconnect, keeping the session (and unacked messages) at the broker."""
         self.intake.stop()
         self.sink.close()
+        if self.fanout is not None:
+            self.fanout.close()
 
 
 def ledger_loop(cfg: Config, stop: threading.Event) -> None:
     """Rewrite the last closed hours of the energy ledger every rollup interval."""
-    while not stop.wait(cfg.bridge.rollup_interval_s):
-        end = int(time.time() // 3600 * 3600)
-        try:
-            rollup(cfg, end - cfg.bridge.rollup_hours * 3600, end)
-        except (WriteUnavailable, WriteRejected, InfluxQLError, OSError) as exc:
-            log.warning("ledger rollup failed (%s); next try in %.0f s", exc,
-                        cfg.bridge.rollup_interval_s)
+    follow(cfg, stop, cfg.bridge.rollup_interval_s, cfg.bridge.rollup_hours,
+           (WriteUnavailable, WriteRejected, InfluxQLError, OSError))
 
 
 def run_bridge(cfg: Config, stop: threading.Event | None = None,
@@ -262,6 +383,9 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     if cfg.bridge.rollup_interval_s > 0:
         threading.Thread(target=ledger_loop, args=(cfg, bridge.stopping), daemon=True,
                          name="ledger").start()
+        if cfg.customers:  # each customer's ledger rows into its own database
+            threading.Thread(target=follow_customers, args=(cfg, bridge.stopping),
+                             daemon=True, name="customer-ledgers").start()
     log.info("bridge %s: writing to %s (%s API)", cfg.bridge.client_id,
              cfg.influxdb.url if cfg.influxdb else "?", cfg.influxdb.api if cfg.influxdb else "?")
     try:

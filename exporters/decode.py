@@ -2,23 +2,55 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
-from exporters.lineproto import FieldValue, Point, tag_text
-from hashwatt.contract import SEGMENT, CollectorStatus, PduReading, RigReading
+from exporters.lineproto import DROPPED, FieldValue, Point, tag_text
+from hashwatt.contract import (
+    SEGMENT,
+    CollectorStatus,
+    CycleReport,
+    Delivered,
+    PduReading,
+    RigReading,
+)
 from hashwatt.tariff import Tariff
 
 _SEGMENT = re.compile(SEGMENT)
+_SPOOL = re.compile(r"^[0-9a-f]{1,32}$")
 
 
 class Rejected(Exception):
     """A message that is set aside; the text says why."""
+
+
+class Receipt(NamedTuple):
+    """Which collector's spooled message this was: (site, collector, spool epoch, seq)."""
+
+    site: str
+    collector: str
+    spool: str
+    seq: int
+
+
+class Decoded(NamedTuple):
+    """A message's points and, for a spooled message, its receipt."""
+
+    points: list[Point]
+    receipt: Receipt | None
+
+
+# derived figures outside these are left out of the point (and counted): a rig drawing
+# 1e308 W at 1e-300 TH/s would otherwise be stored as an efficiency of 1e308 J/TH or inf
+EFFICIENCY_MAX_J_TH = 100_000.0  # the least efficient SHA-256 rig ever sold: ~10,000
+LOAD_MAX_PCT = 1000.0  # ten times a breaker's rating: a wrong reading, not a load
 
 
 @dataclass(frozen=True)
@@ -58,6 +90,12 @@ def _check_time(ts_ms: int, limits: Limits, now: float) -> None:
 def decode(topic: str, payload: bytes, prefix: str, limits: Limits,
            now: float | None = None, tariff: Tariff | None = None) -> list[Point]:
     """Points for one message, or Rejected with the reason it is set aside."""
+    return decode_message(topic, payload, prefix, limits, now, tariff).points
+
+
+def decode_message(topic: str, payload: bytes, prefix: str, limits: Limits,
+                   now: float | None = None, tariff: Tariff | None = None) -> Decoded:
+    """Points and receipt for one message, or Rejected with the reason it is set aside."""
     if len(payload) > limits.max_payload_bytes:
         raise Rejected(f"payload of {len(payload)} bytes exceeds {limits.max_payload_bytes}")
     parts = _topic_parts(topic, prefix)
@@ -68,21 +106,53 @@ def decode(topic: str, payload: bytes, prefix: str, limits: Limits,
             _same(reading.site, parts[2], "site")
             _same(reading.rig, parts[4], "rig")
             _check_time(reading.ts_ms, limits, now)
-            return rig_points(reading, tariff)
+            return Decoded(rig_points(reading, tariff), _receipt(reading, reading.collector))
         if parts[3] == "pdu" and len(parts) == 5:
             pdu = PduReading.model_validate_json(payload)
             _same(pdu.site, parts[2], "site")
             _same(pdu.pdu, parts[4], "pdu")
             _check_time(pdu.ts_ms, limits, now)
-            return pdu_points(pdu, tariff)
+            return Decoded(pdu_points(pdu, tariff), _receipt(pdu, pdu.collector))
+        if parts[3] == "collector" and len(parts) == 6 and parts[5] == "cycle":
+            cycle = CycleReport.model_validate_json(payload)
+            _same(cycle.site, parts[2], "site")
+            _same(cycle.collector, parts[4], "collector")
+            _check_time(cycle.ts_ms, limits, now)
+            return Decoded(cycle_points(cycle), _receipt(cycle, cycle.collector))
         if parts[3] == "collector" and len(parts) == 6 and parts[5] == "status":
             status = CollectorStatus.model_validate_json(payload)
             _same(status.site, parts[2], "site")
             _same(status.collector, parts[4], "collector")
-            return collector_points(status, now)
+            return Decoded(collector_points(status, now), None)
     except ValidationError as exc:
         raise Rejected(_reason(exc)) from None
     raise Rejected(f"topic {topic!r} is not part of the contract")
+
+
+def _receipt(message: Delivered, collector: str) -> Receipt | None:
+    site = getattr(message, "site", "")
+    if message.spool is None or message.seq is None:
+        return None
+    return Receipt(site, collector, message.spool, message.seq)
+
+
+def receipt_of(topic: str, payload: bytes, prefix: str) -> Receipt | None:
+    """The receipt of a message that is set aside, if it has one (it is settled as well:
+    sending it again cannot help)."""
+    parts = topic.split("/")
+    if len(parts) < 5 or parts[0] != prefix or len(payload) > 1024 * 1024:
+        return None
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    collector, spool, seq = doc.get("collector"), doc.get("spool"), doc.get("seq")
+    if (isinstance(collector, str) and _SEGMENT.match(collector) and isinstance(spool, str)
+            and _SPOOL.match(spool) and type(seq) is int and seq > 0):
+        return Receipt(parts[2], collector, spool, seq)
+    return None
 
 
 def _same(value: str, segment: str, name: str) -> None:
@@ -105,6 +175,8 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
     tags = {"site": r.site, "rig": r.rig, "rack": r.rack, "customer": r.customer,
             "make": r.make, "model": r.model, "firmware": r.firmware,
             "slot": "" if r.slot is None else str(r.slot)}
+    if r.maintenance:  # a tag, so alert rules and availability leave the rig out with a WHERE
+        tags["maintenance"] = "yes"
     # the model already gives each value its one type (floats as float, counts as int)
     fields: dict[str, FieldValue] = {"online": r.online, "up": int(r.online)}
     for key, value in (
@@ -118,7 +190,9 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
             ("fan_min_rpm", min(r.fans_rpm) if r.fans_rpm else None),
             ("boards_ok", _boards_ok(r)),
             ("boards_total", r.boards_total), ("uptime_s", r.uptime_s),
-            ("errors", "; ".join(r.errors)[:1024] if r.errors else None)):
+            ("errors", "; ".join(r.errors)[:1024] if r.errors else None),
+            ("invalid", "; ".join(r.invalid)[:1024] if r.invalid else None),
+            ("invalid_fields", len(r.invalid) if r.invalid else None)):
         if value is not None:
             fields[key] = value
     if tariff is not None:
@@ -135,8 +209,21 @@ def _boards_ok(r: RigReading) -> int | None:
 
 
 def _efficiency(r: RigReading) -> float | None:
-    return (round(r.power_w / r.hashrate_ths, 3)
-            if r.power_w is not None and r.hashrate_ths else None)
+    if r.power_w is None or not r.hashrate_ths:
+        return None
+    value = r.power_w / r.hashrate_ths
+    if not 0 <= value <= EFFICIENCY_MAX_J_TH:  # inf and NaN fail the comparison too
+        DROPPED.count += 1
+        return None
+    return round(value, 3)
+
+
+
+def _bounded(value: float, upper: float) -> float | None:
+    if not 0 <= value <= upper:
+        DROPPED.count += 1
+        return None
+    return round(value, 3)
 
 
 def _margin(r: RigReading) -> float | None:
@@ -170,10 +257,12 @@ def pdu_points(r: PduReading, tariff: Tariff | None = None) -> list[Point]:
     fields = _float_fields({"online": r.online, "error": r.error, "power_w": r.power_w,
                             "energy_kwh": r.energy_kwh, "voltage_v": r.voltage_v,
                             "current_a": r.current_a,
-                            "energy_reset": r.energy_reset if r.online else None})
+                            "energy_reset": r.energy_reset if r.online else None,
+                            "invalid": "; ".join(r.invalid)[:1024] if r.invalid else None,
+                            "invalid_fields": len(r.invalid) if r.invalid else None})
     points = [Point("pdu", tags, fields, r.ts_ms)]
     for ph in r.phases:
-        load = (round(ph.current_a / ph.rating_a * 100, 3)
+        load = (_bounded(ph.current_a / ph.rating_a * 100, LOAD_MAX_PCT)
                 if ph.current_a is not None and ph.rating_a else None)
         phase_fields = _float_fields({
             "current_a": ph.current_a, "voltage_v": ph.voltage_v, "power_w": ph.power_w,
@@ -195,7 +284,9 @@ def pdu_points(r: PduReading, tariff: Tariff | None = None) -> list[Point]:
 
 INT_FIELDS = {"up", "fan_min_rpm", "boards_ok", "boards_total", "uptime_s", "chips", "rigs_total",
               "rigs_ok", "rigs_failed", "rigs_timeout", "identified", "published", "overruns",
-              "pdus_total", "pdus_ok", "spool_depth", "spool_dropped", "spool_refused"}
+              "pdus_total", "pdus_ok", "spool_depth", "spool_dropped", "spool_refused",
+              "spool_memory", "spool_disk_errors", "unstored", "resent", "fields_dropped",
+              "invalid_fields"}
 
 
 def _float_fields(fields: Mapping[str, FieldValue | None]) -> dict[str, FieldValue]:
@@ -216,10 +307,15 @@ def _float_fields(fields: Mapping[str, FieldValue | None]) -> dict[str, FieldVal
 
 
 def collector_points(s: CollectorStatus, now: float) -> list[Point]:
-    """The `collector` self-monitoring point."""
+    """The `collector` online/offline point. A status's stats are for people: the cycle's
+    figures come from its spooled cycle message, so a reconnect makes no phantom cycle."""
     ts_ms = s.ts_ms or int(now * 1000)
-    fields: dict[str, FieldValue] = {"online": s.state == "online"}
-    if s.stats is not None:
-        fields.update(s.stats.model_dump())
     tags = {"site": s.site, "collector": s.collector}
-    return [Point("collector", tags, _float_fields(fields), ts_ms)]
+    return [Point("collector", tags, {"online": s.state == "online"}, ts_ms)]
+
+
+def cycle_points(c: CycleReport) -> list[Point]:
+    """The `collector` self-monitoring point of one poll cycle, at the cycle's end."""
+    fields: dict[str, FieldValue | None] = {"online": True, **c.stats.model_dump()}
+    tags = {"site": c.site, "collector": c.collector}
+    return [Point("collector", tags, _float_fields(fields), c.ts_ms)]

@@ -9,8 +9,10 @@ bridge never uses and sends a batch's acknowledgements in one write. paho stays 
 collector's publisher and the tests' client.
 
 Scope: CONNECT (clean_start=False, session expiry, receive maximum, username/password, TLS),
-SUBSCRIBE at QoS 1, PUBLISH in at QoS 0/1, PUBACK out, keep-alive pings, server DISCONNECT,
-reconnect with backoff. All socket I/O happens on the reader thread (an SSL socket must not
+SUBSCRIBE at QoS 1, PUBLISH in at QoS 0/1, PUBACK out, PUBLISH out at QoS 1 (the stored
+receipts; their PUBACK is not tracked: a receipt lost with a connection only makes the
+collector send the reading again), keep-alive pings, server DISCONNECT, reconnect with
+backoff. All socket I/O happens on the reader thread (an SSL socket must not
 be read and written from two threads at once); ack() only queues and wakes it.
 """
 
@@ -137,6 +139,11 @@ def subscribe_packet(mid: int, topics: list[str]) -> bytes:
     return _packet(0x82, body)
 
 
+def publish_packet(mid: int, topic: str, payload: bytes) -> bytes:
+    """PUBLISH at QoS 1, no properties."""
+    return _packet(0x32, _string(topic) + mid.to_bytes(2, "big") + b"\x00" + payload)
+
+
 def puback_packets(mids: list[int]) -> bytes:
     """PUBACKs for these packet ids, one buffer (reason "success" is implied by length 2)."""
     return b"".join(b"\x40\x02" + mid.to_bytes(2, "big") for mid in mids)
@@ -187,6 +194,8 @@ class Subscriber:
         self.sock: socket.socket | None = None
         self.lock = threading.Lock()
         self.acks: list[Inbound] = []
+        self.outgoing: list[tuple[str, bytes]] = []  # (topic, payload) to publish at QoS 1
+        self.next_mid = 1
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
@@ -212,6 +221,12 @@ class Subscriber:
         """Acknowledge these messages (QoS 0 and older connections' messages are skipped)."""
         with self.lock:
             self.acks.extend(messages)
+        self._wake()
+
+    def publish(self, messages: list[tuple[str, bytes]]) -> None:
+        """Publish these at QoS 1 before the acknowledgements queued after them."""
+        with self.lock:
+            self.outgoing.extend(messages)
         self._wake()
 
     def stop(self) -> None:
@@ -285,11 +300,18 @@ class Subscriber:
     def _send_acks(self) -> None:
         with self.lock:
             acks, self.acks = self.acks, []
+            outgoing, self.outgoing = self.outgoing, []
         mids = [m.mid for m in acks if m.qos and m.connection == self.connection]
-        if mids:
+        if mids or outgoing:
             assert self.sock is not None
-            self.sock.sendall(puback_packets(mids))
+            # receipts first: a crash after the PUBACKs would otherwise lose them for good
+            self.sock.sendall(b"".join(publish_packet(self._mid(), t, p) for t, p in outgoing)
+                              + puback_packets(mids))
             self.last_sent = time.monotonic()
+
+    def _mid(self) -> int:
+        self.next_mid = self.next_mid % 65534 + 2  # 2..65535: 1 is the SUBSCRIBE's
+        return self.next_mid
 
     def _keep_alive(self) -> None:
         now = time.monotonic()
@@ -367,4 +389,5 @@ class Subscriber:
             props = properties(buf, i + 1, stop)[0] if stop > i + 1 else {}
             raise ConnectionError(f"the broker disconnected us: "
                                   f"{reason(PacketTypes.DISCONNECT, code, props)}")
-        # PINGRESP (13) only proves the connection is alive; nothing else is expected
+        # PINGRESP (13) only proves the connection is alive; PUBACK (4) of a receipt is
+        # not tracked; nothing else is expected

@@ -22,11 +22,24 @@ def _escape_key(text: str) -> str:
     return text.translate(_KEY)
 
 
+class NonFinite(ValueError):
+    """A float that line protocol cannot carry (inf, NaN)."""
+
+
+class _Dropped:
+    """Non-finite field values left out of their points since start."""
+
+    count = 0
+
+
+DROPPED = _Dropped()
+
+
 def _field_value(value: FieldValue) -> str:
     kind = type(value)  # exact types, most frequent first: this runs for every field
     if kind is float:
         if not math.isfinite(value):  # type: ignore[arg-type]
-            raise ValueError(f"line protocol cannot carry {value}")
+            raise NonFinite(f"line protocol cannot carry {value}")
         return repr(value)
     if kind is bool:
         return "true" if value else "false"
@@ -89,12 +102,28 @@ class Point(NamedTuple):
         tags = self.tags_line or tag_text(self.tags)
         keys = _FIELD_KEYS
         # finite floats and ints (most fields) inline; NaN fails the comparison, refused below
-        fields = ",".join([
-            f"{keys[k]}={v!r}" if type(v) is float and -_INF < v < _INF
-            else f"{keys[k]}={v}i" if type(v) is int
-            else f"{keys[k]}={_field_value(v)}"
-            for k, v in self.fields.items()])
+        try:
+            fields = ",".join([
+                f"{keys[k]}={v!r}" if type(v) is float and -_INF < v < _INF
+                else f"{keys[k]}={v}i" if type(v) is int
+                else f"{keys[k]}={_field_value(v)}"
+                for k, v in self.fields.items()])
+        except NonFinite:
+            fields = self._finite_fields()
         return f"{_measurement(self.measurement)}{tags} {fields} {self.ts_ms}"
+
+    def _finite_fields(self) -> str:
+        """The fields without the non-finite ones (line protocol cannot carry them; each
+        left out is counted in DROPPED)."""
+        kept = []
+        for key, value in self.fields.items():
+            try:
+                kept.append(f"{_FIELD_KEYS[key]}={_field_value(value)}")
+            except NonFinite:
+                DROPPED.count += 1
+        if not kept:
+            raise ValueError(f"point {self.measurement} has no finite field")
+        return ",".join(kept)
 
 
 def encode(points: list[Point]) -> bytes:

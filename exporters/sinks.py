@@ -109,11 +109,12 @@ def make_sink(cfg: Config, ledger: bool = False) -> Sink:
         raise ValueError(f"{cfg.source}: [influxdb] section is required")
     if influx.api == "v1":
         assert influx.database is not None
-        database, rp = influx.database, influx.ledger_retention_policy if ledger else None
-        if ledger and influx.ledger_database:  # its own database, its default policy
-            database, rp = influx.ledger_database, None
-        return InfluxV1Sink(influx.url, database, influx.username, cfg.secret(influx.password),
-                            influx.timeout_s, retention_policy=rp)
+        if ledger and influx.ledger_database:  # a database of its own (InfluxDB 3 Core)
+            return InfluxV1Sink(influx.url, influx.ledger_database, influx.username,
+                                cfg.secret(influx.password), influx.timeout_s)
+        return InfluxV1Sink(influx.url, influx.database, influx.username,
+                            cfg.secret(influx.password), influx.timeout_s,
+                            retention_policy=influx.ledger_retention_policy if ledger else None)
     assert influx.org and influx.bucket
     bucket = influx.ledger_bucket if ledger else influx.bucket
     return InfluxV2Sink(influx.url, influx.org, bucket, cfg.secret(influx.token) or "",

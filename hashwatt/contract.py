@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hashwatt.power import PowerSource  # the precedence is defined once, there
+
 SCHEMA_VERSION: Literal[1] = 1
 TOPIC_VERSION = "v1"
 SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -22,7 +24,6 @@ NonNeg = Annotated[float, Field(ge=0)]
 # total): negative = exported / reversed current transformer, kept as measured
 SignedPower = Annotated[float, Field(ge=-1e9, le=1e9)]
 Temp = Annotated[float, Field(ge=-60, le=250)]
-PowerSource = Literal["pdu", "miner", "nominal"]
 
 
 def rig_topic(prefix: str, site: str, rig_id: str) -> str:
@@ -40,16 +41,35 @@ def status_topic(prefix: str, site: str, collector_id: str) -> str:
     return f"{prefix}/{TOPIC_VERSION}/{site}/collector/{collector_id}/status"
 
 
+def cycle_topic(prefix: str, site: str, collector_id: str) -> str:
+    """Topic of one collector's cycle statistics (spooled like readings, not retained)."""
+    return f"{prefix}/{TOPIC_VERSION}/{site}/collector/{collector_id}/cycle"
+
+
+def stored_topic(prefix: str, site: str, collector_id: str) -> str:
+    """Topic on which bridges tell a collector which of its readings are stored."""
+    return f"{prefix}/{TOPIC_VERSION}/{site}/collector/{collector_id}/stored"
+
+
 def subscriptions(prefix: str) -> list[str]:
     """What an exporter subscribes to."""
     return [f"{prefix}/{TOPIC_VERSION}/+/rig/+", f"{prefix}/{TOPIC_VERSION}/+/pdu/+",
-            f"{prefix}/{TOPIC_VERSION}/+/collector/+/status"]
+            f"{prefix}/{TOPIC_VERSION}/+/collector/+/status",
+            f"{prefix}/{TOPIC_VERSION}/+/collector/+/cycle"]
 
 
 class Message(BaseModel):
     """Base of every payload: strict types (no "12" for 12), no NaN or infinity."""
 
     model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore", frozen=True)
+
+
+class Delivered(Message):
+    """A spooled message: the collector's spool epoch and sequence number name it in the
+    bridge's stored receipt (absent from older collectors)."""
+
+    spool: Annotated[str, Field(pattern=r"^[0-9a-f]{1,32}$")] | None = None
+    seq: Annotated[int, Field(gt=0)] | None = None
 
 
 class BoardReading(Message):
@@ -63,7 +83,7 @@ class BoardReading(Message):
     expected_chips: Annotated[int, Field(ge=0)] | None = None
 
 
-class RigReading(Message):
+class RigReading(Delivered):
     """One rig poll."""
 
     schema_: Literal[1] = Field(SCHEMA_VERSION, alias="schema")
@@ -94,6 +114,10 @@ class RigReading(Message):
     boards_total: Annotated[int, Field(ge=0, le=64)] | None = None
     uptime_s: Annotated[int, Field(ge=0)] | None = None
     errors: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
+    # the inventory's maintenance flag: alerts muted, left out of availability
+    maintenance: bool = False
+    # fields the collector dropped as invalid or implausible ("hashrate_ths: above 300")
+    invalid: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -125,7 +149,7 @@ class OutletReading(Message):
     rack: Tag = ""
 
 
-class PduReading(Message):
+class PduReading(Delivered):
     """One PDU or power-meter poll."""
 
     schema_: Literal[1] = Field(SCHEMA_VERSION, alias="schema")
@@ -147,6 +171,7 @@ class PduReading(Message):
     energy_reset: bool = False
     phases: list[PhaseReading] = Field(default_factory=list)
     outlets: list[OutletReading] = Field(default_factory=list)
+    invalid: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -167,6 +192,26 @@ class CycleStats(Message):
     spool_depth: int = 0
     spool_dropped: int = 0
     spool_refused: int = 0
+    spool_memory: int = 0  # readings held in memory because the spool's disk refused them
+    spool_disk_errors: int = 0
+    unstored: int = 0  # sent, not yet known stored
+    resent: int = 0
+    fields_dropped: int = 0  # device values dropped as invalid or implausible
+    broker_connected: bool | None = None
+
+
+class CycleReport(Delivered):
+    """One poll cycle's statistics, stamped with the cycle's end (a resend is the same
+    point, never a new cycle)."""
+
+    schema_: Literal[1] = Field(SCHEMA_VERSION, alias="schema")
+    kind: Literal["cycle"] = "cycle"
+    site: Id
+    collector: Id
+    ts_ms: Annotated[int, Field(gt=0)]
+    stats: CycleStats
+
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class CollectorStatus(Message):

@@ -17,13 +17,51 @@ class ModelInfo:
     nominal_ths: float
     nominal_w: int
     temp_limit_c: float
+    # plausibility bounds (see [plausible] in models.toml); None: derived from the defaults
+    max_hashrate_ths: float | None = None
+    max_power_w: float | None = None
+    max_fan_rpm: int | None = None
+    temp_min_c: float | None = None
+    temp_max_c: float | None = None
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What a device value may be before it is taken for a broken reading."""
+
+    max_hashrate_ths: float
+    max_power_w: float
+    max_fan_rpm: int
+    temp_min_c: float
+    temp_max_c: float
+
+
+def _table() -> dict:
+    text = resources.files("hashwatt").joinpath("data/models.toml").read_text()
+    return tomllib.loads(text)
+
+
+@cache
+def bounds(model: str | None) -> Bounds:
+    """The plausibility bounds of a model (the table's defaults for an unknown one)."""
+    d = _table()["plausible"]
+    info = lookup(model)
+    if info is None:
+        return Bounds(float(d["max_hashrate_ths"]), float(d["max_power_w"]),
+                      int(d["max_fan_rpm"]), float(d["temp_min_c"]), float(d["temp_max_c"]))
+    return Bounds(
+        info.max_hashrate_ths or min(info.nominal_ths * d["hashrate_factor"],
+                                     d["max_hashrate_ths"]),
+        info.max_power_w or min(info.nominal_w * d["power_factor"], d["max_power_w"]),
+        info.max_fan_rpm or int(d["max_fan_rpm"]),
+        d["temp_min_c"] if info.temp_min_c is None else info.temp_min_c,
+        d["temp_max_c"] if info.temp_max_c is None else info.temp_max_c)
 
 
 @cache
 def model_table() -> dict[str, ModelInfo]:
     """All known models, keyed by pyasic's raw model name."""
-    text = resources.files("hashwatt").joinpath("data/models.toml").read_text()
-    raw = tomllib.loads(text)["models"]
+    raw = _table()["models"]
     return {name: ModelInfo(name=name, **fields) for name, fields in raw.items()}
 
 

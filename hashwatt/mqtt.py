@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import threading
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -32,25 +31,3 @@ def tls_context(cfg: Config) -> ssl.SSLContext | None:
     if not cfg.mqtt.tls:
         return None
     return ssl.create_default_context(cafile=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None)
-
-
-class ConnectionWaiter:
-    """Lets a caller wait for the first successful CONNACK."""
-
-    def __init__(self) -> None:
-        self.connected = threading.Event()
-        self.last_error = ""
-
-    def on_connect(self, reason_code: mqtt.ReasonCode) -> None:
-        """Record the outcome of a connection attempt."""
-        if reason_code.is_failure:
-            self.last_error = str(reason_code)
-        else:
-            self.connected.set()
-
-    def wait(self, timeout: float, what: str) -> None:
-        """Block until connected or raise with the broker's reason."""
-        if not self.connected.wait(timeout):
-            detail = f": {self.last_error}" if self.last_error else ""
-            raise ConnectionError(f"{what}: no connection to the MQTT broker within "
-                                  f"{timeout:.0f} s{detail}")

@@ -110,7 +110,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
     ledger_db.create_database()
     seed(InfluxV1Sink(server.url, "hashwatt"))
     hour = int(relative_start("now/M", NOW, TZ) // 3600 * 3600) + 3600
-    ledger = [Point("energy_hourly", {"site": "north", "customer": c, "rack": rack, "rig": rig},
+    ledger = [Point("energy_quarter", {"site": "north", "customer": c, "rack": rack, "rig": rig,
+                                       "window": "standard"},
                     {"kwh": kwh, "kwh_measured": kwh, "kwh_estimated": 0.0, "cost": cost,
                      "rate_per_kwh": RATE, "coverage": 1.0, "source": "pdu_energy"},
                     (hour + h * 3600) * 1000)
@@ -161,8 +162,10 @@ def test_fleet_hashrate_and_power_count_only_the_live_window(seeded: Databases) 
 
 
 def test_rigs_online_offline_and_hot_are_counted(seeded: Databases) -> None:
-    online, offline, hot = run_panel(seeded, boards()["farm-overview"], "Rigs", NOW)
+    online, offline, hot, maintenance = run_panel(seeded, boards()["farm-overview"], "Rigs",
+                                                  NOW)
     assert (value(online), value(offline), value(hot)) == (3, 1, 1)
+    assert value(maintenance) == 0  # no rig in maintenance: 0, not a vanished row
 
 
 def test_a_template_variable_narrows_the_fleet(seeded: Databases) -> None:
@@ -306,7 +309,7 @@ def test_stat_names_are_the_aliases_not_measurement_dot_column(seeded: Databases
     [rigs] = [p for p in board["panels"] if p["title"] == "Rigs"]
     names = [f.name for t in rigs["targets"] for f in frames(
         seeded[DATASOURCE_UID], expand(t["query"], NOW - 120, NOW, ALL), t.get("alias", ""))]
-    assert names == ["online", "offline", "hot"]
+    assert names == ["online", "offline", "hot", "maintenance"]
     for panel in board["panels"]:  # one value per stat: its title names it
         if panel["type"] == "stat" and len(panel["targets"]) == 1:
             assert panel["options"]["textMode"] == "value", panel["title"]
@@ -314,8 +317,8 @@ def test_stat_names_are_the_aliases_not_measurement_dot_column(seeded: Databases
 
 def test_the_hot_count_shows_zero_when_no_rig_is_hot(seeded: Databases) -> None:
     # customer blockfarm has rig c only, 25 °C under its limit: none hot, still a row of 0
-    _, _, hot = run_panel(seeded, boards()["farm-overview"], "Rigs", NOW,
-                          {"customer": "blockfarm"})
+    _, _, hot, _ = run_panel(seeded, boards()["farm-overview"], "Rigs", NOW,
+                             {"customer": "blockfarm"})
     assert hot == [{"time": 0, "hot": 0}]
 
 
@@ -333,7 +336,7 @@ def test_the_finance_site_variable_reads_the_ledger_not_the_operations_database(
     board = boards()["finance"]
     assert variable_options(seeded, board, "site", NOW) == ["north"]
     # the same query on the operations database finds nothing (InfluxDB 2.x: another bucket)
-    assert seeded[DATASOURCE_UID].rows('SHOW TAG VALUES FROM "energy_hourly" WITH KEY = '
+    assert seeded[DATASOURCE_UID].rows('SHOW TAG VALUES FROM "energy_quarter" WITH KEY = '
                                        '"site"') == []
 
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from exporters.decode import Limits, Rejected, decode
+from exporters.decode import Limits, Receipt, Rejected, decode, decode_message, receipt_of
+from exporters.lineproto import DROPPED, Point, encode
 
 NOW = 1_790_000_000.0
 TOPIC = "hashwatt/v1/north/rig/r01-s01"
@@ -108,13 +109,77 @@ def test_a_topic_outside_the_contract_is_set_aside(topic: str) -> None:
     reason(reading(), topic)
 
 
-def test_a_collector_status_gives_a_collector_point() -> None:
+def test_a_collector_status_gives_only_the_online_state() -> None:
+    # a retained status is published again at every reconnect: its stats would be a phantom
+    # cycle at a new time, so only the cycle message (spooled, stamped once) carries them
     status = {"schema": 1, "kind": "collector", "site": "north", "collector": "c1",
               "state": "online", "ts_ms": int(NOW * 1000),
               "stats": {"cycle_s": 2.5, "rigs_total": 10, "rigs_ok": 9, "rigs_failed": 1,
                         "rigs_timeout": 0, "identified": 0, "published": 10}}
     [point] = run(status, "hashwatt/v1/north/collector/c1/status")
-    assert point.fields["rigs_ok"] == 9 and point.fields["cycle_s"] == 2.5
+    assert point.fields == {"online": True}
+
+
+def test_a_cycle_message_gives_a_collector_point_at_the_cycles_time_with_its_receipt() -> None:
+    cycle = {"schema": 1, "kind": "cycle", "site": "north", "collector": "c1",
+             "ts_ms": int(NOW * 1000) - 5000, "spool": "ab12", "seq": 77,
+             "stats": {"cycle_s": 2.5, "rigs_total": 10, "rigs_ok": 9, "rigs_failed": 1,
+                       "rigs_timeout": 0, "identified": 0, "published": 10,
+                       "broker_connected": False, "spool_memory": 3}}
+    points, receipt = decode_message("hashwatt/v1/north/collector/c1/cycle",
+                                     json.dumps(cycle).encode(), "hashwatt", Limits(), NOW)
+    [point] = points
+    assert point.ts_ms == int(NOW * 1000) - 5000
+    assert (point.fields["rigs_ok"], point.fields["cycle_s"]) == (9, 2.5)
+    assert (point.fields["broker_connected"], point.fields["spool_memory"]) == (False, 3)
+    assert receipt == Receipt("north", "c1", "ab12", 77)
+
+
+def test_a_reading_names_its_receipt_and_an_old_one_has_none() -> None:
+    payload = json.dumps(reading(spool="0f", seq=5)).encode()
+    assert decode_message(TOPIC, payload, "hashwatt", Limits(), NOW).receipt == Receipt(
+        "north", "c1", "0f", 5)
+    assert decode_message(TOPIC, json.dumps(reading()).encode(), "hashwatt", Limits(),
+                          NOW).receipt is None
+
+
+def test_a_set_aside_message_still_names_its_receipt() -> None:
+    bad = json.dumps(reading(spool="0f", seq=9, hashrate_ths="fast")).encode()
+    assert "hashrate_ths" in reason(json.loads(bad))
+    assert receipt_of(TOPIC, bad, "hashwatt") == Receipt("north", "c1", "0f", 9)
+    assert receipt_of(TOPIC, b"[1, 2]", "hashwatt") is None
+    assert receipt_of(TOPIC, b"\xff{", "hashwatt") is None
+
+
+def test_an_infinite_efficiency_is_left_out_and_counted_not_fatal() -> None:
+    # 1e308 W / 1e-300 TH/s overflows to inf: the poison message
+    before = DROPPED.count
+    [rig, *_] = run(reading(power_w=1e308, hashrate_ths=1e-300, boards=[]))
+    assert "efficiency_j_th" not in rig.fields and rig.fields["power_w"] == 1e308
+    assert DROPPED.count == before + 1
+    encode([rig])  # encodes: no inf reaches line protocol
+
+
+def test_an_absurd_phase_load_is_left_out_and_counted() -> None:
+    pdu = {"schema": 1, "kind": "pdu", "ts_ms": int(NOW * 1000), "site": "north",
+           "pdu": "p1", "collector": "c1", "online": True,
+           "phases": [{"phase": "L1", "current_a": 1e308, "rating_a": 1e-300},
+                      {"phase": "L2", "current_a": 8.0, "rating_a": 16.0}]}
+    before = DROPPED.count
+    points = run(pdu, "hashwatt/v1/north/pdu/p1")
+    phases = {p.tags["phase"]: p.fields for p in points if p.measurement == "pdu_phase"}
+    assert "load_pct" not in phases["L1"] and phases["L1"]["current_a"] == 1e308
+    assert phases["L2"]["load_pct"] == 50.0  # 8 A of a 16 A breaker
+    assert DROPPED.count == before + 1
+    encode(points)
+
+
+def test_a_non_finite_field_that_reaches_the_encoder_is_left_out_and_counted() -> None:
+    before = DROPPED.count
+    line = encode([Point("m", {"a": "b"}, {"x": float("inf"), "y": 1.5}, 1000)])
+    assert line == b"m,a=b y=1.5 1000\n" and DROPPED.count == before + 1
+    with pytest.raises(ValueError):
+        encode([Point("m", {}, {"x": float("nan")}, 1000)])
 
 
 def test_boards_whose_hashrate_is_unknown_give_no_boards_ok_rather_than_zero() -> None:

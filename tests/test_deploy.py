@@ -213,12 +213,17 @@ def test_the_broker_refuses_anonymous_clients_and_keeps_long_queues() -> None:
     assert int(re.search(r"max_queued_messages (\d+)", conf).group(1)) >= 1_000_000  # type: ignore[union-attr]
 
 
-def test_a_collector_may_write_only_under_its_own_site_and_the_bridge_only_reads() -> None:
+def test_a_collector_may_write_only_under_its_own_site_and_the_bridge_only_receipts() -> None:
     acl = [line for line in (DEPLOY / "mosquitto/acl").read_text().splitlines()
            if line and not line.startswith("#")]
     writes = [line for line in acl if line.startswith("pattern write")]
     assert writes and all(line.split()[2].startswith("hashwatt/v1/%u/") for line in writes)
     assert "topic read hashwatt/v1/#" in acl and not [a for a in acl if "readwrite" in a]
+    # stored receipts: the bridge writes them, a collector reads only its own site's
+    assert "topic write hashwatt/v1/+/collector/+/stored" in acl
+    assert "pattern read hashwatt/v1/%u/collector/+/stored" in acl
+    assert [a for a in acl if a.startswith("topic write")] == [
+        "topic write hashwatt/v1/+/collector/+/stored"]
 
 
 def test_no_env_file_with_secrets_is_committed() -> None:

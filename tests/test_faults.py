@@ -52,10 +52,10 @@ class Chain:
         return self.spawn("collect", str(self.config), f"--cycles={cycles}")
 
     def polled(self) -> int:
-        """Every reading the collector ever spooled (its AUTOINCREMENT sequence)."""
+        """Every rig reading the collector ever spooled (the drill's audit copy)."""
         with sqlite3.connect(self.tmp / "hashwatt-spool.db") as db:
-            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'spool'").fetchone()
-        return int(row[0]) if row else 0
+            row = db.execute("SELECT count(*) FROM audit WHERE topic LIKE '%/rig/%'").fetchone()
+        return int(row[0])
 
     def stored(self) -> int:
         rows = self.db.rows('SELECT count("up") FROM "rig"')
@@ -80,7 +80,7 @@ def chain(tmp_path: Path, farm: FarmFactory, influxd: Influxd) -> Iterator[Chain
     f = farm(RIGS, mix=("m50", "a1246", "supra"))
     config = write_config(tmp_path / "hashwatt.toml", mqtt_port=broker.port, rigs=f.rigs,
                           influx=f'url = "{own_influx.url}"\ndatabase = "faults"',
-                          collector=f"interval_s = {INTERVAL}",
+                          collector=f"interval_s = {INTERVAL}\nspool_audit = true",
                           bridge="rollup_interval_s = 0\nbatch_size = 50")
     c = Chain(tmp_path, broker, own_influx, db, config)
     yield c

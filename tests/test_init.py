@@ -4,7 +4,6 @@ second run changes nothing and still succeeds), and what each login may then do.
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.report import ledger_rows
+from exporters.finance.store import MEASUREMENT, ledger_client
 from exporters.sinks import WriteUnavailable, make_sink
 from hashwatt.config import load_config
 from hashwatt.influxql import InfluxQL, InfluxQLError
@@ -70,23 +69,25 @@ def test_init_sets_up_an_auth_enabled_server_twice_and_every_login_gets_its_acce
     hour = int(time.time()) // 3600 * 3600 - 3600  # inside the 8-week policy
     make_sink(cfg).write(f"rig,site=north,rig=r1 up=1i {hour * 1000}\n".encode())
     make_sink(cfg, ledger=True).write(
-        f"energy_hourly,site=north,customer=acme,rig=r1 kwh=3.25,kwh_measured=3.25,"
+        f"{MEASUREMENT},site=north,customer=acme,rig=r1 kwh=3.25,kwh_measured=3.25,"
         f"kwh_estimated=0,cost=0.39,coverage=1 {hour * 1000}\n".encode())
-    start = dt.datetime.fromtimestamp(hour, dt.UTC)
-    end = start + dt.timedelta(hours=1)
+    # the bridge's own ledger client reads it back where the finance code looks
+    ledger, source = ledger_client(cfg)
+    assert [r["kwh"] for r in ledger.rows(f"SELECT kwh FROM {source}")] == [3.25]
+    # Grafana's login reads both databases, as its two data sources do
     grafana = InfluxQL(server.url, "hashwatt", "hashwatt-grafana", SECRETS["T_GRAFANA"])
-    assert [r["kwh"] for r in ledger_rows(grafana, "north", start, end,
-                                          cfg.influxdb.ledger_source())] == [3.25]  # type: ignore[union-attr]
     assert grafana.rows('SELECT "up" FROM "rig"')[0]["up"] == 1
+    assert InfluxQL(server.url, "hashwatt_ledger", "hashwatt-grafana", SECRETS["T_GRAFANA"]).rows(
+        f'SELECT "kwh" FROM "{MEASUREMENT}"')[0]["kwh"] == 3.25
 
     # the wall screen's login reads operations and nothing else
     wall = InfluxQL(server.url, "hashwatt", "hashwatt-wall", SECRETS["T_WALL"])
     assert wall.rows('SELECT "up" FROM "rig"')[0]["up"] == 1
     with pytest.raises(InfluxQLError, match="not authorized"):
-        wall.rows('SELECT * FROM "hashwatt_ledger".."energy_hourly"')
+        wall.rows(f'SELECT * FROM "hashwatt_ledger".."{MEASUREMENT}"')
     with pytest.raises(InfluxQLError, match="not authorized"):
         InfluxQL(server.url, "hashwatt_ledger", "hashwatt-wall", SECRETS["T_WALL"]).rows(
-            'SELECT * FROM "energy_hourly"')
+            f'SELECT * FROM "{MEASUREMENT}"')
     # readers cannot write
     from exporters.sinks import InfluxV1Sink
 

@@ -26,9 +26,8 @@ from hashwatt.services import Influxd, Mosquitto
 from tests.conftest import FarmFactory, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
-ACL = ("pattern write hashwatt/v1/%u/rig/+\npattern write hashwatt/v1/%u/pdu/+\n"
-       "pattern write hashwatt/v1/%u/collector/+/status\n"
-       "user hashwatt-bridge\ntopic read hashwatt/v1/#\n")
+# the deployed ACL itself: collectors read stored receipts, the bridge writes them
+ACL = (Path(__file__).parent.parent / "deploy/mosquitto/acl").read_text()
 SECRETS = {"north": "n0rth-Secret-7731", "hashwatt-bridge": "br1dge-Secret-9042"}
 INFLUX_PASSWORD = "infl0x-Secret-5519"
 

@@ -61,9 +61,13 @@ def _convert(raw: Value, column: Column, profile: Profile, digits: Value) -> Val
 def column_rows(walked: Walked, column: Column, profile: Profile) -> dict[RowKey, Value]:
     """One column's rows: {(unit, key): value}, None where the device marks it unavailable."""
     digits = walked.get(column.digits, {}) if column.digits else {}
+    kinds = walked.get(column.key_column, {}) if column.key_column else {}
     out: dict[RowKey, Value] = {}
     for index, raw in walked.get(column.oid, {}).items():
         key = _row_key(index, column)
+        if key is not None and column.key_column:
+            named = column.key_values.get(str(kinds.get(index)))
+            key = (key[0], named) if named else None
         if key is not None:
             out[key] = _convert(raw, column, profile, digits.get(index))
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from pyasic import settings
 from pyasic.data.error_codes import X19Error
 from pyasic.device.algorithm import SHA256Unit
 from pyasic.miners.backends import AntminerModern
@@ -35,7 +36,9 @@ class AntminerPath:
         self.miner, self.timeout = miner, timeout
         self.session = RpcSession(miner.ip, timeout)
         # the digest auth object keeps the rig's challenge: no 401 round trip after the first
-        self.auth = httpx.DigestAuth(creds.web_user, creds.web_password)
+        self.auth = httpx.DigestAuth(creds.web_user or "root",
+                                     creds.web_password or settings.get(
+                                         "default_antminer_web_password", "root"))
         self.web = rig_client(timeout)
 
     async def telemetry(self) -> Telemetry:

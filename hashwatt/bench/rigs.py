@@ -120,7 +120,7 @@ async def hashwatt(rigs: list[RigConfig], concurrency: int, broker_port: int,
                                            spool_path=run_dir / f"spool-{len(rigs)}.db"))
     source = PyasicSource(timeout_s=10)
     publisher = Publisher(cfg)
-    await asyncio.to_thread(publisher.start)
+    await asyncio.to_thread(publisher.start, 30)
     try:
         await run_cycle(cfg, source, publisher.publish_reading)  # identification + first poll
         await asyncio.to_thread(publisher.drain, 60)
