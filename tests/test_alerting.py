@@ -36,9 +36,10 @@ def write(db: InfluxQL, lines: list[str]) -> None:
     assert resp.status_code == 204, resp.text
 
 
-def rig_line(rig: str, age_s: float, **fields: Any) -> str:
+def rig_line(rig: str, age_s: float, maintenance: str = "", **fields: Any) -> str:
+    extra = {"maintenance": maintenance} if maintenance else {}
     tags = ",".join(f"{k}={v.replace(' ', chr(92) + ' ')}" for k, v in
-                    {**TAGS, "rig": rig}.items())
+                    sorted({**TAGS, "rig": rig, **extra}.items()))
     body = ",".join(f"{k}={v}i" if isinstance(v, int) and not isinstance(v, bool)
                     else f"{k}={str(v).lower() if isinstance(v, bool) else v}"
                     for k, v in fields.items())
@@ -67,6 +68,14 @@ def test_rig_offline_fires_per_rig_on_failed_polls_and_when_readings_stop(
     got = fired(evaluate_rule(influx_db, rule("hw-rig-offline"), NOW), "rig")
     # by hand: flaky 3 failed polls; gone no reading in 5 min counts as 3; ok 0; two 2
     assert got == {"flaky": 3.0, "gone": 3.0}
+
+
+def test_rig_offline_pages_nobody_for_a_rig_in_maintenance(influx_db: InfluxQL) -> None:
+    lines = [rig_line("serviced", age, up=1) for age in (600, 900)]  # in service before
+    lines += [rig_line("serviced", age, maintenance="yes", up=0) for age in (30, 60, 90)]
+    lines += [rig_line("down", age, up=0) for age in (30, 60, 90)]
+    write(influx_db, lines)
+    assert fired(evaluate_rule(influx_db, rule("hw-rig-offline"), NOW), "rig") == {"down": 3.0}
 
 
 def test_collector_silent_fires_for_the_one_silent_collector_among_several(
