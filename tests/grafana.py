@@ -2,7 +2,8 @@
 that does it:
 
 - macros: $timeFilter / $__interval and template variables (variables are offered only the
-  values their own query finds in the data, as Grafana's variable refresh does);
+  values their own query finds in the data, as Grafana's variable refresh does); InfluxQL's
+  now() is the evaluation time;
 - time ranges: "now-6h", and "now/d", "now/M" rounded in the *dashboard's* timezone
   (dashboard JSON "timezone"), as Grafana's dateMath does;
 - frames: one per InfluxQL series and value column, named "measurement.column" unless the
@@ -65,7 +66,9 @@ def expand(query: str, start_s: float, end_s: float, variables: dict[str, str] |
             raise KeyError(f"query uses ${name}, which the test did not set")
         return values[name]
 
-    return VARIABLE.sub(one, query)
+    # InfluxDB evaluates now() when the query arrives, i.e. at Grafana's evaluation time: the
+    # emulation's evaluation time is end_s, however long ago a slow test suite computed it
+    return VARIABLE.sub(one, query).replace("now()", f"{int(end_s * 1000)}ms")
 
 
 ALL = {"site": ".*", "rack": ".*", "customer": ".*", "model": ".*", "currency": "EUR"}
