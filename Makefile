@@ -59,6 +59,7 @@ demo: system-deps venv
 bench: system-deps venv $(BIN)/.bench-installed
 	$(BIN)/python -m hashwatt.bench.rigs --rigs 2000 --sample 140
 	$(BIN)/python -m hashwatt.bench.rigs --rigs 10000 --memory-only --base 127.80.0.0
+	$(BIN)/python -m hashwatt.bench.corpus --polls 40
 	$(BIN)/python -m hashwatt.bench.exporter --messages 20000
 	$(BIN)/python -m hashwatt.bench.latency --rigs 2000 --interval 10 --seconds 60
 	$(BIN)/python -m hashwatt.bench.pdu --pdus 200 --outlets 24 --rounds 3

@@ -43,10 +43,20 @@ def summary(cfg: Config) -> str:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate a config file without running anything."""
+    """Validate a config file; with --probe, also try the broker, InfluxDB, a sample of rigs
+    and every PDU and meter."""
     cfg = _load(args.config)
     print(f"{args.config}: ok: {summary(cfg)}")
-    return 0
+    if not args.probe:
+        return 0
+    from hashwatt.probe import run_probe
+
+    checks = run_probe(cfg, args.sample)
+    for check in checks:
+        print(check.line())
+    failed = sum(1 for c in checks if not c.ok)
+    print(f"probe: {len(checks) - failed} of {len(checks)} checks ok")
+    return 1 if failed else 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -481,8 +491,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hashwatt {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check-config", help="validate a config file")
+    p = sub.add_parser("check-config", help="validate a config file (--probe: and try it)")
     p.add_argument("config")
+    p.add_argument("--probe", action="store_true",
+                   help="connect to the broker and InfluxDB, poll a sample of rigs and every "
+                        "PDU and meter once")
+    p.add_argument("--sample", type=int, default=10, help="rigs to poll with --probe")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("init", help="create the InfluxDB 1.x database, retention policies and "

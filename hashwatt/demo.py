@@ -20,6 +20,7 @@ from typing import Any
 
 from hashwatt.influxql import InfluxQL
 from hashwatt.services import Influxd, Mosquitto, ServiceError, find_binary
+from hashwatt.sim.farm import EVERY_FAMILY_MIX
 
 DATABASE = "hashwatt"
 DEMO_SCENARIOS = {"r01-s03": "overheat", "r02-s05": "dead_fan", "r03-s07": "dead_board",
@@ -196,6 +197,7 @@ def _start_processes(run: DemoRun, rigs: int, interval: float, seed: int,
                      scenarios: list[str]) -> None:
     run_dir, mosquitto, influxd = run.run_dir, run.mosquitto, run.influxd
     run.procs["farm"] = _spawn(run_dir, "farm", "simulate", f"--rigs={rigs}", f"--seed={seed}",
+                               f"--mix={','.join(EVERY_FAMILY_MIX)}",
                                f"--write-inventory={run_dir / 'inventory.csv'}",
                                f"--ready-file={run_dir / 'farm.ready'}", "--pdus",
                                f"--write-pdus={run_dir / 'pdus.toml'}",

@@ -64,6 +64,8 @@ HARDWARE: dict[str, Hardware] = {
     "luxos": Hardware("luxos", "S19k Pro", boards=3, chips=77, fans=4),
     "vnish": Hardware("vnish", "S21+", boards=3, chips=108, fans=4),
     "epic": Hardware("epic", "S19 XP", boards=3, chips=110, fans=4),
+    "bosplus": Hardware("braiins", "S19j Pro", boards=3, chips=126, fans=4),
+    "at2880": Hardware("auradine", "AT2880", boards=3, chips=132, fans=4),
 }
 
 
