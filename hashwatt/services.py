@@ -149,10 +149,7 @@ class Mosquitto(LocalService):
             lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         if self.passwords is not None:
             path = self.run_dir / "passwd"
-            path.write_text("")
-            for user, password in self.passwords.items():
-                subprocess.run([find_binary("mosquitto_passwd"), "-b", str(path), user,
-                                password], check=True, capture_output=True)
+            write_password_file(path, self.passwords)
             lines += ["allow_anonymous false", f"password_file {path}"]
         else:
             lines.append("allow_anonymous true")
@@ -181,6 +178,20 @@ class Mosquitto(LocalService):
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
         return [find_binary("mosquitto"), "-c", str(conf)]
+
+
+def write_password_file(path: Path, passwords: dict[str, str]) -> None:
+    """A mosquitto password file, hashed by `mosquitto_passwd -U` from a 0600 plain-text
+    file: `-b user password` would put each password on a command line (/proc/*/cmdline)."""
+    for user, password in passwords.items():
+        if ":" in user or "\n" in user + password:
+            raise ServiceError(f"mosquitto user {user!r}: no ':' in the name, no newlines")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.writelines(f"{user}:{password}\n" for user, password in passwords.items())
+    subprocess.run([find_binary("mosquitto_passwd"), "-U", str(path)], check=True,
+                   capture_output=True)
 
 
 @dataclass
