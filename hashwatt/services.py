@@ -6,8 +6,10 @@ ports, never on the default ports and never as a shared system service.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import getpass
+import hashlib
 import os
 import shutil
 import socket
@@ -89,8 +91,9 @@ class LocalService:
         return _tcp_open(self.host, self.port)
 
     def environment(self) -> dict[str, str] | None:
-        """The child's environment (None: inherit ours)."""
-        return None
+        """The child's environment: ours without anything a service does not need (the
+        caller's secrets stay out of children that would only inherit them)."""
+        return plain_environment()
 
     def pick_port(self) -> int:
         """A free port for the service."""
@@ -131,12 +134,33 @@ class LocalService:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+# what a service child may inherit from us; everything else (secrets above all) stays here
+_PLAIN_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL")
+
+
+def plain_environment() -> dict[str, str]:
+    """Our environment reduced to what any service needs (locale, paths, user)."""
+    return {k: v for k, v in os.environ.items() if k in _PLAIN_ENV or k.startswith("LC_")}
+
+
+def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = 101) -> str:
+    """A mosquitto 2.x password-file hash: `$7$<iterations>$<salt>$<PBKDF2-SHA512>`, base64
+    (mosquitto's src/password_mosq.c: 12-byte salt, 101 iterations by default)."""
+    salt = salt or os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return (f"$7${iterations}${base64.b64encode(salt).decode()}$"
+            f"{base64.b64encode(digest).decode()}")
+
+
 @dataclass
 class Mosquitto(LocalService):
     """A mosquitto broker with persistence and queue limits sized for long outages."""
 
     name = "mosquitto"
     max_queued_messages: int = 1_000_000
+    # sessions and queues reach the disk within a second by default: a killed broker keeps
+    # them; the crash-window drills set the deploy's 5 s or more
+    autosave_interval_s: int = 1
     # TLS (ca, cert, key files), user -> password, and ACL text: all three lock it down
     tls: tuple[Path, Path, Path] | None = None
     passwords: dict[str, str] | None = None
@@ -149,10 +173,9 @@ class Mosquitto(LocalService):
             lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         if self.passwords is not None:
             path = self.run_dir / "passwd"
-            path.write_text("")
-            for user, password in self.passwords.items():
-                subprocess.run([find_binary("mosquitto_passwd"), "-b", str(path), user,
-                                password], check=True, capture_output=True)
+            # hashed here: `mosquitto_passwd -b FILE USER PASSWORD` shows it in `ps`
+            path.write_text("".join(f"{user}:{mosquitto_hash(password)}\n"
+                                    for user, password in self.passwords.items()))
             lines += ["allow_anonymous false", f"password_file {path}"]
         else:
             lines.append("allow_anonymous true")
@@ -172,8 +195,7 @@ class Mosquitto(LocalService):
             f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {data}/\n"
-            # sessions and queues reach the disk within a second: a killed broker keeps them
-            "autosave_interval 1\n"
+            f"autosave_interval {self.autosave_interval_s}\n"
             f"max_queued_messages {self.max_queued_messages}\n"
             "max_queued_bytes 0\n"
             "max_inflight_messages 0\n"
@@ -284,7 +306,7 @@ class SnmpSim(LocalService):
 
     def environment(self) -> dict[str, str]:
         """As root, snmpsim would drop to nobody and lose the Python in root's home."""
-        return {**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}
+        return {**plain_environment(), "SNMPSIM_ALLOW_ROOT": "true"}
 
     def pick_port(self) -> int:
         """SNMP is UDP."""

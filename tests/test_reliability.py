@@ -1,0 +1,276 @@
+"""Reliability drills with real processes (README "Reliability drills"): the broker-crash
+window, a full spool disk, read-only dead letters, a silent broker, poison messages.
+Each drill ends with the verdict: polled = stored, lost 0, doubled 0, every value right."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hashwatt.influxql import InfluxQL
+from hashwatt.services import Influxd, Mosquitto, free_port, plain_environment
+from tests.conftest import FarmFactory, read_deadletters, wait_for, write_config
+from tests.drills import Drill, rss_kb
+
+pytestmark = pytest.mark.e2e
+RIGS = 6
+INTERVAL = 2
+REPORT = os.environ.get("HASHWATT_DRILL_REPORT")  # append each verdict here (README numbers)
+
+
+def report(name: str, line: str) -> None:
+    """Print a drill's numbers (and keep them when asked to)."""
+    print(f"{name}: {line}")
+    if REPORT:
+        with open(REPORT, "a") as fh:
+            fh.write(f"{name}: {line}\n")
+
+
+@contextlib.contextmanager
+def drill(tmp_path: Path, farm: FarmFactory, *, autosave_s: int = 1, collector: str = "",
+          bridge: str = "", broker_port: int = 0) -> Iterator[Drill]:
+    """Broker, influxd, a 6-rig farm and a config with the drill's audit copy on."""
+    broker = Mosquitto(tmp_path / "broker", port=broker_port, autosave_interval_s=autosave_s)
+    if not broker_port:
+        broker.start()
+    influx = Influxd(tmp_path / "influx").start()
+    db = InfluxQL(influx.url, "drill")
+    db.create_database()
+    f = farm(RIGS, mix=("m50", "a1246", "supra"))
+    config = write_config(tmp_path / "hashwatt.toml", mqtt_port=broker.port or broker_port,
+                          rigs=f.rigs, influx=f'url = "{influx.url}"\ndatabase = "drill"',
+                          collector=f"interval_s = {INTERVAL}\ndeadline_s = 1.5\n"
+                                    f"spool_audit = true\nresend_after_s = 10\n{collector}",
+                          bridge=f"rollup_interval_s = 0\nbatch_size = 50\n{bridge}")
+    d = Drill(tmp_path, broker, influx, db, config)
+    d.start_sampling()
+    try:
+        yield d
+    finally:
+        d.stop_all()
+        broker.stop()
+        influx.stop()
+
+
+def test_the_broker_crash_window_loses_nothing(tmp_path: Path, farm: FarmFactory) -> None:
+    """SIGKILL the broker while the bridge cannot drain (influxd stopped): every reading the
+    broker had acknowledged dies with it (autosave far away), and the spools resend them."""
+    with drill(tmp_path, farm, autosave_s=3600) as d:
+        d.bridge()
+        d.influx.stop()  # the bridge cannot drain: the readings sit in the broker, acked
+        collector = d.collector()
+        assert wait_for(lambda: len(d.polled()) >= 4 * RIGS, timeout=60)
+        time.sleep(1)  # the last ones reach the broker and are acknowledged
+        in_window = len(d.polled())
+        d.broker.stop(kill=True)
+        time.sleep(1)
+        d.broker.start()
+        d.influx.start()
+        time.sleep(2 * INTERVAL)
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(timeout=60) == 0
+        d.drain()
+        v = d.verdict()
+        report("broker crash window", f"{in_window} readings acked by the broker before its "
+                                      f"SIGKILL; {v.line()}")
+        assert v.ok(), v.line()
+        assert "regained" in d.logs("collector")
+
+
+def test_a_full_spool_disk_is_said_once_and_survived(tmp_path: Path, farm: FarmFactory) -> None:
+    """The spool on a real 1 MB filesystem that fills up, with the broker down meanwhile:
+    one log line naming the path, readings kept in memory, moved to disk when space returns."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                      capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        with drill(tmp_path, farm, collector=f'spool_path = "{mount}/spool.db"') as d:
+            d.bridge()
+            collector = d.collector()
+            assert wait_for(lambda: d.db.rows('SELECT count("up") FROM "rig"'), timeout=60)
+            d.broker.stop()
+            filler = mount / "filler"
+            with filler.open("wb") as fh, contextlib.suppress(OSError):
+                while True:
+                    fh.write(b"\0" * 65536)
+                    fh.flush()
+            time.sleep(4 * INTERVAL)  # cycles while the disk is full and the broker away
+            logged = d.logs("collector")
+            assert logged.count("keeping readings in memory") == 1, logged[-2000:]
+            assert f"spool {mount}/spool.db" in logged
+            filler.unlink()
+            time.sleep(INTERVAL + 3)
+            d.broker.start()
+            time.sleep(2 * INTERVAL)
+            collector.send_signal(signal.SIGTERM)
+            assert collector.wait(timeout=60) == 0
+            assert "the disk takes writes again" in d.logs("collector")
+            d.spool_file = mount / "spool.db"
+            d.drain()
+            v = d.verdict()
+            report("full spool disk", v.line())
+            assert v.ok(), v.line()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def publish(port: int, messages: list[tuple[str, bytes]], qos: int = 1) -> None:
+    """Publish with paho as an outside client would, waiting for every PUBACK."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = [client.publish(t, p, qos=qos) for t, p in messages]
+    for info in infos:
+        info.wait_for_publish(timeout=20)
+    client.disconnect()
+    client.loop_stop()
+
+
+def rig_doc(rig: str, ts_ms: int, **fields: object) -> bytes:
+    doc = {"schema": 1, "kind": "rig", "ts_ms": ts_ms, "site": "testsite", "rig": rig,
+           "collector": "c9", "online": True, "hashrate_ths": 100.0, "power_w": 3000.0}
+    doc.update(fields)
+    return json.dumps(doc).encode()
+
+
+def test_poison_messages_are_set_aside_and_the_bridge_carries_on(
+        tmp_path: Path, farm: FarmFactory) -> None:
+    """The issue's poison: efficiency inf from 1e308 W at 1e-300 TH/s, a PDU phase at
+    1e308 A of a 1e-300 A breaker, NaN, non-JSON, oversized; then 3 s of junk: the bridge
+    keeps running, stores the good, the dead letters stay within their bound."""
+    with drill(tmp_path, farm, bridge="dead_letter_max_bytes = 65536\ndead_letter_keep = 2"
+               ) as d:
+        bridge = d.bridge()
+        now = int(time.time() * 1000)
+        top = "hashwatt/v1/testsite"
+        pdu = {"schema": 1, "kind": "pdu", "ts_ms": now, "site": "testsite", "pdu": "p1",
+               "collector": "c9", "online": True,
+               "phases": [{"phase": "L1", "current_a": 1e308, "rating_a": 1e-300}]}
+        publish(d.broker.port, [
+            (f"{top}/rig/inf", rig_doc("inf", now, power_w=1e308, hashrate_ths=1e-300)),
+            (f"{top}/pdu/p1", json.dumps(pdu).encode()),
+            (f"{top}/rig/nan", b'{"schema":1,"rig":"nan","hashrate_ths":NaN}'),
+            (f"{top}/rig/junk", b"\xff\xfe not json"),
+            (f"{top}/rig/big", b"{" + b" " * 300_000 + b"}"),
+            (f"{top}/rig/good", rig_doc("good", now + 1))])
+        assert wait_for(lambda: d.db.rows('SELECT * FROM "rig" WHERE "rig" = \'good\''), 30)
+        inf = d.db.rows('SELECT * FROM "rig" WHERE "rig" = \'inf\'')
+        assert inf and inf[0]["power_w"] == 1e308 and inf[0].get("efficiency_j_th") is None
+        phase = d.db.rows('SELECT * FROM "pdu_phase"')
+        assert phase and phase[0]["current_a"] == 1e308 and phase[0].get("load_pct") is None
+        letters = read_deadletters(tmp_path / "deadletters.jsonl")
+        assert {r["topic"].split("/")[-1] for r in letters} == {"nan", "junk", "big"}
+        started = time.monotonic()
+        while time.monotonic() - started < 3:  # one client allowed to publish: 3 s of junk
+            publish(d.broker.port, [(f"{top}/rig/junk", b"x" * 2000)] * 200, qos=0)
+        publish(d.broker.port, [(f"{top}/rig/after", rig_doc("after", now + 2))])
+        assert wait_for(lambda: d.db.rows('SELECT * FROM "rig" WHERE "rig" = \'after\''), 60)
+        assert bridge.poll() is None
+        files = list(tmp_path.glob("deadletters.jsonl*"))
+        total = sum(p.stat().st_size for p in files)
+        assert len(files) <= 3 and total <= 3 * 65536
+        report("poison messages", f"bridge alive, good stored, dead letters {total} bytes in "
+                                  f"{len(files)} files (bound 3 x 64 KiB); peak RSS bridge "
+                                  f"{d.peak_kb.get('bridge', 0) / 1024:.0f} MB")
+
+
+def test_dead_letters_on_a_read_only_disk_are_counted_not_fatal(
+        tmp_path: Path, farm: FarmFactory) -> None:
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
+                      capture_output=True).returncode:
+        pytest.skip("needs root to mount a read-only tmpfs")
+    try:
+        with drill(tmp_path, farm) as d:
+            d.config.write_text(d.config.read_text().replace(
+                'dead_letter_file = "deadletters.jsonl"', f'dead_letter_file = "{mount}/dl.jsonl"'))
+            bridge = d.bridge()
+            now = int(time.time() * 1000)
+            top = "hashwatt/v1/testsite"
+            publish(d.broker.port, [(f"{top}/rig/bad{i}", b"not json") for i in range(5)]
+                    + [(f"{top}/rig/good", rig_doc("good", now))])
+            assert wait_for(lambda: d.db.rows('SELECT * FROM "rig" WHERE "rig" = \'good\''),
+                            30)
+            assert bridge.poll() is None
+            logged = d.logs("bridge")
+            assert logged.count("cannot write") == 1 and f"{mount}/dl.jsonl" in logged
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+class SilentBroker:
+    """Accepts TCP connections on a port and never says a word (no CONNACK)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.sock.accept()
+                self.held.append(conn)
+
+    def close(self) -> None:
+        """Stop listening and drop every connection."""
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_silent_broker_does_not_stop_polling_and_nothing_is_lost(
+        tmp_path: Path, farm: FarmFactory) -> None:
+    """The broker's port accepts TCP and never sends CONNACK: the collector polls and spools
+    from its first second; when a real broker takes the port every reading is stored."""
+    port = free_port()
+    silent = SilentBroker(port)
+    with drill(tmp_path, farm, broker_port=port) as d:
+        d.config.write_text(d.config.read_text().replace("[mqtt]\n", "[mqtt]\nkeepalive_s = 5\n"))
+        collector = d.collector()
+        assert wait_for(lambda: d.spool().exists() and len(d.polled()) >= 3 * RIGS, timeout=30)
+        assert collector.poll() is None
+        silent.close()
+        d.broker.start()
+        d.bridge()
+        time.sleep(2 * INTERVAL)
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(timeout=60) == 0
+        d.drain()
+        v = d.verdict()
+        report("silent broker", v.line())
+        assert v.ok(), v.line()
+
+
+def test_service_children_inherit_no_secrets(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HASHWATT_MQTT_PASSWORD", "s3cret-should-stay-home")
+    assert "HASHWATT_MQTT_PASSWORD" not in plain_environment()
+    broker = Mosquitto(tmp_path / "b", passwords={"u": "pw-not-on-argv-4711"}).start()
+    try:
+        assert broker.proc is not None
+        pid = broker.proc.pid
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert b"s3cret-should-stay-home" not in environ
+        assert b"pw-not-on-argv-4711" not in cmdline
+        assert "pw-not-on-argv-4711" not in (tmp_path / "b" / "passwd").read_text()
+        assert rss_kb(pid) > 0
+    finally:
+        broker.stop()
