@@ -274,3 +274,139 @@ def test_service_children_inherit_no_secrets(tmp_path: Path,
         assert rss_kb(pid) > 0
     finally:
         broker.stop()
+
+
+class HostileAxeOS:
+    """AxeOS-speaking rigs (the page pyasic's factory recognises, GET /api/system/info) on
+    loopback addresses of their own, each lying in its own way: NaN, absurd values, a huge
+    reply, an endless one."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.loop = __import__("asyncio").new_event_loop()
+        self.servers: list[object] = []
+        # huge and endless replies start once set: pyasic's identification reads a reply
+        # whole (no bound we could set without patching it), our polls must not
+        self.hostile = threading.Event()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def info(kind: str) -> bytes:
+        good = {"ASICModel": "BM1368", "asicCount": 1, "smallCoreCount": 1276,
+                "frequency": 490.0, "hashRate": 600.0, "power": 15.0, "temp": 55.0,
+                "vrTemp": 50.0, "fanrpm": 5000, "uptimeSeconds": 3600, "hostname": kind,
+                "version": "v2.4.5", "boardVersion": "401"}
+        if kind == "nan":
+            return json.dumps({**good, "hashRate": float("nan"), "temp": float("nan")}).encode()
+        if kind == "absurd":  # 1e30 GH/s = 1e27 TH/s; a million rpm; 1e308 W
+            return json.dumps({**good, "hashRate": 1e30, "fanrpm": 1_000_000,
+                               "power": 1e308, "temp": 1e6}).encode()
+        return json.dumps(good).encode()
+
+    async def _serve(self, kind: str, reader: object, writer: object) -> None:
+        import asyncio
+        r: asyncio.StreamReader = reader  # type: ignore[assignment]
+        w: asyncio.StreamWriter = writer  # type: ignore[assignment]
+        try:
+            request = (await r.readuntil(b"\r\n\r\n")).decode(errors="replace")
+            path = request.split(" ")[1] if " " in request else "/"
+            if path == "/":
+                body = b"<html><head><title>AxeOS</title></head></html>"
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                        + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+            elif not path.startswith("/api/system/info"):
+                w.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            elif kind == "huge" and self.hostile.is_set():  # 64 MB of a JSON array, announced
+                size = 64 << 20
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: " + str(size).encode() + b"\r\n\r\n[")
+                chunk = b"1," * 32768
+                for _ in range(size // len(chunk)):
+                    w.write(chunk)
+                    await w.drain()
+            elif kind == "endless" and self.hostile.is_set():  # chunked, never ends
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Transfer-Encoding: chunked\r\n\r\n")
+                chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n"
+                while True:
+                    w.write(chunk)
+                    await w.drain()
+            else:
+                body = self.info(kind)
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            await w.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            w.close()
+
+    def start(self, kinds: list[str]) -> list[str]:
+        """One server per kind on port 80 of its own address; the addresses."""
+        import asyncio
+        import functools
+        addresses = []
+        for n, kind in enumerate(kinds, 1):
+            address = f"{self.base}.{n}"
+            coro = asyncio.start_server(functools.partial(self._serve, kind), address, 80)
+            self.servers.append(asyncio.run_coroutine_threadsafe(coro, self.loop).result(10))
+            addresses.append(address)
+        return addresses
+
+    def stop(self) -> None:
+        """Close every server and the loop."""
+        for server in self.servers:
+            self.loop.call_soon_threadsafe(server.close)  # type: ignore[attr-defined]
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def test_hostile_devices_cost_their_own_fields_and_no_memory(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """NaN and absurd values are dropped field by field (the rest published, flagged); a
+    64 MB reply and an endless one (after identification) cost that rig its deadline, not
+    the collector's memory."""
+    kinds = ["good", "nan", "absurd", "huge", "endless"]
+    servers = HostileAxeOS(f"127.251.{os.getpid() % 250}")
+    addresses = servers.start(kinds)
+    try:
+        lines = [f'[site]\nname = "testsite"\n[mqtt]\nhost = "127.0.0.1"\n'
+                 f'port = {mosquitto.port}\n',
+                 '[collector]\nid = "hostile"\ninterval_s = 3\ndeadline_s = 2.5\n'
+                 'spool_audit = true\n']
+        lines += [f'[[rigs]]\nid = "{k}"\naddress = "{a}"\n'
+                  for k, a in zip(kinds, addresses, strict=True)]
+        config = tmp_path / "hostile.toml"
+        config.write_text("\n".join(lines))
+        d = Drill(tmp_path, mosquitto, None, None, config)  # type: ignore[arg-type]
+        d.start_sampling(every=0.05)
+        proc = d.collector(cycles=4)
+        assert wait_for(lambda: len(d.polled()) >= len(kinds), timeout=60)
+        servers.hostile.set()
+        assert proc.wait(timeout=120) == 0
+        d.sampling.set()
+        by_rig: dict[str, list[dict]] = {}
+        for (rig, _), doc in sorted(d.polled().items()):
+            by_rig.setdefault(rig, []).append(doc)
+        assert {k: len(v) for k, v in by_rig.items()} == dict.fromkeys(kinds, 4)
+        good, nan, absurd = by_rig["good"][-1], by_rig["nan"][-1], by_rig["absurd"][-1]
+        assert good["online"] and good["hashrate_ths"] == 0.6 and "invalid" not in good
+        # 600 GH/s is 0.6 TH/s (AxeOS reports GH/s)
+        assert nan["online"] is True and nan["hashrate_ths"] is None
+        assert any(i.startswith("hashrate_ths: not finite") for i in nan["invalid"])
+        assert nan["power_w"] == 15.0
+        assert absurd["online"] is True and absurd["hashrate_ths"] is None
+        assert absurd["fans_rpm"] == [] and absurd["power_w"] is None
+        assert any("hashrate_ths: 1e+27 outside" in i for i in absurd["invalid"])
+        assert any("fans_rpm: 1e+06 outside" in i for i in absurd["invalid"])
+        for kind in ("huge", "endless"):  # hostile from the second cycle on
+            assert by_rig[kind][0]["online"], by_rig[kind][0]
+            assert not any(r["online"] for r in by_rig[kind][2:]), by_rig[kind]
+        peak = d.peak_kb["collector"] / 1024
+        report("hostile devices", f"5 AxeOS rigs x 4 cycles: good, NaN, absurd (fields dropped "
+                                  f"and flagged, reading kept), 64 MB reply, endless reply "
+                                  f"(offline within the deadline); collector peak RSS "
+                                  f"{peak:.0f} MB")
+        assert peak < 250, f"collector peak RSS {peak:.0f} MB"
+    finally:
+        servers.stop()

@@ -17,6 +17,7 @@ from collector.rigs.base import (
     RpcSession,
     Telemetry,
     base_telemetry,
+    get_json,
     mean_nonzero,
     number,
     rate,
@@ -69,10 +70,10 @@ class AntminerPath:
     async def _errors(self) -> list[Any] | None:
         """Errors from the web API; None (unknown) when the web API does not give them."""
         try:
-            resp = await self.web.get(f"http://{self.miner.ip}/cgi-bin/summary.cgi",
-                                      auth=self.auth)
-            items = resp.json()["SUMMARY"][0]["status"] if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            status, doc = await get_json(self.web, f"http://{self.miner.ip}/cgi-bin/summary.cgi",
+                                         auth=self.auth)
+            items = doc["SUMMARY"][0]["status"] if status == 200 else None
+        except (httpx.HTTPError, FastPathError, ValueError, KeyError, IndexError, TypeError):
             return None
         if not isinstance(items, list):
             return None
