@@ -410,3 +410,36 @@ def test_hostile_devices_cost_their_own_fields_and_no_memory(
         assert peak < 250, f"collector peak RSS {peak:.0f} MB"
     finally:
         servers.stop()
+
+
+def test_sighup_reloads_the_inventory_and_keeps_the_spool(
+        tmp_path: Path, farm: FarmFactory, mosquitto: Mosquitto) -> None:
+    f = farm(4, mix=("m50", "supra"))
+    first, later = f.rigs[:2], f.rigs[1:]
+    common = dict(mqtt_port=mosquitto.port,
+                  collector=f"interval_s = {INTERVAL}\ndeadline_s = 1.5\nspool_audit = true")
+    config = write_config(tmp_path / "hashwatt.toml", rigs=first, **common)  # type: ignore[arg-type]
+    d = Drill(tmp_path, mosquitto, None, None, config)  # type: ignore[arg-type]
+    proc = d.collector()
+    try:
+        assert wait_for(lambda: {r for r, _ in d.polled()} == {r.rig_id for r in first}, 30)
+        write_config(config, rigs=later, **common)  # type: ignore[arg-type]
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: {r.rig_id for r in later} <= {r for r, _ in d.polled()}, 30)
+        assert proc.poll() is None
+        config.write_text(config.read_text() + "\n[[rigs]]\nid = \"bad id!\"\n")
+        proc.send_signal(signal.SIGHUP)
+        taken = len(d.polled())
+        assert wait_for(lambda: len(d.polled()) >= taken + 2 * len(later), 30)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    logged = d.logs("collector")
+    # write_config numbers slots by position: the rig kept moved from slot 2 to 1 (changed)
+    assert "SIGHUP: inventory reloaded: 3 rigs (2 added, 1 removed, 1 changed)" in logged
+    assert "not reloaded" in logged and "keeping the 3 rigs" in logged
+    removed = first[0].rig_id
+    stamps = sorted(ts for r, ts in d.polled() if r == removed)
+    assert stamps and all(ts <= min(t for r, t in d.polled() if r == later[-1].rig_id)
+                          for ts in stamps)
