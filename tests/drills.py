@@ -41,17 +41,22 @@ class Verdict:
     doubled: int
     wrong: int
     unknown: int  # stored points no collector took (must be 0 too)
+    cycles: int = 0  # cycle statistics the collector took
+    cycle_points: int = 0  # `collector` points with cycle figures (no more, no fewer)
+    cycles_match: bool = True  # the same cycles, stamp by stamp
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
     def ok(self) -> bool:
         """Nothing lost, nothing doubled, every value right, nothing invented."""
-        return self.polled > 0 and not (self.lost or self.doubled or self.wrong or self.unknown)
+        return (self.polled > 0 and self.cycles_match
+                and not (self.lost or self.doubled or self.wrong or self.unknown))
 
     def line(self) -> str:
         """The verdict as the README prints it."""
         mem = ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(self.peak_rss_mb.items()))
         return (f"polled {self.polled}, stored {self.stored}, lost {self.lost}, "
-                f"doubled {self.doubled}, wrong values {self.wrong}, unknown {self.unknown}; "
+                f"doubled {self.doubled}, wrong values {self.wrong}, unknown {self.unknown}, "
+                f"cycles {self.cycles} taken / {self.cycle_points} stored; "
                 f"peak RSS {mem}")
 
 
@@ -160,7 +165,12 @@ class Drill:
             elif (row["up"], row["hashrate_ths"], row["power_w"]) != (
                     int(taken["online"]), taken.get("hashrate_ths"), taken.get("power_w")):
                 wrong += 1
+        cycles = {json.loads(p)["ts_ms"] for (p,) in
+                  self._query("SELECT payload FROM audit WHERE topic LIKE '%/cycle'")}
+        points = self.db.rows('SELECT "rigs_total" FROM "collector" GROUP BY *')
+        stamps = {int(p["time"]) for p in points if p["rigs_total"] is not None}
         return Verdict(
+            cycles=len(cycles), cycle_points=len(stamps), cycles_match=stamps == cycles,
             polled=len(polled), stored=sum(1 for k in seen if k in polled),
             lost=sum(1 for k in polled if k not in seen),
             doubled=sum(n - 1 for n in seen.values()), wrong=wrong, unknown=unknown,

@@ -104,10 +104,11 @@ def test_a_full_spool_disk_is_said_once_and_survived(tmp_path: Path, farm: FarmF
             assert wait_for(lambda: d.db.rows('SELECT count("up") FROM "rig"'), timeout=60)
             d.broker.stop()
             filler = mount / "filler"
-            with filler.open("wb") as fh, contextlib.suppress(OSError):
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+            with contextlib.suppress(OSError):
                 while True:
-                    fh.write(b"\0" * 65536)
-                    fh.flush()
+                    os.write(fd, b"\0" * 65536)
+            os.close(fd)
             time.sleep(4 * INTERVAL)  # cycles while the disk is full and the broker away
             logged = d.logs("collector")
             assert logged.count("keeping readings in memory") == 1, logged[-2000:]
@@ -218,19 +219,23 @@ class SilentBroker:
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_server(("127.0.0.1", port))
+        self.sock.settimeout(0.2)
         self.held: list[socket.socket] = []
+        self.closing = threading.Event()
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
     def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
+        while not self.closing.is_set():
+            with contextlib.suppress(TimeoutError):
                 conn, _ = self.sock.accept()
                 self.held.append(conn)
+        self.sock.close()  # on this thread: a close under a blocked accept() keeps the port
 
     def close(self) -> None:
         """Stop listening and drop every connection."""
-        self.sock.close()
+        self.closing.set()
+        self.thread.join(5)
         for conn in self.held:
             conn.close()
 
@@ -443,3 +448,30 @@ def test_sighup_reloads_the_inventory_and_keeps_the_spool(
     stamps = sorted(ts for r, ts in d.polled() if r == removed)
     assert stamps and all(ts <= min(t for r, t in d.polled() if r == later[-1].rig_id)
                           for ts in stamps)
+
+
+def test_the_broker_entrypoint_hashes_passwords_without_a_command_line(tmp_path: Path) -> None:
+    """deploy/mosquitto/entrypoint.sh run for real (paths moved into tmp_path, mosquitto
+    replaced by `env`): the password file verifies against our own hash, no password is an
+    argument of any child, and the broker's environment holds none."""
+    from hashwatt.services import mosquitto_hash
+
+    deploy = Path(__file__).parent.parent / "deploy/mosquitto"
+    script = (deploy / "entrypoint.sh").read_text().replace("/mosquitto/", f"{tmp_path}/")
+    script = script.replace("exec mosquitto -c", "exec env > env.txt; true")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "config" / "mosquitto.conf").write_text("password_file /mosquitto/config/passwd\n")
+    (tmp_path / "entry.sh").write_text(script)
+    env = {**plain_environment(), "MQTT_COLLECTOR_USER": "north",
+           "MQTT_COLLECTOR_PASSWORD": "c0llector-pw-81", "MQTT_BRIDGE_PASSWORD": "br1dge-pw-92"}
+    subprocess.run(["sh", str(tmp_path / "entry.sh")], env=env, cwd=tmp_path, check=True)
+    assert " -b " not in script
+    lines = dict(line.split(":", 1) for line in
+                 (tmp_path / "data" / "passwd").read_text().splitlines())
+    for user, password in (("north", "c0llector-pw-81"), ("hashwatt-bridge", "br1dge-pw-92")):
+        _, kind, rounds, salt, _ = lines[user].split("$")  # $7$101$salt$hash from the tool
+        assert (kind, rounds) == ("7", "101")
+        assert mosquitto_hash(password, __import__("base64").b64decode(salt)) == lines[user]
+    environ = (tmp_path / "env.txt").read_text()
+    assert "pw-81" not in environ and "pw-92" not in environ
