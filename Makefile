@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DURATION ?=
-# binary:package pairs of the real services the tests and the demo start
-SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp
+# binary:package pairs of the real services the tests and the demo start (and poppler-utils,
+# whose pdftoppm/pdftotext the statement tests render PDFs with)
+SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp \
+  pdftoppm:poppler-utils
 
 .PHONY: all test soak demo bench dashboards lint typecheck unit system-deps venv clean
 
@@ -63,6 +65,7 @@ demo: system-deps venv
 bench: system-deps venv $(BIN)/.bench-installed
 	$(BIN)/python -m hashwatt.bench.rigs --rigs 2000 --sample 140
 	$(BIN)/python -m hashwatt.bench.rigs --rigs 10000 --memory-only --base 127.80.0.0
+	$(BIN)/python -m hashwatt.bench.corpus --polls 40
 	$(BIN)/python -m hashwatt.bench.exporter --messages 20000
 	$(BIN)/python -m hashwatt.bench.latency --rigs 2000 --interval 10 --seconds 60
 	$(BIN)/python -m hashwatt.bench.pdu --pdus 200 --outlets 24 --rounds 3

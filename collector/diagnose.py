@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 # the ports pyasic's identification tries first: cgminer-family RPC and the web UI
 PORTS = (4028, 80)
-SILENT_ERRORS = ("no reply within", "no miner answered identification")
+SILENT_ERRORS = ("no reply", "no miner answered identification",
+                 "identification: no miner answered")
 AUTH = re.compile(r"\b(401|403)\b|unauthori[sz]ed|forbidden|auth(entication)? fail|"
                   r"invalid (password|token|credentials)|wrong password|login fail",
                   re.IGNORECASE)

@@ -8,6 +8,7 @@ from typing import Any
 from hashwatt.config import RigConfig
 from hashwatt.contract import SCHEMA_VERSION
 from hashwatt.models import lookup
+from hashwatt.power import choose_power
 
 HASHRATE_DECIMALS = 6  # TH/s to 1 MH/s: finer than any firmware reports
 
@@ -52,6 +53,7 @@ def offline_reading(origin: Origin, error: str, make: str = "", model: str = "")
     reading = base_reading(origin, online=False, error=error)
     reading["make"] = make
     reading["model"] = origin.rig.model or model
+    reading["identified_model"] = model  # what answered, when identification got that far
     if origin.outlet_w is not None:  # a silent rig may still draw power: that is worth seeing
         reading.update({"power_w": float(origin.outlet_w), "power_source": "pdu"})
     return reading
@@ -67,15 +69,11 @@ def _boards(data: Any) -> list[dict[str, Any]]:
 
 
 def _power(data: Any, model: str, outlet_w: float | None) -> tuple[float | None, str | None]:
-    """Wall power from the PDU outlet beats the miner's figure, which beats nominal."""
-    if outlet_w is not None:
-        return float(outlet_w), "pdu"
-    if data.wattage is not None and data.wattage > 0:  # 0 W from a hashing rig is unknown
-        return float(data.wattage), "miner"
+    """Wall power from the PDU outlet beats the miner's figure (0 W from a hashing rig is
+    unknown), which beats nominal (hashwatt.power, shared with the energy ledger)."""
     info = lookup(model)
-    if info is not None:
-        return float(info.nominal_w), "nominal"
-    return None, None
+    return choose_power(outlet_w=outlet_w, miner_w=data.wattage,
+                        nominal_w=info.nominal_w if info is not None else None)
 
 
 def _hottest(data: Any, boards: list[dict[str, Any]]) -> float | None:
@@ -107,14 +105,15 @@ def reading_from_miner(origin: Origin, data: Any) -> dict[str, Any]:
     a rig that gave nothing at all did not answer."""
     model = origin.rig.model or str(data.model or "")
     if not answered(data):
-        return offline_reading(origin, "miner returned no data", str(data.make or ""), model)
+        return offline_reading(origin, "miner returned no data", str(data.make or ""),
+                               str(data.model or ""))
     hashrate = _ths(data.hashrate)
     boards = _boards(data)
     power_w, source = _power(data, model, origin.outlet_w)
     info = lookup(model)
     reading = base_reading(origin, online=True)
     reading.update({
-        "make": str(data.make or ""), "model": model,
+        "make": str(data.make or ""), "model": model, "identified_model": str(data.model or ""),
         "firmware": str(data.firmware or ""), "hashrate_ths": hashrate,
         "expected_hashrate_ths": _ths(data.expected_hashrate),
         "power_w": power_w, "power_source": source, "temp_max_c": _hottest(data, boards),

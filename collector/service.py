@@ -12,11 +12,13 @@ from typing import Any, Protocol
 
 from collector.diagnose import diagnose, is_silent, login_refused
 from collector.events import StateLog
+from collector.inventory_checks import PoolWatch, annotate
 from collector.mapping import Origin, offline_reading
 from collector.meters.source import MeterSource
 from collector.pdu.source import PduSource
 from collector.publisher import Publisher
 from collector.rigs import PyasicSource
+from collector.rigs.credentials import credentials_lookup
 from collector.sanitise import sanitise_pdu, sanitise_rig
 from hashwatt.config import Config, ConfigError, MeterConfig, PduConfig, RigConfig
 from hashwatt.contract import SCHEMA_VERSION
@@ -62,9 +64,9 @@ async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> dict
         log.exception("rig %s: unexpected error while polling", origin.rig.id)
         source.failed(origin.rig.id)
         return offline_reading(origin, f"collector error: {type(exc).__name__}")
-    if not reading["online"]:
+    if not reading["online"]:  # a LAN host answers a connect in milliseconds: 0.5 s is ample
         reading["error"] = await explain_offline(origin.rig.address, reading.get("error"),
-                                                 min(1.0, deadline_s / 2))
+                                                 min(0.5, deadline_s / 4))
     return reading
 
 
@@ -132,7 +134,8 @@ async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
 async def run_cycle(cfg: Config, source: RigSource, publish: Any,
                     rigs: list[RigConfig] | None = None,
                     outlet_power: OutletPower | None = None,
-                    states: StateLog | None = None) -> dict[str, Any]:
+                    states: StateLog | None = None,
+                    pools: PoolWatch | None = None) -> dict[str, Any]:
     """Poll every rig once with bounded concurrency; publish each reading as it arrives."""
     rigs = cfg.rigs if rigs is None else rigs
     outlet_power = outlet_power or {}
@@ -145,7 +148,10 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
             outlet_w = outlet_power.get((rig.pdu, rig.outlet)) if rig.pdu and rig.outlet else None
             origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000),
                             outlet_w)
-            reading = await poll_rig(source, origin, cfg.collector.deadline_s)
+            reading = annotate(await poll_rig(source, origin, cfg.collector.deadline_s), rig,
+                               outlet_w)
+            if pools is not None:
+                await pools.annotate(reading, rig, getattr(source, "miners", {}).get(rig.id))
         cycle.fields_dropped += sanitise_rig(reading)
         if reading["online"]:
             cycle.ok += 1
@@ -214,7 +220,8 @@ async def run_collector(cfg: Config, cycles: int | None = None,
     reads the inventory again before the next cycle."""
     source = source or PyasicSource(reidentify_after=cfg.collector.reidentify_after,
                                     fast_paths=cfg.collector.fast_paths,
-                                    timeout_s=cfg.collector.deadline_s)
+                                    timeout_s=cfg.collector.deadline_s,
+                                    credentials=credentials_lookup(cfg))
     pdu_source, meter_source = PduSource(cfg), MeterSource(cfg)
     publisher = Publisher(cfg)
     publisher.start()  # never waits for the broker: readings are spooled from the start
@@ -222,6 +229,7 @@ async def run_collector(cfg: Config, cycles: int | None = None,
     states = StateLog()
     hangup = asyncio.Event()
     hooked = reload is not None and _on_hangup(hangup)
+    pools = PoolWatch(cfg.pools, timeout_s=min(2.0, cfg.collector.deadline_s / 2))
     log.info("collector %s: %d rigs every %g s", cfg.collector.id, len(cfg.rigs),
              cfg.collector.interval_s)
     try:
@@ -229,6 +237,8 @@ async def run_collector(cfg: Config, cycles: int | None = None,
             if hangup.is_set() and reload is not None:
                 hangup.clear()
                 cfg = reload_inventory(cfg, reload, source)
+                if isinstance(source, PyasicSource):  # per-rig credentials may have changed
+                    source.credentials = credentials_lookup(cfg)
                 await meter_source.close()
                 pdu_source, meter_source = PduSource(cfg), MeterSource(cfg)
             started = time.monotonic()
@@ -236,7 +246,7 @@ async def run_collector(cfg: Config, cycles: int | None = None,
             outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_reading,
                                                     meter_source, states)
             stats = await run_cycle(cfg, source, publisher.publish_reading,
-                                    outlet_power=outlet_power, states=states)
+                                    outlet_power=outlet_power, states=states, pools=pools)
             stats.update({"pdus_total": len(cfg.pdus) + len(cfg.meters), "pdus_ok": pdus_ok,
                           **publisher.spool_stats()})
             done += 1

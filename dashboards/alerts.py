@@ -14,6 +14,8 @@ from dashboards.influxql import DATASOURCE_UID, InfluxQL
 
 FOLDER_UID, FOLDER_TITLE = "hashwatt", "hashwatt"
 RIG_TAGS = '"site", "rig", "rack", "model"'
+# rigs in maintenance (inventory column, a tag on their readings) page nobody
+IN_SERVICE = '$timeFilter AND "maintenance" != \'yes\''
 
 
 @dataclass(frozen=True)
@@ -36,28 +38,42 @@ class RuleSpec:
 
 RULES = [
     RuleSpec("hw-rig-overheat", "Rig overheating", "rigs",
-             f'SELECT last("temp_margin_c") FROM "rig" WHERE $timeFilter GROUP BY {RIG_TAGS}',
+             f'SELECT last("temp_margin_c") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
              300, "last", "lt", 0, "2m", "page",
              "{{ $labels.rig }} runs above its model's chip temperature limit"),
     RuleSpec("hw-rig-dead-fan", "Dead fan", "rigs",
-             f'SELECT last("fan_min_rpm") FROM "rig" WHERE $timeFilter AND "online" = true '
+             f'SELECT last("fan_min_rpm") FROM "rig" WHERE {IN_SERVICE} AND "online" = true '
              f'GROUP BY {RIG_TAGS}', 300, "last", "lt", 500, "2m", "page",
              "{{ $labels.rig }} has a fan below 500 rpm"),
     RuleSpec("hw-rig-board-lost", "Hashboard lost", "rigs",
-             f'SELECT last("boards_total") - last("boards_ok") FROM "rig" WHERE $timeFilter '
+             f'SELECT last("boards_total") - last("boards_ok") FROM "rig" WHERE {IN_SERVICE} '
              f'AND "online" = true GROUP BY {RIG_TAGS}', 600, "last", "gt", 0, "5m",
              "warning", "{{ $labels.rig }} hashes on fewer boards than it has"),
     RuleSpec("hw-rig-low-hashrate", "Hashrate below 80 % of expected", "rigs",
              f'SELECT mean("hashrate_ths") / mean("expected_hashrate_ths") FROM "rig" WHERE '
-             f'$timeFilter AND "online" = true GROUP BY {RIG_TAGS}', 900, "last", "lt", 0.8,
+             f'{IN_SERVICE} AND "online" = true GROUP BY {RIG_TAGS}', 900, "last", "lt", 0.8,
              "15m", "warning", "{{ $labels.rig }} delivers under 80 % of its expected hashrate"),
     RuleSpec("hw-rig-offline", "Rig offline", "rigs",
-             f'SELECT count("up") - sum("up") FROM "rig" WHERE $timeFilter GROUP BY {RIG_TAGS}',
+             f'SELECT count("up") - sum("up") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
              300, "last", "gt", 2, "0s", "page",
              "{{ $labels.rig }} did not answer three polls in five minutes"),
+    RuleSpec("hw-rig-wiring-suspect", "Outlet power does not fit the rig", "rigs",
+             f'SELECT last("wiring_suspect") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
+             900, "last", "gt", 0, "10m", "warning",
+             "{{ $labels.rig }}: its PDU outlet's power does not fit the rig that answers "
+             "(outlet mapping or addresses swapped?)"),
+    RuleSpec("hw-rig-model-mismatch", "Rig identifies as another model", "rigs",
+             f'SELECT last("model_mismatch") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
+             900, "last", "gt", 0, "15m", "warning",
+             "{{ $labels.rig }} answers as another model than the inventory's"),
+    RuleSpec("hw-rig-pool-unexpected", "Rig mines on a pool the site does not allow", "rigs",
+             f'SELECT last("pool_unexpected") FROM "rig" WHERE {IN_SERVICE} '
+             f'GROUP BY {RIG_TAGS}', 900, "last", "gt", 0, "5m", "page",
+             "{{ $labels.rig }} mines on a pool or worker outside the site's allow-list"),
     RuleSpec("hw-phase-overload", "Phase above 80 % of its breaker", "power",
+             # "unit": each unit of a daisy chain (Sentry4 master + link) has its own phases
              'SELECT last("load_pct") FROM "pdu_phase" WHERE $timeFilter GROUP BY "site", '
-             '"pdu", "phase"', 300, "last", "gt", 80, "2m", "page",
+             '"pdu", "unit", "phase"', 300, "last", "gt", 80, "2m", "page",
              "{{ $labels.pdu }} phase {{ $labels.phase }} carries over 80 % of its rating"),
     RuleSpec("hw-collector-silent", "Collector silent", "pipeline",
              'SELECT count("cycle_s") FROM "collector" WHERE $timeFilter GROUP BY "site", '

@@ -22,6 +22,12 @@ from dashboards.common import (
     transform,
 )
 from dashboards.influxql import DATASOURCE, InfluxQL
+from dashboards.operator import (
+    IN_SERVICE,
+    RIGS_IN_MAINTENANCE,
+    down_rigs_table,
+    suspects_table,
+)
 
 LAST_PER_RIG = 'FROM "rig" WHERE $timeFilter AND {filter} GROUP BY "rig"'
 
@@ -36,9 +42,11 @@ FLEET_POWER = 'SELECT sum("p") FROM ' + per_rig('last("power_w") AS "p"')
 FLEET_EFFICIENCY = ('SELECT sum("p") / sum("h") FROM '
                     + per_rig('last("power_w") AS "p", last("hashrate_ths") AS "h"'))
 COST_PER_HOUR = 'SELECT sum("c") FROM ' + per_rig('last("cost_per_h") AS "c"')
-RIGS_ONLINE = 'SELECT sum("u") AS "online" FROM ' + per_rig('last("up") AS "u"')
-RIGS_OFFLINE = ('SELECT count("u") - sum("u") AS "offline" FROM '
-                + per_rig('last("up") AS "u"'))
+# availability: rigs in maintenance are counted apart, never as offline
+IN_SERVICE_RIG = ('(SELECT last("up") AS "u" ' + LAST_PER_RIG.format(
+    filter=f"{RIG_FILTER} AND {IN_SERVICE}") + ')')
+RIGS_ONLINE = 'SELECT sum("u") AS "online" FROM ' + IN_SERVICE_RIG
+RIGS_OFFLINE = 'SELECT count("u") - sum("u") AS "offline" FROM ' + IN_SERVICE_RIG
 RIGS_HOT = ('SELECT count("m") AS "hot" FROM ' + per_rig('last("temp_margin_c") AS "m"')
             + ' WHERE "m" < 5')
 COST_TODAY = ('SELECT sum("c") FROM (SELECT mean("cost_per_h") AS "c" FROM "rig" WHERE '
@@ -65,8 +73,11 @@ def farm_overview(currency: str) -> dashboard.Dashboard:
                                 decimals=2).time_from("now/d"), 6, 5))
     d.with_panel(g.add(big_stat(
         "Rigs", "none", InfluxQL(RIGS_ONLINE), InfluxQL(RIGS_OFFLINE), InfluxQL(RIGS_HOT),
-        decimals=0, steps=((None, "blue"),)).time_from(LIVE), 18, 5))
+        InfluxQL(RIGS_IN_MAINTENANCE), decimals=0, steps=((None, "blue"),)).time_from(LIVE),
+        18, 5))
     d.with_panel(g.add(rack_heat_map().time_from(LIVE), 24, 9))
+    d.with_panel(g.add(down_rigs_table(), 24, 8))
+    d.with_panel(g.add(suspects_table(), 24, 8))
     d.with_panel(g.add(top_table("Hottest rigs", "temp_max_c", "celsius"), 12, 9))
     d.with_panel(g.add(top_table("Worst efficiency", "efficiency_j_th", "J/TH"), 12, 9))
     d.with_panel(g.add(series("Fleet hashrate over time", "TH/s", InfluxQL(fleet_over_time(
@@ -146,7 +157,7 @@ def power() -> dashboard.Dashboard:
     d.with_panel(g.add(series("Site power (PDUs and meters)", "watt",
                               InfluxQL(site).alias("site")), 24, 8))
     load = (f'SELECT last("load_pct") AS "load" FROM "pdu_phase" WHERE $timeFilter AND '
-            f'{PDU_FILTER} GROUP BY "pdu", "phase"')
+            f'{PDU_FILTER} GROUP BY "pdu", "unit", "phase"')
     d.with_panel(g.add(grid_table("Phase load against breaker rating", InfluxQL(load),
                                   "percent").time_from(LIVE).thresholds(thresholds(
                                       (None, "green"), (80, "orange"), (90, "red"))), 12, 9))
@@ -158,33 +169,38 @@ def power() -> dashboard.Dashboard:
     d.with_panel(g.add(series("Power per PDU", "watt", InfluxQL(per_pdu).alias("$tag_pdu")),
                        12, 8))
     phase = (f'SELECT mean("current_a") FROM "pdu_phase" WHERE $timeFilter AND {PDU_FILTER} '
-             'GROUP BY time($__interval), "pdu", "phase"')
+             'GROUP BY time($__interval), "pdu", "unit", "phase"')
     d.with_panel(g.add(series("Phase current", "amp",
-                              InfluxQL(phase).alias("$tag_pdu $tag_phase")), 12, 8))
+                              InfluxQL(phase).alias("$tag_pdu $tag_unit $tag_phase")), 12, 8))
     outlets = (f'SELECT last("power_w") AS "W", last("energy_kwh") AS "kWh" FROM "pdu_outlet" '
-               f'WHERE $timeFilter AND {PDU_FILTER} GROUP BY "pdu", "outlet", "rig"')
+               f'WHERE $timeFilter AND {PDU_FILTER} GROUP BY "pdu", "unit", "outlet", "rig"')
     d.with_panel(g.add(grid_table("Outlets", InfluxQL(outlets)).time_from(LIVE), 24, 10))
     return d
 
 
 def finance(currency: str) -> dashboard.Dashboard:
-    """Month totals from the hourly energy ledger, as a table that downloads as CSV."""
+    """Month totals from the quarter-hour energy ledger, as tables that download as CSV."""
     d = new_dashboard("hashwatt-finance", "Finance", ["finance"], refresh="",
                       time_from="now/M")
-    d.with_variable(tag_variable("site", "energy_hourly")).with_variable(
+    d.with_variable(tag_variable("site", "energy_quarter")).with_variable(
         currency_variable(currency)).with_variable(
         dashboard.CustomVariable("by").label("Per").values("customer,site,rack,rig")
         .current(model.VariableOption(text="customer", value="customer", selected=True)))
     g = Grid()
-    ledger = ('FROM "ledger"."energy_hourly" WHERE $timeFilter AND "site" =~ /^$site$/ '
-              'GROUP BY "$by"')
+    # rows a re-run superseded are zeros with source "void": harmless in sums, not in means
+    where = ('FROM "ledger"."energy_quarter" WHERE $timeFilter AND "site" =~ /^$site$/ '
+             "AND \"source\" != 'void'")
     totals = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)", '
-              f'mean("coverage") AS "coverage" {ledger}')
+              f'mean("coverage") AS "coverage" {where} GROUP BY "$by"')
     d.with_panel(g.add(grid_table("kWh and cost for the chosen month", InfluxQL(totals))
                        .with_transformation(transform("merge")), 24, 12))
     split = ('SELECT sum("kwh_measured") AS "measured kWh", sum("kwh_estimated") AS '
-             f'"estimated kWh" {ledger}')
+             f'"estimated kWh" {where} GROUP BY "$by"')
     d.with_panel(g.add(grid_table("Measured and estimated kWh", InfluxQL(split)), 24, 10))
+    windows = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)" {where} '
+               'GROUP BY "$by", "window"')
+    d.with_panel(g.add(grid_table("kWh and cost per tariff window (peak / off-peak)",
+                                  InfluxQL(windows)), 24, 10))
     return d
 
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from exporters.customers.fanout import follow_customers, make_fanout
 from exporters.decode import Limits, Receipt, Rejected, decode_message, receipt_of
+from exporters.finance.ledger import follow
 from exporters.intake import Inbound, Session, Subscriber
-from exporters.ledger import rollup
 from exporters.lineproto import DROPPED, Point, encode
 from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
@@ -206,6 +207,8 @@ class Bridge:
                                 bc.dead_letter_max_bytes, bc.dead_letter_keep)
         self.inbox.max_qos0 = bc.max_qos0_queued
         self.intake = Subscriber(self._session(), self.inbox.put_many)
+        # customers' own databases get a copy of their points (exporters/customers/)
+        self.fanout = make_fanout(self.cfg)
 
     def _session(self) -> Session:
         m, group = self.cfg.mqtt, self.cfg.bridge.shared_group
@@ -293,6 +296,8 @@ class Bridge:
             self._write_retrying(body)
         except WriteRejected:
             self._write_one_by_one(good, settled)
+        if self.fanout is not None:  # after the site's write: a copy never holds up the ack
+            self.fanout.write([(g.points, g.body) for g in good])
 
     def _write_one_by_one(self, good: list[Good], settled: list[Receipt]) -> None:
         """Find the messages the database refuses; set them aside, keep the others."""
@@ -332,6 +337,8 @@ class Bridge:
             fields["lag_p99_ms"] = round(lags[min(len(lags) - 1, len(lags) * 99 // 100)], 1)
             fields["lag_samples"] = len(lags)
             c.lags_ms.clear()
+        if self.fanout is not None:
+            fields["customer_write_errors"] = self.fanout.errors
         tags = {"site": self.cfg.site.name, "exporter": self.cfg.bridge.client_id}
         return Point("exporter", tags, fields, int(time.time() * 1000))
 
@@ -343,6 +350,8 @@ class Bridge:
             try:
                 if batch:
                     self.process(batch)
+                elif self.fanout is not None:  # quiet: the customers' copies still go out
+                    self.fanout.flush()
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + self.cfg.bridge.stats_interval_s
                     self._write_retrying(encode([self.stats_point()]))
@@ -353,17 +362,14 @@ class Bridge:
         """Disconnect, keeping the session (and unacked messages) at the broker."""
         self.intake.stop()
         self.sink.close()
+        if self.fanout is not None:
+            self.fanout.close()
 
 
 def ledger_loop(cfg: Config, stop: threading.Event) -> None:
     """Rewrite the last closed hours of the energy ledger every rollup interval."""
-    while not stop.wait(cfg.bridge.rollup_interval_s):
-        end = int(time.time() // 3600 * 3600)
-        try:
-            rollup(cfg, end - cfg.bridge.rollup_hours * 3600, end)
-        except (WriteUnavailable, WriteRejected, InfluxQLError, OSError) as exc:
-            log.warning("ledger rollup failed (%s); next try in %.0f s", exc,
-                        cfg.bridge.rollup_interval_s)
+    follow(cfg, stop, cfg.bridge.rollup_interval_s, cfg.bridge.rollup_hours,
+           (WriteUnavailable, WriteRejected, InfluxQLError, OSError))
 
 
 def run_bridge(cfg: Config, stop: threading.Event | None = None,
@@ -378,6 +384,9 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     if cfg.bridge.rollup_interval_s > 0:
         threading.Thread(target=ledger_loop, args=(cfg, bridge.stopping), daemon=True,
                          name="ledger").start()
+        if any(c.has_view for c in cfg.customers):  # their ledger rows into their databases
+            threading.Thread(target=follow_customers, args=(cfg, bridge.stopping),
+                             daemon=True, name="customer-ledgers").start()
     log.info("bridge %s: writing to %s (%s API)", cfg.bridge.client_id,
              cfg.influxdb.url if cfg.influxdb else "?", cfg.influxdb.api if cfg.influxdb else "?")
     try:

@@ -109,6 +109,9 @@ def make_sink(cfg: Config, ledger: bool = False) -> Sink:
         raise ValueError(f"{cfg.source}: [influxdb] section is required")
     if influx.api == "v1":
         assert influx.database is not None
+        if ledger and influx.ledger_database:  # a database of its own (InfluxDB 3 Core)
+            return InfluxV1Sink(influx.url, influx.ledger_database, influx.username,
+                                cfg.secret(influx.password), influx.timeout_s)
         return InfluxV1Sink(influx.url, influx.database, influx.username,
                             cfg.secret(influx.password), influx.timeout_s,
                             retention_policy=influx.ledger_retention_policy if ledger else None)

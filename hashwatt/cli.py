@@ -10,11 +10,10 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 import warnings
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from hashwatt.config import Config, ConfigError, load_config
 
@@ -153,13 +152,23 @@ def cmd_bridge(args: argparse.Namespace) -> int:
 
 
 def cmd_rollup(args: argparse.Namespace) -> int:
-    """Write the hourly energy ledger (the last closed hours, or a backfill range)."""
+    """Write the energy ledger: the last closed hours, a backfill range, or --follow."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from exporters.ledger import rollup
+    from exporters.finance.ledger import closed_end, follow, recent_range, rollup
+    from exporters.sinks import WriteRejected, WriteUnavailable
+    from hashwatt.influxql import InfluxQLError
 
     cfg = _load(args.config)
+    if args.follow:
+        stop = threading.Event()
+        _on_signals(stop.set)
+        interval = args.interval or cfg.bridge.rollup_interval_s or 300.0
+        rollup(cfg, *recent_range(cfg, args.hours))
+        follow(cfg, stop, interval, args.hours,
+               (WriteUnavailable, WriteRejected, InfluxQLError, OSError))
+        return 0
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)
         try:
@@ -169,25 +178,26 @@ def cmd_rollup(args: argparse.Namespace) -> int:
             raise CliError(f"--backfill {' '.join(args.backfill)}: {exc}") from None
         if end <= start:
             raise CliError(f"--backfill {' '.join(args.backfill)}: FROM must be before TO")
+        if closed_end(end, cfg.site.timezone) < end:
+            print("warning: --backfill: the current hour is not finished; the ledger stops at "
+                  "the start of it", file=sys.stderr)
         rows = _backfill(cfg, int(start), int(end))
     else:
-        end = time.time() // 3600 * 3600
-        start = end - args.hours * 3600
-        rows = rollup(cfg, int(start), int(end))
-    print(f"ledger: {rows} hourly rows written")
+        rows = rollup(cfg, *recent_range(cfg, args.hours))
+    print(f"ledger: {rows} quarter-hour rows written")
     return 0
 
 
 def _backfill(cfg: Config, start: int, end: int) -> int:
     """The ledger day by day (the rollup's own chunk), with progress: months take a while."""
-    from exporters.ledger import rollup
+    from exporters.finance.ledger import rollup
     from hashwatt.progress import Progress
 
     day = 86400
-    start -= start % 3600
+    start -= start % 900  # a quarter hour: local hours are not UTC hours everywhere
     chunks = [(a, min(a + day, end)) for a in range(start, end, day)]
     rows = 0
-    logging.getLogger("exporters.ledger").setLevel(logging.WARNING)  # progress says it
+    logging.getLogger("exporters.finance.ledger").setLevel(logging.WARNING)  # progress says it
     with Progress("backfill", len(chunks), "days") as progress:
         for a, b in chunks:
             rows += rollup(cfg, a, b)
@@ -208,15 +218,98 @@ def _output_path(value: str | None) -> Path | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Print (or write) a monthly energy report."""
-    from exporters.report import energy_report, render
+    """Print (or write) a monthly energy report (an empty month is an error), or customer
+    statements."""
+    if args.kind == "statement":
+        return cmd_statement(args)
+    if args.format == "pdf":
+        raise CliError("report energy: --format is csv, xlsx or json")
+    from exporters.finance.report import energy_report, last_month, notes, render, sidecar_path
 
     _output_path(args.output)
     cfg = _load(args.config)
-    report = energy_report(cfg, args.month, args.by)
-    data = render(report, args.format, Path(args.output) if args.output else None)
-    if not args.output:
+    month = args.month or last_month(cfg.site.timezone)
+    report = energy_report(cfg, month, args.by)
+    if not report.rows:
+        print(f"warning: no ledger rows for site {cfg.site.name} in {month}: nothing to "
+              f"report (has `hashwatt rollup --backfill` run for it?)", file=sys.stderr)
+        return 3
+    output = Path(args.output) if args.output else None
+    data = render(report, args.format or "csv", output)
+    if output is None:
         sys.stdout.buffer.write(data)
+        if args.format in ("csv", None):  # data only on stdout: the method goes to stderr
+            print(notes(report), file=sys.stderr)
+    elif args.format in ("csv", None):
+        print(f"{output}: method and totals in {sidecar_path(output)}", file=sys.stderr)
+    return 0
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    """Customer statements: one customer, or --all-customers (one file each)."""
+    from exporters.customers.statements import StatementError, write_statements
+    from hashwatt.influxql import InfluxQLError
+
+    cfg = _load(args.config)
+    if bool(args.customer) == bool(args.all_customers):
+        print("error: report statement: give --customer ID or --all-customers",
+              file=sys.stderr)
+        return 2
+    if args.expect_ledger_state and not args.customer:
+        raise CliError("report statement: --expect-ledger-state goes with --customer")
+    fmt: Literal["pdf", "xlsx", "json"] = args.format or "pdf"
+    if fmt not in ("pdf", "xlsx", "json"):
+        print("error: report statement: --format is pdf, xlsx or json", file=sys.stderr)
+        return 2
+    try:
+        from exporters.finance.report import last_month
+
+        month = args.month or last_month(cfg.site.timezone)
+        return write_statements(cfg, month, fmt, customer_id=args.customer,
+                                output=Path(args.output) if args.output else None,
+                                publish_to_view=args.publish,
+                                expect_state=args.expect_ledger_state)
+    except StatementError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (InfluxQLError, OSError) as exc:
+        print(f"error: reading the ledger: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_customers(args: argparse.Namespace) -> int:
+    """Set up the customers' own databases, read logins and Grafana organisations."""
+    import os
+
+    from exporters.customers.access import GrafanaSetup, grafana_plan, setup_influx
+    from exporters.customers.fanout import sync_ledgers
+    from exporters.finance.ledger import recent_range
+    from hashwatt.influxql import InfluxQL
+
+    cfg = _load(args.config)
+    if cfg.influxdb is None or not cfg.customers:
+        raise CliError(f"{args.config}: customers setup needs [influxdb] and [[customers]]")
+    if args.action == "sync-ledger":
+        print(f"ok: {sync_ledgers(cfg, *recent_range(cfg, args.hours))} ledger rows copied")
+        return 0
+    admin = InfluxQL(cfg.influxdb.url, "", os.environ.get("HASHWATT_INFLUX_ADMIN_USER"),
+                     os.environ.get("HASHWATT_INFLUX_ADMIN_PASSWORD"))
+    try:
+        steps = setup_influx(cfg, admin)
+    finally:
+        admin.close()
+    if args.grafana_url:
+        user = os.environ.get("GF_SECURITY_ADMIN_USER", "admin")
+        password = os.environ.get("GF_SECURITY_ADMIN_PASSWORD")
+        if not password:
+            raise CliError("customers setup --grafana-url: set GF_SECURITY_ADMIN_PASSWORD")
+        grafana = GrafanaSetup(args.grafana_url, user, password)
+        try:
+            steps += grafana.apply(grafana_plan(cfg, args.influx_url or cfg.influxdb.url))
+        finally:
+            grafana.close()
+    for line in steps:
+        print(f"ok: {line}")
     return 0
 
 
@@ -282,6 +375,25 @@ def cmd_discover(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     for line in lines:
         print(line, file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The fleet at a glance from InfluxDB."""
+    from rich.console import Console
+
+    from exporters.finance.store import query_client
+    from hashwatt.status import fleet, render
+
+    cfg = _load(args.config)
+    if cfg.influxdb is None:
+        raise CliError(f"{args.config}: status reads InfluxDB: add an [influxdb] section")
+    db = query_client(cfg)
+    try:
+        state = fleet(cfg, db)
+    finally:
+        db.close()
+    Console(width=args.width, soft_wrap=False).print(render(state))
     return 0
 
 
@@ -402,21 +514,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ready-file", help="written once the subscription is confirmed")
     p.set_defaults(func=cmd_bridge)
 
-    p = sub.add_parser("rollup", help="write the hourly energy ledger")
+    p = sub.add_parser("rollup", help="write the energy ledger (closed hours only)")
     p.add_argument("config")
     p.add_argument("--backfill", nargs=2, metavar=("FROM", "TO"),
                    help="local dates or times in the site timezone, e.g. 2026-10-01 2026-11-01")
     p.add_argument("--hours", type=int, default=3, help="closed hours to (re)write")
+    p.add_argument("--follow", action="store_true",
+                   help="keep rewriting the last --hours closed hours (a service of its own)")
+    p.add_argument("--interval", type=float,
+                   help="seconds between runs with --follow (default bridge.rollup_interval_s)")
     p.set_defaults(func=cmd_rollup)
 
     p = sub.add_parser("report", help="reports from the energy ledger")
-    p.add_argument("kind", choices=["energy"])
+    p.add_argument("kind", choices=["energy", "statement"])
     p.add_argument("config")
-    p.add_argument("--month", required=True, type=month, help="YYYY-MM, in the site timezone")
+    p.add_argument("--month", type=month,
+                   help="YYYY-MM in the site timezone (default: last month)")
     p.add_argument("--by", choices=["customer", "site", "rack", "rig"], default="customer")
-    p.add_argument("--format", choices=["csv", "xlsx", "json"], default="csv")
-    p.add_argument("--output", help="write to this file instead of stdout")
+    p.add_argument("--format", choices=["csv", "xlsx", "json", "pdf"], default=None,
+                   help="energy: csv (default), xlsx, json; statement: pdf (default), xlsx, json")
+    p.add_argument("--output", help="write to this file instead of stdout "
+                   "(statement --all-customers: a folder)")
+    p.add_argument("--customer", help="statement: the customer id")
+    p.add_argument("--all-customers", action="store_true",
+                   help="statement: one file per customer")
+    p.add_argument("--publish", action="store_true",
+                   help="statement: also list it in the customer's own Grafana view")
+    p.add_argument("--expect-ledger-state", metavar="SHA256",
+                   help="statement: reproduce a closed statement; fail if its ledger rows "
+                   "changed")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("customers", help="customers' own views: databases, logins, Grafana")
+    p.add_argument("action", choices=["setup", "sync-ledger"])
+    p.add_argument("config")
+    p.add_argument("--grafana-url", help="setup: also create the Grafana organisations here "
+                   "(admin from GF_SECURITY_ADMIN_USER/GF_SECURITY_ADMIN_PASSWORD)")
+    p.add_argument("--influx-url", help="setup: InfluxDB's URL as Grafana reaches it "
+                   "(default: the config's)")
+    p.add_argument("--hours", type=int, default=24 * 35,
+                   help="sync-ledger: closed hours to copy (default 35 days)")
+    p.set_defaults(func=cmd_customers)
 
     p = sub.add_parser("pdu", help="PDU tools")
     pdu_sub = p.add_subparsers(dest="pdu_command", required=True)
@@ -444,6 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=1.0,
                    help="seconds a connect may take (a LAN answers in milliseconds)")
     p.set_defaults(func=cmd_discover)
+
+    p = sub.add_parser("status", help="the fleet at a glance: racks, rigs down and why, "
+                                      "collectors")
+    p.add_argument("config")
+    p.add_argument("--width", type=int, help="table width (default: the terminal's)")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")
     p.add_argument("--rigs", type=int, default=50)

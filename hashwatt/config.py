@@ -16,6 +16,7 @@ import tomllib
 import zlib
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -139,8 +140,10 @@ class InfluxConfig(Strict):
     bucket: str | None = None
     token: SecretSpec | None = None
     timeout_s: float = Field(10.0, gt=0, le=300)
-    # the hourly energy ledger: a retention policy kept forever (v1), or its own bucket (v2)
+    # the energy ledger: a retention policy kept forever (v1), or a database of its own (set
+    # ledger_database: InfluxDB 3 Core has no retention policies), or its own bucket (v2)
     ledger_retention_policy: str = "ledger"
+    ledger_database: str | None = None
     ledger_bucket: str = "hashwatt-ledger"
 
     @model_validator(mode="after")
@@ -220,12 +223,29 @@ class RigConfig(Strict):
     firmware: str | None = None
     mac: str | None = None
     serial: str | None = None
+    # logins: a [[credentials]] group by name, or this rig's own (secrets: env/file)
+    credentials: Id | None = None
+    web_user: str | None = None
+    web_password: SecretSpec | None = None
+    rpc_user: str | None = None
+    rpc_password: SecretSpec | None = None
 
     @model_validator(mode="after")
     def _outlet_pair(self) -> RigConfig:
         if (self.pdu is None) != (self.outlet is None):
             raise ValueError("pdu and outlet go together: give both or neither")
         return self
+
+
+class CredentialsConfig(Strict):
+    """Logins shared by a group of rigs: the rigs that name it, or every rig of its models."""
+
+    name: Id
+    models: list[str] = []  # model names as the inventory or pyasic gives them
+    web_user: str | None = None
+    web_password: SecretSpec | None = None
+    rpc_user: str | None = None  # Whatsminer API v3 account
+    rpc_password: SecretSpec | None = None
 
 
 class PduConfig(Strict):
@@ -271,12 +291,90 @@ class MeterConfig(Strict):
     energy_prefix: Literal["k", "M"] = "k"
 
 
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
+
+
+class PriceConfig(Strict):
+    """What a customer pays per kWh: a fixed price, or the site tariff plus a markup."""
+
+    kind: Literal["fixed", "tariff"]
+    per_kwh: Money | None = None  # kind = "fixed": in the customer's currency
+    markup_pct: Annotated[Decimal, Field(ge=-100, le=1000, decimal_places=4)] = Decimal(0)
+
+    @model_validator(mode="after")
+    def _fields(self) -> PriceConfig:
+        if self.kind == "fixed" and self.per_kwh is None:
+            raise ValueError('kind = "fixed" needs per_kwh')
+        if self.kind == "tariff" and self.per_kwh is not None:
+            raise ValueError('kind = "tariff" takes markup_pct, not per_kwh')
+        return self
+
+
+class FeesConfig(Strict):
+    """Fixed monthly fees: per rig (pro rata for the time the rig was the customer's) and
+    per kW of contracted capacity."""
+
+    per_rig_month: Money = Decimal(0)
+    per_kw_month: Money = Decimal(0)
+    contracted_kw: Annotated[Decimal, Field(ge=0, decimal_places=3)] = Decimal(0)
+
+
+class CustomerAccess(Strict):
+    """The customer's own read-only view: an InfluxDB database and login, a Grafana org."""
+
+    database: Id | None = None  # default hashwatt_c_<id>
+    username: Id | None = None  # default customer_<id>
+    password: SecretSpec | None = None  # the InfluxDB read login's (Grafana's datasource)
+    grafana_password: SecretSpec | None = None  # the customer's own Grafana login
+
+
+class CustomerConfig(Strict):
+    """A hosting customer and its contract."""
+
+    id: Id
+    name: str = Field(min_length=1, max_length=200)
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    price: PriceConfig
+    fees: FeesConfig = FeesConfig()
+    availability_target_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(0)
+    billing_contact: str = ""
+    access: CustomerAccess = CustomerAccess()
+
+    @property
+    def database(self) -> str:
+        """The customer's own InfluxDB database (v1) or bucket (v2)."""
+        return self.access.database or f"hashwatt_c_{self.id}"
+
+    @property
+    def username(self) -> str:
+        """The customer's read-only InfluxDB login."""
+        return self.access.username or f"customer_{self.id}"
+
+    @property
+    def has_view(self) -> bool:
+        """The customer has a view of its own (its read login's password is configured)."""
+        return self.access.password is not None
+
+
 class InventoryConfig(Strict):
     """More rigs, PDUs and meters from CSV files (paths relative to the config file)."""
 
     csv: Path | None = None
     pdus_csv: Path | None = None
     meters_csv: Path | None = None
+
+
+class PoolsConfig(Strict):
+    """Where the site's rigs may mine: pool URL patterns and a worker prefix per customer.
+
+    `allowed` holds shell-style patterns matched against the active pool's URL, case
+    insensitive (`stratum+tcp://*.braiins.com:*`); empty means any URL. `workers` maps a
+    customer to the worker-name prefixes its rigs must use (`"*"` for every other customer).
+    """
+
+    allowed: list[Annotated[str, Field(min_length=1)]] = []
+    workers: dict[str, list[Annotated[str, Field(min_length=1)]]] = {}
+    check_interval_s: float = Field(300.0, ge=10, le=86400)  # pools change rarely
 
 
 class Config(Strict):
@@ -289,9 +387,12 @@ class Config(Strict):
     bridge: BridgeConfig = BridgeConfig()
     inventory: InventoryConfig = InventoryConfig()
     rigs: list[RigConfig] = []
+    credentials: list[CredentialsConfig] = []
     pdus: list[PduConfig] = []
     meters: list[MeterConfig] = []
     tariff: TariffConfig | None = None
+    pools: PoolsConfig = PoolsConfig()
+    customers: list[CustomerConfig] = []
     pdu_profiles_dir: Path | None = None
     source: Path = Field(Path("."), exclude=True)
 
@@ -403,6 +504,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 RIG_ADAPTER: TypeAdapter[RigConfig] = TypeAdapter(RigConfig)
 CSV_COLUMNS = set(RigConfig.model_fields)
 PDU_SECRETS = ("community", "v3_auth_key", "v3_priv_key")
+RIG_SECRETS = ("web_password", "rpc_password")
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -436,7 +538,8 @@ def read_csv_models(path: Path, model: type[ModelT],
     items: list[tuple[int, ModelT]] = []
     problems = list(table.problems)
     for line, row in table.rows:
-        values: dict[str, Any] = {k: _secret_cell(v) if k in PDU_SECRETS else v
+        values: dict[str, Any] = {k: _secret_cell(v) if k in (*PDU_SECRETS, *RIG_SECRETS)
+                                  else v
                                   for k, v in row.items()}
         try:
             items.append((line, model.model_validate(values)))
@@ -519,6 +622,19 @@ def _check_tariff(origin: str, places: TomlPlaces, tariff: TariffConfig | None) 
     return problems
 
 
+def _check_credentials(groups: list[CredentialsConfig],
+                       rigs: list[tuple[str, RigConfig]]) -> list[str]:
+    names = {g.name for g in groups}
+    problems = [f"{where}: credentials: no [[credentials]] group named {rig.credentials!r}"
+                for where, rig in rigs if rig.credentials and rig.credentials not in names]
+    seen: set[str] = set()
+    for group in groups:
+        if group.name in seen:
+            problems.append(f"credentials: duplicate group name {group.name!r}")
+        seen.add(group.name)
+    return problems
+
+
 def _secret_problem(spec: Any, origin: str, key: str, base: Path) -> str | None:
     if not isinstance(spec, dict) or set(spec) - {"env", "file"} or len(spec) != 1:
         return None
@@ -553,6 +669,27 @@ def _raw_secret_problems(raw: Any, origin: str, base: Path, places: TomlPlaces,
     return problems
 
 
+def _check_customers(cfg: Config, rigs: list[tuple[str, RigConfig]]) -> list[str]:
+    """Customer ids unique, contracts consistent with the site, rigs' customers known."""
+    if not cfg.customers:
+        return []
+    origin, problems = str(cfg.source), []
+    known: set[str] = set()
+    for i, c in enumerate(cfg.customers):
+        where = f"{origin}: customers[{i}]"
+        if c.id in known:
+            problems.append(f"{where}.id: duplicate customer id {c.id!r}")
+        known.add(c.id)
+        if c.price.kind == "tariff" and cfg.tariff is None:
+            problems.append(f"{where}.price.kind: \"tariff\" needs a [tariff] section")
+        if c.price.kind == "tariff" and c.currency != cfg.site.currency:
+            problems.append(f"{where}.currency: {c.currency} differs from the site currency "
+                            f"{cfg.site.currency}; a passed-through tariff is in the site's")
+    problems += [f"{where}: customer: {rig.customer!r} is not in [[customers]]"
+                 for where, rig in rigs if rig.customer and rig.customer not in known]
+    return problems
+
+
 def _resolve_secret(spec: SecretSpec | None, base: Path) -> SecretStr | None:
     if spec is None or isinstance(spec, SecretStr):
         return spec
@@ -563,9 +700,9 @@ def _resolve_secret(spec: SecretSpec | None, base: Path) -> SecretStr | None:
     return SecretStr(path.read_text().strip())
 
 
-def _resolve_pdu(pdu: PduConfig, base: Path) -> PduConfig:
-    return pdu.model_copy(update={key: _resolve_secret(getattr(pdu, key), base)
-                                  for key in PDU_SECRETS})
+def _resolve_item(item: ModelT, base: Path, keys: tuple[str, ...]) -> ModelT:
+    return item.model_copy(update={key: _resolve_secret(getattr(item, key), base)
+                                   for key in keys})
 
 
 def _resolve_secrets(cfg: Config) -> Config:
@@ -577,15 +714,23 @@ def _resolve_secrets(cfg: Config) -> Config:
         influx = influx.model_copy(update={
             "password": _resolve_secret(influx.password, base),
             "token": _resolve_secret(influx.token, base)})
-    pdus = [_resolve_pdu(pdu, base) for pdu in cfg.pdus]
-    return cfg.model_copy(update={"mqtt": mqtt, "influxdb": influx, "pdus": pdus})
+    customers = [c.model_copy(update={"access": c.access.model_copy(update={
+        key: _resolve_secret(getattr(c.access, key), base)
+        for key in ("password", "grafana_password")})}) for c in cfg.customers]
+    return cfg.model_copy(update={
+        "mqtt": mqtt, "influxdb": influx,
+        "pdus": [_resolve_item(pdu, base, PDU_SECRETS) for pdu in cfg.pdus],
+        "rigs": [_resolve_item(rig, base, RIG_SECRETS) for rig in cfg.rigs],
+        "credentials": [_resolve_item(c, base, RIG_SECRETS) for c in cfg.credentials],
+        "customers": customers})
 
 
-def _csv_secret_problems(pdus: list[tuple[str, PduConfig]], base: Path) -> list[str]:
+def _csv_secret_problems(items: list[tuple[str, Any]], base: Path,
+                         keys: tuple[str, ...] = PDU_SECRETS) -> list[str]:
     problems = []
-    for where, pdu in pdus:
-        for key in PDU_SECRETS:
-            spec = getattr(pdu, key)
+    for where, item in items:
+        for key in keys:
+            spec = getattr(item, key)
             if isinstance(spec, SecretRef):
                 problem = _secret_problem(spec.model_dump(exclude_none=True), where, key,
                                           base)
@@ -598,6 +743,12 @@ def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
     literal = [f"{section}.{key}" for section, key in
                (("mqtt", "password"), ("influxdb", "password"), ("influxdb", "token"))
                if isinstance(raw.get(section, {}).get(key), str)]
+    for section in ("rigs", "credentials"):  # rig logins
+        items = raw.get(section)
+        literal += [f"{section}[{i}].{key}" for i, item in
+                    enumerate(items if isinstance(items, list) else [])
+                    for key in RIG_SECRETS if isinstance(item, dict)
+                    and isinstance(item.get(key), str)]
     if literal and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("%s holds secrets (%s) and is readable by other users: chmod 600 it, "
                     "or use { env = \"NAME\" } / { file = \"path\" }", path, ", ".join(literal))
@@ -676,16 +827,20 @@ def load_config(path: Path | str) -> Config:
         inv.meters = [(f"{at(('meters', i))}: meters[{i}]", m)
                       for i, m in enumerate(cfg.meters)]
     base = path.parent
-    inv.add_csv(_csv_path(base, raw, "csv"), RigConfig, inv.rigs, "inventory")
+    csv_rigs = inv.add_csv(_csv_path(base, raw, "csv"), RigConfig, inv.rigs, "inventory")
     csv_pdus = inv.add_csv(_csv_path(base, raw, "pdus_csv"), PduConfig, inv.pdus, "PDU")
     inv.add_csv(_csv_path(base, raw, "meters_csv"), MeterConfig, inv.meters, "meter")
     problems += inv.problems
     problems += _raw_secret_problems(raw, origin, base, places)
     problems += _csv_secret_problems(csv_pdus, base)
+    problems += _csv_secret_problems(csv_rigs, base, RIG_SECRETS)
+    if cfg is not None:
+        problems += _check_credentials(cfg.credentials, inv.rigs)
     problems += _check_unique(origin, inv.rigs)
     problems += _check_outlets([*inv.pdus, *inv.meters], inv.rigs)
     if cfg is not None:
         problems += _check_tariff(origin, places, cfg.tariff)
+        problems += _check_customers(cfg, inv.rigs)
     if problems or cfg is None:
         raise ConfigError(problems)
     _warn_plain_secrets(path, raw)

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hashwatt.power import PowerSource  # the precedence is defined once, there
+
 SCHEMA_VERSION: Literal[1] = 1
 TOPIC_VERSION = "v1"
 SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -22,7 +24,6 @@ NonNeg = Annotated[float, Field(ge=0)]
 # total): negative = exported / reversed current transformer, kept as measured
 SignedPower = Annotated[float, Field(ge=-1e9, le=1e9)]
 Temp = Annotated[float, Field(ge=-60, le=250)]
-PowerSource = Literal["pdu", "miner", "nominal"]
 
 
 def rig_topic(prefix: str, site: str, rig_id: str) -> str:
@@ -113,6 +114,19 @@ class RigReading(Delivered):
     boards_total: Annotated[int, Field(ge=0, le=64)] | None = None
     uptime_s: Annotated[int, Field(ge=0)] | None = None
     errors: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
+    # the inventory's maintenance flag: alerts muted, left out of availability
+    maintenance: bool = False
+    # inventory sanity: what the rig identified as, and whether that or its outlet's power
+    # contradicts the inventory (None: not checked, e.g. no outlet mapped)
+    identified_model: Tag = ""
+    model_mismatch: bool | None = None
+    wiring_suspect: bool | None = None
+    wiring_reason: Annotated[str, Field(max_length=256)] | None = None
+    # pool integrity: the active pool and worker, and whether the site's allow-list has them
+    pool_url: Annotated[str, Field(max_length=256)] | None = None
+    pool_user: Annotated[str, Field(max_length=256)] | None = None
+    pool_unexpected: bool | None = None
+    pool_reason: Annotated[str, Field(max_length=256)] | None = None
     # fields the collector dropped as invalid or implausible ("hashrate_ths: above 300")
     invalid: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
 

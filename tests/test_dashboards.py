@@ -95,7 +95,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxQL]:
     db.execute('CREATE RETENTION POLICY "ledger" ON "hashwatt" DURATION INF REPLICATION 1')
     seed(InfluxV1Sink(server.url, "hashwatt"))
     hour = int(relative_start("now/M", NOW) // 3600 * 3600) + 3600
-    ledger = [Point("energy_hourly", {"site": "north", "customer": c, "rack": rack, "rig": rig},
+    ledger = [Point("energy_quarter", {"site": "north", "customer": c, "rack": rack, "rig": rig,
+                                       "window": "standard"},
                     {"kwh": kwh, "kwh_measured": kwh, "kwh_estimated": 0.0, "cost": cost,
                      "rate_per_kwh": RATE, "coverage": 1.0, "source": "pdu_energy"},
                     (hour + h * 3600) * 1000)
@@ -141,8 +142,10 @@ def test_fleet_hashrate_and_power_count_only_the_live_window(seeded: InfluxQL) -
 
 
 def test_rigs_online_offline_and_hot_are_counted(seeded: InfluxQL) -> None:
-    online, offline, hot = run_panel(seeded, boards()["farm-overview"], "Rigs", NOW)
+    online, offline, hot, maintenance = run_panel(seeded, boards()["farm-overview"], "Rigs",
+                                                  NOW)
     assert (value(online), value(offline), value(hot)) == (3, 1, 1)
+    assert maintenance == []  # no rig in maintenance: no row
 
 
 def test_a_template_variable_narrows_the_fleet(seeded: InfluxQL) -> None:
@@ -233,7 +236,7 @@ def test_rules_have_unique_uids_a_folder_an_interval_and_a_valid_condition() -> 
             uids.append(r["uid"])
             assert r["condition"] in {d["refId"] for d in r["data"]}
             assert r["title"] and r["for"] is not None
-    assert len(uids) == len(set(uids)) == 8
+    assert len(uids) == len(set(uids)) == 11  # 8 + wiring, model mismatch, pool (operator)
 
 
 def test_contact_points_have_uid_type_and_settings_and_secrets_from_env() -> None:

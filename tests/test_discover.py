@@ -135,7 +135,7 @@ def test_backfill_runs_day_by_day_against_influxdb(tmp_path: Path, influx_db) ->
     run = subprocess.run([sys.executable, "-m", "hashwatt.cli", "rollup", str(cfg),
                           "--backfill", "2026-10-01", "2026-10-04"], capture_output=True,
                          text=True, timeout=120)
-    assert (run.returncode, run.stdout) == (0, "ledger: 0 hourly rows written\n"), run.stderr
+    assert (run.returncode, run.stdout) == (0, "ledger: 0 quarter-hour rows written\n"), run.stderr
     bad = subprocess.run([sys.executable, "-m", "hashwatt.cli", "rollup", str(cfg),
                           "--backfill", "2026-10-04", "2026-10-01"], capture_output=True,
                          text=True, timeout=60)

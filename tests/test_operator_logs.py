@@ -50,7 +50,7 @@ def test_hung_dead_and_healthy_rigs_read_differently_and_log_only_changes(
                                           "connections but nothing answers)")
     # switched off: nothing listens on its address; loopback answers a connect with RST
     assert by_rig["r01-s03"]["error"] == (
-        "no miner answered identification: connection refused on 4028/80: rig off, "
+        "identification: no miner answered: connection refused on 4028/80: rig off, "
         "rebooting or its miner software stopped")
     lines = [r.getMessage() for r in caplog.records]
     assert f"rig r01-s02 down: {by_rig['r01-s02']['error']}" in lines

@@ -45,6 +45,10 @@ def records(profile: Profile) -> list[str]:
                 value = (f"4|{group}-{key}" if column.kind == "text"
                          else f"2|{raw_value(group, metric, key)}")
                 lines[tuple(int(x) for x in oid.split("."))] = f"{oid}|{value}"
+                if column.key_column:  # the row says which phase it measures
+                    kind = next(t for t, named in column.key_values.items() if named == key)
+                    named_oid = f"{column.key_column}.{index}"
+                    lines[tuple(int(x) for x in named_oid.split("."))] = f"{named_oid}|2|{kind}"
                 if column.digits:  # every value of a decimal-digits column has DIGITS digits
                     digits = f"{column.digits}.{index}"
                     lines[tuple(int(x) for x in digits.split("."))] = f"{digits}|66|{DIGITS}"
@@ -116,3 +120,57 @@ def test_the_longest_sys_object_id_prefix_wins() -> None:
     found = detect("1.3.6.1.4.1.318.1.3.4.6", {"broad": broad, "narrow": narrow})
     assert found == (narrow, "1.3.6.1.4.1.318.1.3.4")
     assert detect("1.3.6.1.4.1.3180.1", {"broad": broad}) is None
+
+
+def test_eaton_three_phase_rows_are_named_by_their_measurement_type() -> None:
+    """EATON-EPDU-MIB: inputCurrentTable also has a neutral row, inputPowerTable a total row;
+    the MeasType columns say which is which (values here typed by hand from the MIB)."""
+    from collector.pdu.source import PduSource
+
+    eaton = PROFILES["eaton_epdu"]
+    base = "1.3.6.1.4.1.534.6.6.7.3"
+    walked = {
+        f"{base}.3.1.2": {"0.1.1": 3, "0.1.2": 4, "0.1.3": 5, "0.1.4": 2},  # phase1..3, neutral
+        f"{base}.3.1.4": {"0.1.1": 10000, "0.1.2": 10500, "0.1.3": 9800, "0.1.4": 700},  # mA
+        f"{base}.4.1.2": {"0.1.1": 1, "0.1.2": 2, "0.1.3": 3, "0.1.4": 4},  # phase1..3, total
+        f"{base}.4.1.4": {"0.1.1": 2300, "0.1.2": 2410, "0.1.3": 2250, "0.1.4": 6960},  # W
+        f"{base}.5.1.4": {"0.1": 6960},  # inputTotalWatts
+    }
+    source = PduSource(Config(site=SiteConfig(name="s")))
+    r = source.reading(PduConfig(id="p", address="127.0.0.1"), eaton, walked)
+    assert r["power_w"] == 6960.0
+    assert r["phases"] == [{"phase": "1", "current_a": 10.0, "power_w": 2300.0},
+                           {"phase": "2", "current_a": 10.5, "power_w": 2410.0},
+                           {"phase": "3", "current_a": 9.8, "power_w": 2250.0}]
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_a_unit_without_the_profiles_tables_is_an_error_never_an_empty_success(
+        name: str) -> None:
+    from collector.pdu.source import PduError, PduSource
+
+    profile = PROFILES[name]
+    source = PduSource(Config(site=SiteConfig(name="s")))
+    model_only = {c.oid: {"0": "X1"} for c in [profile.device.model] if c is not None}
+    with pytest.raises(PduError) as err:
+        source.reading(PduConfig(id="p", address="127.0.0.1"), profile, model_only)
+    assert str(err.value) == profile.missing_table()
+    assert str(err.value).startswith("no ") and str(err.value).endswith(" device?")
+
+
+def test_a_link_unit_dropping_out_of_a_chain_is_not_an_energy_reset() -> None:
+    """Sentry4 device energy = sum of st4InputCordEnergy over units (tenth kWh): without the
+    link unit the sum falls from 3459.6 to 893.7 kWh, but no counter went backwards."""
+    from collector.pdu.source import PduSource
+
+    sentry = PROFILES["servertech_sentry4"]
+    energy, power = "1.3.6.1.4.1.1718.4.1.3.3.1.10", "1.3.6.1.4.1.1718.4.1.3.3.1.3"
+    source = PduSource(Config(site=SiteConfig(name="s")))
+    pdu = PduConfig(id="p", address="127.0.0.1")
+    both = source.reading(pdu, sentry, {energy: {"1.1": 8937, "2.1": 25659},
+                                        power: {"1.1": 1701, "2.1": 1265}})
+    master = source.reading(pdu, sentry, {energy: {"1.1": 8937}, power: {"1.1": 1701}})
+    lower = source.reading(pdu, sentry, {energy: {"1.1": 8000}, power: {"1.1": 1701}})
+    assert (both["energy_kwh"], master["energy_kwh"]) == (3459.6, 893.7)
+    assert (both["energy_reset"], master["energy_reset"], lower["energy_reset"]) == (
+        False, False, True)

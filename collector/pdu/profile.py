@@ -33,12 +33,16 @@ class Column(BaseModel):
     index_suffix: Annotated[str, Field(pattern=r"^\d+(\.\d+)*$")] | None = None
     # drop this many leading index components (after the unit): input cords, inlets
     index_drop: Annotated[int, Field(ge=0, le=4)] = 0
+    # rows named by what another column of the same index says they measure (Eaton
+    # inputCurrentMeasType phase1(3) -> phase "1"); rows of other kinds (neutral, total) dropped
+    key_column: OID | None = None
+    key_values: dict[str, str] = {}
     # device columns only: used when this column yields nothing (APC legacy model OID)
     fallback: Column | None = None
 
     def oids(self) -> list[str]:
-        """Every OID this column needs walked (the value, its digits, its fallback's)."""
-        out = [self.oid] + ([self.digits] if self.digits else [])
+        """Every OID this column needs walked (the value, its digits, its key, its fallback's)."""
+        out = [self.oid] + [o for o in (self.digits, self.key_column) if o]
         return out + (self.fallback.oids() if self.fallback else [])
 
 

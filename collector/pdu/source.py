@@ -61,9 +61,13 @@ def _convert(raw: Value, column: Column, profile: Profile, digits: Value) -> Val
 def column_rows(walked: Walked, column: Column, profile: Profile) -> dict[RowKey, Value]:
     """One column's rows: {(unit, key): value}, None where the device marks it unavailable."""
     digits = walked.get(column.digits, {}) if column.digits else {}
+    kinds = walked.get(column.key_column, {}) if column.key_column else {}
     out: dict[RowKey, Value] = {}
     for index, raw in walked.get(column.oid, {}).items():
         key = _row_key(index, column)
+        if key is not None and column.key_column:
+            named = column.key_values.get(str(kinds.get(index)))
+            key = (key[0], named) if named else None
         if key is not None:
             out[key] = _convert(raw, column, profile, digits.get(index))
     return out
@@ -203,7 +207,10 @@ class PduSource:
                         for (unit, key), row in sorted(outlets.items(),
                                                        key=lambda kv: _row_order(kv[0]))],
         }
-        out["energy_reset"] = self._reset(pdu.id, "device", out.get("energy_kwh"))
+        # the device counter of a chain is a sum over its units: when the set of units changes
+        # (a link unit drops out), the sum falls without any counter being reset
+        scope = "device" + (f"@{','.join(sorted(units))}" if tagged else "")
+        out["energy_reset"] = self._reset(pdu.id, scope, out.get("energy_kwh"))
         return out
 
     def _phases(self, walked: Walked, profile: Profile) -> dict[RowKey, dict[str, Value]]:

@@ -83,15 +83,16 @@ def rig_client(timeout: float) -> httpx.AsyncClient:
 
 async def get_json(client: httpx.AsyncClient, url: str, auth: Any = None,
                    limit: int = READ_LIMIT) -> tuple[int, Any]:
-    """GET a JSON reply, read at most `limit` bytes: a rig that sends 64 MB or never stops
-    costs its deadline, not the collector's memory (httpx alone reads any body whole)."""
+    """GET a reply (at most `limit` bytes) and its JSON when the status is 200: a rig that
+    sends 64 MB or never stops costs its deadline, not the collector's memory (httpx alone
+    reads any body whole)."""
     async with client.stream("GET", url, auth=auth) as resp:
         body = bytearray()
         async for chunk in resp.aiter_bytes():
             body += chunk
             if len(body) > limit:
                 raise ReplyTooLarge(f"reply larger than {limit} bytes")
-    return resp.status_code, json.loads(body) if body else None
+    return resp.status_code, json.loads(body) if resp.status_code == 200 and body else None
 
 
 def rate(value: Any, unit: SHA256Unit) -> Any:

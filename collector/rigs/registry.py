@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from collector.rigs import antminer, avalon, bitaxe, whatsminer
+from collector.rigs import antminer, avalon, bitaxe, epic, luxos, whatsminer, whatsminer_v3
 from collector.rigs.base import Telemetry
 from collector.rigs.credentials import DEFAULT, Credentials
 
@@ -27,7 +27,15 @@ REGISTRY: list[tuple[type, Any]] = [
     (whatsminer.BACKEND, whatsminer.WhatsminerPath),
     (avalon.BACKEND, avalon.AvalonPath),
     (bitaxe.BACKEND, bitaxe.BitaxePath),
+    (luxos.BACKEND, luxos.LuxosPath),
+    (epic.BACKEND, epic.EpicPath),
+    (whatsminer_v3.BACKEND, whatsminer_v3.WhatsminerV3Path),
 ]
+
+
+async def refine(miner: Any, timeout: float) -> Any:
+    """Correct what pyasic's identification got wrong in a way a probe can tell."""
+    return await whatsminer_v3.refine(miner, timeout)
 
 
 def fast_path_for(miner: Any, timeout: float, creds: Credentials = DEFAULT) -> FastPath | None:

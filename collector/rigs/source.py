@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +13,8 @@ from pyasic.miners.factory import MinerFactory
 
 from collector.mapping import Origin, offline_reading, reading_from_miner
 from collector.rigs.base import ReplyTooLarge
-from collector.rigs.credentials import DEFAULT, Credentials
-from collector.rigs.registry import FastPath, fast_path_for
+from collector.rigs.credentials import DEFAULT, Credentials, Lookup
+from collector.rigs.registry import FastPath, fast_path_for, refine
 from hashwatt.config import RigConfig
 
 log = logging.getLogger(__name__)
@@ -29,13 +28,20 @@ FAST_SHARE = 0.4
 
 
 def apply_credentials(miner: Any, creds: Credentials) -> None:
-    """Give pyasic's own clients the rig's logins (its defaults are root/root, admin, super)."""
-    web = getattr(miner, "web", None)
+    """Give pyasic's own clients the rig's logins where set (pyasic's defaults otherwise:
+    root/root, admin, super)."""
+    web, rpc = getattr(miner, "web", None), getattr(miner, "rpc", None)
     if web is not None and hasattr(web, "pwd"):
-        web.username, web.pwd = creds.web_user, creds.web_password
-    rpc = getattr(miner, "rpc", None)
-    if rpc is not None and creds.rpc_password is not None and hasattr(rpc, "pwd"):
+        if creds.web_user is not None:
+            web.username = creds.web_user
+        if creds.web_password is not None:
+            web.pwd = creds.web_password
+    if rpc is not None and hasattr(rpc, "pwd") and creds.rpc_password is not None:
         rpc.pwd = creds.rpc_password
+
+
+def _default_credentials(rig: RigConfig, model: str) -> Credentials:
+    return DEFAULT
 
 
 @dataclass
@@ -46,7 +52,7 @@ class PyasicSource:
     fast_paths: bool = True
     timeout_s: float = 10.0
     factory: MinerFactory = field(default_factory=MinerFactory)
-    credentials: Callable[[RigConfig], Credentials] = lambda rig: DEFAULT
+    credentials: Lookup = _default_credentials
     miners: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, FastPath | None] = field(default_factory=dict)
     identify_concurrency: int = 25
@@ -65,7 +71,7 @@ class PyasicSource:
                 self.failed(rig.id)
                 self._tell(rig.id, reason)
                 return offline_reading(origin, reason)
-            creds = self.credentials(rig)
+            creds = self.credentials(rig, str(miner.raw_model or ""))
             apply_credentials(miner, creds)
             self.miners[rig.id] = miner
             self.paths[rig.id] = (fast_path_for(miner, self.timeout_s * FAST_SHARE, creds)
@@ -111,6 +117,8 @@ class PyasicSource:
         async with self._identify_slots[1]:
             try:
                 miner = await self.factory.get_miner(address)
+                if miner is not None:
+                    miner = await refine(miner, self.timeout_s * FAST_SHARE)
             except Exception as exc:  # pyasic 0.79 raises e.g. TypeError on odd replies
                 return None, f"identification: {_cause(exc)}"
         if miner is None:
@@ -120,10 +128,14 @@ class PyasicSource:
         return miner, ""
 
     def _tell(self, rig_id: str, reason: str) -> None:
-        """Log a rig's problem once, and again only when it changes."""
+        """Log a rig's problem once, and again only when it changes (a rig that goes down
+        is logged by the collector's state log, with its diagnosed reason: DEBUG here)."""
         if self.reasons.get(rig_id) != reason:
             self.reasons[rig_id] = reason
-            log.warning("rig %s: %s", rig_id, reason)
+            # a firmware pyasic cannot identify needs a human; a silent rig does not
+            level = (logging.DEBUG if reason == "identification: no miner answered"
+                     else logging.INFO if reason.startswith("fast path") else logging.WARNING)
+            log.log(level, "rig %s: %s", rig_id, reason)
 
     def failed(self, rig_id: str) -> None:
         """Count a failure; after `reidentify_after` in a row, forget the miner object."""

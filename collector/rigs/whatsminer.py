@@ -76,9 +76,9 @@ class WhatsminerPath:
         t.env_temp = number(summary.get("Env Temp"))
         elapsed = number(summary.get("Elapsed"))
         t.uptime = int(elapsed) if elapsed is not None else None
-        if (self.miner.expected_fans or 0) > 0:
-            t.fans = [Fan(int(summary.get("Fan Speed In", 0) or 0)),
-                      Fan(int(summary.get("Fan Speed Out", 0) or 0))]
+        if self.miner.expected_fans != 0:  # None: a model pyasic does not know; read them
+            t.fans = [Fan(int(summary[k])) for k in ("Fan Speed In", "Fan Speed Out")
+                      if number(summary.get(k)) is not None]
         self._boards(t, devs, mhs)
         t.errors = codes
         return t

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,15 @@ import paho.mqtt.client as mqtt
 from exporters.bridge import Bridge
 from exporters.intake import Inbound
 from exporters.sinks import InfluxV1Sink
-from hashwatt.config import BridgeConfig, Config, InfluxConfig, MqttConfig, SiteConfig
+from hashwatt.config import (
+    BridgeConfig,
+    Config,
+    CustomerConfig,
+    InfluxConfig,
+    MqttConfig,
+    PriceConfig,
+    SiteConfig,
+)
 from hashwatt.influxql import InfluxQL
 from hashwatt.services import Influxd, Mosquitto
 from hashwatt.tariff import TariffConfig
@@ -40,7 +49,7 @@ TARIFF = {"periods": [{"from": "2026-01-01", "rate": 0.08, "windows": [
      "weekdays": ["mon", "tue", "wed", "thu", "fri"]}]}]}
 
 
-def documents(count: int, now_ms: int) -> list[dict[str, Any]]:
+def documents(count: int, now_ms: int, customers: int = 0) -> list[dict[str, Any]]:
     """Realistic rig readings (three boards each), as the collector publishes them."""
     out = []
     for i in range(count):
@@ -48,7 +57,8 @@ def documents(count: int, now_ms: int) -> list[dict[str, Any]]:
         out.append({
             "schema": 1, "kind": "rig", "ts_ms": now_ms - (count - i), "site": "bench",
             "rig": rig, "collector": "c1", "rack": f"R{i % 2000 // 10:03d}", "slot": i % 10,
-            "customer": "acme", "make": "AntMiner", "model": "S19 Pro", "firmware": "Stock",
+            "customer": f"c{i % 2000 % customers}" if customers else "acme",
+            "make": "AntMiner", "model": "S19 Pro", "firmware": "Stock",
             "online": True, "hashrate_ths": 109.25 + i % 7, "expected_hashrate_ths": 110.0,
             "power_w": 3250.0, "power_source": "pdu", "temp_max_c": 70.0,
             "temp_limit_c": 95.0, "nominal_efficiency_j_th": 29.545,
@@ -59,10 +69,10 @@ def documents(count: int, now_ms: int) -> list[dict[str, Any]]:
     return out
 
 
-def payloads(count: int, now_ms: int) -> list[Inbound]:
+def payloads(count: int, now_ms: int, customers: int = 0) -> list[Inbound]:
     """The readings as the bridge receives them."""
     return [Inbound(0, 0, TOPIC.format(doc["rig"]), json.dumps(doc).encode(), time.time())
-            for doc in documents(count, now_ms)]
+            for doc in documents(count, now_ms, customers)]
 
 
 def baseline(messages: list[Inbound], sink: InfluxV1Sink, batch: int) -> float:
@@ -100,12 +110,14 @@ def pipeline(cfg: Config, sink: InfluxV1Sink, messages: list[Inbound], batch: in
     start = time.process_time()
     for i in range(0, len(messages), batch):
         bridge.process(messages[i:i + batch])
+    if bridge.fanout is not None:  # the customers' queued copies are part of the work
+        bridge.fanout.close()
     cpu = time.process_time() - start
     assert bridge.counters.messages == len(messages) and bridge.counters.dead_letters == 0
     return cpu
 
 
-def publish(port: int, count: int, now_ms: int) -> None:
+def publish(port: int, count: int, now_ms: int, customers: int = 0) -> None:
     """Publish the readings at QoS 1 and wait for every PUBACK (runs in its own process)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-publisher",
                          protocol=mqtt.MQTTv5)
@@ -113,7 +125,7 @@ def publish(port: int, count: int, now_ms: int) -> None:
     client.connect("127.0.0.1", port)
     client.loop_start()
     infos = [client.publish(TOPIC.format(doc["rig"]), json.dumps(doc), qos=1)
-             for doc in documents(count, now_ms)]
+             for doc in documents(count, now_ms, customers)]
     for info in infos:
         info.wait_for_publish(60)
     client.disconnect()
@@ -123,7 +135,8 @@ def publish(port: int, count: int, now_ms: int) -> None:
 def _drain(cfg: Config, sink: InfluxV1Sink, count: int, now_ms: int) -> float:
     """Publish while the bridge is away, then measure the bridge emptying its queue."""
     subprocess.run([sys.executable, "-m", "hashwatt.bench.exporter", "--publish-to",
-                    str(cfg.mqtt.port), "--messages", str(count), "--now-ms", str(now_ms)],
+                    str(cfg.mqtt.port), "--messages", str(count), "--now-ms", str(now_ms),
+                    "--customers", str(len(cfg.customers))],
                    check=True)
     bridge = Bridge(cfg, sink)
     start = time.process_time()
@@ -135,6 +148,8 @@ def _drain(cfg: Config, sink: InfluxV1Sink, count: int, now_ms: int) -> float:
     bridge.stopping.set()
     worker.join()
     bridge.intake.stop()
+    if bridge.fanout is not None:
+        bridge.fanout.close()
     cpu = time.process_time() - start
     assert bridge.counters.messages == count and bridge.counters.dead_letters == 0
     return cpu
@@ -146,11 +161,14 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--customers", type=int, default=0,
+                        help="spread the rigs over N hosting customers, each with a database "
+                        "of its own the bridge copies their points into")
     parser.add_argument("--publish-to", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--now-ms", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.publish_to:
-        publish(args.publish_to, args.messages, args.now_ms)
+        publish(args.publish_to, args.messages, args.now_ms, args.customers)
         return 0
     run_dir = Path(tempfile.mkdtemp(prefix="hashwatt-bench-exporter-"))
     influxd, broker = Influxd(run_dir).start(), Mosquitto(run_dir).start()
@@ -166,8 +184,13 @@ def measure(args: argparse.Namespace, run_dir: Path, url: str, port: int) -> dic
     """CPU seconds of each way, each into a database of its own."""
     for db in ("baseline", "pipeline", "bridge"):
         InfluxQL(url, db).create_database()
+    customers = [CustomerConfig(id=f"c{i}", name=f"customer {i}", currency="EUR",
+                                price=PriceConfig(kind="fixed", per_kwh=Decimal("0.08")))
+                 for i in range(args.customers)]
+    for c in customers:
+        InfluxQL(url, c.database).create_database()
     now_ms = int(time.time() * 1000)
-    messages = payloads(args.messages, now_ms)
+    messages = payloads(args.messages, now_ms, args.customers)
 
     def config(db: str) -> Config:
         return Config(site=SiteConfig(name="bench", timezone="Europe/Berlin"),
@@ -175,7 +198,7 @@ def measure(args: argparse.Namespace, run_dir: Path, url: str, port: int) -> dic
                       influxdb=InfluxConfig(url=url, database=db),
                       bridge=BridgeConfig(client_id="bench-bridge", batch_size=args.batch,
                                           dead_letter_file=run_dir / "dead.jsonl"),
-                      tariff=TariffConfig.model_validate(TARIFF))
+                      tariff=TariffConfig.model_validate(TARIFF), customers=customers)
 
     return {"baseline": baseline(messages, InfluxV1Sink(url, "baseline"), args.batch),
             "pipeline": pipeline(config("pipeline"), InfluxV1Sink(url, "pipeline"), messages,

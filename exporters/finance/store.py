@@ -1,0 +1,68 @@
+"""Where the raw readings and the energy ledger live, and how to reach them with InfluxQL.
+
+Raw readings are in `database` (v1) or `bucket` (v2, through its DBRP mapping). The ledger is
+either a retention policy of the same database kept forever (`ledger_retention_policy`, 1.x
+and 2.x), or a database of its own (`ledger_database`: InfluxDB 3 Core has no retention
+policies), or a bucket of its own (v2 writes; read through the `<bucket>/<rp>` DBRP mapping).
+Every query is sent for at most CHUNK_S of time: InfluxDB 3 Core refuses longer ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from hashwatt.config import Config
+from hashwatt.influxql import InfluxQL
+
+CHUNK_S = 72 * 3600  # InfluxDB 3 Core limits a query's time range to about 72 hours
+MEASUREMENT = "energy_quarter"
+
+
+def query_client(cfg: Config, database: str | None = None) -> InfluxQL:
+    """InfluxQL over /query: user and password on 1.x, the token on 2.x (DBRP mapping)."""
+    influx = cfg.influxdb
+    if influx is None:
+        raise ValueError(f"{cfg.source}: [influxdb] is required")
+    if influx.api == "v1":
+        assert influx.database is not None
+        return InfluxQL(influx.url, database or influx.database, influx.username,
+                        cfg.secret(influx.password))
+    assert influx.bucket is not None
+    return InfluxQL(influx.url, database or influx.bucket, token=cfg.secret(influx.token))
+
+
+def ledger_client(cfg: Config, raw: InfluxQL | None = None) -> tuple[InfluxQL, str]:
+    """A client for the ledger (raw's own when the ledger is a retention policy of the raw
+    database) and the measurement's name as queries must give it."""
+    influx = cfg.influxdb
+    if influx is not None and influx.api == "v1" and influx.ledger_database:
+        return query_client(cfg, influx.ledger_database), f'"{MEASUREMENT}"'
+    rp = influx.ledger_retention_policy if influx is not None else "ledger"
+    return raw or query_client(cfg), f'"{rp}"."{MEASUREMENT}"'
+
+
+def chunks(start_s: int, end_s: int, size: int = CHUNK_S) -> Iterator[tuple[int, int]]:
+    """[start, end) cut into pieces of at most size seconds."""
+    for lo in range(start_s, end_s, size):
+        yield lo, min(lo + size, end_s)
+
+
+def window(start_s: int, end_s: int, site: str) -> str:
+    """The WHERE clause of a site and a time range (never more than CHUNK_S)."""
+    assert end_s - start_s <= CHUNK_S, "a query may span 72 hours at most"
+    return (f"time >= {start_s * 1000}ms AND time < {end_s * 1000}ms AND "
+            f"\"site\" = '{site}'")
+
+
+Series = tuple[dict[str, str], list[dict[str, Any]]]
+
+
+def series(db: InfluxQL, query: str) -> list[Series]:
+    """Every series of the answer: its tags and its rows as dicts (time in epoch ms)."""
+    out: list[Series] = []
+    for result in db.execute(query):
+        for s in result.get("series", []):
+            rows = [dict(zip(s["columns"], v, strict=True)) for v in s["values"]]
+            out.append((s.get("tags", {}), rows))
+    return out

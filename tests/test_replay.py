@@ -1,0 +1,169 @@
+"""Captured replies of real rigs (../shared/reference/miner-api), replayed over TCP the way a
+LAN delivers them, read by the collector: every family pyasic 0.79 identifies is stored with
+the exact values derived by hand in tests/cases/rigs/<family>/expected.toml, with fast paths
+on and off; and a differential test against pyasic on every capture."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyasic import get_miner
+
+from collector.mapping import Origin, reading_from_miner
+from collector.rigs import FIELDS, PyasicSource
+from collector.rigs.registry import fast_path_for, refine
+from exporters.decode import rig_points
+from hashwatt.config import RigConfig
+from hashwatt.contract import RigReading
+from hashwatt.sim.replay import CAPTURES, ReplayFarm, reference_dir
+from tests.conftest import _subnets
+from tests.differences import without_documented
+
+pytestmark = pytest.mark.e2e
+CASES = Path(__file__).parent / "cases" / "rigs"
+FOLDERS = sorted(p.name for p in CASES.iterdir() if (p / "expected.toml").exists())
+RIG_KEYS = ("online", "hashrate_ths", "expected_hashrate_ths", "power_w", "power_source",
+            "temp_max_c", "env_temp_c", "fans_rpm", "boards_total", "uptime_s", "errors")
+BOARD_KEYS = ("hashrate_ths", "chips", "chip_temp_c", "board_temp_c")
+
+
+def case(folder: str) -> dict[str, Any]:
+    return tomllib.loads((CASES / folder / "expected.toml").read_text())
+
+
+def nulls(value: Any) -> Any:
+    """TOML has no null: the expected files write "null"."""
+    if value == "null":
+        return None
+    if isinstance(value, list):
+        return [nulls(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def replay() -> Iterator[ReplayFarm]:
+    """Every capture on its own loopback address, served from a thread of its own."""
+    assert reference_dir() is not None, "../shared/reference/miner-api is missing"
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    farm = ReplayFarm(base=f"127.{next(_subnets)}.250")
+    asyncio.run_coroutine_threadsafe(farm.start(), loop).result(30)
+    yield farm
+    asyncio.run_coroutine_threadsafe(farm.stop(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def poll(ip: str, fast: bool) -> dict[str, Any]:
+    """One collector poll (identification included) of one replayed rig."""
+    source = PyasicSource(fast_paths=fast, timeout_s=10.0)
+    origin = Origin("north", "c1", RigConfig(id="rig-1", address=ip), 1_790_000_000_000)
+    return asyncio.run(source.poll(origin))
+
+
+def expected(spec: dict[str, Any], fast: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    rig = {k: nulls(v) for k, v in spec["reading"].items()}
+    boards = [{k: nulls(v) for k, v in b.items()} for b in spec.get("boards", [])]
+    if not fast:
+        rig.update({k: nulls(v) for k, v in spec.get("pyasic", {}).items()})
+        for board, override in zip(boards, spec.get("pyasic_boards", []), strict=False):
+            board.update({k: nulls(v) for k, v in override.items()})
+        if rig.pop("no_boards", False):
+            boards = []
+    return rig, boards
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "pyasic"])
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_each_captured_family_is_stored_with_the_values_derived_from_its_capture(
+        replay: ReplayFarm, folder: str, fast: bool) -> None:
+    spec = case(folder)
+    want, want_boards = expected(spec, fast)
+    reading = poll(replay.rig(spec["capture"]).ip, fast)
+    got = {k: reading[k] for k in RIG_KEYS}
+    point = rig_points(RigReading.model_validate(reading))[0]
+    got["boards_ok"] = point.fields.get("boards_ok")  # derived by the bridge, as stored
+    assert got == {k: want[k] for k in (*RIG_KEYS, "boards_ok")}
+    assert [{k: b[k] for k in BOARD_KEYS} for b in reading["boards"]] == want_boards
+    assert reading["error"] is None  # the fast path itself worked (no fallback note)
+
+
+def test_every_capture_pyasic_identifies_has_a_case_and_a_fast_path(replay: ReplayFarm) -> None:
+    covered = {case(f)["capture"]: case(f)["path"] for f in FOLDERS}
+    assert set(covered) == {c.name for c in CAPTURES}
+
+    async def kinds() -> dict[str, str]:
+        out = {}
+        for rig in replay.rigs:
+            miner = await refine(await get_miner(rig.ip), 4.0)
+            path = fast_path_for(miner, 4.0)
+            out[rig.capture.name] = type(path).__name__
+            if path is not None:
+                await path.close()
+        return out
+
+    assert asyncio.run(kinds()) == covered
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_differential_against_pyasic_on_every_capture(replay: ReplayFarm, folder: str) -> None:
+    """Fast path and pyasic's get_data on the same miner object: equal except where
+    tests/differences.py documents why the capture decides otherwise."""
+    spec = case(folder)
+    ip = replay.rig(spec["capture"]).ip
+
+    async def both() -> tuple[Any, Any]:
+        miner = await refine(await get_miner(ip), 4.0)
+        path = fast_path_for(miner, 4.0)
+        assert path is not None
+        try:
+            return await path.telemetry(), await miner.get_data(include=FIELDS)
+        finally:
+            await path.close()
+
+    fast, slow = asyncio.run(both())
+    origin = Origin("north", "c1", RigConfig(id="rig-1", address=ip), 1)
+    kind = spec["path"]
+    assert without_documented(reading_from_miner(origin, fast), kind) == \
+        without_documented(reading_from_miner(origin, slow), kind)
+
+
+def test_replies_arrive_in_lan_segments_and_unknown_commands_get_the_firmwares_error(
+        replay: ReplayFarm) -> None:
+    rig = replay.rig("antminer-v2020")
+    assert rig.rpc_reply("stats+summary")["STATUS"][0]["Msg"] == "Invalid command"
+    assert rig.rpc_reply("estats")["STATUS"][0]["Description"] == "cgminer 1.0.0"
+    avalon = replay.rig("avalon-q").rpc_reply("estats")
+    assert [s["ID"] for s in avalon["STATS"]] == ["AVALON0"]  # no POOL0, as cgminer builds it
+    assert replay.rig("whatsminer-v2").rpc_reply("summary+get_version")["STATUS"] == "E"
+
+
+class _Broken:
+    async def telemetry(self) -> Any:
+        raise ConnectionResetError("peer reset")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_failing_fast_path_falls_back_to_pyasic_in_the_same_poll(replay: ReplayFarm) -> None:
+    rig = replay.rig("bitaxe")
+    source = PyasicSource(timeout_s=10.0)
+    origin = Origin("north", "c1", RigConfig(id="rig-1", address=rig.ip), 1)
+
+    async def run() -> dict[str, Any]:
+        await source.poll(origin)  # identifies the rig and keeps its miner object
+        source.paths["rig-1"] = _Broken()
+        return await source.poll(origin)
+
+    reading = asyncio.run(run())
+    assert reading["online"] is True and reading["hashrate_ths"] == 1.0  # read by pyasic
+    assert reading["power_w"] == 3.0  # pyasic's whole watts: it was pyasic that read it
+    assert reading["error"] == "fast path: ConnectionResetError: peer reset; read by pyasic"
