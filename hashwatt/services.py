@@ -6,10 +6,8 @@ ports, never on the default ports and never as a shared system service.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import getpass
-import hashlib
 import os
 import shutil
 import socket
@@ -143,15 +141,6 @@ def plain_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in _PLAIN_ENV or k.startswith("LC_")}
 
 
-def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = 101) -> str:
-    """A mosquitto 2.x password-file hash: `$7$<iterations>$<salt>$<PBKDF2-SHA512>`, base64
-    (mosquitto's src/password_mosq.c: 12-byte salt, 101 iterations by default)."""
-    salt = salt or os.urandom(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return (f"$7${iterations}${base64.b64encode(salt).decode()}$"
-            f"{base64.b64encode(digest).decode()}")
-
-
 @dataclass
 class Mosquitto(LocalService):
     """A mosquitto broker with persistence and queue limits sized for long outages."""
@@ -173,9 +162,7 @@ class Mosquitto(LocalService):
             lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         if self.passwords is not None:
             path = self.run_dir / "passwd"
-            # hashed here: `mosquitto_passwd -b FILE USER PASSWORD` shows it in `ps`
-            path.write_text("".join(f"{user}:{mosquitto_hash(password)}\n"
-                                    for user, password in self.passwords.items()))
+            write_password_file(path, self.passwords)
             lines += ["allow_anonymous false", f"password_file {path}"]
         else:
             lines.append("allow_anonymous true")
@@ -203,6 +190,20 @@ class Mosquitto(LocalService):
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
         return [find_binary("mosquitto"), "-c", str(conf)]
+
+
+def write_password_file(path: Path, passwords: dict[str, str]) -> None:
+    """A mosquitto password file, hashed by `mosquitto_passwd -U` from a 0600 plain-text
+    file: `-b user password` would put each password on a command line (/proc/*/cmdline)."""
+    for user, password in passwords.items():
+        if ":" in user or "\n" in user + password:
+            raise ServiceError(f"mosquitto user {user!r}: no ':' in the name, no newlines")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.writelines(f"{user}:{password}\n" for user, password in passwords.items())
+    subprocess.run([find_binary("mosquitto_passwd"), "-U", str(path)], check=True,
+                   capture_output=True)
 
 
 @dataclass
