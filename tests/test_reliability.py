@@ -23,6 +23,8 @@ from hashwatt.influxql import InfluxQL
 from hashwatt.services import Influxd, Mosquitto, free_port, plain_environment
 from tests.conftest import FarmFactory, read_deadletters, wait_for, write_config
 from tests.drills import Drill, rss_kb
+from tests.test_deploy_mosquitto import Broker as DeployedBroker
+from tests.test_deploy_mosquitto import broker as shipped  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.e2e
 RIGS = 6
@@ -449,3 +451,12 @@ def test_sighup_reloads_the_inventory_and_keeps_the_spool(
     assert stamps and all(ts <= min(t for r, t in d.polled() if r == later[-1].rig_id)
                           for ts in stamps)
 
+
+
+def test_the_shipped_broker_keeps_no_password_in_its_environment(
+        shipped: DeployedBroker) -> None:  # noqa: F811 - the imported fixture
+    """deploy/mosquitto/entrypoint.sh run for real (tests/test_deploy_mosquitto.py's fixture):
+    mosquitto needs the hashed file, not the passwords its entrypoint was given."""
+    environ = Path(f"/proc/{shipped.proc.pid}/environ").read_bytes()
+    assert b"MQTT_COLLECTOR_USER=north" in environ  # it is the broker's environment
+    assert not any(p.encode() in environ for p in shipped.passwords.values())
