@@ -819,3 +819,15 @@ def test_the_rollup_runs_as_a_service_of_its_own_and_picks_up_late_data(
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+
+
+def test_a_counter_step_back_is_a_reset_only_when_flagged_or_below_half() -> None:
+    from exporters.finance.ledger import Read, interval_kwh
+
+    def read(kwh: float, reset: bool = False) -> Read:
+        return Read(0.0, kwh, reset, ("rig", "r1"), ("", ""))
+
+    assert interval_kwh(read(150.0), read(150.25)) == 0.25
+    assert interval_kwh(read(150.0), read(0.75)) == 0.75  # reset, unflagged: from zero
+    assert interval_kwh(read(150.0), read(149.9)) == 0.0  # jitter: no energy, not 149.9
+    assert interval_kwh(read(150.0), read(149.9, reset=True)) == 149.9  # the collector knew
