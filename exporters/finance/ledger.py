@@ -96,7 +96,7 @@ def quarter_floor(ts_s: float) -> int:
     return int(ts_s // QUARTER_S * QUARTER_S)
 
 
-@dataclass
+@dataclass(slots=True)
 class Read:
     """One energy-counter read of an outlet."""
 
@@ -208,8 +208,11 @@ class Readings:
             query = (f'SELECT "energy_kwh", "energy_reset" FROM "pdu_outlet" WHERE '
                      f'{window(lo, hi, self.site)} AND "energy_kwh" >= 0 GROUP BY {OUTLET_TAGS}')
             for tags, rows in series(self.db, query):
+                unit, who = unit_key(tags), _attribution(tags)  # once per series, not per read
                 streams[outlet_key(tags)] += [
-                    _read(tags, row) for row in rows if row["energy_kwh"] is not None]
+                    Read(row["time"] / 1000, float(row["energy_kwh"]),
+                         bool(row["energy_reset"]), unit, who)
+                    for row in rows if row["energy_kwh"] is not None]
         for edge, selector in ((start_s - COUNTER_LOOKBACK_S, "last"),
                                (end_s, "first")):
             query = (f'SELECT {selector}("energy_kwh") AS energy_kwh FROM "pdu_outlet" WHERE '
@@ -259,6 +262,12 @@ def spread_counters(readings: Readings,
             energy = interval_kwh(before, after)
             unit = readings.unit(after.unit)
             quarter = quarter_floor(before.ts_s)
+            if after.ts_s <= quarter + QUARTER_S:  # the usual case: both reads in one quarter
+                unit.counter_kwh[quarter] += energy
+                unit.counter_s[quarter] += span
+                if quarter not in unit.outlet_tags:
+                    unit.outlet_tags[quarter] = after.attribution
+                continue
             while quarter < after.ts_s:
                 overlap = min(after.ts_s, quarter + QUARTER_S) - max(before.ts_s, quarter)
                 unit.counter_kwh[quarter] += energy * overlap / span
