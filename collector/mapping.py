@@ -53,6 +53,7 @@ def offline_reading(origin: Origin, error: str, make: str = "", model: str = "")
     reading = base_reading(origin, online=False, error=error)
     reading["make"] = make
     reading["model"] = origin.rig.model or model
+    reading["identified_model"] = model  # what answered, when identification got that far
     if origin.outlet_w is not None:  # a silent rig may still draw power: that is worth seeing
         reading.update({"power_w": float(origin.outlet_w), "power_source": "pdu"})
     return reading
@@ -104,14 +105,15 @@ def reading_from_miner(origin: Origin, data: Any) -> dict[str, Any]:
     a rig that gave nothing at all did not answer."""
     model = origin.rig.model or str(data.model or "")
     if not answered(data):
-        return offline_reading(origin, "miner returned no data", str(data.make or ""), model)
+        return offline_reading(origin, "miner returned no data", str(data.make or ""),
+                               str(data.model or ""))
     hashrate = _ths(data.hashrate)
     boards = _boards(data)
     power_w, source = _power(data, model, origin.outlet_w)
     info = lookup(model)
     reading = base_reading(origin, online=True)
     reading.update({
-        "make": str(data.make or ""), "model": model,
+        "make": str(data.make or ""), "model": model, "identified_model": str(data.model or ""),
         "firmware": str(data.firmware or ""), "hashrate_ths": hashrate,
         "expected_hashrate_ths": _ths(data.expected_hashrate),
         "power_w": power_w, "power_source": source, "temp_max_c": _hottest(data, boards),

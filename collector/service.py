@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from collector.diagnose import diagnose, is_silent, login_refused
 from collector.events import StateLog
-from collector.inventory_checks import annotate
+from collector.inventory_checks import PoolWatch, annotate
 from collector.mapping import Origin, offline_reading
 from collector.meters.source import MeterSource
 from collector.pdu.source import PduSource
@@ -132,7 +132,8 @@ async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
 async def run_cycle(cfg: Config, source: RigSource, publish: Any,
                     rigs: list[RigConfig] | None = None,
                     outlet_power: OutletPower | None = None,
-                    states: StateLog | None = None) -> dict[str, Any]:
+                    states: StateLog | None = None,
+                    pools: PoolWatch | None = None) -> dict[str, Any]:
     """Poll every rig once with bounded concurrency; publish each reading as it arrives."""
     rigs = cfg.rigs if rigs is None else rigs
     outlet_power = outlet_power or {}
@@ -145,7 +146,10 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
             outlet_w = outlet_power.get((rig.pdu, rig.outlet)) if rig.pdu and rig.outlet else None
             origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000),
                             outlet_w)
-            reading = annotate(await poll_rig(source, origin, cfg.collector.deadline_s), rig)
+            reading = annotate(await poll_rig(source, origin, cfg.collector.deadline_s), rig,
+                               outlet_w)
+            if pools is not None:
+                await pools.annotate(reading, rig, getattr(source, "miners", {}).get(rig.id))
         cycle.fields_dropped += sanitise_rig(reading)
         if reading["online"]:
             cycle.ok += 1
@@ -177,6 +181,7 @@ async def run_collector(cfg: Config, cycles: int | None = None,
     publisher.start()  # never waits for the broker: readings are spooled from the start
     overruns, done = 0, 0
     states = StateLog()
+    pools = PoolWatch(cfg.pools, timeout_s=min(2.0, cfg.collector.deadline_s / 2))
     log.info("collector %s: %d rigs every %g s", cfg.collector.id, len(cfg.rigs),
              cfg.collector.interval_s)
     try:
@@ -186,7 +191,7 @@ async def run_collector(cfg: Config, cycles: int | None = None,
             outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_reading,
                                                     meter_source, states)
             stats = await run_cycle(cfg, source, publisher.publish_reading,
-                                    outlet_power=outlet_power, states=states)
+                                    outlet_power=outlet_power, states=states, pools=pools)
             stats.update({"pdus_total": len(cfg.pdus) + len(cfg.meters), "pdus_ok": pdus_ok,
                           **publisher.spool_stats()})
             done += 1

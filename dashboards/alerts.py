@@ -57,6 +57,19 @@ RULES = [
              f'SELECT count("up") - sum("up") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
              300, "last", "gt", 2, "0s", "page",
              "{{ $labels.rig }} did not answer three polls in five minutes"),
+    RuleSpec("hw-rig-wiring-suspect", "Outlet power does not fit the rig", "rigs",
+             f'SELECT last("wiring_suspect") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
+             900, "last", "gt", 0, "10m", "warning",
+             "{{ $labels.rig }}: its PDU outlet's power does not fit the rig that answers "
+             "(outlet mapping or addresses swapped?)"),
+    RuleSpec("hw-rig-model-mismatch", "Rig identifies as another model", "rigs",
+             f'SELECT last("model_mismatch") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
+             900, "last", "gt", 0, "15m", "warning",
+             "{{ $labels.rig }} answers as another model than the inventory's"),
+    RuleSpec("hw-rig-pool-unexpected", "Rig mines on a pool the site does not allow", "rigs",
+             f'SELECT last("pool_unexpected") FROM "rig" WHERE {IN_SERVICE} '
+             f'GROUP BY {RIG_TAGS}', 900, "last", "gt", 0, "5m", "page",
+             "{{ $labels.rig }} mines on a pool or worker outside the site's allow-list"),
     RuleSpec("hw-phase-overload", "Phase above 80 % of its breaker", "power",
              # "unit": each unit of a daisy chain (Sentry4 master + link) has its own phases
              'SELECT last("load_pct") FROM "pdu_phase" WHERE $timeFilter GROUP BY "site", '

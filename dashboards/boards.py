@@ -22,7 +22,12 @@ from dashboards.common import (
     transform,
 )
 from dashboards.influxql import DATASOURCE, InfluxQL
-from dashboards.operator import IN_SERVICE, RIGS_IN_MAINTENANCE, down_rigs_table
+from dashboards.operator import (
+    IN_SERVICE,
+    RIGS_IN_MAINTENANCE,
+    down_rigs_table,
+    suspects_table,
+)
 
 LAST_PER_RIG = 'FROM "rig" WHERE $timeFilter AND {filter} GROUP BY "rig"'
 
@@ -72,6 +77,7 @@ def farm_overview(currency: str) -> dashboard.Dashboard:
         18, 5))
     d.with_panel(g.add(rack_heat_map().time_from(LIVE), 24, 9))
     d.with_panel(g.add(down_rigs_table(), 24, 8))
+    d.with_panel(g.add(suspects_table(), 24, 8))
     d.with_panel(g.add(top_table("Hottest rigs", "temp_max_c", "celsius"), 12, 9))
     d.with_panel(g.add(top_table("Worst efficiency", "efficiency_j_th", "J/TH"), 12, 9))
     d.with_panel(g.add(series("Fleet hashrate over time", "TH/s", InfluxQL(fleet_over_time(

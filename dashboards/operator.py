@@ -12,12 +12,12 @@ IN_SERVICE = "\"maintenance\" != 'yes'"
 MAINTENANCE = "\"maintenance\" = 'yes'"
 
 
-def latest_per_rig(fields: str, where: str = "") -> str:
+def latest_per_rig(fields: str, where: str = "", by: str = '"rig", "rack"') -> str:
     """An inner query: each rig's latest reading (all its fields at once, so an old error
     never sticks to a rig that came back)."""
     extra = f" AND {where}" if where else ""
     return (f'(SELECT {fields} FROM "rig" WHERE $timeFilter AND {RIG_FILTER}{extra} '
-            'GROUP BY "rig", "rack" ORDER BY time DESC LIMIT 1)')
+            f'GROUP BY {by} ORDER BY time DESC LIMIT 1)')
 
 
 # subqueries ordered DESC need the outer query ordered the same way (InfluxDB 1.x says so)
@@ -29,6 +29,21 @@ DOWN_RIGS = ('SELECT "error" AS "reason" FROM '
 def down_rigs_table() -> table.Panel:
     """Rigs whose latest reading says down, with the reason; maintenance left out."""
     return grid_table("Rigs down and why", InfluxQL(DOWN_RIGS)).time_from("10m")
+
+
+SUSPECT_FIELDS = ('"wiring_suspect", "wiring_reason", "model_mismatch", "identified_model", '
+                  '"pool_unexpected", "pool_url", "pool_user", "pool_reason"')
+SUSPECTS = ('SELECT "wiring_reason" AS "wiring", "identified_model" AS "answers as", '
+            '"pool_url" AS "pool", "pool_user" AS "worker", "pool_reason" AS "pool problem" '
+            'FROM ' + latest_per_rig(SUSPECT_FIELDS, by='"rig", "rack", "model"')
+            + ' WHERE "wiring_suspect" = 1 OR "model_mismatch" = 1 OR "pool_unexpected" = 1 '
+            'GROUP BY "rig", "rack", "model" ORDER BY time DESC')
+
+
+def suspects_table() -> table.Panel:
+    """Rigs whose readings contradict the inventory (outlet power, model) or mine on a pool
+    the site does not allow, with the reason."""
+    return grid_table("Inventory, wiring and pool suspects", InfluxQL(SUSPECTS)).time_from("10m")
 
 
 RIGS_IN_MAINTENANCE = ('SELECT count("u") AS "maintenance" FROM (SELECT last("up") AS "u" '

@@ -384,7 +384,7 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     if cfg.bridge.rollup_interval_s > 0:
         threading.Thread(target=ledger_loop, args=(cfg, bridge.stopping), daemon=True,
                          name="ledger").start()
-        if cfg.customers:  # each customer's ledger rows into its own database
+        if any(c.has_view for c in cfg.customers):  # their ledger rows into their databases
             threading.Thread(target=follow_customers, args=(cfg, bridge.stopping),
                              daemon=True, name="customer-ledgers").start()
     log.info("bridge %s: writing to %s (%s API)", cfg.bridge.client_id,

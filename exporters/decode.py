@@ -192,7 +192,8 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
             ("boards_total", r.boards_total), ("uptime_s", r.uptime_s),
             ("errors", "; ".join(r.errors)[:1024] if r.errors else None),
             ("invalid", "; ".join(r.invalid)[:1024] if r.invalid else None),
-            ("invalid_fields", len(r.invalid) if r.invalid else None)):
+            ("invalid_fields", len(r.invalid) if r.invalid else None),
+            *_operator_fields(r)):
         if value is not None:
             fields[key] = value
     if tariff is not None:
@@ -206,6 +207,19 @@ def _boards_ok(r: RigReading) -> int | None:
     "hashboard lost" for a rig whose boards were simply not read."""
     known = [b.hashrate_ths for b in r.boards if b.hashrate_ths is not None]
     return sum(1 for h in known if h > 0) if r.online and known else None
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _operator_fields(r: RigReading) -> tuple[tuple[str, FieldValue | None], ...]:
+    """Inventory sanity and pool integrity; flags as 0/1 integers so alert rules reduce them."""
+    return (("identified_model", r.identified_model or None),
+            ("model_mismatch", _flag(r.model_mismatch)),
+            ("wiring_suspect", _flag(r.wiring_suspect)), ("wiring_reason", r.wiring_reason),
+            ("pool_url", r.pool_url), ("pool_user", r.pool_user),
+            ("pool_unexpected", _flag(r.pool_unexpected)), ("pool_reason", r.pool_reason))
 
 
 def _efficiency(r: RigReading) -> float | None:

@@ -247,6 +247,8 @@ def cmd_statement(args: argparse.Namespace) -> int:
         print("error: report statement: give --customer ID or --all-customers",
               file=sys.stderr)
         return 2
+    if args.expect_ledger_state and not args.customer:
+        raise CliError("report statement: --expect-ledger-state goes with --customer")
     fmt: Literal["pdf", "xlsx", "json"] = args.format or "pdf"
     if fmt not in ("pdf", "xlsx", "json"):
         print("error: report statement: --format is pdf, xlsx or json", file=sys.stderr)
@@ -257,7 +259,8 @@ def cmd_statement(args: argparse.Namespace) -> int:
         month = args.month or last_month(cfg.site.timezone)
         return write_statements(cfg, month, fmt, customer_id=args.customer,
                                 output=Path(args.output) if args.output else None,
-                                publish_to_view=args.publish)
+                                publish_to_view=args.publish,
+                                expect_state=args.expect_ledger_state)
     except StatementError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -529,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="statement: one file per customer")
     p.add_argument("--publish", action="store_true",
                    help="statement: also list it in the customer's own Grafana view")
+    p.add_argument("--expect-ledger-state", metavar="SHA256",
+                   help="statement: reproduce a closed statement; fail if its ledger rows "
+                   "changed")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("customers", help="customers' own views: databases, logins, Grafana")

@@ -350,6 +350,11 @@ class CustomerConfig(Strict):
         """The customer's read-only InfluxDB login."""
         return self.access.username or f"customer_{self.id}"
 
+    @property
+    def has_view(self) -> bool:
+        """The customer has a view of its own (its read login's password is configured)."""
+        return self.access.password is not None
+
 
 class InventoryConfig(Strict):
     """More rigs, PDUs and meters from CSV files (paths relative to the config file)."""
@@ -357,6 +362,19 @@ class InventoryConfig(Strict):
     csv: Path | None = None
     pdus_csv: Path | None = None
     meters_csv: Path | None = None
+
+
+class PoolsConfig(Strict):
+    """Where the site's rigs may mine: pool URL patterns and a worker prefix per customer.
+
+    `allowed` holds shell-style patterns matched against the active pool's URL, case
+    insensitive (`stratum+tcp://*.braiins.com:*`); empty means any URL. `workers` maps a
+    customer to the worker-name prefixes its rigs must use (`"*"` for every other customer).
+    """
+
+    allowed: list[Annotated[str, Field(min_length=1)]] = []
+    workers: dict[str, list[Annotated[str, Field(min_length=1)]]] = {}
+    check_interval_s: float = Field(300.0, ge=10, le=86400)  # pools change rarely
 
 
 class Config(Strict):
@@ -373,6 +391,7 @@ class Config(Strict):
     pdus: list[PduConfig] = []
     meters: list[MeterConfig] = []
     tariff: TariffConfig | None = None
+    pools: PoolsConfig = PoolsConfig()
     customers: list[CustomerConfig] = []
     pdu_profiles_dir: Path | None = None
     source: Path = Field(Path("."), exclude=True)

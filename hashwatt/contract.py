@@ -116,6 +116,17 @@ class RigReading(Delivered):
     errors: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
     # the inventory's maintenance flag: alerts muted, left out of availability
     maintenance: bool = False
+    # inventory sanity: what the rig identified as, and whether that or its outlet's power
+    # contradicts the inventory (None: not checked, e.g. no outlet mapped)
+    identified_model: Tag = ""
+    model_mismatch: bool | None = None
+    wiring_suspect: bool | None = None
+    wiring_reason: Annotated[str, Field(max_length=256)] | None = None
+    # pool integrity: the active pool and worker, and whether the site's allow-list has them
+    pool_url: Annotated[str, Field(max_length=256)] | None = None
+    pool_user: Annotated[str, Field(max_length=256)] | None = None
+    pool_unexpected: bool | None = None
+    pool_reason: Annotated[str, Field(max_length=256)] | None = None
     # fields the collector dropped as invalid or implausible ("hashrate_ths: above 300")
     invalid: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
 

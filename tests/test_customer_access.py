@@ -79,6 +79,11 @@ currency = "EUR"
 price = {{ kind = "tariff", markup_pct = "5" }}
 access.password = {{ file = "blue.secret" }}
 access.grafana_password = {{ file = "blue-gf.secret" }}
+[[customers]]
+id = "cyan"
+name = "Cyan (statements only, no view)"
+currency = "EUR"
+price = {{ kind = "fixed", per_kwh = "0.1" }}
 [bridge]
 dead_letter_file = "dead.jsonl"
 """)
@@ -106,11 +111,14 @@ def populated(cfg: Config, auth_influx: Influxd) -> Config:
     assert first == second
     assert first[0] == ("customer acme: database hashwatt_c_acme (raw 8w, ledger forever), "
                         "user customer_acme READ on hashwatt_c_acme only")
+    assert first[2] == "customer cyan: no view of its own (access.password not set)"
     now = int(time.time() * 1000)
     bridge = Bridge(cfg, make_sink(cfg))
     bridge.process([reading("a1", "acme", now - 2000), reading("a2", "acme", now - 1000),
-                    reading("b1", "blue", now - 1000), reading("x1", "", now - 1000)])
-    assert bridge.counters.messages == 4 and bridge.fanout is not None
+                    reading("b1", "blue", now - 1000), reading("x1", "", now - 1000),
+                    reading("c1", "cyan", now - 1000)])
+    assert bridge.counters.messages == 5 and bridge.fanout is not None
+    assert set(bridge.fanout.sinks) == {"acme", "blue"}  # cyan has no view: no copy
     bridge.close()  # writes the customers' queued copies
     assert bridge.fanout.errors == 0
     return cfg
@@ -136,7 +144,7 @@ def test_a_customer_reads_its_own_rigs_without_the_site_tariff(
     # the site's database has all four rigs with the tariff (admin's view)
     site = query(auth_influx, "admin", ADMIN_PASSWORD, "site", 'SELECT * FROM "rig"')
     site_series = site.json()["results"][0]["series"][0]
-    assert len(site_series["values"]) == 4 and "rate_per_kwh" in site_series["columns"]
+    assert len(site_series["values"]) == 5 and "rate_per_kwh" in site_series["columns"]
     # influxd lists a reader only the databases it may read
     shown = query(auth_influx, "customer_acme", ACME_PASSWORD, "hashwatt_c_acme",
                   "SHOW DATABASES")

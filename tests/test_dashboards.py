@@ -236,7 +236,7 @@ def test_rules_have_unique_uids_a_folder_an_interval_and_a_valid_condition() -> 
             uids.append(r["uid"])
             assert r["condition"] in {d["refId"] for d in r["data"]}
             assert r["title"] and r["for"] is not None
-    assert len(uids) == len(set(uids)) == 8
+    assert len(uids) == len(set(uids)) == 11  # 8 + wiring, model mismatch, pool (operator)
 
 
 def test_contact_points_have_uid_type_and_settings_and_secrets_from_env() -> None:

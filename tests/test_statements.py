@@ -50,13 +50,13 @@ rate = 0.08
 id = "acme"
 name = "Acme Hosting Client GmbH"
 currency = "EUR"
-billing_contact = "billing@acme.example"
+billing_contact = "=HYPERLINK(\\"http://x\\") billing@acme.example"
 availability_target_pct = 95
 price = {{ kind = "fixed", per_kwh = "0.08" }}
 fees = {{ per_rig_month = "30.00", per_kw_month = "5.00", contracted_kw = "10" }}
 [[customers]]
 id = "blue"
-name = "Blue Ocean Mining"
+name = "Blue Ocean Mining & Sons <BOM>"
 currency = "EUR"
 availability_target_pct = "90"
 price = {{ kind = "tariff", markup_pct = "10" }}
@@ -293,6 +293,15 @@ def test_the_ledger_state_identifies_the_rows_used(seeded: Config, influxd: Infl
         sink.write(quarters(row)[0].encode())
         sink.close()
     assert statement_json(seeded, "acme") == first
+    # the closed statement reproduces by its identifier; another identifier is refused
+    state = first["ledger_state"]["sha256"]
+    args = ["report", "statement", str(seeded.source), "--customer", "acme", "--month",
+            MONTH, "--format", "json", "--output"]
+    out = Path(str(seeded.source)).parent / "again.json"
+    assert main([*args, str(out), "--expect-ledger-state", state]) == 0
+    assert json.loads(out.read_text()) == first
+    assert main([*args, str(out) + ".x", "--expect-ledger-state", "0" * 64]) == 2
+    assert not Path(str(out) + ".x").exists()
 
 
 def numbers_of(doc: dict[str, Any]) -> list[str]:
@@ -331,11 +340,15 @@ def test_pdf_renders_and_carries_the_same_numbers_as_xlsx_and_json(
         missing = [n for n in numbers_of(doc) if n not in words]
         assert not missing, f"{customer}: numbers not in the PDF text: {missing}"
         assert doc["ledger_state"]["sha256"] in text
+        assert doc["customer"]["name"] in text  # markup characters in a name stay text
         book = load_workbook(f"{stem}.xlsx")
         cells = {Decimal(str(c.value)) for row in book["Statement"].iter_rows() for c in row
                  if isinstance(c.value, int | float)}
         missing = [n for n in numbers_of(doc) if Decimal(n) not in cells]
         assert not missing, f"{customer}: numbers not in the XLSX: {missing}"
+        contact = [r[1] for r in book["Statement"].iter_rows() if r[0].value == "Billing contact"]
+        if customer == "acme":  # a contact that looks like a formula stays text
+            assert contact[0].data_type == "s" and contact[0].value.startswith("=HYPERLINK")
         total_row = next(r for r in book["Statement"].iter_rows() if r[0].value == "Total")
         assert Decimal(str(total_row[1].value)) == Decimal(doc["totals"]["total"])
 

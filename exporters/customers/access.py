@@ -77,6 +77,9 @@ def setup_influx(cfg: Config, admin: InfluxQL) -> list[str]:
     done: list[str] = []
     users = {str(r["user"]) for r in _rows(admin, "SHOW USERS")}
     for c in cfg.customers:
+        if not c.has_view:
+            done.append(f"customer {c.id}: no view of its own (access.password not set)")
+            continue
         password = read_password(cfg, c)
         run(admin, f'CREATE DATABASE "{c.database}"')
         policies = {str(r["name"]) for r in _rows(admin, f'SHOW RETENTION POLICIES ON '
@@ -136,7 +139,7 @@ def grafana_plan(cfg: Config, influx_url: str) -> list[GrafanaCall]:
     from exporters.customers.dashboard import customer_dashboard
 
     calls: list[GrafanaCall] = []
-    for c in cfg.customers:
+    for c in (c for c in cfg.customers if c.has_view):
         org = f"customer {c.id}"
         login = c.username
         calls += [

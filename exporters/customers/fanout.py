@@ -134,9 +134,10 @@ class CustomerFanout:
 
 def make_fanout(cfg: Config) -> CustomerFanout | None:
     """The fan-out for the configured customers, or None when there are none."""
-    if not cfg.customers or cfg.influxdb is None:
+    viewers = [c for c in cfg.customers if c.has_view]
+    if not viewers or cfg.influxdb is None:
         return None
-    return CustomerFanout({c.id: customer_sink(cfg, c) for c in cfg.customers})
+    return CustomerFanout({c.id: customer_sink(cfg, c) for c in viewers})
 
 
 def ledger_points(rows: Iterable[src.EnergyRow], site: str) -> list[Point]:
@@ -157,10 +158,11 @@ def ledger_points(rows: Iterable[src.EnergyRow], site: str) -> list[Point]:
 
 def sync_ledgers(cfg: Config, start_s: int, end_s: int) -> int:
     """Copy each customer's ledger rows of [start, end) into its database; returns rows."""
-    if not cfg.customers:
+    viewers = [c for c in cfg.customers if c.has_view]
+    if not viewers:
         return 0
     rows, copied = src.energy_rows(cfg, start_s, end_s), 0
-    for c in cfg.customers:
+    for c in viewers:
         mine = [r for r in rows if r.customer == c.id]
         if not mine:
             continue

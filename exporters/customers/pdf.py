@@ -10,6 +10,7 @@ import io
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
+from xml.sax.saxutils import escape
 
 from exporters.customers.render import RIG_COLUMNS, TOTAL_LABELS, rig_values, to_dict
 from exporters.customers.statement import Statement
@@ -105,12 +106,13 @@ def render_pdf(st: Statement) -> bytes:
     doc = SimpleDocTemplate(out, pagesize=landscape(A4), leftMargin=12 * mm,
                             rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=12 * mm,
                             title=f"Statement {c.id} {st.month}", author="hashwatt")
+    # Paragraphs parse markup: names and contacts are text ("Smith & Sons <Mining>")
     story: list[Any] = [
-        Paragraph(f"Statement {st.month}: {c.name}", styles["Title"]),
-        Paragraph(f"Customer <b>{c.id}</b> &middot; site {st.site} &middot; period "
-                  f"{st.period_start} to {st.period_end} ({st.month_hours} h) &middot; "
-                  f"currency {cur} &middot; price {st.price}"
-                  + (f" &middot; billing contact {c.billing_contact}"
+        Paragraph(f"Statement {st.month}: {escape(c.name)}", styles["Title"]),
+        Paragraph(f"Customer <b>{escape(c.id)}</b> &middot; site {escape(st.site)} &middot; "
+                  f"period {st.period_start} to {st.period_end} ({st.month_hours} h) &middot; "
+                  f"currency {cur} &middot; price {escape(st.price)}"
+                  + (f" &middot; billing contact {escape(c.billing_contact)}"
                      if c.billing_contact else ""), styles["Normal"]),
         Spacer(1, 4 * mm)]
     target = data["availability_target_met"]

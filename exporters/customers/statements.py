@@ -86,9 +86,12 @@ def publish(cfg: Config, st: Statement) -> None:
 
 
 def write_statements(cfg: Config, month: str, fmt: Format, *, customer_id: str | None,
-                     output: Path | None, publish_to_view: bool = False) -> int:
+                     output: Path | None, publish_to_view: bool = False,
+                     expect_state: str | None = None) -> int:
     """Write one statement (to output, or stdout) or, with customer_id None, one file per
-    customer into the output folder. Returns the exit code."""
+    customer into the output folder. With expect_state (one customer), refuse to write when
+    the ledger rows are no longer those a closed statement was made from. Returns the exit
+    code."""
     customers = [customer_of(cfg, customer_id)] if customer_id else list(cfg.customers)
     if not customers:
         raise StatementError(f"{cfg.source}: customers: no [[customers]] configured")
@@ -104,6 +107,11 @@ def write_statements(cfg: Config, month: str, fmt: Format, *, customer_id: str |
     try:
         for c in customers:
             st = compute(cfg, db, c, month, energy)
+            if expect_state is not None and st.ledger_state != expect_state.lower():
+                raise StatementError(
+                    f"{c.id} {month}: the ledger state is now {st.ledger_state}, not "
+                    f"{expect_state}: its rows changed since that statement (a re-run of the "
+                    "rollup or late data); nothing written")
             if not st.ledger_rows:
                 empty += 1
                 print(f"warning: {c.id}: no ledger rows in {month}; the statement holds "

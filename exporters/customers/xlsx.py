@@ -38,6 +38,8 @@ def _format_of(key: str, currency: str) -> str | None:
 
 def _put(sheet: Any, row: int, col: int, value: Any, fmt: str | None) -> None:
     cell = sheet.cell(row=row, column=col, value=value)
+    if isinstance(value, str) and value.startswith("="):
+        cell.data_type = "s"  # openpyxl takes "=..." for a formula: names are text
     if fmt and isinstance(value, Decimal):
         cell.number_format = fmt
 
@@ -60,7 +62,10 @@ def render_xlsx(st: Statement) -> bytes:
     for i, (label, value) in enumerate(head, start=1):
         sheet.cell(row=i, column=1, value=label).font = Font(bold=True)
         _put(sheet, i, 2, value, HOURS_FORMAT)
-    row = len(head) + 2
+    if st.customer.billing_contact:
+        sheet.cell(row=len(head) + 1, column=1, value="Billing contact").font = Font(bold=True)
+        _put(sheet, len(head) + 1, 2, st.customer.billing_contact, None)
+    row = len(head) + 3
     for key, label in TOTAL_LABELS:
         sheet.cell(row=row, column=1, value=label).font = Font(bold=key == "total")
         _put(sheet, row, 2, st.totals[key], _format_of(key, cur))
