@@ -10,7 +10,7 @@ DURATION ?=
 SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp \
   pdftoppm:poppler-utils
 
-.PHONY: all test demo bench dashboards lint typecheck unit system-deps venv clean
+.PHONY: all test soak demo bench dashboards lint typecheck unit system-deps venv clean
 
 all: test
 
@@ -52,6 +52,12 @@ test: system-deps venv lint typecheck
 	$(BIN)/python -m dashboards.build --check
 	$(BIN)/pytest -q
 
+# the seeded chaos soak (README "Reliability drills"); `make test` runs a 30 s form of it
+SEED ?= 1
+soak: system-deps venv
+	HASHWATT_SOAK_SEED=$(SEED) HASHWATT_SOAK_SECONDS=$(or $(DURATION),600) \
+	  $(BIN)/pytest -q -s -p no:cacheprovider tests/test_soak.py
+
 demo: system-deps venv
 	$(BIN)/hashwatt demo $(if $(DURATION),--duration $(DURATION))
 
@@ -59,6 +65,7 @@ demo: system-deps venv
 bench: system-deps venv $(BIN)/.bench-installed
 	$(BIN)/python -m hashwatt.bench.rigs --rigs 2000 --sample 140
 	$(BIN)/python -m hashwatt.bench.rigs --rigs 10000 --memory-only --base 127.80.0.0
+	$(BIN)/python -m hashwatt.bench.corpus --polls 40
 	$(BIN)/python -m hashwatt.bench.exporter --messages 20000
 	$(BIN)/python -m hashwatt.bench.latency --rigs 2000 --interval 10 --seconds 60
 	$(BIN)/python -m hashwatt.bench.pdu --pdus 200 --outlets 24 --rounds 3

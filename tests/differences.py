@@ -25,6 +25,8 @@ DOCUMENTED: dict[str, dict[str, str]] = {
         "boards.board_temp_c": "Temperature as reported; pyasic rounds to whole degrees",
         "hashrate_ths": "MHS 1m, else HS RT (firmware without MHS 1m); pyasic reads MHS 1m only",
         "boards.hashrate_ths": "MHS 1m, else the current total shared out by MHS av",
+        "boards.chips": "Effective Chips as reported; pyasic's devs loop stops at the first "
+                        "board without MHS 1m, before it reads Effective Chips",
         "boards": "a model pyasic cannot name (no devdetails) gets no boards from pyasic; "
                   "hashwatt reads the boards devs lists",
         "fans_rpm": "likewise: pyasic expects no fans for an unknown model",
@@ -41,10 +43,15 @@ DOCUMENTED: dict[str, dict[str, str]] = {
         "power_source": "follows power_w",
     },
     "LuxosPath": {
+        "temp_max_c": "the hottest exhaust sensor; pyasic has only each board's mean",
         "hashrate_ths": "summary GHS 5s; pyasic 0.79's LUXMiner._get_hashrate returns None "
                         "before reading it, and MinerData sums the boards' since-start rates",
         "boards.hashrate_ths": "devs' MHS 5s per ASC (current); pyasic reads chain_rate{n}, "
                                "the average since start",
+        "boards.chip_temp_c": "pyasic's board loop stops at the first board without sensors "
+                              "(IndexError on a lost chain): the boards after it stay unknown",
+        "boards.board_temp_c": "likewise",
+        "boards.chips": "likewise",
     },
     "EpicPath": {
         "power_w": "Input Power to the milliwatt; pyasic rounds to whole watts",

@@ -12,41 +12,65 @@ from pyasic import get_miner
 
 from collector.mapping import Origin, reading_from_miner
 from collector.rigs import FIELDS
-from collector.rigs.registry import fast_path_for
+from collector.rigs.registry import fast_path_for, refine
 from hashwatt.config import RigConfig
-from hashwatt.sim.model import Scenario
+from hashwatt.sim.model import HARDWARE, Scenario
 from tests.conftest import FarmFactory
 from tests.differences import without_documented
 
 pytestmark = pytest.mark.e2e
-MODELS = ("s19pro", "s21", "m50", "m30splus", "a1246", "supra", "gamma")
+MODELS = tuple(sorted(HARDWARE))  # every simulated model
+# every scenario in which the rig answers well-formed replies (the malformed ones, offline and
+# hung are tested in test_collector_faults.py)
+SCENARIOS = [Scenario.NORMAL, Scenario.DEAD_BOARD, Scenario.DEAD_FAN, Scenario.OVERHEAT,
+             Scenario.IDLE]
 
 
 def both_readings(ip: str, rig_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     async def run() -> tuple[Any, Any, str]:
-        miner = await get_miner(ip)
+        miner = await refine(await get_miner(ip), 5.0)
         path = fast_path_for(miner, 5.0)
-        assert path is not None, f"no fast path for {type(miner).__name__}"
-        slow, fast = await miner.get_data(include=FIELDS), await path.telemetry()
+        if path is None:  # a family with no fast path (VNish): pyasic is the only reader
+            data = await miner.get_data(include=FIELDS)
+            return data, data, "pyasic"
+        fast = await path.telemetry()
         await path.close()
+        try:
+            slow = await miner.get_data(include=FIELDS)
+        except Exception as exc:  # one failing parser aborts pyasic's whole get_data
+            slow = exc
         return slow, fast, type(path).__name__
 
     slow, fast, kind = asyncio.run(run())
     origin = Origin("north", "c1", RigConfig(id=rig_id, address=ip), 1)
+    if isinstance(slow, Exception):
+        return {"pyasic failed": f"{type(slow).__name__}"}, reading_from_miner(origin, fast), kind
     return reading_from_miner(origin, slow), reading_from_miner(origin, fast), kind
 
 
-@pytest.mark.parametrize("scenario", [Scenario.NORMAL, Scenario.DEAD_BOARD, Scenario.DEAD_FAN,
-                                      Scenario.OVERHEAT])
+# where pyasic 0.79's get_data raises on a simulated rig: the fast path reads it
+PYASIC_FAILS = {
+    ("luxos", Scenario.IDLE): "LUXMiner._get_hashboards calls int('') on a field an "
+                              "idle chain leaves empty; get_data raises APIError",
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_fast_path_equals_pyasic_for_every_model(farm: FarmFactory,
                                                         scenario: Scenario) -> None:
-    f = farm(len(MODELS), mix=MODELS, scenarios={r: scenario for r in
-                                                 [f"r01-s{i:02d}" for i in range(1, 8)]})
+    f = farm(len(MODELS), mix=MODELS, scenarios={
+        r: scenario for r in [f"r{1 + i // 10:02d}-s{1 + i % 10:02d}" for i in
+                              range(len(MODELS))]})
     kinds = set()
     for rig in f.rigs:
         slow, fast, kind = both_readings(rig.ip, rig.rig_id)
         kinds.add(kind)
+        if "pyasic failed" in slow:
+            assert (rig.hw_name, scenario) in PYASIC_FAILS, f"{rig.hw_name} {scenario}: {slow}"
+            assert fast["online"] is True
+            continue
         assert without_documented(fast, kind) == without_documented(slow, kind), \
             f"{rig.hw_name} {scenario}"
         assert slow["online"] is True
-    assert kinds == {"AntminerPath", "WhatsminerPath", "AvalonPath", "BitaxePath"}
+    assert kinds == {"AntminerPath", "WhatsminerPath", "AvalonPath", "BitaxePath",
+                     "WhatsminerV3Path", "LuxosPath", "EpicPath", "pyasic"}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from collector.rigs.base import (
     RpcSession,
     Telemetry,
     base_telemetry,
+    get_json,
     mean_nonzero,
     number,
     rate,
@@ -26,7 +28,14 @@ from collector.rigs.base import (
 )
 from collector.rigs.credentials import Credentials
 
+log = logging.getLogger(__name__)
 BACKEND = AntminerModern
+# firmware without summary.cgi (or a login that fails) is asked again only after this many
+# error reads are skipped (with ERRORS_EVERY = 5: every 20 polls)
+WEB_RETRY_READS = 4
+# the web API's error list costs more client CPU than the RPC telemetry (an HTTP exchange
+# with digest auth): it is read every this many polls (2.5 min at 30 s) and kept between
+ERRORS_EVERY = 5
 
 
 class AntminerPath:
@@ -40,6 +49,9 @@ class AntminerPath:
                                      creds.web_password or settings.get(
                                          "default_antminer_web_password", "root"))
         self.web = rig_client(timeout)
+        self.skip_web = 0  # error reads left before summary.cgi is tried again
+        self.polls = 0
+        self.errors: list[Any] | None = None
 
     async def telemetry(self) -> Telemetry:
         """Read one poll's telemetry."""
@@ -61,7 +73,10 @@ class AntminerPath:
         hottest = [chain_board(board, stats) for board in t.hashboards]
         present = [h for h in hottest if h is not None]
         t.temp_max = max(present) if present else None
-        t.errors = await self._errors()
+        if self.polls % ERRORS_EVERY == 0:
+            self.errors = await self._errors()
+        self.polls += 1
+        t.errors = self.errors
         return t
 
     def _fans(self, stats: dict[str, Any]) -> list[Fan]:
@@ -71,11 +86,20 @@ class AntminerPath:
 
     async def _errors(self) -> list[Any] | None:
         """Errors from the web API; None (unknown) when the web API does not give them."""
+        if self.skip_web > 0:
+            self.skip_web -= 1
+            return None
         try:
-            resp = await self.web.get(f"http://{self.miner.ip}/cgi-bin/summary.cgi",
-                                      auth=self.auth)
-            items = resp.json()["SUMMARY"][0]["status"] if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            status, doc = await get_json(self.web, f"http://{self.miner.ip}/cgi-bin/summary.cgi",
+                                         auth=self.auth)
+            if status in (401, 403, 404):  # absent, or the login is wrong
+                if status != 404 and not self.skip_web:
+                    log.warning("%s: web login refused (HTTP %d): errors unknown, check the "
+                                "rig's credentials", self.miner.ip, status)
+                self.skip_web = WEB_RETRY_READS
+                return None
+            items = doc["SUMMARY"][0]["status"] if status == 200 else None
+        except (httpx.HTTPError, FastPathError, ValueError, KeyError, IndexError, TypeError):
             return None
         if not isinstance(items, list):
             return None
