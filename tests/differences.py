@@ -25,6 +25,8 @@ DOCUMENTED: dict[str, dict[str, str]] = {
         "boards.board_temp_c": "Temperature as reported; pyasic rounds to whole degrees",
         "hashrate_ths": "MHS 1m, else HS RT (firmware without MHS 1m); pyasic reads MHS 1m only",
         "boards.hashrate_ths": "MHS 1m, else the current total shared out by MHS av",
+        "boards.chips": "Effective Chips as reported; pyasic's devs loop stops at the first "
+                        "board without MHS 1m, before it reads Effective Chips",
         "boards": "a model pyasic cannot name (no devdetails) gets no boards from pyasic; "
                   "hashwatt reads the boards devs lists",
         "fans_rpm": "likewise: pyasic expects no fans for an unknown model",

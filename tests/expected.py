@@ -52,7 +52,17 @@ def expected_boards(rig: SimRig, seed: int) -> dict[str, dict[str, float | None]
             continue
         # Avalon's MM ID0 has no board (PCB) sensor: unknown (pyasic copies MTmax into it)
         board_temp = None if rig.hardware.kind == "avalon" else b.board_temp_c
+        chip_temp: float | None = b.chip_temp_c
+        if rig.hardware.kind == "antminer":
+            # a stock Antminer chain reports four sensors, "c-(c-28)-(c-9)-(c-8)" (the spread
+            # of the real S19 Pro capture); a board's figure is the mean of the non-zero ones
+            chip_temp, board_temp = _mean_of_four(b.chip_temp_c), _mean_of_four(b.board_temp_c)
         out[str(b.index)] = {"hashrate_ths": round(b.hashrate_gh / 1000, 6),
-                             "chip_temp_c": b.chip_temp_c, "board_temp_c": board_temp,
+                             "chip_temp_c": chip_temp, "board_temp_c": board_temp,
                              "chips": b.chips}
     return out
+
+
+def _mean_of_four(hottest: float) -> float:
+    sensors = [v for v in (hottest, hottest - 28, hottest - 9, hottest - 8) if v]
+    return sum(sensors) / len(sensors)

@@ -156,3 +156,21 @@ def test_a_unit_without_the_profiles_tables_is_an_error_never_an_empty_success(
         source.reading(PduConfig(id="p", address="127.0.0.1"), profile, model_only)
     assert str(err.value) == profile.missing_table()
     assert str(err.value).startswith("no ") and str(err.value).endswith(" device?")
+
+
+def test_a_link_unit_dropping_out_of_a_chain_is_not_an_energy_reset() -> None:
+    """Sentry4 device energy = sum of st4InputCordEnergy over units (tenth kWh): without the
+    link unit the sum falls from 3459.6 to 893.7 kWh, but no counter went backwards."""
+    from collector.pdu.source import PduSource
+
+    sentry = PROFILES["servertech_sentry4"]
+    energy, power = "1.3.6.1.4.1.1718.4.1.3.3.1.10", "1.3.6.1.4.1.1718.4.1.3.3.1.3"
+    source = PduSource(Config(site=SiteConfig(name="s")))
+    pdu = PduConfig(id="p", address="127.0.0.1")
+    both = source.reading(pdu, sentry, {energy: {"1.1": 8937, "2.1": 25659},
+                                        power: {"1.1": 1701, "2.1": 1265}})
+    master = source.reading(pdu, sentry, {energy: {"1.1": 8937}, power: {"1.1": 1701}})
+    lower = source.reading(pdu, sentry, {energy: {"1.1": 8000}, power: {"1.1": 1701}})
+    assert (both["energy_kwh"], master["energy_kwh"]) == (3459.6, 893.7)
+    assert (both["energy_reset"], master["energy_reset"], lower["energy_reset"]) == (
+        False, False, True)

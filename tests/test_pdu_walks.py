@@ -9,6 +9,7 @@ for snmpsim (the community is the file stem), never into the repository.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -178,3 +179,23 @@ def test_pdu_probe_with_the_wrong_profile_names_the_missing_table(walk_agent: Sn
     assert done.returncode == 1
     assert done.stdout.splitlines()[-1] == (
         "error: no GEIST-MIB-V3 table: not a GEIST-MIB-V3 device?")
+
+
+def test_pdu_probe_takes_a_configured_pdu_and_its_secret_from_the_config(
+        walk_agent: SnmpSim, tmp_path: Path) -> None:
+    config = tmp_path / "hashwatt.toml"
+    config.write_text('[site]\nname = "north"\n[mqtt]\nhost = "127.0.0.1"\n'
+                      f'[[pdus]]\nid = "pdu-r07"\naddress = "127.0.0.1"\nport = {walk_agent.port}\n'
+                      'community = { env = "PDU_R07_COMMUNITY" }\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "hashwatt.cli", "pdu", "probe", "pdu-r07", "--config",
+         str(config), "--json"], env={**os.environ, "PDU_R07_COMMUNITY": "apc_ap8853"},
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    reading = json.loads(done.stdout)
+    # tests/cases/pdu/apc_rpdu2/apc_ap8853.toml: 114 hundredths of kW, 35128 tenths of kWh
+    assert (reading["profile"], reading["power_w"], reading["energy_kwh"]) == (
+        "apc_rpdu2", 1140.0, 3512.8)
+    assert reading["reason"] == ("sysObjectID 1.3.6.1.4.1.318.1.3.4.6 is under "
+                                 "1.3.6.1.4.1.318.1.3.4")
+    assert "apc_ap8853" not in done.stderr  # the community never reaches a log line

@@ -356,5 +356,57 @@ def test_every_new_model_has_nominal_figures() -> None:
     from hashwatt.models import lookup
     from hashwatt.sim.model import HARDWARE
 
-    for name in ("avalonq", "m60s", "luxos", "vnish", "epic"):
+    for name in ("avalonq", "m60s", "luxos", "vnish", "epic", "bosplus", "at2880"):
         assert lookup(HARDWARE[name].model) is not None, name
+
+
+@pytest.mark.e2e
+def test_pyasic_reads_braiins_os_plus_over_grpc(farm: FarmFactory) -> None:
+    f = farm(1, mix=("bosplus",), extra=FIRMWARE)
+    rig = f.rigs[0]
+    s = snapshot(rig, f.seed, 0)
+    miner, d = poll(rig)
+    assert type(miner).__name__ == "BOSMinerS19jPro" and miner.raw_model == "S19j Pro"
+    assert th(d.hashrate) == round(s.hashrate_gh / 1000, 6)  # RPC summary MHS 1m
+    # gRPC (after Login): sticker_hashrate, approximated_consumption, cooling fans
+    assert th(d.expected_hashrate) == 104.0
+    assert d.wattage == s.power_w
+    assert [fan.speed for fan in d.fans] == s.fans_rpm
+    for board, b in zip(d.hashboards, s.boards, strict=True):
+        # get_hashboards: real_hashrate.last_5s (GH/s), board_temp, highest_chip_temp
+        assert th(board.hashrate) == round(b.hashrate_gh / 1000, 6)
+        assert (board.chip_temp, board.temp, board.chips) == (int(b.chip_temp_c),
+                                                              int(b.board_temp_c), 126)
+
+
+@pytest.mark.e2e
+def test_braiins_grpc_refuses_calls_without_the_login_token(farm: FarmFactory) -> None:
+    from grpclib import GRPCError
+    from grpclib.client import Channel
+    from pyasic.web.braiins_os.proto.braiins.bos import v1
+
+    f = farm(1, mix=("bosplus",), extra=FIRMWARE)
+
+    async def call() -> None:
+        async with Channel(f.rigs[0].ip, 50051) as channel:
+            await v1.MinerServiceStub(channel).get_miner_stats(v1.GetMinerStatsRequest())
+
+    with pytest.raises(GRPCError) as err:
+        asyncio.run(call())
+    assert err.value.status.name == "UNAUTHENTICATED"
+
+
+@pytest.mark.e2e
+def test_pyasic_reads_auradine(farm: FarmFactory) -> None:
+    f = farm(1, mix=("at2880",), extra=FIRMWARE)
+    rig = f.rigs[0]
+    s = snapshot(rig, f.seed, 0)
+    miner, d = poll(rig)
+    assert type(miner).__name__ == "AuradineFluxAT2880" and miner.raw_model == "AT2880"
+    assert th(d.hashrate) == round(s.hashrate_gh * 1000 / 1e6, 6)  # summary MHS 5s
+    assert d.wattage == s.power_w  # web psu PowerIn "NNNNW", after the token login
+    assert d.uptime == s.uptime_s
+    assert [fan.speed for fan in d.fans] == s.fans_rpm
+    for board, b in zip(d.hashboards, s.boards, strict=True):
+        assert th(board.hashrate) == round(b.hashrate_gh * 1000 / 1e6, 6)  # devs MHS 5s
+        assert board.temp == round(b.board_temp_c)

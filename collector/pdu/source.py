@@ -207,7 +207,10 @@ class PduSource:
                         for (unit, key), row in sorted(outlets.items(),
                                                        key=lambda kv: _row_order(kv[0]))],
         }
-        out["energy_reset"] = self._reset(pdu.id, "device", out.get("energy_kwh"))
+        # the device counter of a chain is a sum over its units: when the set of units changes
+        # (a link unit drops out), the sum falls without any counter being reset
+        scope = "device" + (f"@{','.join(sorted(units))}" if tagged else "")
+        out["energy_reset"] = self._reset(pdu.id, scope, out.get("energy_kwh"))
         return out
 
     def _phases(self, walked: Walked, profile: Profile) -> dict[RowKey, dict[str, Value]]:

@@ -31,15 +31,19 @@ from hashwatt.sim.wire import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MIX = ("s19pro", "m50", "a1246", "s21", "supra", "m30splus", "gamma")
+# every simulated family, stock models first: the demo's farm
+EVERY_FAMILY_MIX = (*DEFAULT_MIX, "avalonq", "m60s", "luxos", "vnish", "epic", "bosplus",
+                    "at2880")
 CUSTOMERS = ("acme-hosting", "blockfarm", "self")
 RPC_PORT = 4028
 WEB_PORT = 80
 V3_PORT = 4433  # Whatsminer API v3
+GRPC_PORT = 50051  # Braiins OS+
 SLOTS_PER_RACK = 10
 # What a farm sends unless told otherwise: replies shaped like real firmware's, delivered in
-# LAN-sized segments. (Both stay off by default until the collector reads them: issue 11.)
-FIRMWARE_QUIRKS = False
-LAN_DELIVERY = False
+# LAN-sized segments (`--replies tidy` / `--delivery loopback` for the old behaviour).
+FIRMWARE_QUIRKS = True
+LAN_DELIVERY = True
 COLD_RACK = 5  # every fifth rack stands in an outdoor container in winter
 COLD_AMBIENT_C = -12.0
 
@@ -111,12 +115,13 @@ class Farm:
     pdus: list[SimPdu] = field(default_factory=list)
     state_dir: Path | None = None
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    grpc_servers: list[Any] = field(default_factory=list)
     scenarios: dict[str, Scenario] = field(default_factory=dict)
     agent: SnmpSim | None = None
     quirks: bool = FIRMWARE_QUIRKS
     delivery: Delivery = field(default_factory=lambda: Delivery() if LAN_DELIVERY else LOOPBACK)
     _cache: dict[tuple[str, int], Snapshot] = field(default_factory=dict)
-    _listeners: dict[str, list[asyncio.AbstractServer]] = field(default_factory=dict)
+    _listeners: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.scenarios = {r.rig_id: r.scenario for r in self.rigs}
@@ -169,12 +174,28 @@ class Farm:
             listen.append((FramedServer(vendor.v3, scenario, self.delivery).serve, V3_PORT))
         for handler, port in listen:
             await self._listen(handler, rig, port)
+        if vendor.has_grpc:
+            await self._listen_grpc(vendor.grpc_service(), rig)
+
+    async def _listen_grpc(self, service: Any, rig: SimRig) -> None:
+        from grpclib.server import Server
+
+        server = Server([service])
+        try:
+            await server.start(rig.ip, GRPC_PORT)
+        except OSError as exc:
+            await self.stop()
+            raise FarmError(f"cannot listen on {rig.ip}:{GRPC_PORT}: {exc.strerror}") from None
+        self.grpc_servers.append(server)
+        self._listeners.setdefault(rig.rig_id, []).append(server)
 
     async def _stop_rig(self, rig_id: str) -> None:
         """Switched off: its listeners close, so connections are refused as on a dead host."""
         for server in self._listeners.pop(rig_id, []):
             server.close()
-            self.servers.remove(server)
+            for pool in (self.servers, self.grpc_servers):
+                if server in pool:
+                    pool.remove(server)
             await server.wait_closed()
 
     async def _listen(self, handler: Any, rig: SimRig, port: int) -> None:
@@ -190,11 +211,13 @@ class Farm:
 
     async def stop(self) -> None:
         """Close every listener."""
-        for server in self.servers:
+        for server in [*self.servers, *self.grpc_servers]:
             server.close()
-        for server in self.servers:
+        for server in [*self.servers, *self.grpc_servers]:
             await server.wait_closed()
         self.servers.clear()
+        self.grpc_servers.clear()
+        self._listeners.clear()
         if self.agent is not None:
             await asyncio.to_thread(self.agent.stop)
             self.agent = None

@@ -7,9 +7,11 @@ Each vendor answers RPC commands and HTTP requests from the rig's current `Snaps
 from __future__ import annotations
 
 from hashwatt.sim.vendors.antminer import Antminer
+from hashwatt.sim.vendors.auradine import Auradine
 from hashwatt.sim.vendors.avalon import Avalon
 from hashwatt.sim.vendors.base import Vendor
 from hashwatt.sim.vendors.bitaxe import Bitaxe
+from hashwatt.sim.vendors.braiins import Braiins
 from hashwatt.sim.vendors.epic import Epic
 from hashwatt.sim.vendors.luxos import LuxOS
 from hashwatt.sim.vendors.vnish import VNish
@@ -19,6 +21,7 @@ from hashwatt.sim.vendors.whatsminer_v3 import WhatsminerV3
 VENDORS: dict[str, type[Vendor]] = {
     "antminer": Antminer, "whatsminer": Whatsminer, "avalon": Avalon, "bitaxe": Bitaxe,
     "whatsminer3": WhatsminerV3, "luxos": LuxOS, "vnish": VNish, "epic": Epic,
+    "braiins": Braiins, "auradine": Auradine,
 }
 
 __all__ = ["VENDORS", "Vendor"]

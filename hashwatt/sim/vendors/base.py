@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hashwatt.sim.model import Snapshot
 from hashwatt.sim.wire import HttpResponse, not_found
@@ -51,6 +51,7 @@ class Vendor:
     has_rpc = True
     has_http = False
     has_v3 = False
+    has_grpc = False
     web_ports: ClassVar[tuple[int, ...]] = (80,)
     DESCRIPTION = "cgminer 4.11.1"
     # "cgminer": joins as api.c does them; "refuse": an API without joins takes "a+b" for one
@@ -96,6 +97,10 @@ class Vendor:
         """What a known command that may not be joined answers inside a join (MSG_ACCDENY)."""
         return {"STATUS": status(45, f"Access denied to '{command}' command", self.DESCRIPTION,
                                  False), "id": 1}
+
+    def grpc_service(self) -> Any:
+        """The grpclib servable for a gRPC firmware (Braiins OS+ only)."""
+        return None
 
     def v3(self, request: dict) -> dict:
         """Reply to one length-framed request (Whatsminer API v3 only)."""
