@@ -210,6 +210,6 @@ def test_every_capture_is_stored_in_influxdb_with_the_values_derived_by_hand(
                                     "power_w", "power_source", "temp_max_c", "env_temp_c",
                                     "boards_total", "uptime_s", "boards_ok")},
             "fan_min_rpm": min(fans) if fans else None,
-            "errors": "; ".join(want["errors"]) or None}, name
+            "errors": "; ".join(want["errors"] or []) or None}, name
         got_boards = sorted((b for b in boards if b["rig"] == name), key=lambda b: b["board"])
         assert [{k: b[k] for k in BOARD_KEYS} for b in got_boards] == want_boards, name
