@@ -66,6 +66,19 @@ def drill(tmp_path: Path, farm: FarmFactory, *, autosave_s: int = 1, collector: 
         influx.stop()
 
 
+@contextlib.contextmanager
+def small_filesystem(mount: Path, *options: str) -> Iterator[Path]:
+    """A real 1 MB filesystem (tmpfs) mounted here for the test; skipped without root."""
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(["size=1m", *options]),
+                       "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
 def test_the_broker_crash_window_loses_nothing(tmp_path: Path, farm: FarmFactory) -> None:
     """SIGKILL the broker while the bridge cannot drain (influxd stopped): every reading the
     broker had acknowledged dies with it (autosave far away), and the spools resend them."""
@@ -94,41 +107,34 @@ def test_the_broker_crash_window_loses_nothing(tmp_path: Path, farm: FarmFactory
 def test_a_full_spool_disk_is_said_once_and_survived(tmp_path: Path, farm: FarmFactory) -> None:
     """The spool on a real 1 MB filesystem that fills up, with the broker down meanwhile:
     one log line naming the path, readings kept in memory, moved to disk when space returns."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                      capture_output=True).returncode:
-        pytest.skip("needs root to mount a small tmpfs")
-    try:
-        with drill(tmp_path, farm, collector=f'spool_path = "{mount}/spool.db"') as d:
-            d.bridge()
-            collector = d.collector()
-            assert wait_for(lambda: d.db.rows('SELECT count("up") FROM "rig"'), timeout=60)
-            d.broker.stop()
-            filler = mount / "filler"
-            fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, b"\0" * 65536)
-            os.close(fd)
-            time.sleep(4 * INTERVAL)  # cycles while the disk is full and the broker away
-            logged = d.logs("collector")
-            assert logged.count("keeping readings in memory") == 1, logged[-2000:]
-            assert f"spool {mount}/spool.db" in logged
-            filler.unlink()
-            time.sleep(INTERVAL + 3)
-            d.broker.start()
-            time.sleep(2 * INTERVAL)
-            collector.send_signal(signal.SIGTERM)
-            assert collector.wait(timeout=60) == 0
-            assert "the disk takes writes again" in d.logs("collector")
-            d.spool_file = mount / "spool.db"
-            d.drain()
-            v = d.verdict()
-            report("full spool disk", v.line())
-            assert v.ok(), v.line()
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    with small_filesystem(tmp_path / "small") as mount, drill(
+            tmp_path, farm, collector=f'spool_path = "{mount}/spool.db"') as d:
+        d.bridge()
+        collector = d.collector()
+        assert wait_for(lambda: d.db.rows('SELECT count("up") FROM "rig"'), timeout=60)
+        d.broker.stop()
+        filler = mount / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 65536)
+        os.close(fd)
+        time.sleep(4 * INTERVAL)  # cycles while the disk is full and the broker away
+        logged = d.logs("collector")
+        assert logged.count("keeping readings in memory") == 1, logged[-2000:]
+        assert f"spool {mount}/spool.db" in logged
+        filler.unlink()
+        time.sleep(INTERVAL + 3)
+        d.broker.start()
+        time.sleep(2 * INTERVAL)
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(timeout=60) == 0
+        assert "the disk takes writes again" in d.logs("collector")
+        d.spool_file = mount / "spool.db"
+        d.drain()
+        v = d.verdict()
+        report("full spool disk", v.line())
+        assert v.ok(), v.line()
 
 
 def publish(port: int, messages: list[tuple[str, bytes]], qos: int = 1) -> None:
@@ -193,27 +199,19 @@ def test_poison_messages_are_set_aside_and_the_bridge_carries_on(
 
 def test_dead_letters_on_a_read_only_disk_are_counted_not_fatal(
         tmp_path: Path, farm: FarmFactory) -> None:
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
-                      capture_output=True).returncode:
-        pytest.skip("needs root to mount a read-only tmpfs")
-    try:
-        with drill(tmp_path, farm) as d:
-            d.config.write_text(d.config.read_text().replace(
-                'dead_letter_file = "deadletters.jsonl"', f'dead_letter_file = "{mount}/dl.jsonl"'))
-            bridge = d.bridge()
-            now = int(time.time() * 1000)
-            top = "hashwatt/v1/testsite"
-            publish(d.broker.port, [(f"{top}/rig/bad{i}", b"not json") for i in range(5)]
-                    + [(f"{top}/rig/good", rig_doc("good", now))])
-            assert wait_for(lambda: d.db.rows('SELECT * FROM "rig" WHERE "rig" = \'good\''),
-                            30)
-            assert bridge.poll() is None
-            logged = d.logs("bridge")
-            assert logged.count("cannot write") == 1 and f"{mount}/dl.jsonl" in logged
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    with small_filesystem(tmp_path / "ro", "ro") as mount, drill(tmp_path, farm) as d:
+        d.config.write_text(d.config.read_text().replace(
+            'dead_letter_file = "deadletters.jsonl"', f'dead_letter_file = "{mount}/dl.jsonl"'))
+        bridge = d.bridge()
+        now = int(time.time() * 1000)
+        top = "hashwatt/v1/testsite"
+        publish(d.broker.port, [(f"{top}/rig/bad{i}", b"not json") for i in range(5)]
+                + [(f"{top}/rig/good", rig_doc("good", now))])
+        assert wait_for(lambda: d.db.rows('SELECT * FROM "rig" WHERE "rig" = \'good\''),
+                        30)
+        assert bridge.poll() is None
+        logged = d.logs("bridge")
+        assert logged.count("cannot write") == 1 and f"{mount}/dl.jsonl" in logged
 
 
 class SilentBroker:
@@ -377,7 +375,7 @@ def test_hostile_devices_cost_their_own_fields_and_no_memory(
     servers = HostileAxeOS(f"127.251.{os.getpid() % 250}")
     addresses = servers.start(kinds)
     try:
-        lines = [f'[site]\nname = "testsite"\n[mqtt]\nhost = "127.0.0.1"\n'
+        lines = [f'state_dir = "."\n[site]\nname = "testsite"\n[mqtt]\nhost = "127.0.0.1"\n'
                  f'port = {mosquitto.port}\n',
                  '[collector]\nid = "hostile"\ninterval_s = 3\ndeadline_s = 2.5\n'
                  'spool_audit = true\n']
