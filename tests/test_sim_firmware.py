@@ -27,7 +27,9 @@ from pyasic.miners.data import DataOptions
 from hashwatt.sim.model import Scenario, SimRig, snapshot
 from tests.conftest import FarmFactory, RunningFarm
 
-FIRMWARE = ("--replies=firmware", "--delivery=lan")
+# no simulate options: every check here is on the farm's default output (firmware replies,
+# LAN delivery)
+FIRMWARE: tuple[str, ...] = ()
 FIELDS = [DataOptions.HASHRATE, DataOptions.EXPECTED_HASHRATE, DataOptions.WATTAGE,
           DataOptions.HASHBOARDS, DataOptions.FANS, DataOptions.UPTIME, DataOptions.ERRORS,
           DataOptions.ENVIRONMENT_TEMP]
