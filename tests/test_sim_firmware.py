@@ -178,6 +178,15 @@ def test_whatsminer_v2_replies_like_btminer_2_0_5(farm: FarmFactory) -> None:
 
 
 @pytest.mark.e2e
+def test_whatsminer_api_2_0_4_lists_its_errors_shaped_like_a_dict(farm: FarmFactory) -> None:
+    f = farm(1, mix=("m30splus",), extra=FIRMWARE, scenarios={"r01-s01": Scenario.DEAD_BOARD})
+    ip = f.rigs[0].ip
+    assert rpc_json(ip, "get_version")["Msg"]["api_ver"] == "2.0.4"
+    raw = raw_rpc(ip, "get_error_code")[0]
+    assert b'"error_code":["218":"2026-01-01 00:00:00"]' in raw  # not valid JSON as sent
+
+
+@pytest.mark.e2e
 def test_avalon_estats_have_no_pool_entries_and_percentages_are_nan_and_inf(
         farm: FarmFactory) -> None:
     f = farm(1, mix=("a1246",), extra=FIRMWARE)
