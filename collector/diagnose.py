@@ -18,9 +18,11 @@ from dataclasses import dataclass
 PORTS = (4028, 80)
 SILENT_ERRORS = ("no reply", "no miner answered identification",
                  "identification: no miner answered")
+# HTTP 401/403 and the firmware clients' own words (pyasic's VNish client: "Could not
+# authenticate web token with miner")
 AUTH = re.compile(r"\b(401|403)\b|unauthori[sz]ed|forbidden|auth(entication)? fail|"
-                  r"invalid (password|token|credentials)|wrong password|login fail",
-                  re.IGNORECASE)
+                  r"could not authenticate|not authenticated|invalid (password|token|"
+                  r"credentials)|wrong password|login fail", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

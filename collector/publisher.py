@@ -63,8 +63,7 @@ class Publisher:
         self.client.on_message = self._on_message
         self.client.on_connect_fail = self._on_connect_fail
         path = cfg.collector.spool_path
-        self.spool = Spool(path if path.is_absolute() else cfg.source.parent / path,
-                           cfg.collector.spool_max_messages,
+        self.spool = Spool(cfg.state_path(path), cfg.collector.spool_max_messages,
                            memory_max=cfg.collector.spool_memory_max_messages,
                            audit=cfg.collector.spool_audit)
         self.resend_after_s = cfg.collector.resend_after_s

@@ -1,5 +1,8 @@
-"""Alert rules, contact points, notification policy and mute timing, built with the SDK and
-written in Grafana's file-provisioning format (provisioning/alerting/*.json)."""
+"""Alert rules and the maintenance mute timing, built with the SDK and written in Grafana's
+file-provisioning format (provisioning/alerting/*.json).
+
+Contact points and the notification policy depend on which receivers a site configured, so
+deploy/grafana/entrypoint.sh writes them when Grafana starts (see its header)."""
 
 from __future__ import annotations
 
@@ -36,6 +39,31 @@ class RuleSpec:
     no_data: str = "OK"
 
 
+# Rules whose subject can vanish (a rig whose collector died, a silent collector) must not
+# rely on the series: Grafana treats a series that stops arriving as *missing*, not 0, and
+# resolves it as stale instead of firing; the `last` reducer gives NaN for an empty or null
+# series (pkg/expressions/mathexp/reduce.go), and NaN never crosses a threshold. So these two
+# queries union a recent window with every rig/collector seen in the rule's long window
+# (KNOWN_S), each known one contributing 0: a vanished one still yields a value.
+KNOWN_S = 86400
+RECENT = "5m"
+
+# A rig in maintenance pages nobody: its recent readings count as seen, never as failed.
+RIG_OFFLINE = (
+    'SELECT sum("bad") + 3 - 3 * sum("seen") AS "failed_polls" FROM '
+    f'(SELECT count("up") - sum("up") AS "bad", count("up") * 0 + 1 AS "seen" FROM "rig" '
+    f'WHERE time > now() - {RECENT} AND "maintenance" != \'yes\' GROUP BY {RIG_TAGS}), '
+    f'(SELECT count("up") * 0 AS "bad", count("up") * 0 + 1 AS "seen" FROM "rig" '
+    f'WHERE time > now() - {RECENT} AND "maintenance" = \'yes\' GROUP BY {RIG_TAGS}), '
+    '(SELECT count("up") * 0 AS "bad", count("up") * 0 AS "seen" FROM "rig" '
+    f'WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}) GROUP BY {RIG_TAGS}')
+COLLECTOR_SILENT = (
+    'SELECT sum("n") AS "cycles" FROM '
+    f'(SELECT count("cycle_s") AS "n" FROM "collector" WHERE time > now() - {RECENT} '
+    'GROUP BY "site", "collector"), '
+    '(SELECT count("cycle_s") * 0 AS "n" FROM "collector" WHERE $timeFilter '
+    'GROUP BY "site", "collector") GROUP BY "site", "collector"')
+
 RULES = [
     RuleSpec("hw-rig-overheat", "Rig overheating", "rigs",
              f'SELECT last("temp_margin_c") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
@@ -53,10 +81,10 @@ RULES = [
              f'SELECT mean("hashrate_ths") / mean("expected_hashrate_ths") FROM "rig" WHERE '
              f'{IN_SERVICE} AND "online" = true GROUP BY {RIG_TAGS}', 900, "last", "lt", 0.8,
              "15m", "warning", "{{ $labels.rig }} delivers under 80 % of its expected hashrate"),
-    RuleSpec("hw-rig-offline", "Rig offline", "rigs",
-             f'SELECT count("up") - sum("up") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
-             300, "last", "gt", 2, "0s", "page",
-             "{{ $labels.rig }} did not answer three polls in five minutes"),
+    # failed polls in the last 5 minutes; 3 when no reading arrived at all (collector dead)
+    RuleSpec("hw-rig-offline", "Rig offline", "rigs", RIG_OFFLINE, KNOWN_S, "last", "gt", 2,
+             "0s", "page",
+             "{{ $labels.rig }} failed three polls in five minutes, or sent no reading"),
     RuleSpec("hw-rig-wiring-suspect", "Outlet power does not fit the rig", "rigs",
              f'SELECT last("wiring_suspect") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
              900, "last", "gt", 0, "10m", "warning",
@@ -75,9 +103,10 @@ RULES = [
              'SELECT last("load_pct") FROM "pdu_phase" WHERE $timeFilter GROUP BY "site", '
              '"pdu", "unit", "phase"', 300, "last", "gt", 80, "2m", "page",
              "{{ $labels.pdu }} phase {{ $labels.phase }} carries over 80 % of its rating"),
-    RuleSpec("hw-collector-silent", "Collector silent", "pipeline",
-             'SELECT count("cycle_s") FROM "collector" WHERE $timeFilter GROUP BY "site", '
-             '"collector"', 300, "last", "lt", 1, "5m", "page",
+    # cycles in the last 5 minutes of every collector seen in the last day (0 when silent);
+    # no collector at all in a day is NoData, which alerts too
+    RuleSpec("hw-collector-silent", "Collector silent", "pipeline", COLLECTOR_SILENT, KNOWN_S,
+             "last", "lt", 1, "0s", "page",
              "no poll cycle from collector {{ $labels.collector }} in five minutes",
              no_data="Alerting"),
     RuleSpec("hw-exporter-behind", "Exporter falling behind", "pipeline",
@@ -128,43 +157,6 @@ def rule_groups() -> dict[str, Any]:
         groups.append({"orgId": 1, "name": name, "folder": FOLDER_TITLE,
                        "interval": interval, "rules": rules})
     return {"apiVersion": 1, "groups": groups}
-
-
-CONTACT_POINTS = [
-    ("on-call", "pagerduty", {"integrationKey": "${HASHWATT_PAGERDUTY_KEY}",
-                              "severity": "critical"}),
-    ("on-call", "telegram", {"bottoken": "${HASHWATT_TELEGRAM_BOT_TOKEN}",
-                             "chatid": "${HASHWATT_TELEGRAM_CHAT_ID}"}),
-    ("site-ops", "email", {"addresses": "${HASHWATT_ALERT_EMAILS}"}),
-    ("site-ops", "webhook", {"url": "${HASHWATT_ALERT_WEBHOOK_URL}", "httpMethod": "POST"}),
-]
-
-
-def contact_points() -> dict[str, Any]:
-    """Example receivers; every secret comes from the environment of the Grafana container."""
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    for name, kind, settings in CONTACT_POINTS:
-        point = _jsonable(alerting.ContactPoint().name(name).type(kind)  # type: ignore[arg-type]
-                          .uid(f"hw-{name}-{kind}").settings(settings)
-                          .disable_resolve_message(False).build())
-        by_name.setdefault(name, []).append(
-            {k: point[k] for k in ("uid", "type", "settings", "disableResolveMessage")})
-    return {"apiVersion": 1, "contactPoints": [
-        {"orgId": 1, "name": name, "receivers": receivers}
-        for name, receivers in by_name.items()]}
-
-
-def policies() -> dict[str, Any]:
-    """Pages go to on-call, everything goes to site-ops; maintenance mutes warnings."""
-    page = (alerting.NotificationPolicy().receiver("on-call")
-            .object_matchers([["severity", "=", "page"]]).continue_val(True))
-    warn = (alerting.NotificationPolicy().receiver("site-ops")
-            .object_matchers([["severity", "=", "warning"]])
-            .mute_time_intervals(["maintenance"]))
-    root = (alerting.NotificationPolicy().receiver("site-ops")
-            .group_by(["alertname", "site", "rack"]).group_wait("30s")
-            .group_interval("5m").repeat_interval("4h").routes([page, warn]))
-    return {"apiVersion": 1, "policies": [{"orgId": 1, **_jsonable(root.build())}]}
 
 
 def mute_timings(timezone: str = "Europe/Berlin") -> dict[str, Any]:

@@ -12,6 +12,7 @@ from dashboards.common import (
     RIG_FILTER,
     Grid,
     big_stat,
+    coloured,
     currency_variable,
     fleet_variables,
     grid_table,
@@ -21,13 +22,9 @@ from dashboards.common import (
     thresholds,
     transform,
 )
-from dashboards.influxql import DATASOURCE, InfluxQL
-from dashboards.operator import (
-    IN_SERVICE,
-    RIGS_IN_MAINTENANCE,
-    down_rigs_table,
-    suspects_table,
-)
+from dashboards.influxql import DATASOURCE, LEDGER, InfluxQL
+from dashboards.operator import IN_SERVICE, down_rigs_table, suspects_table
+from dashboards.operator import RIGS_IN_MAINTENANCE as MAINTENANCE_COUNT
 
 LAST_PER_RIG = 'FROM "rig" WHERE $timeFilter AND {filter} GROUP BY "rig"'
 
@@ -47,8 +44,18 @@ IN_SERVICE_RIG = ('(SELECT last("up") AS "u" ' + LAST_PER_RIG.format(
     filter=f"{RIG_FILTER} AND {IN_SERVICE}") + ')')
 RIGS_ONLINE = 'SELECT sum("u") AS "online" FROM ' + IN_SERVICE_RIG
 RIGS_OFFLINE = 'SELECT count("u") - sum("u") AS "offline" FROM ' + IN_SERVICE_RIG
-RIGS_HOT = ('SELECT count("m") AS "hot" FROM ' + per_rig('last("temp_margin_c") AS "m"')
-            + ' WHERE "m" < 5')
+
+
+def zero_filled(name: str, counted: str) -> str:
+    """A count that is 0, not absent, when nothing matches: count() of nothing is no row at
+    all and a stat drops a query without rows, so each live rig adds a 0 to the sum."""
+    return (f'SELECT sum("{name}") AS "{name}" FROM ({counted}), (SELECT count("u") * 0 AS '
+            f'"{name}" FROM ' + per_rig('last("up") AS "u"') + ')')
+
+
+RIGS_HOT = zero_filled("hot", 'SELECT count("m") AS "hot" FROM '
+                       + per_rig('last("temp_margin_c") AS "m"') + ' WHERE "m" < 5')
+RIGS_IN_MAINTENANCE = zero_filled("maintenance", MAINTENANCE_COUNT)
 COST_TODAY = ('SELECT sum("c") FROM (SELECT mean("cost_per_h") AS "c" FROM "rig" WHERE '
               f'$timeFilter AND {RIG_FILTER} GROUP BY time(1h), "rig")')
 
@@ -72,9 +79,10 @@ def farm_overview(currency: str) -> dashboard.Dashboard:
     d.with_panel(g.add(big_stat("Cost today ($currency)", "none", InfluxQL(COST_TODAY),
                                 decimals=2).time_from("now/d"), 6, 5))
     d.with_panel(g.add(big_stat(
-        "Rigs", "none", InfluxQL(RIGS_ONLINE), InfluxQL(RIGS_OFFLINE), InfluxQL(RIGS_HOT),
-        InfluxQL(RIGS_IN_MAINTENANCE), decimals=0, steps=((None, "blue"),)).time_from(LIVE),
-        18, 5))
+        "Rigs", "none", InfluxQL(RIGS_ONLINE).alias("online"),
+        InfluxQL(RIGS_OFFLINE).alias("offline"), InfluxQL(RIGS_HOT).alias("hot"),
+        InfluxQL(RIGS_IN_MAINTENANCE).alias("maintenance"), decimals=0,
+        steps=((None, "blue"),)).time_from(LIVE), 18, 5))
     d.with_panel(g.add(rack_heat_map().time_from(LIVE), 24, 9))
     d.with_panel(g.add(down_rigs_table(), 24, 8))
     d.with_panel(g.add(suspects_table(), 24, 8))
@@ -97,7 +105,7 @@ def rack_heat_map() -> table.Panel:
     """Racks as rows, slots as columns, cells coloured by the hottest chip."""
     query = InfluxQL(f'SELECT last("temp_max_c") AS "temp" FROM "rig" WHERE $timeFilter AND '
                      f'{RIG_FILTER} GROUP BY "rack", "slot"')
-    return (grid_table("Racks and slots: hottest chip (°C)", query, "celsius")
+    return (coloured(grid_table("Racks and slots: hottest chip (°C)", query, "celsius"))
             .with_transformation(transform("groupingToMatrix", rowField="rack",
                                            columnField="slot", valueField="temp"))
             .thresholds(thresholds((None, "green"), (80, "yellow"), (90, "red"))))
@@ -107,7 +115,7 @@ def top_table(title: str, field: str, unit: str) -> table.Panel:
     """The ten rigs with the highest latest value of field."""
     query = InfluxQL(f'SELECT top("v", "rig", 10) AS "{field}" FROM '
                      + per_rig(f'last("{field}") AS "v"'))
-    return grid_table(title, query, unit).time_from(LIVE).thresholds(
+    return coloured(grid_table(title, query, unit)).time_from(LIVE).thresholds(
         thresholds((None, "green"), (85, "red")) if unit == "celsius"
         else thresholds((None, "green"), (30, "red")))
 
@@ -179,28 +187,34 @@ def power() -> dashboard.Dashboard:
 
 
 def finance(currency: str) -> dashboard.Dashboard:
-    """Month totals from the quarter-hour energy ledger, as tables that download as CSV."""
+    """Month totals from the quarter-hour energy ledger, as tables that download as CSV.
+
+    Every query, the Site variable's too, goes to the ledger's own data source (database
+    `hashwatt_ledger`, its default retention policy): on 2.x the ledger is a bucket of its
+    own and the operations database's default mapping would find nothing there."""
     d = new_dashboard("hashwatt-finance", "Finance", ["finance"], refresh="",
                       time_from="now/M")
-    d.with_variable(tag_variable("site", "energy_quarter")).with_variable(
+    d.with_variable(tag_variable("site", "energy_quarter", datasource=LEDGER)).with_variable(
         currency_variable(currency)).with_variable(
         dashboard.CustomVariable("by").label("Per").values("customer,site,rack,rig")
         .current(model.VariableOption(text="customer", value="customer", selected=True)))
     g = Grid()
     # rows a re-run superseded are zeros with source "void": harmless in sums, not in means
-    where = ('FROM "ledger"."energy_quarter" WHERE $timeFilter AND "site" =~ /^$site$/ '
+    where = ('FROM "energy_quarter" WHERE $timeFilter AND "site" =~ /^$site$/ '
              "AND \"source\" != 'void'")
     totals = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)", '
               f'mean("coverage") AS "coverage" {where} GROUP BY "$by"')
-    d.with_panel(g.add(grid_table("kWh and cost for the chosen month", InfluxQL(totals))
+    d.with_panel(g.add(grid_table("kWh and cost for the chosen month", InfluxQL(totals, LEDGER),
+                                  datasource=LEDGER)
                        .with_transformation(transform("merge")), 24, 12))
     split = ('SELECT sum("kwh_measured") AS "measured kWh", sum("kwh_estimated") AS '
              f'"estimated kWh" {where} GROUP BY "$by"')
-    d.with_panel(g.add(grid_table("Measured and estimated kWh", InfluxQL(split)), 24, 10))
+    d.with_panel(g.add(grid_table("Measured and estimated kWh", InfluxQL(split, LEDGER),
+                                  datasource=LEDGER), 24, 10))
     windows = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)" {where} '
                'GROUP BY "$by", "window"')
     d.with_panel(g.add(grid_table("kWh and cost per tariff window (peak / off-peak)",
-                                  InfluxQL(windows)), 24, 10))
+                                  InfluxQL(windows, LEDGER), datasource=LEDGER), 24, 10))
     return d
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from dashboards.alerts import contact_points, mute_timings, policies, rule_groups
+from dashboards.alerts import mute_timings, rule_groups
 from dashboards.boards import all_dashboards
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +33,6 @@ def outputs(currency: str = CURRENCY) -> dict[Path, str]:
     files = {DASHBOARDS / f"{name}.json": render(board.build())
              for name, board in all_dashboards(currency).items()}
     files[ALERTING / "rules.json"] = render(rule_groups())
-    files[ALERTING / "contact-points.json"] = render(contact_points())
-    files[ALERTING / "policies.json"] = render(policies())
     files[ALERTING / "mute-timings.json"] = render(mute_timings())
     return files
 

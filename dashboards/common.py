@@ -50,11 +50,16 @@ def thresholds(*steps: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
 
 def big_stat(title: str, unit: str, *queries: InfluxQL, decimals: int = 1,
              steps: tuple[tuple[float | None, str], ...] = ((None, "green"),)) -> stat.Panel:
-    """A wall-screen stat: large value, coloured background by threshold."""
+    """A wall-screen stat: large value, coloured background by threshold. One query shows
+    its value only (the title names it); several show each value with its query's alias
+    (Grafana names an unaliased InfluxQL series "measurement.column", e.g. "rig.sum":
+    pkg/tsdb/influxdb/influxql/util formatFrameName)."""
+    text = (common.BigValueTextMode.VALUE_AND_NAME if len(queries) > 1
+            else common.BigValueTextMode.VALUE)
     panel = (stat.Panel().title(title).datasource(DATASOURCE).unit(unit).decimals(decimals)
              .color_mode(common.BigValueColorMode.BACKGROUND)
              .graph_mode(common.BigValueGraphMode.NONE)
-             .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+             .text_mode(text)
              .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
              .thresholds(thresholds(*steps)))
     for n, query in enumerate(queries):
@@ -70,16 +75,25 @@ def series(title: str, unit: str, *queries: InfluxQL) -> timeseries.Panel:
     return panel
 
 
-def grid_table(title: str, query: InfluxQL, unit: str = "none") -> table.Panel:
+def grid_table(title: str, query: InfluxQL, unit: str = "none",
+               datasource: model.DataSourceRef = DATASOURCE) -> table.Panel:
     """A table panel over a table-format query."""
-    return (table.Panel().title(title).datasource(DATASOURCE).unit(unit)
+    return (table.Panel().title(title).datasource(datasource).unit(unit)
             .with_target(query.table()))
 
 
-def tag_variable(name: str, measurement: str = "rig", label: str = "") -> dashboard.QueryVariable:
+def coloured(panel: table.Panel) -> table.Panel:
+    """Cells coloured by the panel's thresholds: a table colours nothing unless its cell
+    type says so (fieldConfig.defaults.custom.cellOptions, "color-background")."""
+    return panel.cell_options(common.TableColoredBackgroundCellOptions(
+        mode=common.TableCellBackgroundDisplayMode.BASIC))
+
+
+def tag_variable(name: str, measurement: str = "rig", label: str = "",
+                 datasource: model.DataSourceRef = DATASOURCE) -> dashboard.QueryVariable:
     """A multi-select variable over a tag's values, All = every value."""
     return (dashboard.QueryVariable(name).label(label or name.capitalize())
-            .datasource(DATASOURCE)
+            .datasource(datasource)
             .query(f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "{name}"')
             .multi(True).include_all(True).all_value(".*")
             .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
@@ -102,8 +116,13 @@ def transform(kind: str, **options: Any) -> model.DataTransformerConfig:
     return model.DataTransformerConfig(id_val=kind, options=options)
 
 
+# the site's timezone: "now/d" (cost today) and "now/M" (the finance month) start at the
+# site's midnight, not the viewer's browser's (dashboards.build --timezone changes it)
+TIMEZONE = "Europe/Berlin"
+
+
 def new_dashboard(uid: str, title: str, tags: list[str], refresh: str = "30s",
-                  time_from: str = "now-6h") -> dashboard.Dashboard:
+                  time_from: str = "now-6h", timezone: str = TIMEZONE) -> dashboard.Dashboard:
     """A dashboard with hashwatt's defaults."""
     return (dashboard.Dashboard(title).uid(uid).tags(["hashwatt", *tags]).refresh(refresh)
-            .time(time_from, "now").timezone("browser").readonly())
+            .time(time_from, "now").timezone(timezone).readonly())

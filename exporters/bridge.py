@@ -202,8 +202,7 @@ class Bridge:
         self.limits = Limits(bc.max_payload_bytes, bc.max_clock_skew_s)
         self.tariff = (Tariff(self.cfg.tariff, self.cfg.site.timezone)
                        if self.cfg.tariff is not None else None)
-        self.dead = DeadLetters(bc.dead_letter_file if bc.dead_letter_file.is_absolute()
-                                else self.cfg.source.parent / bc.dead_letter_file,
+        self.dead = DeadLetters(self.cfg.state_path(bc.dead_letter_file),
                                 bc.dead_letter_max_bytes, bc.dead_letter_keep)
         self.inbox.max_qos0 = bc.max_qos0_queued
         self.intake = Subscriber(self._session(), self.inbox.put_many)
@@ -212,14 +211,14 @@ class Bridge:
 
     def _session(self) -> Session:
         m, group = self.cfg.mqtt, self.cfg.bridge.shared_group
+        username, password = self.cfg.mqtt_login("bridge")
         topics = subscriptions(m.topic_prefix)
         if group:
             topics = [f"$share/{group}/{t}" for t in topics]
         return Session(m.host, m.port, self.cfg.bridge.client_id, topics,
                        keepalive_s=m.keepalive_s,
                        receive_maximum=min(65535, self.cfg.bridge.batch_size * 2),
-                       username=m.username,
-                       password=self.cfg.secret(m.password) if m.username else None,
+                       username=username, password=password if username else None,
                        tls=tls_context(self.cfg))
 
     def connect(self, timeout: float = 30.0) -> None:

@@ -20,9 +20,9 @@ from hashwatt.config import Config, ConfigError, load_config
 log = logging.getLogger("hashwatt")
 
 
-def _load(path: str) -> Config:
+def _load(path: str, role: str | None = None) -> Config:
     try:
-        return load_config(path)
+        return load_config(path, role)
     except ConfigError as exc:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
@@ -43,9 +43,36 @@ def summary(cfg: Config) -> str:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate a config file without running anything."""
+    """Validate a config file; with --probe, also try the broker, InfluxDB, a sample of rigs
+    and every PDU and meter."""
     cfg = _load(args.config)
     print(f"{args.config}: ok: {summary(cfg)}")
+    if not args.probe:
+        return 0
+    from hashwatt.probe import run_probe
+
+    checks = run_probe(cfg, args.sample)
+    for check in checks:
+        print(check.line())
+    failed = sum(1 for c in checks if not c.ok)
+    print(f"probe: {len(checks) - failed} of {len(checks)} checks ok")
+    return 1 if failed else 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create the InfluxDB 1.x database, retention policies and logins (idempotent)."""
+    from hashwatt.setup import apply, plan
+
+    cfg = _load(args.config, "influxdb")
+    try:
+        steps = apply(cfg.influxdb.url if cfg.influxdb else "",
+                      plan(cfg, args.reader, args.ops_reader, args.retention))
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    for line in steps:
+        print(f"ok: {line}")
     return 0
 
 
@@ -112,7 +139,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     if args.workers > 1:
         return _run_workers(args)
-    cfg = _load(args.config)
+    cfg = _load(args.config, "collector")
     if args.shard:
         from hashwatt.config import shard
 
@@ -122,7 +149,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
         except (ValueError, ConfigError) as exc:
             print(f"error: --shard {args.shard}: {exc}", file=sys.stderr)
             return 2
-    _run_async(run_collector(cfg, cycles=args.cycles))
+
+    def reload() -> Config:
+        """The inventory again, for SIGHUP (the same shard)."""
+        fresh = load_config(args.config)
+        if args.shard:
+            return shard(fresh, int(index), int(count))
+        return fresh
+
+    _run_async(run_collector(cfg, cycles=args.cycles, reload=reload))
     return 0
 
 
@@ -130,7 +165,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     """Run the MQTT → InfluxDB bridge."""
     from exporters.bridge import run_bridge
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, "bridge")
     stop = threading.Event()
     _on_signals(lambda: stop.set())
     ready = Path(args.ready_file) if args.ready_file else None
@@ -152,7 +187,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     from exporters.sinks import WriteRejected, WriteUnavailable
     from hashwatt.influxql import InfluxQLError
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, "influxdb")
     if args.follow:
         stop = threading.Event()
         _on_signals(stop.set)
@@ -219,7 +254,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from exporters.finance.report import energy_report, last_month, notes, render, sidecar_path
 
     _output_path(args.output)
-    cfg = _load(args.config)
+    cfg = _load(args.config, "influxdb")
     month = args.month or last_month(cfg.site.timezone)
     report = energy_report(cfg, month, args.by)
     if not report.rows:
@@ -317,7 +352,7 @@ def _probe_target(args: argparse.Namespace) -> tuple[Config, Any]:
     host, _, port = args.address.rpartition(":") if args.address.count(":") == 1 else (
         args.address, "", "")
     if args.config:
-        cfg = _load(args.config)
+        cfg = _load(args.config, "collector")
         found = [p for p in cfg.pdus if args.address in (p.id, p.address)]
         if not found:
             raise CliError(f"{args.config}: no [[pdus]] entry with id or address "
@@ -464,9 +499,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hashwatt {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check-config", help="validate a config file")
+    p = sub.add_parser("check-config", help="validate a config file (--probe: and try it)")
     p.add_argument("config")
+    p.add_argument("--probe", action="store_true",
+                   help="connect to the broker and InfluxDB, poll a sample of rigs and every "
+                        "PDU and meter once")
+    p.add_argument("--sample", type=int, default=10, help="rigs to poll with --probe")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("init", help="create the InfluxDB 1.x database, retention policies and "
+                                    "logins (idempotent)")
+    p.add_argument("config")
+    p.add_argument("--reader", action="append", default=[], metavar="USER:ENVVAR",
+                   help="a read-only login for Grafana (operations and ledger); the password "
+                        "is read from ENVVAR")
+    p.add_argument("--ops-reader", action="append", default=[], metavar="USER:ENVVAR",
+                   help="a read-only login for the wall screen: operations only, no ledger")
+    p.add_argument("--retention", default="8w", help="how long raw readings are kept")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("simulate", help="run a simulated farm on loopback addresses")
     p.add_argument("--rigs", type=int, default=50)

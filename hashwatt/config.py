@@ -38,6 +38,7 @@ from hashwatt.tomlplace import TomlPlaces
 
 log = logging.getLogger(__name__)
 
+DEFAULT_STATE_DIR = "/var/lib/hashwatt"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -115,13 +116,27 @@ class SiteConfig(Strict):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
 
 
+class MqttLogin(Strict):
+    """One role's MQTT identity (the broker's ACL tells collector and bridge users apart)."""
+
+    username: str
+    password: SecretSpec | None = None
+
+
+Role = Literal["collector", "bridge"]
+
+
 class MqttConfig(Strict):
-    """The MQTT broker."""
+    """The MQTT broker; `[mqtt.collector]` and `[mqtt.bridge]` give each role its own login
+    (the ACL lets a collector write its site's topics and the bridge read them), and
+    `username`/`password` serve any role without a table of its own."""
 
     host: Address = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
     username: str | None = None
     password: SecretSpec | None = None
+    collector: MqttLogin | None = None
+    bridge: MqttLogin | None = None
     topic_prefix: Id = "hashwatt"
     keepalive_s: int = Field(30, ge=5, le=3600)
     tls: bool = False
@@ -141,7 +156,9 @@ class InfluxConfig(Strict):
     token: SecretSpec | None = None
     timeout_s: float = Field(10.0, gt=0, le=300)
     # the energy ledger: a retention policy kept forever (v1), or a database of its own (set
-    # ledger_database: InfluxDB 3 Core has no retention policies), or its own bucket (v2)
+    # ledger_database: InfluxDB 3 Core has no retention policies, and access is granted per
+    # database on 1.x, so only then can a login read operations without the invoices), or
+    # its own bucket (v2)
     ledger_retention_policy: str = "ledger"
     ledger_database: str | None = None
     ledger_bucket: str = "hashwatt-ledger"
@@ -394,7 +411,30 @@ class Config(Strict):
     pools: PoolsConfig = PoolsConfig()
     customers: list[CustomerConfig] = []
     pdu_profiles_dir: Path | None = None
+    # where the spool and dead letters live (relative: to the config file); by default
+    # systemd's $STATE_DIRECTORY (StateDirectory=), else /var/lib/hashwatt
+    state_dir: Path | None = None
     source: Path = Field(Path("."), exclude=True)
+
+    def mqtt_login(self, role: Role) -> tuple[str | None, str | None]:
+        """The (username, password) a role logs in with: its own table, else [mqtt]'s."""
+        login = getattr(self.mqtt, role)
+        if login is not None:
+            return login.username, self.secret(login.password)
+        return self.mqtt.username, self.secret(self.mqtt.password)
+
+    def state_path(self, path: Path) -> Path:
+        """A state file's location: absolute as given, relative inside the state directory."""
+        return path if path.is_absolute() else self.state_directory() / path
+
+    def state_directory(self) -> Path:
+        """state_dir (relative to the config file), $STATE_DIRECTORY, or /var/lib/hashwatt."""
+        if self.state_dir is not None:
+            base = self.source.parent
+            return self.state_dir if self.state_dir.is_absolute() else base / self.state_dir
+        # systemd sets STATE_DIRECTORY for StateDirectory= (colon-separated when several)
+        from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(from_systemd or DEFAULT_STATE_DIR)
 
     def secret(self, spec: SecretSpec | None) -> str | None:
         """The plain value of a resolved secret (resolution happened at load)."""
@@ -705,23 +745,81 @@ def _resolve_item(item: ModelT, base: Path, keys: tuple[str, ...]) -> ModelT:
                                    for key in keys})
 
 
-def _resolve_secrets(cfg: Config) -> Config:
-    """Secrets already checked by _raw_secret_problems: resolving cannot fail here."""
+# what each command reads: a process resolves (and is given) only its own secrets, so one
+# config serves every role while each service's environment holds its own passwords only
+NEEDS: dict[str, frozenset[str]] = {
+    "collector": frozenset({"mqtt.collector", "pdus", "rigs"}),
+    "bridge": frozenset({"mqtt.bridge", "influxdb"}),
+    "influxdb": frozenset({"influxdb"}),
+}
+EVERYTHING = frozenset({"mqtt.collector", "mqtt.bridge", "influxdb", "pdus", "rigs",
+                        "customers"})
+
+
+def _unneeded(raw: dict[str, Any], needs: frozenset[str]) -> list[tuple[str, ...]]:
+    """The places of the secrets a role does not read (so they are neither checked nor
+    resolved for it)."""
+    mqtt: dict[str, Any] = raw["mqtt"] if isinstance(raw.get("mqtt"), dict) else {}
+    own = {role for role in ("collector", "bridge") if isinstance(mqtt.get(role), dict)}
+    skip: list[tuple[str, ...]] = [("mqtt", role, "password") for role in own
+                                   if f"mqtt.{role}" not in needs]
+    if not any(f"mqtt.{role}" in needs and role not in own for role in ("collector", "bridge")):
+        skip.append(("mqtt", "password"))
+    if "influxdb" not in needs:
+        skip += [("influxdb", "password"), ("influxdb", "token")]
+    # (this pruned copy only feeds the secret check: whole lists can go)
+    skip += [(section,) for section, need in (("pdus", "pdus"), ("rigs", "rigs"),
+                                                ("credentials", "rigs"),
+                                                ("customers", "customers")) if need not in needs]
+    return skip
+
+
+def _without(raw: dict[str, Any], places: list[tuple[str, ...]]) -> dict[str, Any]:
+    out = dict(raw)
+    for place in places:
+        node: Any = out
+        for key in place[:-1]:
+            if not isinstance(node.get(key), dict):
+                break
+            node[key] = node = dict(node[key])
+        else:
+            node.pop(place[-1], None)
+    return out
+
+
+def _resolve_secrets(cfg: Config, needs: frozenset[str] = EVERYTHING) -> Config:
+    """Secrets already checked by _raw_secret_problems: resolving cannot fail here. Those
+    the role does not need stay unset."""
     base = cfg.source.parent
-    mqtt = cfg.mqtt.model_copy(update={"password": _resolve_secret(cfg.mqtt.password, base)})
+
+    def resolve(spec: SecretSpec | None, needed: bool) -> SecretStr | None:
+        return _resolve_secret(spec, base) if needed else None
+
+    roles = {role: login.model_copy(update={"password": resolve(
+        login.password, f"mqtt.{role}" in needs)})
+        for role in ("collector", "bridge") if (login := getattr(cfg.mqtt, role)) is not None}
+    # [mqtt] username/password serve every role that has no table of its own
+    shared = any(f"mqtt.{role}" in needs and role not in roles for role in ("collector", "bridge"))
+    mqtt = cfg.mqtt.model_copy(update={
+        "password": resolve(cfg.mqtt.password, shared), **roles})
     influx = cfg.influxdb
     if influx is not None:
         influx = influx.model_copy(update={
-            "password": _resolve_secret(influx.password, base),
-            "token": _resolve_secret(influx.token, base)})
+            key: resolve(getattr(influx, key), "influxdb" in needs)
+            for key in ("password", "token")})
     customers = [c.model_copy(update={"access": c.access.model_copy(update={
-        key: _resolve_secret(getattr(c.access, key), base)
+        key: resolve(getattr(c.access, key), "customers" in needs)
         for key in ("password", "grafana_password")})}) for c in cfg.customers]
+
+    def items(models: list[ModelT], keys: tuple[str, ...], needed: bool) -> list[ModelT]:
+        return [_resolve_item(m, base, keys) if needed
+                else m.model_copy(update=dict.fromkeys(keys)) for m in models]
+
     return cfg.model_copy(update={
         "mqtt": mqtt, "influxdb": influx,
-        "pdus": [_resolve_item(pdu, base, PDU_SECRETS) for pdu in cfg.pdus],
-        "rigs": [_resolve_item(rig, base, RIG_SECRETS) for rig in cfg.rigs],
-        "credentials": [_resolve_item(c, base, RIG_SECRETS) for c in cfg.credentials],
+        "pdus": items(cfg.pdus, PDU_SECRETS, "pdus" in needs),
+        "rigs": items(cfg.rigs, RIG_SECRETS, "rigs" in needs),
+        "credentials": items(cfg.credentials, RIG_SECRETS, "rigs" in needs),
         "customers": customers})
 
 
@@ -740,9 +838,12 @@ def _csv_secret_problems(items: list[tuple[str, Any]], base: Path,
 
 
 def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
+    mqtt = raw.get("mqtt", {})
     literal = [f"{section}.{key}" for section, key in
                (("mqtt", "password"), ("influxdb", "password"), ("influxdb", "token"))
                if isinstance(raw.get(section, {}).get(key), str)]
+    literal += [f"mqtt.{role}.password" for role in ("collector", "bridge")
+                if isinstance(mqtt.get(role), dict) and isinstance(mqtt[role].get("password"), str)]
     for section in ("rigs", "credentials"):  # rig logins
         items = raw.get(section)
         literal += [f"{section}[{i}].{key}" for i, item in
@@ -801,9 +902,11 @@ class _Inventory:
         return added
 
 
-def load_config(path: Path | str) -> Config:
+def load_config(path: Path | str, role: str | None = None) -> Config:
     """Read, validate and resolve a config file; raise ConfigError listing every problem
-    (TOML keys, CSV rows, secrets, references, tariff windows) in one go."""
+    (TOML keys, CSV rows, secrets, references, tariff windows) in one go. With a role
+    ("collector", "bridge", "influxdb") only that role's secrets are checked and resolved
+    (the others stay unset), so its environment need not hold anybody else's."""
     path = Path(path)
     text = _read_text(path)
     raw = _parse_toml(path, text)
@@ -831,9 +934,12 @@ def load_config(path: Path | str) -> Config:
     csv_pdus = inv.add_csv(_csv_path(base, raw, "pdus_csv"), PduConfig, inv.pdus, "PDU")
     inv.add_csv(_csv_path(base, raw, "meters_csv"), MeterConfig, inv.meters, "meter")
     problems += inv.problems
-    problems += _raw_secret_problems(raw, origin, base, places)
-    problems += _csv_secret_problems(csv_pdus, base)
-    problems += _csv_secret_problems(csv_rigs, base, RIG_SECRETS)
+    needs = NEEDS[role] if role else EVERYTHING
+    problems += _raw_secret_problems(_without(raw, _unneeded(raw, needs)), origin, base, places)
+    if "pdus" in needs:
+        problems += _csv_secret_problems(csv_pdus, base)
+    if "rigs" in needs:
+        problems += _csv_secret_problems(csv_rigs, base, RIG_SECRETS)
     if cfg is not None:
         problems += _check_credentials(cfg.credentials, inv.rigs)
     problems += _check_unique(origin, inv.rigs)
@@ -847,4 +953,4 @@ def load_config(path: Path | str) -> Config:
     cfg = cfg.model_copy(update={"rigs": [r for _, r in inv.rigs],
                                  "pdus": [p for _, p in inv.pdus],
                                  "meters": [m for _, m in inv.meters]})
-    return _resolve_secrets(cfg)
+    return _resolve_secrets(cfg, needs)

@@ -7,15 +7,17 @@ import ssl
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from hashwatt.config import Config
+from hashwatt.config import Config, Role
 
 
 def make_client(cfg: Config, client_id: str,
-                protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5) -> mqtt.Client:
-    """A paho client with credentials and TLS from the config (not yet connected)."""
+                protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+                role: Role = "collector") -> mqtt.Client:
+    """A paho client with the role's credentials and TLS from the config (not connected)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-    if cfg.mqtt.username:
-        client.username_pw_set(cfg.mqtt.username, cfg.secret(cfg.mqtt.password))
+    username, password = cfg.mqtt_login(role)
+    if username:
+        client.username_pw_set(username, password)
     context = tls_context(cfg)
     if context is not None:
         client.tls_set_context(context)

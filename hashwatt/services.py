@@ -89,8 +89,9 @@ class LocalService:
         return _tcp_open(self.host, self.port)
 
     def environment(self) -> dict[str, str] | None:
-        """The child's environment (None: inherit ours)."""
-        return None
+        """The child's environment: ours without anything a service does not need (the
+        caller's secrets stay out of children that would only inherit them)."""
+        return plain_environment()
 
     def pick_port(self) -> int:
         """A free port for the service."""
@@ -131,12 +132,24 @@ class LocalService:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+# what a service child may inherit from us; everything else (secrets above all) stays here
+_PLAIN_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL")
+
+
+def plain_environment() -> dict[str, str]:
+    """Our environment reduced to what any service needs (locale, paths, user)."""
+    return {k: v for k, v in os.environ.items() if k in _PLAIN_ENV or k.startswith("LC_")}
+
+
 @dataclass
 class Mosquitto(LocalService):
     """A mosquitto broker with persistence and queue limits sized for long outages."""
 
     name = "mosquitto"
     max_queued_messages: int = 1_000_000
+    # sessions and queues reach the disk within a second by default: a killed broker keeps
+    # them; the crash-window drills set the deploy's 5 s or more
+    autosave_interval_s: int = 1
     # TLS (ca, cert, key files), user -> password, and ACL text: all three lock it down
     tls: tuple[Path, Path, Path] | None = None
     passwords: dict[str, str] | None = None
@@ -149,10 +162,7 @@ class Mosquitto(LocalService):
             lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         if self.passwords is not None:
             path = self.run_dir / "passwd"
-            path.write_text("")
-            for user, password in self.passwords.items():
-                subprocess.run([find_binary("mosquitto_passwd"), "-b", str(path), user,
-                                password], check=True, capture_output=True)
+            write_password_file(path, self.passwords)
             lines += ["allow_anonymous false", f"password_file {path}"]
         else:
             lines.append("allow_anonymous true")
@@ -172,8 +182,7 @@ class Mosquitto(LocalService):
             f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {data}/\n"
-            # sessions and queues reach the disk within a second: a killed broker keeps them
-            "autosave_interval 1\n"
+            f"autosave_interval {self.autosave_interval_s}\n"
             f"max_queued_messages {self.max_queued_messages}\n"
             "max_queued_bytes 0\n"
             "max_inflight_messages 0\n"
@@ -181,6 +190,20 @@ class Mosquitto(LocalService):
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
         return [find_binary("mosquitto"), "-c", str(conf)]
+
+
+def write_password_file(path: Path, passwords: dict[str, str]) -> None:
+    """A mosquitto password file, hashed by `mosquitto_passwd -U` from a 0600 plain-text
+    file: `-b user password` would put each password on a command line (/proc/*/cmdline)."""
+    for user, password in passwords.items():
+        if ":" in user or "\n" in user + password:
+            raise ServiceError(f"mosquitto user {user!r}: no ':' in the name, no newlines")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.writelines(f"{user}:{password}\n" for user, password in passwords.items())
+    subprocess.run([find_binary("mosquitto_passwd"), "-U", str(path)], check=True,
+                   capture_output=True)
 
 
 @dataclass
@@ -284,7 +307,7 @@ class SnmpSim(LocalService):
 
     def environment(self) -> dict[str, str]:
         """As root, snmpsim would drop to nobody and lose the Python in root's home."""
-        return {**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}
+        return {**plain_environment(), "SNMPSIM_ALLOW_ROOT": "true"}
 
     def pick_port(self) -> int:
         """SNMP is UDP."""

@@ -120,7 +120,9 @@ def write_config(path: Path, *, mqtt_port: int, rigs: list[SimRig] | None = None
                  influx: str = "", collector: str = "", bridge: str = "",
                  site: str = "testsite", pdus: list[SimPdu] | None = None) -> Path:
     """A config file for a test, rigs from a simulated farm."""
-    lines = [f'[site]\nname = "{site}"\ntimezone = "Europe/Berlin"\ncurrency = "EUR"\n',
+    # state (spool, dead letters) beside the config: each test has a folder of its own
+    lines = ['state_dir = "."\n',
+             f'[site]\nname = "{site}"\ntimezone = "Europe/Berlin"\ncurrency = "EUR"\n',
              f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n']
     if influx:
         lines.append(f"[influxdb]\n{influx}\n")

@@ -1,16 +1,37 @@
-"""What Grafana does with our queries, emulated for tests: InfluxQL macro and template
-variable expansion, and the reduce/threshold steps of an alert rule."""
+"""What Grafana does with our queries, emulated for tests, each step after the Grafana code
+that does it:
+
+- macros: $timeFilter / $__interval and template variables (variables are offered only the
+  values their own query finds in the data, as Grafana's variable refresh does); InfluxQL's
+  now() is the evaluation time;
+- time ranges: "now-6h", and "now/d", "now/M" rounded in the *dashboard's* timezone
+  (dashboard JSON "timezone"), as Grafana's dateMath does;
+- frames: one per InfluxQL series and value column, named "measurement.column" unless the
+  target has an alias (pkg/tsdb/influxdb/influxql/util FormatFrameName), labelled with the
+  series' tags;
+- alert rules: the Reduce expression in its default (strict) mode
+  (pkg/expressions/mathexp/reduce.go: an empty series gives NaN; `last` gives the last value,
+  null -> NaN; sum/mean/min/max give NaN if any value is null), then the threshold, which a NaN
+  never crosses. A series the query no longer returns is *missing*: it has no instance at all
+  (Grafana marks it stale and resolves it), and only "no series at all" is NoData;
+- notification routing: Alertmanager's Route.Match (dispatch/route.go): depth-first, a
+  matching child stops the search among its siblings unless it has `continue: true`, and a
+  node is itself the match only when none of its children matched.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hashwatt.influxql import InfluxQL
 
 VARIABLE = re.compile(r"\$(\w+)")
+Databases = dict[str, InfluxQL]  # data source uid -> a client on that data source's database
 
 
 def time_filter(start_s: float, end_s: float) -> str:
@@ -18,13 +39,16 @@ def time_filter(start_s: float, end_s: float) -> str:
     return f"time >= {int(start_s * 1000)}ms and time <= {int(end_s * 1000)}ms"
 
 
-def relative_start(time_from: str, now: float) -> float:
-    """The start of a relative range like 2m, 6h, now-6h, now/d (UTC day)."""
-    if time_from == "now/d":
-        return now - now % 86400
-    if time_from == "now/M":
-        t = time.gmtime(now)
-        return time.mktime((t.tm_year, t.tm_mon, 1, 0, 0, 0, 0, 0, 0)) - time.timezone
+def relative_start(time_from: str, now: float, timezone: str = "UTC") -> float:
+    """The start of a relative range: 2m, now-6h, or now/d, now/M in the given timezone."""
+    if time_from in ("now/d", "now/M"):
+        local = dt.datetime.fromtimestamp(now, ZoneInfo(timezone))
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if time_from == "now/M":
+            start = start.replace(day=1)
+        # a wall-clock midnight, re-resolved in its zone (its UTC offset may differ from now's)
+        return dt.datetime(start.year, start.month, start.day,
+                           tzinfo=ZoneInfo(timezone)).timestamp()
     spec = time_from.removeprefix("now-")
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     return now - int(spec[:-1]) * units[spec[-1]]
@@ -42,10 +66,16 @@ def expand(query: str, start_s: float, end_s: float, variables: dict[str, str] |
             raise KeyError(f"query uses ${name}, which the test did not set")
         return values[name]
 
-    return VARIABLE.sub(one, query)
+    # InfluxDB evaluates now() when the query arrives, i.e. at Grafana's evaluation time: the
+    # emulation's evaluation time is end_s, however long ago a slow test suite computed it
+    return VARIABLE.sub(one, query).replace("now()", f"{int(end_s * 1000)}ms")
 
 
 ALL = {"site": ".*", "rack": ".*", "customer": ".*", "model": ".*", "currency": "EUR"}
+
+
+def _client(dbs: Databases | InfluxQL, uid: str) -> InfluxQL:
+    return dbs if isinstance(dbs, InfluxQL) else dbs[uid]
 
 
 def panel_queries(board: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -57,46 +87,135 @@ def panel_queries(board: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-def run_panel(db: InfluxQL, board: dict[str, Any], title: str, now: float,
+def variable_options(dbs: Databases | InfluxQL, board: dict[str, Any], name: str,
+                     now: float, variables: dict[str, str] | None = None) -> list[str]:
+    """The values a query variable offers: its query run on its own data source."""
+    var = next(v for v in board["templating"]["list"] if v["name"] == name)
+    if var["type"] != "query":
+        return [o["value"] for o in var.get("options", [])] or str(var.get("query")).split(",")
+    start = relative_start(board["time"]["from"], now, board.get("timezone", "UTC"))
+    query = expand(var["query"], start, now, {**ALL, **(variables or {})})
+    rows = _client(dbs, var["datasource"]["uid"]).rows(query)
+    return sorted({str(r["value"]) for r in rows})
+
+
+def run_panel(dbs: Databases | InfluxQL, board: dict[str, Any], title: str, now: float,
               variables: dict[str, str] | None = None) -> list[list[dict[str, Any]]]:
-    """Rows of each target of the panel with this title, over its own time range."""
+    """Rows of each target of the panel with this title, over its own time range, on its
+    target's data source. A chosen variable value must be one the variable offers."""
+    chosen = variables or {}
+    for name, value in chosen.items():
+        declared = {v["name"]: v for v in board["templating"].get("list", [])}
+        if name in declared and declared[name]["type"] == "query":
+            offered = variable_options(dbs, board, name, now)
+            assert value in offered, f"${name} = {value!r} is not offered ({offered})"
     out = []
-    for panel_title, time_from, query in panel_queries(board):
-        if panel_title != title:
+    tz = board.get("timezone", "UTC")
+    for panel in board["panels"]:
+        if panel["title"] != title:
             continue
-        start = relative_start(time_from or board["time"]["from"], now)
-        out.append(db.rows(expand(query, start, now, {**ALL, **(variables or {})})))
+        start = relative_start(panel.get("timeFrom") or board["time"]["from"], now, tz)
+        for target in panel.get("targets", []):
+            query = expand(target["query"], start, now, {**ALL, **chosen})
+            out.append(_client(dbs, target["datasource"]["uid"]).rows(query))
     if not out:
         raise KeyError(f"no panel titled {title!r}")
     return out
 
 
 @dataclass(frozen=True)
+class Frame:
+    """One data frame of an InfluxQL answer: its display name, labels and values."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    values: tuple[float | None, ...]
+
+
+def frames(db: InfluxQL, query: str, alias: str = "") -> list[Frame]:
+    """The frames Grafana's InfluxQL data source makes of a query's answer."""
+    out = []
+    for result in db.execute(query):
+        for series in result.get("series", []):
+            tags = series.get("tags", {})
+            for i, column in enumerate(series["columns"]):
+                if column == "time":
+                    continue
+                name = alias or f'{series["name"]}.{column}'
+                for key, value in tags.items():
+                    name = name.replace(f"$tag_{key}", value)
+                values = tuple(row[i] for row in series["values"])
+                out.append(Frame(name, tuple(sorted(tags.items())), values))
+    return out
+
+
+def reduce(values: tuple[float | None, ...], reducer: str) -> float:
+    """Grafana's Reduce expression, default (strict) mode."""
+    if reducer == "count":
+        return float(len(values))
+    if not values:
+        return math.nan
+    if reducer == "last":
+        return math.nan if values[-1] is None else float(values[-1])
+    if any(v is None or math.isnan(v) for v in values):
+        return math.nan
+    nums = [float(v) for v in values if v is not None]
+    return {"sum": sum(nums), "mean": sum(nums) / len(nums), "min": min(nums),
+            "max": max(nums)}[reducer]
+
+
+@dataclass(frozen=True)
 class Firing:
-    """One alert instance: the series labels and the reduced value."""
+    """One alert instance: the series labels and the reduced value (NoData: no labels)."""
 
     labels: tuple[tuple[str, str], ...]
     value: float
+    no_data: bool = False
 
 
 def evaluate_rule(db: InfluxQL, rule: dict[str, Any], now: float) -> list[Firing]:
-    """Run query A, reduce each series (B), apply the threshold (C): the firing series."""
+    """Run query A over its relative range, reduce each frame (B), apply the threshold (C):
+    the firing instances, one per series."""
     steps = {d["refId"]: d for d in rule["data"]}
     window = steps["A"]["relativeTimeRange"]["from"]
     query = expand(steps["A"]["model"]["query"], now - window, now)
     reducer = steps["B"]["model"]["reducer"]
     evaluator = steps["C"]["model"]["conditions"][0]["evaluator"]
+    found = frames(db, query)
+    if not found:
+        return [Firing((), math.nan, no_data=True)] if rule["noDataState"] == "Alerting" else []
     firing = []
-    for result in db.execute(query):
-        for series in result.get("series", []):
-            values = [row[1] for row in series["values"] if row[1] is not None]
-            value = {"last": values[-1] if values else None, "max": max(values, default=None),
-                     "mean": sum(values) / len(values) if values else None}[reducer]
-            if value is not None and _fires(evaluator, value):
-                firing.append(Firing(tuple(sorted(series.get("tags", {}).items())), value))
+    for frame in found:
+        value = reduce(frame.values, reducer)
+        if _fires(evaluator, value):
+            firing.append(Firing(frame.labels, value))
     return firing
 
 
 def _fires(evaluator: dict[str, Any], value: float) -> bool:
     limit = evaluator["params"][0]
-    return {"gt": value > limit, "lt": value < limit}[evaluator["type"]]
+    return {"gt": value > limit, "lt": value < limit}[evaluator["type"]]  # NaN: never
+
+
+def _matches(route: dict[str, Any], labels: dict[str, str]) -> bool:
+    for name, op, value in route.get("object_matchers", []):
+        have = labels.get(name, "")
+        ok = {"=": have == value, "!=": have != value,
+              "=~": re.fullmatch(value, have) is not None,
+              "!~": re.fullmatch(value, have) is None}[op]
+        if not ok:
+            return False
+    return True
+
+
+def route(node: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The routes an alert with these labels is sent through (Alertmanager Route.Match)."""
+    if not _matches(node, labels):
+        return []
+    matched: list[dict[str, Any]] = []
+    for child in node.get("routes", []):
+        found = route(child, labels)
+        matched += found
+        if found and not child.get("continue", False):
+            break
+    return matched or [node]

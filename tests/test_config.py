@@ -159,7 +159,8 @@ def test_check_config_accepts_the_shipped_sample(monkeypatch) -> None:
     sample = Path(__file__).parent.parent / "deploy" / "hashwatt.sample.toml"
     run = subprocess.run([sys.executable, "-m", "hashwatt.cli", "check-config", str(sample)],
                          capture_output=True, text=True,
-                         env={"HASHWATT_MQTT_PASSWORD": "x", "HASHWATT_INFLUX_PASSWORD": "y",
+                         env={"HASHWATT_MQTT_COLLECTOR_PASSWORD": "x",
+                              "HASHWATT_MQTT_BRIDGE_PASSWORD": "z", "HASHWATT_INFLUX_PASSWORD": "y",
                               "HASHWATT_PDU_AUTH_KEY": "a", "HASHWATT_PDU_PRIV_KEY": "p",
                               "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr

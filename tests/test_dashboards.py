@@ -12,13 +12,25 @@ from typing import Any
 import pytest
 
 from dashboards.build import ALERTING, DASHBOARDS, main, outputs
+from dashboards.common import TIMEZONE as TZ
+from dashboards.influxql import DATASOURCE_UID, LEDGER_UID
 from exporters.decode import pdu_points, rig_points
 from exporters.lineproto import Point, encode
 from exporters.sinks import InfluxV1Sink
 from hashwatt.contract import PduReading, PhaseReading, RigReading
 from hashwatt.influxql import InfluxQL
 from hashwatt.services import Influxd
-from tests.grafana import ALL, evaluate_rule, expand, panel_queries, relative_start, run_panel
+from tests.grafana import (
+    ALL,
+    Databases,
+    evaluate_rule,
+    expand,
+    frames,
+    panel_queries,
+    relative_start,
+    run_panel,
+    variable_options,
+)
 
 NOW = time.time()
 RATE = 0.12  # currency per kWh
@@ -88,21 +100,24 @@ LEDGER = [("acme", "R01", "a", 3.25, 0.39), ("acme", "R02", "d", 3.0, 0.36),
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxQL]:
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    """Operations in "hashwatt", the ledger in its own database, as `hashwatt init` and the
+    compose stack's InfluxDB init lay them out; keyed by the data source uid that reads each."""
     server = Influxd(tmp_path_factory.mktemp("dash-influxd")).start()
     db = InfluxQL(server.url, "hashwatt")
     db.create_database()
-    db.execute('CREATE RETENTION POLICY "ledger" ON "hashwatt" DURATION INF REPLICATION 1')
+    ledger_db = InfluxQL(server.url, "hashwatt_ledger")
+    ledger_db.create_database()
     seed(InfluxV1Sink(server.url, "hashwatt"))
-    hour = int(relative_start("now/M", NOW) // 3600 * 3600) + 3600
+    hour = int(relative_start("now/M", NOW, TZ) // 3600 * 3600) + 3600
     ledger = [Point("energy_quarter", {"site": "north", "customer": c, "rack": rack, "rig": rig,
                                        "window": "standard"},
                     {"kwh": kwh, "kwh_measured": kwh, "kwh_estimated": 0.0, "cost": cost,
                      "rate_per_kwh": RATE, "coverage": 1.0, "source": "pdu_energy"},
                     (hour + h * 3600) * 1000)
               for h in range(2) for c, rack, rig, kwh, cost in LEDGER]
-    InfluxV1Sink(server.url, "hashwatt", retention_policy="ledger").write(encode(ledger))
-    yield db
+    InfluxV1Sink(server.url, "hashwatt_ledger").write(encode(ledger))
+    yield {DATASOURCE_UID: db, LEDGER_UID: ledger_db}
     server.stop()
 
 
@@ -115,66 +130,71 @@ def test_the_generated_files_are_fresh() -> None:
     assert main(["--check"]) == 0
 
 
-def test_every_dashboard_query_runs_on_influxdb_with_its_macros_expanded(
-        seeded: InfluxQL) -> None:
+def test_every_dashboard_query_runs_on_its_data_source_with_its_macros_expanded(
+        seeded: Databases) -> None:
     variables = {**ALL, "rig": "a", "by": "customer", "currency": "EUR"}
     for _name, board in boards().items():
-        for _title, time_from, query in panel_queries(board):
-            start = relative_start(time_from or board["time"]["from"], NOW)
-            seeded.execute(expand(query, start, NOW, variables))  # raises on any error
+        for panel in board["panels"]:
+            start = relative_start(panel.get("timeFrom") or board["time"]["from"], NOW, TZ)
+            for target in panel["targets"]:
+                db = seeded[target["datasource"]["uid"]]
+                db.execute(expand(target["query"], start, NOW, variables))  # raises on error
+        for var in board["templating"].get("list", []):
+            if var["type"] == "query":
+                assert variable_options(seeded, board, var["name"], NOW), var["name"]
 
 
 def test_fleet_efficiency_is_wall_power_over_hashrate_of_the_live_rigs(
-        seeded: InfluxQL) -> None:
+        seeded: Databases) -> None:
     [rows] = run_panel(seeded, boards()["farm-overview"], "Efficiency", NOW)
     assert value(rows) == pytest.approx(LIVE_J_TH, rel=1e-12)
 
 
-def test_cost_per_hour_sums_each_rigs_latest_cost(seeded: InfluxQL) -> None:
+def test_cost_per_hour_sums_each_rigs_latest_cost(seeded: Databases) -> None:
     [rows] = run_panel(seeded, boards()["farm-overview"], "Cost per hour ($currency)", NOW)
     assert round(value(rows), 6) == LIVE_COST_PER_H
 
 
-def test_fleet_hashrate_and_power_count_only_the_live_window(seeded: InfluxQL) -> None:
+def test_fleet_hashrate_and_power_count_only_the_live_window(seeded: Databases) -> None:
     board = boards()["farm-overview"]
     assert value(run_panel(seeded, board, "Fleet hashrate", NOW)[0]) == 300.0
     assert value(run_panel(seeded, board, "Wall power", NOW)[0]) == 9970.0
 
 
-def test_rigs_online_offline_and_hot_are_counted(seeded: InfluxQL) -> None:
+def test_rigs_online_offline_and_hot_are_counted(seeded: Databases) -> None:
     online, offline, hot, maintenance = run_panel(seeded, boards()["farm-overview"], "Rigs",
                                                   NOW)
     assert (value(online), value(offline), value(hot)) == (3, 1, 1)
-    assert maintenance == []  # no rig in maintenance: no row
+    assert value(maintenance) == 0  # no rig in maintenance: 0, not a vanished row
 
 
-def test_a_template_variable_narrows_the_fleet(seeded: InfluxQL) -> None:
+def test_a_template_variable_narrows_the_fleet(seeded: Databases) -> None:
     [rows] = run_panel(seeded, boards()["farm-overview"], "Fleet hashrate", NOW,
                        {"customer": "blockfarm"})
     assert value(rows) == 90.0
 
 
-def test_the_heat_map_has_each_rack_and_slot(seeded: InfluxQL) -> None:
+def test_the_heat_map_has_each_rack_and_slot(seeded: Databases) -> None:
     [rows] = run_panel(seeded, boards()["farm-overview"], "Racks and slots: hottest chip (°C)",
                        NOW)
     assert {(r["rack"], r["slot"], r["temp"]) for r in rows} == {
         ("R01", "1", 80.0), ("R01", "2", 99.0), ("R02", "1", 75.0)}
 
 
-def test_the_hottest_rig_tops_the_table(seeded: InfluxQL) -> None:
+def test_the_hottest_rig_tops_the_table(seeded: Databases) -> None:
     [rows] = run_panel(seeded, boards()["farm-overview"], "Hottest rigs", NOW)
     assert [(r["rig"], r["temp_max_c"]) for r in rows][:1] == [("b", 99.0)]
 
 
-def test_finance_totals_per_customer_come_from_the_ledger(seeded: InfluxQL) -> None:
+def test_finance_totals_per_customer_come_from_the_ledger(seeded: Databases) -> None:
     [rows] = run_panel(seeded, boards()["finance"], "kWh and cost for the chosen month", NOW,
-                       {"by": "customer"})
+                       {"by": "customer", "site": "north"})
     got = {r["customer"]: (round(r["kWh"], 6), round(r["cost (EUR)"], 6)) for r in rows}
     assert got == {"acme": (2 * (3.25 + 3.0), 2 * (0.39 + 0.36)),
                    "blockfarm": (2 * 3.42, 2 * 0.4104)}
 
 
-def test_the_phase_load_table_shows_load_against_the_breaker(seeded: InfluxQL) -> None:
+def test_the_phase_load_table_shows_load_against_the_breaker(seeded: Databases) -> None:
     [rows] = run_panel(seeded, boards()["power"], "Phase load against breaker rating", NOW)
     assert {(r["phase"], r["load"]) for r in rows} == {("1", 85.0), ("2", 50.0)}
 
@@ -183,49 +203,57 @@ def rule(uid: str) -> dict[str, Any]:
     return next(r for g in alerting("rules")["groups"] for r in g["rules"] if r["uid"] == uid)
 
 
-def test_the_overheat_rule_finds_the_hot_rig_and_not_the_cool_ones(seeded: InfluxQL) -> None:
-    firing = evaluate_rule(seeded, rule("hw-rig-overheat"), NOW)
+def test_the_overheat_rule_finds_the_hot_rig_and_not_the_cool_ones(seeded: Databases) -> None:
+    firing = evaluate_rule(seeded[DATASOURCE_UID], rule("hw-rig-overheat"), NOW)
     assert [dict(f.labels)["rig"] for f in firing] == ["b"]
     assert firing[0].value == -4.0
 
 
-def test_the_phase_rule_finds_the_overloaded_phase(seeded: InfluxQL) -> None:
-    firing = evaluate_rule(seeded, rule("hw-phase-overload"), NOW)
+def test_the_phase_rule_finds_the_overloaded_phase(seeded: Databases) -> None:
+    firing = evaluate_rule(seeded[DATASOURCE_UID], rule("hw-phase-overload"), NOW)
     assert [(dict(f.labels)["pdu"], dict(f.labels)["phase"]) for f in firing] == [
         ("pdu-r01", "1")]
 
 
-def test_the_exporter_rule_fires_on_two_minutes_of_lag(seeded: InfluxQL) -> None:
-    assert len(evaluate_rule(seeded, rule("hw-exporter-behind"), NOW)) == 1
+def test_the_exporter_rule_fires_on_two_minutes_of_lag(seeded: Databases) -> None:
+    assert len(evaluate_rule(seeded[DATASOURCE_UID], rule("hw-exporter-behind"), NOW)) == 1
 
 
-def test_the_collector_rule_is_quiet_while_cycles_arrive(seeded: InfluxQL) -> None:
-    assert evaluate_rule(seeded, rule("hw-collector-silent"), NOW) == []
+def test_the_collector_rule_is_quiet_while_cycles_arrive(seeded: Databases) -> None:
+    assert evaluate_rule(seeded[DATASOURCE_UID], rule("hw-collector-silent"), NOW) == []
 
 
-def test_every_alert_query_runs(seeded: InfluxQL) -> None:
+def test_every_alert_query_runs(seeded: Databases) -> None:
     for group in alerting("rules")["groups"]:
         for r in group["rules"]:
-            evaluate_rule(seeded, r, NOW)
+            evaluate_rule(seeded[DATASOURCE_UID], r, NOW)
 
 
 # --- provisioning checked against Grafana's required fields ---------------------------
 
-DATASOURCE_UIDS = {"hashwatt-influxdb"}
-
-
-def test_every_panel_and_rule_uses_the_provisioned_datasource() -> None:
+def provisioned_uids(path: str) -> set[str]:
     import yaml
 
-    provisioned = yaml.safe_load((ALERTING.parent / "datasources" / "influxdb.yaml").read_text())
-    assert {d["uid"] for d in provisioned["datasources"]} == DATASOURCE_UIDS
-    for board in boards().values():
+    text = (ALERTING.parent.parent / path).read_text()
+    return {d["uid"] for d in yaml.safe_load(text)["datasources"]}
+
+
+def test_every_panel_and_rule_uses_a_provisioned_datasource() -> None:
+    office = provisioned_uids("provisioning/datasources/influxdb.yaml")
+    wall = provisioned_uids("wall/provisioning/datasources/influxdb.yaml")
+    assert (office, wall) == ({DATASOURCE_UID, LEDGER_UID}, {DATASOURCE_UID})
+    for name, board in boards().items():
+        # the wall screen serves every dashboard but Finance, with the operations source only
+        allowed = office if name == "finance" else wall
         for panel in board["panels"]:
             uids = {t["datasource"]["uid"] for t in panel["targets"]}
-            assert uids | {panel["datasource"]["uid"]} <= DATASOURCE_UIDS, panel["title"]
+            assert uids | {panel["datasource"]["uid"]} <= allowed, panel["title"]
+        for var in board["templating"].get("list", []):
+            if var["type"] == "query":
+                assert var["datasource"]["uid"] in allowed, var["name"]
     for group in alerting("rules")["groups"]:
         for r in group["rules"]:
-            assert {d["datasourceUid"] for d in r["data"]} <= DATASOURCE_UIDS | {"__expr__"}
+            assert {d["datasourceUid"] for d in r["data"]} <= {DATASOURCE_UID, "__expr__"}
 
 
 def test_rules_have_unique_uids_a_folder_an_interval_and_a_valid_condition() -> None:
@@ -237,26 +265,6 @@ def test_rules_have_unique_uids_a_folder_an_interval_and_a_valid_condition() -> 
             assert r["condition"] in {d["refId"] for d in r["data"]}
             assert r["title"] and r["for"] is not None
     assert len(uids) == len(set(uids)) == 11  # 8 + wiring, model mismatch, pool (operator)
-
-
-def test_contact_points_have_uid_type_and_settings_and_secrets_from_env() -> None:
-    points = alerting("contact-points")["contactPoints"]
-    receivers = [r for p in points for r in p["receivers"]]
-    assert {r["type"] for r in receivers} == {"webhook", "email", "pagerduty", "telegram"}
-    for r in receivers:
-        assert r["uid"] and r["type"] and r["settings"]
-        assert all(v.startswith("${") for v in r["settings"].values()
-                   if isinstance(v, str) and v not in ("POST", "critical"))
-
-
-def test_the_policy_routes_only_to_known_receivers_and_mute_timings() -> None:
-    names = {p["name"] for p in alerting("contact-points")["contactPoints"]}
-    mutes = {m["name"] for m in alerting("mute-timings")["muteTimes"]}
-    [root] = alerting("policies")["policies"]
-    assert root["receiver"] in names
-    for route in root["routes"]:
-        assert route["receiver"] in names
-        assert set(route.get("mute_time_intervals", [])) <= mutes
 
 
 def test_dashboards_have_unique_uids_and_a_valid_grid() -> None:
@@ -294,3 +302,55 @@ def test_panel_titles_are_unique_within_a_dashboard() -> None:
     for board in boards().values():
         titles = [p["title"] for p in board["panels"]]
         assert len(titles) == len(set(titles)), board["title"]
+
+
+def test_stat_names_are_the_aliases_not_measurement_dot_column(seeded: Databases) -> None:
+    board = boards()["farm-overview"]
+    [rigs] = [p for p in board["panels"] if p["title"] == "Rigs"]
+    names = [f.name for t in rigs["targets"] for f in frames(
+        seeded[DATASOURCE_UID], expand(t["query"], NOW - 120, NOW, ALL), t.get("alias", ""))]
+    assert names == ["online", "offline", "hot", "maintenance"]
+    for panel in board["panels"]:  # one value per stat: its title names it
+        if panel["type"] == "stat" and len(panel["targets"]) == 1:
+            assert panel["options"]["textMode"] == "value", panel["title"]
+
+
+def test_the_hot_count_shows_zero_when_no_rig_is_hot(seeded: Databases) -> None:
+    # customer blockfarm has rig c only, 25 °C under its limit: none hot, still a row of 0
+    _, _, hot, _ = run_panel(seeded, boards()["farm-overview"], "Rigs", NOW,
+                             {"customer": "blockfarm"})
+    assert hot == [{"time": 0, "hot": 0}]
+
+
+def test_heat_map_and_top_tables_colour_their_cells() -> None:
+    board = boards()["farm-overview"]
+    for title in ("Racks and slots: hottest chip (°C)", "Hottest rigs", "Worst efficiency"):
+        [panel] = [p for p in board["panels"] if p["title"] == title]
+        defaults = panel["fieldConfig"]["defaults"]
+        assert defaults["custom"]["cellOptions"]["type"] == "color-background", title
+        assert len(defaults["thresholds"]["steps"]) >= 2, title
+
+
+def test_the_finance_site_variable_reads_the_ledger_not_the_operations_database(
+        seeded: Databases) -> None:
+    board = boards()["finance"]
+    assert variable_options(seeded, board, "site", NOW) == ["north"]
+    # the same query on the operations database finds nothing (InfluxDB 2.x: another bucket)
+    assert seeded[DATASOURCE_UID].rows('SHOW TAG VALUES FROM "energy_quarter" WITH KEY = '
+                                       '"site"') == []
+
+
+def test_cost_today_starts_at_the_sites_midnight() -> None:
+    """now/d rounds in the dashboard's timezone (the site's), derived here with zoneinfo."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    board = boards()["farm-overview"]
+    assert board["timezone"] == "Europe/Berlin"
+    # 2026-10-25 is the autumn DST change in Berlin; 10:00 UTC is 11:00 CET that day
+    now = dt.datetime(2026, 10, 25, 10, 0, tzinfo=dt.UTC).timestamp()
+    midnight = dt.datetime(2026, 10, 25, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert midnight.utcoffset() == dt.timedelta(hours=2)  # CEST until 03:00
+    assert relative_start("now/d", now, board["timezone"]) == midnight.timestamp()
+    # 11:00 on the clock, but 12 hours since midnight: the clock went back an hour at 03:00
+    assert relative_start("now/d", now, board["timezone"]) == now - 12 * 3600

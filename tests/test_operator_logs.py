@@ -68,6 +68,28 @@ def test_hung_dead_and_healthy_rigs_read_differently_and_log_only_changes(
     assert lines[-1].startswith("cycle 2: 3 rigs: 2 ok, 1 failed, 0 timeout in ")
 
 
+@pytest.mark.e2e
+def test_a_rig_that_refuses_our_login_says_so(tmp_path: Path, farm: FarmFactory,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from collector.rigs.credentials import credentials_lookup
+
+    # VNish (AnthillOS) needs a web token for its telemetry; the site changed the password
+    f = farm(1, mix=("vnish",))
+    monkeypatch.setenv("HW_TEST_VNISH_PASSWORD", "not-the-password")
+    path = write_config(tmp_path / "c.toml", mqtt_port=1883, rigs=f.rigs,
+                        collector="deadline_s = 5")
+    path.write_text(path.read_text().replace(
+        'id = "r01-s01"\n', 'id = "r01-s01"\nweb_password = { env = "HW_TEST_VNISH_PASSWORD" }\n'))
+    cfg = load_config(path)
+    source = PyasicSource(timeout_s=5, credentials=credentials_lookup(cfg))
+    [reading] = cycle(cfg, source, StateLog())
+    assert reading["online"] is False
+    assert reading["error"] == (
+        "login refused (bad reply: APIError: Could not authenticate web token with miner: "
+        f"VNishWebAPI: {f.rigs[0].ip}): check the rig's credentials")
+    assert "not-the-password" not in str(reading)
+
+
 def test_reasons_from_connect_probes() -> None:
     first = "no reply within 8 s"
     assert explain([Probe(4028, "timeout"), Probe(80, "timeout")], first) == (

@@ -69,3 +69,16 @@ def test_a_scenario_can_be_switched_on_while_the_farm_runs(farm: FarmFactory) ->
         rigs = {r["rig"]: r for r in json.load(resp)}
     assert rigs["r01-s02"]["scenario"] == "overheat"
     assert rigs["r01-s01"]["scenario"] == "normal"
+
+
+def test_the_overheat_scenario_crosses_every_models_limit_and_healthy_rigs_stay_under() -> None:
+    """The demo's "one overheats" rig must alert, whatever its model, and no healthy rig (the
+    Bitaxes' limit is 70 °C) may: the overheat rule fires on temp_margin_c < 0."""
+    from hashwatt.sim.farm import build_rigs
+    from hashwatt.sim.model import HARDWARE
+
+    for kind in HARDWARE:
+        healthy, hot = build_rigs(2, "127.99.0.0", (kind,), {"r01-s02": Scenario.OVERHEAT})
+        for tick in range(20):
+            assert snapshot(healthy, 1, tick).chip_temp_max_c < healthy.info.temp_limit_c - 10
+            assert snapshot(hot, 1, tick).chip_temp_max_c > hot.info.temp_limit_c, kind

@@ -15,6 +15,7 @@ from exporters.customers.statement import Statement, build_statement
 from exporters.lineproto import Point, encode
 from hashwatt.config import Config, CustomerConfig
 from hashwatt.influxql import InfluxQL
+from hashwatt.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -104,31 +105,36 @@ def write_statements(cfg: Config, month: str, fmt: Format, *, customer_id: str |
     start, end = month_range(cfg, month)
     energy = src.energy_rows(cfg, start, end)
     db, empty = src.open_ledger(cfg), 0
+    # every customer takes a while: a bar on a terminal, log lines otherwise (hashwatt.progress)
+    progress = Progress("statements", len(customers), "customers",
+                        terminal=None if customer_id is None else False)
     try:
-        for c in customers:
-            st = compute(cfg, db, c, month, energy)
-            if expect_state is not None and st.ledger_state != expect_state.lower():
-                raise StatementError(
-                    f"{c.id} {month}: the ledger state is now {st.ledger_state}, not "
-                    f"{expect_state}: its rows changed since that statement (a re-run of the "
-                    "rollup or late data); nothing written")
-            if not st.ledger_rows:
-                empty += 1
-                print(f"warning: {c.id}: no ledger rows in {month}; the statement holds "
-                      "fixed fees only", file=sys.stderr)
-            data = render(st, fmt)
-            if publish_to_view:
-                publish(cfg, st)
-            if customer_id is None:
-                assert output is not None
-                target = output / file_name(cfg, c, month, fmt)
-                target.write_bytes(data)
-                log.info("statement %s %s: %s (ledger state %s)", c.id, month, target,
-                         st.ledger_state[:12])
-            elif output is not None:
-                output.write_bytes(data)
-            else:
-                sys.stdout.buffer.write(data)
+        with progress:
+            for c in customers:
+                st = compute(cfg, db, c, month, energy)
+                if expect_state is not None and st.ledger_state != expect_state.lower():
+                    raise StatementError(
+                        f"{c.id} {month}: the ledger state is now {st.ledger_state}, not "
+                        f"{expect_state}: its rows changed since that statement (a re-run of the "
+                        "rollup or late data); nothing written")
+                if not st.ledger_rows:
+                    empty += 1
+                    print(f"warning: {c.id}: no ledger rows in {month}; the statement holds "
+                          "fixed fees only", file=sys.stderr)
+                data = render(st, fmt)
+                if publish_to_view:
+                    publish(cfg, st)
+                if customer_id is None:
+                    assert output is not None
+                    target = output / file_name(cfg, c, month, fmt)
+                    target.write_bytes(data)
+                    log.info("statement %s %s: %s (ledger state %s)", c.id, month, target,
+                             st.ledger_state[:12])
+                elif output is not None:
+                    output.write_bytes(data)
+                else:
+                    sys.stdout.buffer.write(data)
+                progress.advance(note=c.id)
     finally:
         db.close()
     return 1 if empty == len(customers) else 0

@@ -26,7 +26,8 @@ from hashwatt.sim.farm import build_rigs, write_inventory
 def config(run_dir: Path, mqtt_port: int, influx_url: str, interval: float) -> Path:
     """Collector and bridge config for the benchmark farm."""
     path = run_dir / "bench.toml"
-    path.write_text(f"""[site]
+    path.write_text(f"""state_dir = "."
+[site]
 name = "bench"
 [mqtt]
 port = {mqtt_port}

@@ -169,8 +169,12 @@ def _board(rig: SimRig, rng: random.Random, index: int, dead: bool, heat: float)
         return Board(index=index, hashrate_gh=0.0, chip_temp_c=float(round(pcb)),
                      board_temp_c=float(round(pcb)), chips=hw.chips,
                      serial=f"SIM{zlib.crc32(rig.rig_id.encode()):010d}B{index}")
-    chip = rig.ambient_c + 45 * load + heat + rng.gauss(0, 0.5)
-    pcb = rig.ambient_c + 33 * load + heat * 0.8 + rng.gauss(0, 0.5)
+    # a healthy rig runs 25 °C under its model's chip limit at 25 °C ambient (an S19's 70 °C
+    # for its 95 °C limit, a Bitaxe's 45 °C for its 70 °C): without this offset every
+    # healthy Bitaxe sat at its limit and an overheating Avalon (limit 100) stayed under it
+    offset = rig.info.temp_limit_c - 95.0
+    chip = rig.ambient_c + 45 * load + heat + offset + rng.gauss(0, 0.5)
+    pcb = rig.ambient_c + 33 * load + heat * 0.8 + offset + rng.gauss(0, 0.5)
     return Board(
         index=index,
         hashrate_gh=round(per_board * load, 2),
