@@ -10,7 +10,7 @@ DURATION ?=
 SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp \
   pdftoppm:poppler-utils
 
-.PHONY: all test demo bench dashboards lint typecheck unit system-deps venv clean
+.PHONY: all test soak demo bench dashboards lint typecheck unit system-deps venv clean
 
 all: test
 
@@ -51,6 +51,12 @@ dashboards: venv
 test: system-deps venv lint typecheck
 	$(BIN)/python -m dashboards.build --check
 	$(BIN)/pytest -q
+
+# the seeded chaos soak (README "Reliability drills"); `make test` runs a 30 s form of it
+SEED ?= 1
+soak: system-deps venv
+	HASHWATT_SOAK_SEED=$(SEED) HASHWATT_SOAK_SECONDS=$(or $(DURATION),600) \
+	  $(BIN)/pytest -q -s -p no:cacheprovider tests/test_soak.py
 
 demo: system-deps venv
 	$(BIN)/hashwatt demo $(if $(DURATION),--duration $(DURATION))

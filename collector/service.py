@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,7 +20,7 @@ from collector.publisher import Publisher
 from collector.rigs import PyasicSource
 from collector.rigs.credentials import credentials_lookup
 from collector.sanitise import sanitise_pdu, sanitise_rig
-from hashwatt.config import Config, MeterConfig, PduConfig, RigConfig
+from hashwatt.config import Config, ConfigError, MeterConfig, PduConfig, RigConfig
 from hashwatt.contract import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -169,9 +171,53 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
             "published": cycle.published, "fields_dropped": cycle.fields_dropped}
 
 
+Reload = Callable[[], Config]
+
+
+def reload_inventory(cfg: Config, reload: Reload, source: RigSource) -> Config:
+    """The config with the inventory (rigs, PDUs, meters) read again; the old one, with one
+    error line, if the file is now wrong. Removed and readdressed rigs are forgotten by the
+    source (identified again when they come back)."""
+    try:
+        new = reload()
+    except (ConfigError, OSError, SystemExit) as exc:
+        detail = "; ".join(exc.problems) if isinstance(exc, ConfigError) else str(exc)
+        log.error("SIGHUP: %s not reloaded (%s): keeping the %d rigs polled so far",
+                  cfg.source, detail[:500], len(cfg.rigs))
+        return cfg
+    old = {r.id: r for r in cfg.rigs}
+    fresh = {r.id: r for r in new.rigs}
+    added = fresh.keys() - old.keys()
+    removed = old.keys() - fresh.keys()
+    changed = {i for i in fresh.keys() & old.keys() if fresh[i] != old[i]}
+    for table in ("miners", "paths", "failures"):
+        known = getattr(source, table, None)
+        if isinstance(known, dict):
+            for rig_id in removed | {i for i in changed if fresh[i].address != old[i].address}:
+                known.pop(rig_id, None)
+    if new.mqtt != cfg.mqtt or new.collector != cfg.collector:
+        log.warning("SIGHUP: [mqtt] and [collector] changes take effect at the next restart; "
+                    "only the inventory was reloaded")
+    log.info("SIGHUP: inventory reloaded: %d rigs (%d added, %d removed, %d changed), "
+             "%d PDUs, %d meters; the spool is kept", len(fresh), len(added), len(removed),
+             len(changed), len(new.pdus), len(new.meters))
+    return cfg.model_copy(update={"rigs": new.rigs, "pdus": new.pdus, "meters": new.meters})
+
+
+def _on_hangup(flag: asyncio.Event) -> bool:
+    """Route SIGHUP to flag (main thread only); False where signals cannot be caught."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, flag.set)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False
+    return True
+
+
 async def run_collector(cfg: Config, cycles: int | None = None,
-                        source: RigSource | None = None) -> None:
-    """Poll forever (or `cycles` times), one cycle every interval."""
+                        source: RigSource | None = None,
+                        reload: Reload | None = None) -> None:
+    """Poll forever (or `cycles` times), one cycle every interval; with `reload`, SIGHUP
+    reads the inventory again before the next cycle."""
     source = source or PyasicSource(reidentify_after=cfg.collector.reidentify_after,
                                     fast_paths=cfg.collector.fast_paths,
                                     timeout_s=cfg.collector.deadline_s,
@@ -181,11 +227,20 @@ async def run_collector(cfg: Config, cycles: int | None = None,
     publisher.start()  # never waits for the broker: readings are spooled from the start
     overruns, done = 0, 0
     states = StateLog()
+    hangup = asyncio.Event()
+    hooked = reload is not None and _on_hangup(hangup)
     pools = PoolWatch(cfg.pools, timeout_s=min(2.0, cfg.collector.deadline_s / 2))
     log.info("collector %s: %d rigs every %g s", cfg.collector.id, len(cfg.rigs),
              cfg.collector.interval_s)
     try:
         while cycles is None or done < cycles:
+            if hangup.is_set() and reload is not None:
+                hangup.clear()
+                cfg = reload_inventory(cfg, reload, source)
+                if isinstance(source, PyasicSource):  # per-rig credentials may have changed
+                    source.credentials = credentials_lookup(cfg)
+                await meter_source.close()
+                pdu_source, meter_source = PduSource(cfg), MeterSource(cfg)
             started = time.monotonic()
             # PDUs first: each rig's reading then carries its outlet's power of this cycle
             outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_reading,
@@ -202,5 +257,7 @@ async def run_collector(cfg: Config, cycles: int | None = None,
             if cycles is None or done < cycles:
                 await asyncio.sleep(max(spare, 0))
     finally:
+        if hooked:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await meter_source.close()
         await asyncio.to_thread(publisher.stop)

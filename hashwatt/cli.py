@@ -149,7 +149,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
         except (ValueError, ConfigError) as exc:
             print(f"error: --shard {args.shard}: {exc}", file=sys.stderr)
             return 2
-    _run_async(run_collector(cfg, cycles=args.cycles))
+
+    def reload() -> Config:
+        """The inventory again, for SIGHUP (the same shard)."""
+        fresh = load_config(args.config)
+        if args.shard:
+            return shard(fresh, int(index), int(count))
+        return fresh
+
+    _run_async(run_collector(cfg, cycles=args.cycles, reload=reload))
     return 0
 
 

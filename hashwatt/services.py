@@ -89,8 +89,9 @@ class LocalService:
         return _tcp_open(self.host, self.port)
 
     def environment(self) -> dict[str, str] | None:
-        """The child's environment (None: inherit ours)."""
-        return None
+        """The child's environment: ours without anything a service does not need (the
+        caller's secrets stay out of children that would only inherit them)."""
+        return plain_environment()
 
     def pick_port(self) -> int:
         """A free port for the service."""
@@ -131,12 +132,24 @@ class LocalService:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+# what a service child may inherit from us; everything else (secrets above all) stays here
+_PLAIN_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL")
+
+
+def plain_environment() -> dict[str, str]:
+    """Our environment reduced to what any service needs (locale, paths, user)."""
+    return {k: v for k, v in os.environ.items() if k in _PLAIN_ENV or k.startswith("LC_")}
+
+
 @dataclass
 class Mosquitto(LocalService):
     """A mosquitto broker with persistence and queue limits sized for long outages."""
 
     name = "mosquitto"
     max_queued_messages: int = 1_000_000
+    # sessions and queues reach the disk within a second by default: a killed broker keeps
+    # them; the crash-window drills set the deploy's 5 s or more
+    autosave_interval_s: int = 1
     # TLS (ca, cert, key files), user -> password, and ACL text: all three lock it down
     tls: tuple[Path, Path, Path] | None = None
     passwords: dict[str, str] | None = None
@@ -169,8 +182,7 @@ class Mosquitto(LocalService):
             f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {data}/\n"
-            # sessions and queues reach the disk within a second: a killed broker keeps them
-            "autosave_interval 1\n"
+            f"autosave_interval {self.autosave_interval_s}\n"
             f"max_queued_messages {self.max_queued_messages}\n"
             "max_queued_bytes 0\n"
             "max_inflight_messages 0\n"
@@ -295,7 +307,7 @@ class SnmpSim(LocalService):
 
     def environment(self) -> dict[str, str]:
         """As root, snmpsim would drop to nobody and lose the Python in root's home."""
-        return {**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}
+        return {**plain_environment(), "SNMPSIM_ALLOW_ROOT": "true"}
 
     def pick_port(self) -> int:
         """SNMP is UDP."""

@@ -124,8 +124,10 @@ class Tariff:
         self._quarters: dict[int, Price | None] = {}
 
     @cached_property
-    def _starts(self) -> list[dt.datetime]:
-        return [p.start.replace(tzinfo=self.zone) for p in self.config.periods]
+    def _starts(self) -> list[float]:
+        # instants, not wall clocks: aware datetimes of one zone compare by wall clock, and a
+        # change at 02:30 on a fall-back night would apply, then not, then again
+        return [p.start.replace(tzinfo=self.zone).timestamp() for p in self.config.periods]
 
     def price_at(self, ts_s: float) -> Price | None:
         """The rate per kWh and its window name at an instant; None before the first period."""
@@ -145,7 +147,7 @@ class Tariff:
         local = dt.datetime.fromtimestamp(ts_s, self.zone)
         period = None
         for start, candidate in zip(self._starts, self.config.periods, strict=True):
-            if local >= start:
+            if ts_s >= start:
                 period = candidate
         if period is None:
             return None

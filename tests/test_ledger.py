@@ -819,3 +819,29 @@ def test_the_rollup_runs_as_a_service_of_its_own_and_picks_up_late_data(
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+
+
+def test_a_counter_step_back_is_a_reset_only_when_flagged_or_below_half() -> None:
+    from exporters.finance.ledger import Read, interval_kwh
+
+    def read(kwh: float, reset: bool = False) -> Read:
+        return Read(0.0, kwh, reset, ("rig", "r1"), ("", ""))
+
+    assert interval_kwh(read(150.0), read(150.25)) == 0.25
+    assert interval_kwh(read(150.0), read(0.75)) == 0.75  # reset, unflagged: from zero
+    assert interval_kwh(read(150.0), read(149.9)) == 0.0  # jitter: no energy, not 149.9
+    assert interval_kwh(read(150.0), read(149.9, reset=True)) == 149.9  # the collector knew
+
+
+def test_a_tariff_change_inside_the_repeated_fall_back_hour_applies_once() -> None:
+    """Berlin, 25 October 2026: 02:00-03:00 happens twice (CEST, then CET). A change from
+    02:30 applies from its first occurrence (00:30 UTC) on, also through the second pass of
+    02:00-02:30 (01:00-01:30 UTC)."""
+    from hashwatt.tariff import Tariff, TariffConfig
+
+    tariff = Tariff(TariffConfig.model_validate({"periods": [
+        {"from": "2026-01-01", "rate": 0.1},
+        {"from": "2026-10-25T02:30", "rate": 0.2}]}), "Europe/Berlin")
+    utc = [dt.datetime(2026, 10, 25, h, m, tzinfo=dt.UTC).timestamp()
+           for h, m in ((0, 15), (0, 30), (1, 0), (1, 15), (1, 30))]
+    assert [tariff.rate_at(t) for t in utc] == [0.1, 0.2, 0.2, 0.2, 0.2]

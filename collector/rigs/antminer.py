@@ -19,6 +19,7 @@ from collector.rigs.base import (
     RpcSession,
     Telemetry,
     base_telemetry,
+    get_json,
     mean_nonzero,
     number,
     rate,
@@ -89,16 +90,16 @@ class AntminerPath:
             self.skip_web -= 1
             return None
         try:
-            resp = await self.web.get(f"http://{self.miner.ip}/cgi-bin/summary.cgi",
-                                      auth=self.auth)
-            if resp.status_code in (401, 403, 404):  # absent, or the login is wrong
-                if resp.status_code != 404 and not self.skip_web:
+            status, doc = await get_json(self.web, f"http://{self.miner.ip}/cgi-bin/summary.cgi",
+                                         auth=self.auth)
+            if status in (401, 403, 404):  # absent, or the login is wrong
+                if status != 404 and not self.skip_web:
                     log.warning("%s: web login refused (HTTP %d): errors unknown, check the "
-                                "rig's credentials", self.miner.ip, resp.status_code)
+                                "rig's credentials", self.miner.ip, status)
                 self.skip_web = WEB_RETRY_READS
                 return None
-            items = resp.json()["SUMMARY"][0]["status"] if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            items = doc["SUMMARY"][0]["status"] if status == 200 else None
+        except (httpx.HTTPError, FastPathError, ValueError, KeyError, IndexError, TypeError):
             return None
         if not isinstance(items, list):
             return None

@@ -25,6 +25,11 @@ class FastPathError(Exception):
     """The rig's reply could not be used."""
 
 
+class ReplyTooLarge(FastPathError):
+    """The rig sent more than any real reply holds (or never stopped): pyasic, which reads
+    a reply whole, must not be asked to read it again."""
+
+
 @dataclass
 class Board:
     """A hashboard, with the attribute names pyasic's HashBoard has."""
@@ -76,6 +81,20 @@ def rig_client(timeout: float) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=timeout, limits=limits, verify=_TLS)
 
 
+async def get_json(client: httpx.AsyncClient, url: str, auth: Any = None,
+                   limit: int = READ_LIMIT) -> tuple[int, Any]:
+    """GET a reply (at most `limit` bytes) and its JSON when the status is 200: a rig that
+    sends 64 MB or never stops costs its deadline, not the collector's memory (httpx alone
+    reads any body whole)."""
+    async with client.stream("GET", url, auth=auth) as resp:
+        body = bytearray()
+        async for chunk in resp.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise ReplyTooLarge(f"reply larger than {limit} bytes")
+    return resp.status_code, json.loads(body) if resp.status_code == 200 and body else None
+
+
 def rate(value: Any, unit: SHA256Unit) -> Any:
     """A hashrate in TH/s from a firmware figure in `unit` (pyasic's own conversion)."""
     return SHA256HashRate(rate=float(value), unit=unit).into(SHA256Unit.TH)
@@ -105,7 +124,7 @@ async def read_to_eof(reader: asyncio.StreamReader, deadline: float,
             return b"".join(chunks)
         size += len(chunk)
         if size > limit:
-            raise FastPathError(f"reply larger than {limit} bytes")
+            raise ReplyTooLarge(f"reply larger than {limit} bytes")
         chunks.append(chunk)
 
 

@@ -13,6 +13,7 @@ from collector.rigs.base import (
     FastPathError,
     Telemetry,
     base_telemetry,
+    get_json,
     number,
     rate,
     rig_client,
@@ -32,12 +33,11 @@ class BitaxePath:
     async def telemetry(self) -> Telemetry:
         """Read one poll's telemetry."""
         try:
-            resp = await self.web.get(f"http://{self.miner.ip}/api/system/info")
-            info = resp.json()
+            status, info = await get_json(self.web, f"http://{self.miner.ip}/api/system/info")
         except (httpx.HTTPError, ValueError) as exc:
             raise FastPathError(f"system/info: {type(exc).__name__}: {exc}") from None
-        if resp.status_code != 200 or not isinstance(info, dict):
-            raise FastPathError(f"system/info: HTTP {resp.status_code}")
+        if status != 200 or not isinstance(info, dict):
+            raise FastPathError(f"system/info: HTTP {status}")
         t = base_telemetry(self.miner)
         ghs = number(info.get("hashRate"))
         t.hashrate = rate(ghs, SHA256Unit.GH) if ghs is not None else None

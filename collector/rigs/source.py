@@ -12,6 +12,7 @@ from pyasic.miners.data import DataOptions
 from pyasic.miners.factory import MinerFactory
 
 from collector.mapping import Origin, offline_reading, reading_from_miner
+from collector.rigs.base import ReplyTooLarge
 from collector.rigs.credentials import DEFAULT, Credentials, Lookup
 from collector.rigs.registry import FastPath, fast_path_for, refine
 from hashwatt.config import RigConfig
@@ -96,6 +97,8 @@ class PyasicSource:
         if path is not None:
             try:
                 return await path.telemetry(), None
+            except ReplyTooLarge as exc:  # pyasic would read the same reply without a bound
+                return None, f"fast path: {exc}"
             except Exception as exc:  # any failure of the fast path: pyasic reads the rig
                 note = f"fast path: {_cause(exc)}; read by pyasic"
                 self._tell(rig_id, note)

@@ -35,6 +35,8 @@ tmp="$auth/passwd.new"
 rm -f "$tmp"
 printf '%s:%s\n%s:%s\n' "$MQTT_COLLECTOR_USER" "$MQTT_COLLECTOR_PASSWORD" \
   "$bridge_user" "$MQTT_BRIDGE_PASSWORD" > "$tmp"
+# no child (mosquitto_passwd, chown, mosquitto itself) needs them in its environment
+unset MQTT_COLLECTOR_PASSWORD MQTT_BRIDGE_PASSWORD
 mosquitto_passwd -U "$tmp" >/dev/null
 mv -f "$tmp" "$auth/passwd"
 # the bridge's name in the ACL follows MQTT_BRIDGE_USER

@@ -7,8 +7,9 @@ quarter hour is a UTC quarter hour and a row's timestamp is its quarter's start.
 
 Energy of a quarter hour, best source first (hashwatt.power.LEDGER_SOURCES):
   pdu_energy  the outlet's energy counter: the difference between consecutive reads (a read
-              flagged `energy_reset` by the collector, or lower than the read before it, counts
-              from zero) spread evenly over the time between the two reads, so energy across a
+              flagged `energy_reset` by the collector, or below half the read before it,
+              counts from zero; a smaller step back is jitter, no energy) spread evenly over
+              the time between the two reads, so energy across a
               gap lands in the quarters it was drawn in, each priced at its own rate; a gap of
               up to 72 hours is spread; the part of a quarter no counter interval covers (a
               newly mapped outlet, the open end of the data) comes from the next source;
@@ -95,7 +96,7 @@ def quarter_floor(ts_s: float) -> int:
     return int(ts_s // QUARTER_S * QUARTER_S)
 
 
-@dataclass
+@dataclass(slots=True)
 class Read:
     """One energy-counter read of an outlet."""
 
@@ -207,8 +208,11 @@ class Readings:
             query = (f'SELECT "energy_kwh", "energy_reset" FROM "pdu_outlet" WHERE '
                      f'{window(lo, hi, self.site)} AND "energy_kwh" >= 0 GROUP BY {OUTLET_TAGS}')
             for tags, rows in series(self.db, query):
+                unit, who = unit_key(tags), _attribution(tags)  # once per series, not per read
                 streams[outlet_key(tags)] += [
-                    _read(tags, row) for row in rows if row["energy_kwh"] is not None]
+                    Read(row["time"] / 1000, float(row["energy_kwh"]),
+                         bool(row["energy_reset"]), unit, who)
+                    for row in rows if row["energy_kwh"] is not None]
         for edge, selector in ((start_s - COUNTER_LOOKBACK_S, "last"),
                                (end_s, "first")):
             query = (f'SELECT {selector}("energy_kwh") AS energy_kwh FROM "pdu_outlet" WHERE '
@@ -237,6 +241,15 @@ def _read(tags: dict[str, str], row: dict[str, Any]) -> Read:
                 unit_key(tags), _attribution(tags))
 
 
+def interval_kwh(before: Read, after: Read) -> float:
+    """Energy between two consecutive reads of one counter: the difference; after a reset
+    (flagged by the collector, or a read below half the one before it) the read itself,
+    counted from zero; a smaller step back is meter jitter, no energy (never negative)."""
+    if after.reset or after.kwh < before.kwh / 2:
+        return after.kwh
+    return max(after.kwh - before.kwh, 0.0)
+
+
 def spread_counters(readings: Readings,
                     streams: dict[OutletKey, list[Read]]) -> None:
     """Each interval between consecutive reads of an outlet, spread evenly over its time and
@@ -246,9 +259,15 @@ def spread_counters(readings: Readings,
             span = after.ts_s - before.ts_s
             if span <= 0:
                 continue
-            energy = after.kwh if after.reset or after.kwh < before.kwh else after.kwh - before.kwh
+            energy = interval_kwh(before, after)
             unit = readings.unit(after.unit)
             quarter = quarter_floor(before.ts_s)
+            if after.ts_s <= quarter + QUARTER_S:  # the usual case: both reads in one quarter
+                unit.counter_kwh[quarter] += energy
+                unit.counter_s[quarter] += span
+                if quarter not in unit.outlet_tags:
+                    unit.outlet_tags[quarter] = after.attribution
+                continue
             while quarter < after.ts_s:
                 overlap = min(after.ts_s, quarter + QUARTER_S) - max(before.ts_s, quarter)
                 unit.counter_kwh[quarter] += energy * overlap / span
