@@ -196,6 +196,11 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         _on_signals(stop.set)
         interval = args.interval or cfg.bridge.rollup_interval_s or 300.0
         rollup(cfg, *recent_range(cfg, args.hours))
+        if any(c.has_view for c in cfg.customers):  # their ledger rows into their databases
+            from exporters.customers.fanout import follow_customers
+
+            threading.Thread(target=follow_customers, args=(cfg, stop, interval, args.hours),
+                             daemon=True, name="customer-ledgers").start()
         follow(cfg, stop, interval, args.hours,
                (WriteUnavailable, WriteRejected, InfluxQLError, OSError))
         return 0
@@ -211,10 +216,16 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         if closed_end(end, cfg.site.timezone) < end:
             print("warning: --backfill: the current hour is not finished; the ledger stops at "
                   "the start of it", file=sys.stderr)
-        rows = _backfill(cfg, int(start), int(end))
+        span = (int(start), int(end))
+        rows = _backfill(cfg, *span)
     else:
-        rows = rollup(cfg, *recent_range(cfg, args.hours))
+        span = recent_range(cfg, args.hours)
+        rows = rollup(cfg, *span)
     print(f"ledger: {rows} quarter-hour rows written")
+    if any(c.has_view for c in cfg.customers):
+        from exporters.customers.fanout import sync_ledgers
+
+        print(f"customers: {sync_ledgers(cfg, *span)} ledger rows copied to their databases")
     return 0
 
 
