@@ -173,6 +173,7 @@ def test_each_hashwatt_service_starts_with_its_own_secrets_only(
     for key in list(__import__("os").environ):
         if key.startswith("HASHWATT_"):
             monkeypatch.delenv(key)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)  # the container has none
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     source = DEPLOY / ("hashwatt.sim.toml" if name == "collector-sim" else "hashwatt.compose.toml")
