@@ -845,3 +845,22 @@ def test_a_tariff_change_inside_the_repeated_fall_back_hour_applies_once() -> No
     utc = [dt.datetime(2026, 10, 25, h, m, tzinfo=dt.UTC).timestamp()
            for h, m in ((0, 15), (0, 30), (1, 0), (1, 15), (1, 30))]
     assert [tariff.rate_at(t) for t in utc] == [0.1, 0.2, 0.2, 0.2, 0.2]
+
+
+def test_a_backfill_into_the_current_hour_is_clipped_with_a_warning(
+        ledger_db: InfluxQL, tmp_path: Path) -> None:
+    cfg = make_config(ledger_db, tmp_path, "Asia/Kathmandu",
+                      '[[tariff.periods]]\nfrom = 2026-01-01\nrate = 9\n', "NPR")
+    now = dt.datetime.now(ZoneInfo("Asia/Kathmandu"))
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    write(ledger_db, [p for t in range(int(hour.timestamp()) - 3600, int(now.timestamp()), 300)
+                      for p in rig("r1", t, 800.0)])
+    until = (hour + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    run = subprocess.run([sys.executable, "-m", "hashwatt.cli", "rollup", str(cfg.source),
+                          "--backfill", (hour - dt.timedelta(hours=1)).strftime(
+                              "%Y-%m-%dT%H:%M"), until], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "the current hour is not finished" in run.stderr
+    rows = rows_of(cfg, int(hour.timestamp()) - 3600, int(hour.timestamp()) + 7200)
+    assert [r.time.timestamp() for r in rows] == [hour.timestamp() - 3600 + i * Q
+                                                  for i in range(4)]
