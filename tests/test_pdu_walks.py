@@ -199,3 +199,24 @@ def test_pdu_probe_takes_a_configured_pdu_and_its_secret_from_the_config(
     assert reading["reason"] == ("sysObjectID 1.3.6.1.4.1.318.1.3.4.6 is under "
                                  "1.3.6.1.4.1.318.1.3.4")
     assert "apc_ap8853" not in done.stderr  # the community never reaches a log line
+
+
+def test_a_rig_maps_to_the_master_units_outlet_not_the_link_units(walk_agent: SnmpSim) -> None:
+    # hand-written Sentry4 chain: master outlet 1 "rig-c1" 1215 W, link outlet 1 "rig-d1" 1180 W
+    rigs = [RigConfig(id="c1", address="10.0.0.1", customer="acme", pdu="pdu-1", outlet=1)]
+    r, _ = poll(walk_agent, "sentry4-outlets-hand-written", rigs=rigs)
+    assert [(o["unit"], o["outlet"], o.get("rig"), o["power_w"]) for o in r["outlets"]] == [
+        ("1", 1, "c1", 1215.0), ("1", 2, None, 1195.0), ("2", 1, None, 1180.0),
+        ("2", 2, None, 0.0)]
+
+
+def test_chain_units_become_a_unit_tag_on_phase_and_outlet_points(walk_agent: SnmpSim) -> None:
+    from exporters.decode import pdu_points
+    from hashwatt.contract import PduReading
+
+    r, _ = poll(walk_agent, "sentry4-outlets-hand-written")
+    points = pdu_points(PduReading.model_validate(r))
+    tags = sorted((p.measurement, p.tags.get("unit", ""), p.tags.get("phase") or
+                   p.tags.get("outlet", "")) for p in points if p.measurement != "pdu")
+    assert tags == [("pdu_outlet", "1", "1"), ("pdu_outlet", "1", "2"), ("pdu_outlet", "2", "1"),
+                    ("pdu_outlet", "2", "2"), ("pdu_phase", "1", "1"), ("pdu_phase", "2", "1")]

@@ -9,6 +9,7 @@ import asyncio
 import threading
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,16 @@ from pyasic import get_miner
 from collector.mapping import Origin, reading_from_miner
 from collector.rigs import FIELDS, PyasicSource
 from collector.rigs.registry import fast_path_for, refine
+from collector.service import run_collector
 from exporters.decode import rig_points
-from hashwatt.config import RigConfig
+from hashwatt.config import RigConfig, load_config
 from hashwatt.contract import RigReading
+from hashwatt.influxql import InfluxQL
+from hashwatt.services import Influxd, Mosquitto
 from hashwatt.sim.replay import CAPTURES, ReplayFarm, reference_dir
-from tests.conftest import _subnets
+from tests.conftest import _subnets, wait_for, write_config
 from tests.differences import without_documented
+from tests.test_e2e import bridge_running, last_rig_points
 
 pytestmark = pytest.mark.e2e
 CASES = Path(__file__).parent / "cases" / "rigs"
@@ -167,3 +172,44 @@ def test_a_failing_fast_path_falls_back_to_pyasic_in_the_same_poll(replay: Repla
     assert reading["online"] is True and reading["hashrate_ths"] == 1.0  # read by pyasic
     assert reading["power_w"] == 3.0  # pyasic's whole watts: it was pyasic that read it
     assert reading["error"] == "fast path: ConnectionResetError: peer reset; read by pyasic"
+
+
+@dataclass(frozen=True)
+class _Inventory:
+    rig_id: str
+    ip: str
+
+
+def test_every_capture_is_stored_in_influxdb_with_the_values_derived_by_hand(
+        replay: ReplayFarm, tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd,
+        influx_db: InfluxQL) -> None:
+    """The whole way: the collector (fast paths) through mosquitto and the bridge into a
+    real influxd; every stored rig and board field against expected.toml."""
+    specs = {case(f)["capture"]: case(f) for f in FOLDERS}
+    rigs = [_Inventory(r.capture.name, r.ip) for r in replay.rigs]
+    influx = f'api = "v1"\nurl = "{influxd.url}"\ndatabase = "{influx_db.database}"'
+    cfg = load_config(write_config(tmp_path / "hashwatt.toml", mqtt_port=mosquitto.port,
+                                   rigs=rigs, influx=influx,  # type: ignore[arg-type]
+                                   collector='interval_s = 20\ndeadline_s = 15'))
+    with bridge_running(cfg):
+        asyncio.run(run_collector(cfg, cycles=1))
+        stored = last_rig_points(influx_db, len(rigs))
+        boards = wait_for(lambda: len(r := influx_db.rows(
+            'SELECT * FROM "rig_board" GROUP BY "rig", "board"')) >= sum(
+            len(s.get("boards", [])) for s in specs.values()) and r)
+    assert isinstance(boards, list)
+    for name, spec in specs.items():
+        want, want_boards = expected(spec, fast=True)
+        row = stored[name]
+        fans = want["fans_rpm"]
+        assert {k: row[k] for k in ("online", "hashrate_ths", "expected_hashrate_ths",
+                                    "power_w", "power_source", "temp_max_c", "env_temp_c",
+                                    "boards_total", "uptime_s", "boards_ok", "fan_min_rpm",
+                                    "errors")} == {
+            **{k: want[k] for k in ("online", "hashrate_ths", "expected_hashrate_ths",
+                                    "power_w", "power_source", "temp_max_c", "env_temp_c",
+                                    "boards_total", "uptime_s", "boards_ok")},
+            "fan_min_rpm": min(fans) if fans else None,
+            "errors": "; ".join(want["errors"]) or None}, name
+        got_boards = sorted((b for b in boards if b["rig"] == name), key=lambda b: b["board"])
+        assert [{k: b[k] for k in BOARD_KEYS} for b in got_boards] == want_boards, name
