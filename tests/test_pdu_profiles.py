@@ -174,3 +174,18 @@ def test_a_link_unit_dropping_out_of_a_chain_is_not_an_energy_reset() -> None:
     assert (both["energy_kwh"], master["energy_kwh"]) == (3459.6, 893.7)
     assert (both["energy_reset"], master["energy_reset"], lower["energy_reset"]) == (
         False, False, True)
+
+
+def test_a_raritan_sensor_marked_unavailable_is_unknown_not_zero() -> None:
+    """PDU2-MIB measurementsOutletSensorIsAvailable false(2): the value column still answers
+    (0 here), but the sensor has no reading; rows typed by hand."""
+    from collector.pdu.source import PduSource
+
+    raritan = PROFILES["raritan_pdu2"]
+    value, available = "1.3.6.1.4.1.13742.6.5.4.3.1.4", "1.3.6.1.4.1.13742.6.5.4.3.1.2"
+    digits = "1.3.6.1.4.1.13742.6.3.5.4.1.7"
+    walked = {value: {"1.1.5": 120, "1.2.5": 0}, available: {"1.1.5": 1, "1.2.5": 2},
+              digits: {"1.1.5": 0, "1.2.5": 0}}
+    r = PduSource(Config(site=SiteConfig(name="s"))).reading(
+        PduConfig(id="p", address="127.0.0.1"), raritan, walked)
+    assert [(o["outlet"], o.get("power_w")) for o in r["outlets"]] == [(1, 120.0)]

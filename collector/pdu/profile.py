@@ -33,6 +33,9 @@ class Column(BaseModel):
     index_suffix: Annotated[str, Field(pattern=r"^\d+(\.\d+)*$")] | None = None
     # drop this many leading index components (after the unit): input cords, inlets
     index_drop: Annotated[int, Field(ge=0, le=4)] = 0
+    # a TruthValue column of the same index saying whether the sensor is available (Raritan
+    # measurementsInletSensorIsAvailable): false(2) makes the value unknown, never 0
+    available: OID | None = None
     # rows named by what another column of the same index says they measure (Eaton
     # inputCurrentMeasType phase1(3) -> phase "1"); rows of other kinds (neutral, total) dropped
     key_column: OID | None = None
@@ -42,7 +45,7 @@ class Column(BaseModel):
 
     def oids(self) -> list[str]:
         """Every OID this column needs walked (the value, its digits, its key, its fallback's)."""
-        out = [self.oid] + [o for o in (self.digits, self.key_column) if o]
+        out = [self.oid] + [o for o in (self.digits, self.key_column, self.available) if o]
         return out + (self.fallback.oids() if self.fallback else [])
 
 

@@ -24,6 +24,7 @@ DECIMALS = 6
 SUMMED = ("power_w", "energy_kwh")  # device metrics that add up over units and input cords
 Walked = dict[str, dict[str, Value]]
 RowKey = tuple[str, str]  # (unit, key)
+TRUTH_FALSE = 2  # SNMPv2-TC TruthValue false(2)
 
 
 class PduError(Exception):
@@ -62,6 +63,7 @@ def column_rows(walked: Walked, column: Column, profile: Profile) -> dict[RowKey
     """One column's rows: {(unit, key): value}, None where the device marks it unavailable."""
     digits = walked.get(column.digits, {}) if column.digits else {}
     kinds = walked.get(column.key_column, {}) if column.key_column else {}
+    available = walked.get(column.available, {}) if column.available else {}
     out: dict[RowKey, Value] = {}
     for index, raw in walked.get(column.oid, {}).items():
         key = _row_key(index, column)
@@ -69,7 +71,9 @@ def column_rows(walked: Walked, column: Column, profile: Profile) -> dict[RowKey
             named = column.key_values.get(str(kinds.get(index)))
             key = (key[0], named) if named else None
         if key is not None:
-            out[key] = _convert(raw, column, profile, digits.get(index))
+            unavailable = available.get(index) == TRUTH_FALSE
+            out[key] = None if unavailable else _convert(raw, column, profile,
+                                                         digits.get(index))
     return out
 
 
