@@ -123,7 +123,8 @@ def reading_from_miner(origin: Origin, data: Any) -> dict[str, Any]:
         "fans_rpm": [int(f.speed) for f in data.fans or [] if f.speed is not None],
         "boards": boards, "boards_total": data.expected_hashboards,
         "uptime_s": int(data.uptime) if data.uptime is not None else None,
-        "errors": [_error_text(e) for e in data.errors or []][:32],  # unknown errors: none listed
+        "errors": (None if data.errors is None  # the rig's error list could not be read
+                   else [_error_text(e) for e in data.errors][:32]),
     })
     return reading
 

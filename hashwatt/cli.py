@@ -60,13 +60,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """Create the InfluxDB 1.x database, retention policies and logins (idempotent)."""
+    """Create the InfluxDB 1.x database, retention policies and logins (idempotent), and the
+    hosting customers' own databases and read-only logins."""
+    from exporters.customers.access import setup_customers
     from hashwatt.setup import apply, plan
 
-    cfg = _load(args.config, "influxdb")
+    cfg = _load(args.config, "init")
     try:
-        steps = apply(cfg.influxdb.url if cfg.influxdb else "",
-                      plan(cfg, args.reader, args.ops_reader, args.retention))
+        url = cfg.influxdb.url if cfg.influxdb else ""
+        steps = apply(url, plan(cfg, args.reader, args.ops_reader, args.retention))
+        steps += setup_customers(cfg)
     except ConfigError as exc:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
@@ -192,9 +195,13 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         stop = threading.Event()
         _on_signals(stop.set)
         interval = args.interval or cfg.bridge.rollup_interval_s or 300.0
-        rollup(cfg, *recent_range(cfg, args.hours))
-        follow(cfg, stop, interval, args.hours,
-               (WriteUnavailable, WriteRejected, InfluxQLError, OSError))
+        if any(c.has_view for c in cfg.customers):  # their ledger rows into their databases
+            from exporters.customers.fanout import follow_customers
+
+            threading.Thread(target=follow_customers, args=(cfg, stop, interval, args.hours),
+                             daemon=True, name="customer-ledgers").start()
+        follow(cfg, stop, interval, args.hours,  # the first run at once, its errors logged
+               (WriteUnavailable, WriteRejected, InfluxQLError, OSError), immediately=True)
         return 0
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)
@@ -208,10 +215,16 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         if closed_end(end, cfg.site.timezone) < end:
             print("warning: --backfill: the current hour is not finished; the ledger stops at "
                   "the start of it", file=sys.stderr)
-        rows = _backfill(cfg, int(start), int(end))
+        span = (int(start), int(end))
+        rows = _backfill(cfg, *span)
     else:
-        rows = rollup(cfg, *recent_range(cfg, args.hours))
+        span = recent_range(cfg, args.hours)
+        rows = rollup(cfg, *span)
     print(f"ledger: {rows} quarter-hour rows written")
+    if any(c.has_view for c in cfg.customers):
+        from exporters.customers.fanout import sync_ledgers
+
+        print(f"customers: {sync_ledgers(cfg, *span)} ledger rows copied to their databases")
     return 0
 
 
@@ -277,7 +290,7 @@ def cmd_statement(args: argparse.Namespace) -> int:
     from exporters.customers.statements import StatementError, write_statements
     from hashwatt.influxql import InfluxQLError
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, "influxdb")
     if bool(args.customer) == bool(args.all_customers):
         print("error: report statement: give --customer ID or --all-customers",
               file=sys.stderr)
@@ -308,23 +321,17 @@ def cmd_customers(args: argparse.Namespace) -> int:
     """Set up the customers' own databases, read logins and Grafana organisations."""
     import os
 
-    from exporters.customers.access import GrafanaSetup, grafana_plan, setup_influx
+    from exporters.customers.access import GrafanaSetup, grafana_plan, setup_customers
     from exporters.customers.fanout import sync_ledgers
     from exporters.finance.ledger import recent_range
-    from hashwatt.influxql import InfluxQL
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, "init")
     if cfg.influxdb is None or not cfg.customers:
         raise CliError(f"{args.config}: customers setup needs [influxdb] and [[customers]]")
     if args.action == "sync-ledger":
         print(f"ok: {sync_ledgers(cfg, *recent_range(cfg, args.hours))} ledger rows copied")
         return 0
-    admin = InfluxQL(cfg.influxdb.url, "", os.environ.get("HASHWATT_INFLUX_ADMIN_USER"),
-                     os.environ.get("HASHWATT_INFLUX_ADMIN_PASSWORD"))
-    try:
-        steps = setup_influx(cfg, admin)
-    finally:
-        admin.close()
+    steps = setup_customers(cfg)
     if args.grafana_url:
         user = os.environ.get("GF_SECURITY_ADMIN_USER", "admin")
         password = os.environ.get("GF_SECURITY_ADMIN_PASSWORD")

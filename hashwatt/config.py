@@ -751,6 +751,8 @@ NEEDS: dict[str, frozenset[str]] = {
     "collector": frozenset({"mqtt.collector", "pdus", "rigs"}),
     "bridge": frozenset({"mqtt.bridge", "influxdb"}),
     "influxdb": frozenset({"influxdb"}),
+    # `hashwatt init` / `customers setup`: the database plus the customers' read logins
+    "init": frozenset({"influxdb", "customers"}),
 }
 EVERYTHING = frozenset({"mqtt.collector", "mqtt.bridge", "influxdb", "pdus", "rigs",
                         "customers"})
@@ -807,9 +809,12 @@ def _resolve_secrets(cfg: Config, needs: frozenset[str] = EVERYTHING) -> Config:
         influx = influx.model_copy(update={
             key: resolve(getattr(influx, key), "influxdb" in needs)
             for key in ("password", "token")})
+    # a customer's logins stay a reference where unneeded: whether it has a view of its own
+    # (access.password given) decides what the bridge copies, without reading the secret
     customers = [c.model_copy(update={"access": c.access.model_copy(update={
-        key: resolve(getattr(c.access, key), "customers" in needs)
-        for key in ("password", "grafana_password")})}) for c in cfg.customers]
+        key: _resolve_secret(spec, base) if "customers" in needs else spec
+        for key in ("password", "grafana_password")
+        if (spec := getattr(c.access, key)) is not None})}) for c in cfg.customers]
 
     def items(models: list[ModelT], keys: tuple[str, ...], needed: bool) -> list[ModelT]:
         return [_resolve_item(m, base, keys) if needed

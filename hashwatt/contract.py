@@ -113,7 +113,8 @@ class RigReading(Delivered):
     boards: list[BoardReading] = Field(default_factory=list)
     boards_total: Annotated[int, Field(ge=0, le=64)] | None = None
     uptime_s: Annotated[int, Field(ge=0)] | None = None
-    errors: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list)
+    # None: the rig's error list could not be read; []: the rig reports no errors
+    errors: list[Annotated[str, Field(max_length=256)]] | None = Field(default_factory=list)
     # the inventory's maintenance flag: alerts muted, left out of availability
     maintenance: bool = False
     # inventory sanity: what the rig identified as, and whether that or its outlet's power

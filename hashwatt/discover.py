@@ -68,6 +68,17 @@ def addresses(cidrs: list[str]) -> list[str]:
     return list(out)
 
 
+def normalise_mac(mac: str | None) -> str:
+    """AA:BB:CC:DD:EE:FF from the ways firmware and spreadsheets write a MAC (dashes, dots,
+    no separators, lower case); anything else as given, upper case."""
+    text = (mac or "").strip().upper()
+    digits = re.sub(r"[^0-9A-F]", "", text)
+    if len(digits) == 12 and re.fullmatch(r"[0-9A-F]{12}|([0-9A-F]{2}[:\-.]?){5}[0-9A-F]{2}|"
+                                          r"([0-9A-F]{4}\.){2}[0-9A-F]{4}", text):
+        return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+    return text
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -100,7 +111,7 @@ async def identify(address: str, timeout_s: float, factory: Any) -> Found | None
     mac, serial, firmware, hostname = await asyncio.gather(
         *(_call(miner, name, 4 * timeout_s + 5) for name in calls))
     return Found(address, _text(miner.make), _text(miner.raw_model),
-                 firmware or _text(miner.firmware), mac.upper(), serial, hostname)
+                 firmware or _text(miner.firmware), normalise_mac(mac), serial, hostname)
 
 
 async def scan(cidrs: list[str], concurrency: int = 256, timeout_s: float = 1.0,
@@ -158,7 +169,7 @@ def _new_id(found: Found, taken: set[str]) -> str:
 def reconcile(found: list[Found], known: list[RigConfig]) -> Reconciled:
     """Match what answered to the inventory: by MAC first, then by address."""
     out = Reconciled()
-    by_mac = {r.mac.upper(): r for r in known if r.mac}
+    by_mac = {normalise_mac(r.mac): r for r in known if r.mac}
     by_address = {r.address: r for r in known}
     matched: set[str] = set()
     taken = {r.id for r in known}
@@ -177,7 +188,7 @@ def reconcile(found: list[Found], known: list[RigConfig]) -> Reconciled:
             row = {**_row(old), **{k: v for k, v in _found_cells(rig).items() if v}}
             if old.address != rig.address:
                 out.moved.append((row, old.address))
-            elif old.mac and rig.mac and old.mac.upper() != rig.mac:
+            elif old.mac and rig.mac and normalise_mac(old.mac) != rig.mac:
                 out.replaced.append((row, old.mac))
         out.rows.append(row)
     for inventoried in known:

@@ -113,7 +113,7 @@ async def probe_devices(cfg: Config, rigs: list[Any]) -> list[Check]:
         outlets, _ok = await poll_pdus(cfg, PduSource(cfg), pdu_readings.append, meters)
     finally:
         await meters.close()
-    for r in pdu_readings:
+    for r in sorted(pdu_readings, key=lambda r: str(r["pdu"])):  # gathered as they came
         outlets_seen = len(r.get("outlets") or [])
         detail = (f"{r.get('vendor') or ''} {r.get('model') or ''}".strip() or "answered")
         detail += f", {r['power_w']:.0f} W" if r.get("power_w") is not None else ""

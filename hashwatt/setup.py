@@ -117,31 +117,33 @@ def _ensure_user(db: InfluxQL, login: Login, known: set[str]) -> None:
         known.add(login.user)
 
 
-def _admin_client(url: str) -> InfluxQL:
-    """A client with the admin login; the first admin is created on a server without users."""
+def admin_client(url: str) -> InfluxQL:
+    """A client with the admin login; the first admin is created on a server without users.
+    (Also used by `hashwatt customers setup`.)"""
     user = os.environ.get("HASHWATT_INFLUX_ADMIN_USER", "")
     password = os.environ.get("HASHWATT_INFLUX_ADMIN_PASSWORD", "")
     anonymous = InfluxQL(url, "")
     try:
         anonymous.execute("SHOW USERS")  # answers only with auth-enabled = false
-        return anonymous
     except InfluxQLError as exc:
-        if not user or not password:
-            raise ConfigError(["hashwatt init: the server requires authentication: set "
-                               "HASHWATT_INFLUX_ADMIN_USER and HASHWATT_INFLUX_ADMIN_PASSWORD"
-                               ]) from None
-        if "create admin user first" in str(exc):
-            anonymous.execute(f'CREATE USER "{_checked("user", user)}" WITH PASSWORD '
-                              f'{_quote(password)} WITH ALL PRIVILEGES')
-            log.info("init: created the admin user %s", user)
-    finally:
-        anonymous.close()
-    return InfluxQL(url, "", user, password)
+        try:
+            if not user or not password:
+                raise ConfigError(["hashwatt init: the server requires authentication: set "
+                                   "HASHWATT_INFLUX_ADMIN_USER and "
+                                   "HASHWATT_INFLUX_ADMIN_PASSWORD"]) from None
+            if "create admin user first" in str(exc):
+                anonymous.execute(f'CREATE USER "{_checked("user", user)}" WITH PASSWORD '
+                                  f'{_quote(password)} WITH ALL PRIVILEGES')
+                log.info("init: created the admin user %s", user)
+        finally:
+            anonymous.close()
+        return InfluxQL(url, "", user, password)
+    return anonymous  # auth-enabled = false: the anonymous client is the admin (kept open)
 
 
 def apply(url: str, p: Plan) -> list[str]:
     """Make the server match the plan; returns what was done, one line each."""
-    db = _admin_client(url)
+    db = admin_client(url)
     done: list[str] = []
     try:
         db.execute(f'CREATE DATABASE "{p.database}"')

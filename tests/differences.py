@@ -18,6 +18,8 @@ DOCUMENTED: dict[str, dict[str, str]] = {
         "boards.hashrate_ths": "from RPC chain_rate{n}; pyasic's AntminerModern reads boards "
                                "only from the web API's stats.cgi",
         "boards.chips": "from RPC chain_acn{n} (see boards.hashrate_ths)",
+        "errors": "an unreadable summary.cgi (absent, login refused) is unknown (null); "
+                  "pyasic reports an empty list",
     },
     "WhatsminerPath": {
         "temp_max_c": "the firmware's Chip Temp Max; pyasic has only the rounded average",

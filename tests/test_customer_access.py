@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -284,3 +285,101 @@ def test_customers_setup_command_is_idempotent_and_keeps_passwords_off_argv(
     assert query(auth_influx, "customer_acme", ACME_PASSWORD, "hashwatt_c_acme",
                  'SELECT count("power_w") FROM "rig"').status_code == 200
 
+
+
+def test_hashwatt_init_sets_up_the_customers_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from hashwatt.cli import main
+
+    server = Influxd(tmp_path / "influxd", auth=True).start()  # no user yet: init makes one
+    try:
+        (tmp_path / "acme.secret").write_text(ACME_PASSWORD)
+        path = tmp_path / "init.toml"
+        path.write_text(f"""
+[site]
+name = "north"
+[influxdb]
+url = "{server.url}"
+database = "hashwatt"
+[[customers]]
+id = "acme"
+name = "Acme"
+currency = "USD"
+price = {{ kind = "fixed", per_kwh = "0.09" }}
+access.password = {{ file = "acme.secret" }}
+""")
+        monkeypatch.setenv("HASHWATT_INFLUX_ADMIN_USER", "root")
+        monkeypatch.setenv("HASHWATT_INFLUX_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        assert main(["init", str(path)]) == 0
+        assert main(["init", str(path)]) == 0  # idempotent
+        out = capsys.readouterr().out
+        assert out.count("ok: customer acme: database hashwatt_c_acme") == 2
+        own = query(server, "customer_acme", ACME_PASSWORD, "hashwatt_c_acme", "SHOW DATABASES")
+        assert own.status_code == 200 and values(own) == [["hashwatt_c_acme"]]
+        assert query(server, "customer_acme", ACME_PASSWORD, "hashwatt",
+                     'SELECT * FROM "rig"').status_code == 403
+    finally:
+        server.stop()
+
+
+def test_customers_setup_works_on_a_server_without_auth(influxd: Influxd,
+                                                         tmp_path: Path) -> None:
+    from exporters.customers.access import setup_customers
+
+    name = f"c{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "noauth.toml"
+    path.write_text(f"""
+[site]
+name = "north"
+[influxdb]
+url = "{influxd.url}"
+database = "hashwatt"
+[[customers]]
+id = "{name}"
+name = "No auth"
+currency = "USD"
+price = {{ kind = "fixed", per_kwh = "0.09" }}
+access.password = "{ACME_PASSWORD}"
+""")
+    path.chmod(0o600)
+    # the anonymous admin client of a server without auth stays usable (it was closed early)
+    assert setup_customers(load_config(path))[0].startswith(f"customer {name}: database")
+
+
+def test_the_bridge_role_copies_for_customers_without_reading_their_secrets(
+        cfg: Config) -> None:
+    from pydantic import SecretStr
+
+    from exporters.customers.fanout import make_fanout
+    from hashwatt.config import SecretRef
+
+    bridge_cfg = load_config(cfg.source, "bridge")
+    acme = next(c for c in bridge_cfg.customers if c.id == "acme")
+    assert isinstance(acme.access.password, SecretRef)  # a reference, never read
+    assert not isinstance(acme.access.password, SecretStr)
+    fanout = make_fanout(bridge_cfg)
+    assert fanout is not None and set(fanout.sinks) == {"acme", "blue"}
+    fanout.close()
+
+
+def test_setup_refuses_a_server_that_is_not_influxdb_1x(cfg: Config, victoria: Any) -> None:
+    from hashwatt.config import ConfigError
+
+    admin = InfluxQL(victoria.url, "")  # a real server without InfluxDB 1.x's user model
+    try:
+        with pytest.raises(ConfigError) as exc:
+            setup_influx(cfg, admin)
+    finally:
+        admin.close()
+    assert len(exc.value.problems) == 1
+    assert "customer databases and logins are set up here on 1.x only" in str(exc.value)
+
+
+def test_the_rollup_command_copies_the_customers_ledger_rows_too(
+        populated: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    from hashwatt.cli import main
+
+    assert main(["rollup", str(populated.source), "--hours", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "ledger rows copied to their databases" in out, out

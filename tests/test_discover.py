@@ -141,3 +141,14 @@ def test_backfill_runs_day_by_day_against_influxdb(tmp_path: Path, influx_db) ->
                          text=True, timeout=60)
     assert (bad.returncode, bad.stderr) == (2, "error: --backfill 2026-10-04 2026-10-01: FROM "
                                                "must be before TO\n")
+
+
+@pytest.mark.parametrize("written", ["02:48:57:ab:00:03", "02-48-57-AB-00-03", "024857ab0003",
+                                     "0248.57ab.0003", " 02:48:57:AB:00:03 "])
+def test_a_mac_matches_however_it_is_written(written: str) -> None:
+    from hashwatt.discover import normalise_mac
+
+    assert normalise_mac(written) == "02:48:57:AB:00:03"
+    known = [RigConfig(id="a", address="10.0.0.9", mac=written)]
+    result = reconcile([Found("10.0.0.3", mac="02:48:57:AB:00:03")], known)
+    assert [(r["id"], old) for r, old in result.moved] == [("a", "10.0.0.9")]

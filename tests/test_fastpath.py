@@ -8,11 +8,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from pyasic import get_miner
 
 from collector.mapping import Origin, reading_from_miner
 from collector.rigs import FIELDS
-from collector.rigs.registry import fast_path_for, refine
+from collector.rigs.registry import fast_path_for, identify
 from hashwatt.config import RigConfig
 from hashwatt.sim.model import HARDWARE, Scenario
 from tests.conftest import FarmFactory
@@ -28,7 +27,7 @@ SCENARIOS = [Scenario.NORMAL, Scenario.DEAD_BOARD, Scenario.DEAD_FAN, Scenario.O
 
 def both_readings(ip: str, rig_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     async def run() -> tuple[Any, Any, str]:
-        miner = await refine(await get_miner(ip), 5.0)
+        miner = await identify(ip, 5.0)
         path = fast_path_for(miner, 5.0)
         if path is None:  # a family with no fast path (VNish): pyasic is the only reader
             data = await miner.get_data(include=FIELDS)

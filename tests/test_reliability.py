@@ -377,7 +377,8 @@ def test_hostile_devices_cost_their_own_fields_and_no_memory(
     servers = HostileAxeOS(f"127.251.{os.getpid() % 250}")
     addresses = servers.start(kinds)
     try:
-        lines = [f'[site]\nname = "testsite"\n[mqtt]\nhost = "127.0.0.1"\n'
+        # state_dir: the spool beside the config, not the shared /var/lib/hashwatt default
+        lines = [f'state_dir = "."\n[site]\nname = "testsite"\n[mqtt]\nhost = "127.0.0.1"\n'
                  f'port = {mosquitto.port}\n',
                  '[collector]\nid = "hostile"\ninterval_s = 3\ndeadline_s = 2.5\n'
                  'spool_audit = true\n']

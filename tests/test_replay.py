@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyasic import get_miner
 
 from collector.mapping import Origin, reading_from_miner
 from collector.rigs import FIELDS, PyasicSource
-from collector.rigs.registry import fast_path_for, refine
+from collector.rigs.registry import fast_path_for, identify
 from collector.service import run_collector
 from exporters.decode import rig_points
 from hashwatt.config import RigConfig, load_config
@@ -107,7 +106,7 @@ def test_every_capture_pyasic_identifies_has_a_case_and_a_fast_path(replay: Repl
     async def kinds() -> dict[str, str]:
         out = {}
         for rig in replay.rigs:
-            miner = await refine(await get_miner(rig.ip), 4.0)
+            miner = await identify(rig.ip, 4.0)
             path = fast_path_for(miner, 4.0)
             out[rig.capture.name] = type(path).__name__
             if path is not None:
@@ -125,7 +124,7 @@ def test_differential_against_pyasic_on_every_capture(replay: ReplayFarm, folder
     ip = replay.rig(spec["capture"]).ip
 
     async def both() -> tuple[Any, Any]:
-        miner = await refine(await get_miner(ip), 4.0)
+        miner = await identify(ip, 4.0)
         path = fast_path_for(miner, 4.0)
         assert path is not None
         try:
@@ -210,6 +209,6 @@ def test_every_capture_is_stored_in_influxdb_with_the_values_derived_by_hand(
                                     "power_w", "power_source", "temp_max_c", "env_temp_c",
                                     "boards_total", "uptime_s", "boards_ok")},
             "fan_min_rpm": min(fans) if fans else None,
-            "errors": "; ".join(want["errors"]) or None}, name
+            "errors": "; ".join(want["errors"] or []) or None}, name
         got_boards = sorted((b for b in boards if b["rig"] == name), key=lambda b: b["board"])
         assert [{k: b[k] for k in BOARD_KEYS} for b in got_boards] == want_boards, name

@@ -185,7 +185,10 @@ class RpcSession:
     async def many(self, *commands: str) -> dict[str, dict[str, Any]]:
         """Several commands, joined when the rig accepts that, else one connection each."""
         if len(commands) > 1 and self.joined is not False:
-            reply = await self.one("+".join(commands))
+            try:
+                reply = await self.one("+".join(commands))
+            except FastPathError:  # an answer, but not one we can use: ask one by one
+                reply = {}
             parts = {c: reply.get(c) for c in commands}
             if all(isinstance(p, list) and p and isinstance(p[0], dict) for p in parts.values()):
                 self.joined = True

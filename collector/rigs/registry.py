@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 from collector.rigs import antminer, avalon, bitaxe, epic, luxos, whatsminer, whatsminer_v3
 from collector.rigs.base import Telemetry
 from collector.rigs.credentials import DEFAULT, Credentials
+
+log = logging.getLogger(__name__)
 
 
 class FastPath(Protocol):
@@ -38,9 +41,32 @@ async def refine(miner: Any, timeout: float) -> Any:
     return await whatsminer_v3.refine(miner, timeout)
 
 
+async def rescue(ip: str, timeout: float) -> Any:
+    """A miner object when pyasic's identification raised: pyasic 0.79 raises TypeError when
+    a Whatsminer on API v3 answers `get_version` on 4028 with an error (its `Msg` is a
+    string), so such a rig is asked on 4433 directly. None when that fails too."""
+    return await whatsminer_v3.identify(ip, timeout)
+
+
 def fast_path_for(miner: Any, timeout: float, creds: Credentials = DEFAULT) -> FastPath | None:
     """The fast path for an identified pyasic miner, or None (pyasic get_data then)."""
     for backend, path in REGISTRY:
         if isinstance(miner, backend):
             return path(miner, timeout, creds)
     return None
+
+
+async def identify(ip: str, timeout: float, factory: Any = None) -> Any:
+    """pyasic's identification with the corrections above: refined when it succeeds, rescued
+    when it raises (the exception is raised again when the rescue finds nothing too)."""
+    from pyasic.miners.factory import MinerFactory
+
+    try:
+        miner = await (factory or MinerFactory()).get_miner(ip)
+    except Exception:
+        rescued = await rescue(ip, timeout)
+        if rescued is None:
+            raise
+        log.info("%s: pyasic's identification raised; identified on Whatsminer API v3", ip)
+        return rescued
+    return await refine(miner, timeout) if miner is not None else None

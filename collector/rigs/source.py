@@ -14,7 +14,7 @@ from pyasic.miners.factory import MinerFactory
 from collector.mapping import Origin, offline_reading, reading_from_miner
 from collector.rigs.base import ReplyTooLarge
 from collector.rigs.credentials import DEFAULT, Credentials, Lookup
-from collector.rigs.registry import FastPath, fast_path_for, refine
+from collector.rigs.registry import FastPath, fast_path_for, identify
 from hashwatt.config import RigConfig
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,7 @@ class PyasicSource:
             self._identify_slots = (loop, asyncio.Semaphore(self.identify_concurrency))
         async with self._identify_slots[1]:
             try:
-                miner = await self.factory.get_miner(address)
-                if miner is not None:
-                    miner = await refine(miner, self.timeout_s * FAST_SHARE)
+                miner = await identify(address, self.timeout_s * FAST_SHARE, self.factory)
             except Exception as exc:  # pyasic 0.79 raises e.g. TypeError on odd replies
                 return None, f"identification: {_cause(exc)}"
         if miner is None:

@@ -68,14 +68,19 @@ async def refine(miner: Any, timeout: float) -> Any:
         return miner
     except (OSError, TimeoutError):
         pass
+    return await identify(miner.ip, timeout) or miner
+
+
+async def identify(ip: str, timeout: float) -> Any:
+    """pyasic's Whatsminer class for a rig that answers API v3 `get.device.info`, with the
+    firmware version it reports (None when 4433 does not answer so)."""
     try:
-        info = (await v3_command(miner.ip, "get.device.info", None, timeout))["msg"]
+        info = (await v3_command(ip, "get.device.info", None, timeout))["msg"]
         version = str(info["system"]["fwversion"])
-        model = await MinerFactory().get_miner_model_whatsminer(miner.ip)
+        model = await MinerFactory().get_miner_model_whatsminer(ip)
     except (OSError, TimeoutError, FastPathError, KeyError, TypeError):
-        return miner
-    return MinerFactory._select_miner_from_classes(miner.ip, model, MinerTypes.WHATSMINER,
-                                                   version) or miner
+        return None
+    return MinerFactory._select_miner_from_classes(ip, model, MinerTypes.WHATSMINER, version)
 
 
 class WhatsminerV3Path:

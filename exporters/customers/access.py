@@ -74,6 +74,11 @@ def setup_influx(cfg: Config, admin: InfluxQL) -> list[str]:
         raise ConfigError([f"{cfg.source}: influxdb: customer databases are set up here for "
                            "the v1 API; on 2.x create buckets and `influx v1 auth create "
                            "--read-bucket` logins (see README)"])
+    version = admin.client.get("/ping").headers.get("X-Influxdb-Version", "")
+    if not version.startswith("1."):  # 2.x answers InfluxQL reads only (v1 compatibility)
+        raise ConfigError([f"{cfg.source}: influxdb: the server is InfluxDB {version or '?'}: "
+                           "customer databases and logins are set up here on 1.x only; on "
+                           "2.x follow the README (Hosting customers)"])
     done: list[str] = []
     users = {str(r["user"]) for r in _rows(admin, "SHOW USERS")}
     for c in cfg.customers:
@@ -113,6 +118,20 @@ def _grafana_password(cfg: Config, c: CustomerConfig) -> str:
         raise ConfigError([f"{cfg.source}: customers: {c.id}: access.grafana_password is "
                            "required for the customer's Grafana login"])
     return password
+
+
+def setup_customers(cfg: Config) -> list[str]:
+    """setup_influx with the admin login `hashwatt init` uses (HASHWATT_INFLUX_ADMIN_USER /
+    _PASSWORD; nothing to do without customers that have a view)."""
+    from hashwatt.setup import admin_client
+
+    if cfg.influxdb is None or not any(c.has_view for c in cfg.customers):
+        return []
+    admin = admin_client(cfg.influxdb.url)
+    try:
+        return setup_influx(cfg, admin)
+    finally:
+        admin.close()
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pyasic import get_miner
-
 from collector.mapping import Origin, reading_from_miner
 from collector.rigs import FIELDS
-from collector.rigs.registry import fast_path_for, refine
+from collector.rigs.registry import fast_path_for, identify
 from hashwatt.config import RigConfig
 
 CASES = Path(__file__).resolve().parents[2] / "tests" / "cases" / "rigs"
@@ -70,7 +68,7 @@ async def _cpu(coro: Any) -> tuple[float, Any]:
 
 async def hashwatt(ip: str, polls: int) -> tuple[float, dict[str, Any]]:
     """CPU ms per fast-path poll and the last reading."""
-    miner = await refine(await get_miner(ip), 5.0)
+    miner = await identify(ip, 5.0)
     path = fast_path_for(miner, 5.0)
     assert path is not None, ip
     origin = Origin("bench", "c1", RigConfig(id="rig", address=ip), 1)
@@ -82,7 +80,7 @@ async def hashwatt(ip: str, polls: int) -> tuple[float, dict[str, Any]]:
 
 async def pyasic_kept(ip: str, polls: int) -> tuple[float, dict[str, Any]]:
     """CPU ms per pyasic get_data (telemetry fields only) with a kept miner object."""
-    miner = await refine(await get_miner(ip), 5.0)
+    miner = await identify(ip, 5.0)
     origin = Origin("bench", "c1", RigConfig(id="rig", address=ip), 1)
     await miner.get_data(include=FIELDS)
     cpu, last = await _cpu(_repeat(lambda: miner.get_data(include=FIELDS), polls))

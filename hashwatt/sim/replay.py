@@ -131,6 +131,14 @@ CAPTURES: list[Capture] = [
                 "get.miner.status:summary": "get_miner_status_summary",
                 "get.miner.status:edevs": "get_miner_status_edevs",
                 "get.miner.status:pools": "get_miner_status_pools"}),
+    # a v3 rig whose 4028 still answers, every v2 command with btminer's error: pyasic 0.79's
+    # factory raises TypeError on it (get_version's "Msg" is a string, not a dict)
+    Capture("whatsminer-v3-v2-port", "whatsminer/v3", rpc={"": ""}, rpc_error="btminer",
+            luci_redirect=True,
+            v3={"get.device.info": "get_device_info",
+                "get.miner.status:summary": "get_miner_status_summary",
+                "get.miner.status:edevs": "get_miner_status_edevs",
+                "get.miner.status:pools": "get_miner_status_pools"}),
     Capture("avalon-q", "avalonminer/current",
             rpc={c: c for c in ("version", "devdetails", "summary", "devs", "stats", "pools",
                                 "config", "coin", "check", "litestats")},
