@@ -54,7 +54,7 @@ def drill(tmp_path: Path, farm: FarmFactory, *, autosave_s: int = 1, collector: 
     config = write_config(tmp_path / "hashwatt.toml", mqtt_port=broker.port or broker_port,
                           rigs=f.rigs, influx=f'url = "{influx.url}"\ndatabase = "drill"',
                           collector=f"interval_s = {INTERVAL}\ndeadline_s = 1.5\n"
-                                    f"spool_audit = true\nresend_after_s = 10\n{collector}",
+                                    f"spool_audit = true\n{collector or 'resend_after_s = 10'}",
                           bridge=f"rollup_interval_s = 0\nbatch_size = 50\n{bridge}")
     d = Drill(tmp_path, broker, influx, db, config)
     d.start_sampling()
@@ -459,3 +459,27 @@ def test_the_shipped_broker_keeps_no_password_in_its_environment(
     environ = Path(f"/proc/{shipped.proc.pid}/environ").read_bytes()
     assert b"MQTT_COLLECTOR_USER=north" in environ  # it is the broker's environment
     assert not any(p.encode() in environ for p in shipped.passwords.values())
+
+
+def test_readings_the_broker_dropped_are_sent_again_once_later_ones_are_stored(
+        tmp_path: Path, farm: FarmFactory) -> None:
+    """No bridge has subscribed yet: the broker acknowledges the readings and drops them (no
+    subscriber). Once a bridge stores newer readings, the older unstored ones are resent by
+    the running collector (no reconnect, no restart), resend_after_s after them."""
+    with drill(tmp_path, farm, collector="resend_after_s = 3") as d:
+        collector = d.collector()
+        assert wait_for(lambda: len(d.polled()) >= 2 * RIGS, timeout=30)
+        dropped = len(d.polled())
+        d.bridge()
+        assert wait_for(lambda: d.verdict().lost == 0 and len(d.polled()) > dropped,
+                        timeout=60, every=1)
+        assert collector.poll() is None  # the same process, never reconnected
+        logged = d.logs("collector")
+        assert "sending them again" in logged and "lost the broker" not in logged
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(timeout=60) == 0
+        d.drain()
+        v = d.verdict()
+        report("broker without subscriber", f"{dropped} readings acked and dropped before a "
+                                            f"bridge subscribed; {v.line()}")
+        assert v.ok(), v.line()
