@@ -117,7 +117,8 @@ def transform(kind: str, **options: Any) -> model.DataTransformerConfig:
 
 
 # the site's timezone: "now/d" (cost today) and "now/M" (the finance month) start at the
-# site's midnight, not the viewer's browser's (dashboards.build --timezone changes it)
+# site's midnight, not the viewer's browser's; another site sets its own here (and the
+# maintenance mute timing's location) and runs `make dashboards`
 TIMEZONE = "Europe/Berlin"
 
 

@@ -195,9 +195,13 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         stop = threading.Event()
         _on_signals(stop.set)
         interval = args.interval or cfg.bridge.rollup_interval_s or 300.0
-        rollup(cfg, *recent_range(cfg, args.hours))
-        follow(cfg, stop, interval, args.hours,
-               (WriteUnavailable, WriteRejected, InfluxQLError, OSError))
+        if any(c.has_view for c in cfg.customers):  # their ledger rows into their databases
+            from exporters.customers.fanout import follow_customers
+
+            threading.Thread(target=follow_customers, args=(cfg, stop, interval, args.hours),
+                             daemon=True, name="customer-ledgers").start()
+        follow(cfg, stop, interval, args.hours,  # the first run at once, its errors logged
+               (WriteUnavailable, WriteRejected, InfluxQLError, OSError), immediately=True)
         return 0
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)
@@ -211,10 +215,16 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         if closed_end(end, cfg.site.timezone) < end:
             print("warning: --backfill: the current hour is not finished; the ledger stops at "
                   "the start of it", file=sys.stderr)
-        rows = _backfill(cfg, int(start), int(end))
+        span = (int(start), int(end))
+        rows = _backfill(cfg, *span)
     else:
-        rows = rollup(cfg, *recent_range(cfg, args.hours))
+        span = recent_range(cfg, args.hours)
+        rows = rollup(cfg, *span)
     print(f"ledger: {rows} quarter-hour rows written")
+    if any(c.has_view for c in cfg.customers):
+        from exporters.customers.fanout import sync_ledgers
+
+        print(f"customers: {sync_ledgers(cfg, *span)} ledger rows copied to their databases")
     return 0
 
 

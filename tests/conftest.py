@@ -28,6 +28,13 @@ warnings.filterwarnings("ignore", module="pyasic")
 _subnets = itertools.count(int(os.environ.get("HASHWATT_TEST_SUBNET", "20")))
 
 
+@pytest.fixture(autouse=True)
+def _own_state_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test (and the services it starts) keeps spool and dead letters in its own state
+    directory: the /var/lib/hashwatt default is shared by every run on the machine."""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+
+
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     """A mosquitto broker for the whole session."""

@@ -264,3 +264,42 @@ def test_alert_rules_and_dashboards_share_one_folder() -> None:
         [provider] = yaml.safe_load(path.read_text())["providers"]
         assert "folderUid" not in provider
         assert {g["folder"] for g in groups} == {provider["folder"]}
+
+
+# Every rule on one rig/phase/exporter's last value: a series that fires now, and one that
+# would fire but stopped arriving 20 minutes ago (missing: Grafana gives it no instance; the
+# offline and silent rules above are what notice a vanished subject).
+LAST_VALUE_CASES = [
+    ("hw-rig-overheat", {"up": 1, "temp_margin_c": -3.0}, -3.0),
+    ("hw-rig-dead-fan", {"online": True, "fan_min_rpm": 0}, 0.0),
+    ("hw-rig-board-lost", {"online": True, "boards_total": 3, "boards_ok": 1}, 2.0),
+    ("hw-rig-low-hashrate", {"online": True, "hashrate_ths": 50.0,
+                             "expected_hashrate_ths": 100.0}, 0.5),
+    ("hw-rig-wiring-suspect", {"wiring_suspect": 1}, 1.0),
+    ("hw-rig-model-mismatch", {"model_mismatch": 1}, 1.0),
+    ("hw-rig-pool-unexpected", {"pool_unexpected": 1}, 1.0),
+]
+
+
+@pytest.mark.parametrize("uid, fields, value", LAST_VALUE_CASES)
+def test_each_rig_rule_fires_per_rig_and_not_for_a_missing_series(
+        influx_db: InfluxQL, uid: str, fields: dict[str, Any], value: float) -> None:
+    write(influx_db, [rig_line("now", 30, **fields), rig_line("twin", 30, **fields),
+                      rig_line("vanished", 1200, **fields)])
+    assert fired(evaluate_rule(influx_db, rule(uid), NOW), "rig") == {"now": value,
+                                                                      "twin": value}
+
+
+def test_phase_and_exporter_rules_ignore_missing_series(influx_db: InfluxQL) -> None:
+    write(influx_db, [f"pdu_phase,site=north,pdu=p9,phase=1 load_pct=95 {int(NOW - 1200)}",
+                      f"exporter,site=north,exporter=b9 lag_ms=900000 {int(NOW - 1200)}"])
+    assert evaluate_rule(influx_db, rule("hw-phase-overload"), NOW) == []
+    assert evaluate_rule(influx_db, rule("hw-exporter-behind"), NOW) == []
+
+
+def test_every_rule_has_a_test_with_its_missing_series_case() -> None:
+    groups = json.loads((ALERTING / "rules.json").read_text())["groups"]
+    uids = {r["uid"] for g in groups for r in g["rules"]}
+    covered = {u for u, _, _ in LAST_VALUE_CASES} | {
+        "hw-rig-offline", "hw-collector-silent", "hw-phase-overload", "hw-exporter-behind"}
+    assert uids == covered

@@ -374,3 +374,12 @@ def test_setup_refuses_a_server_that_is_not_influxdb_1x(cfg: Config, victoria: A
         admin.close()
     assert len(exc.value.problems) == 1
     assert "customer databases and logins are set up here on 1.x only" in str(exc.value)
+
+
+def test_the_rollup_command_copies_the_customers_ledger_rows_too(
+        populated: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    from hashwatt.cli import main
+
+    assert main(["rollup", str(populated.source), "--hours", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "ledger rows copied to their databases" in out, out

@@ -4,7 +4,9 @@ files that exist, no secret in plain text, provisioning wired to the generated f
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +173,7 @@ def test_each_hashwatt_service_starts_with_its_own_secrets_only(
     for key in list(__import__("os").environ):
         if key.startswith("HASHWATT_"):
             monkeypatch.delenv(key)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)  # the container has none
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     source = DEPLOY / ("hashwatt.sim.toml" if name == "collector-sim" else "hashwatt.compose.toml")
@@ -189,6 +192,8 @@ def test_each_hashwatt_service_starts_with_its_own_secrets_only(
 
 
 def test_the_systemd_units_keep_state_in_a_state_directory() -> None:
+    rollup = (DEPLOY / "systemd/hashwatt-rollup.service").read_text()
+    assert "EnvironmentFile=/etc/hashwatt/rollup.env" in rollup  # the InfluxDB login only
     for unit in ("hashwatt-collector.service", "hashwatt-bridge.service"):
         text = (DEPLOY / "systemd" / unit).read_text()
         assert "StateDirectory=hashwatt" in text and "ProtectSystem=strict" in text
@@ -228,3 +233,18 @@ def test_a_collector_may_write_only_under_its_own_site_and_the_bridge_only_recei
 
 def test_no_env_file_with_secrets_is_committed() -> None:
     assert not (DEPLOY / ".env").exists()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    """systemd's own checker (the units as shipped; only the binaries they start are
+    pointed at ones that exist here)."""
+    units = []
+    for unit in sorted((DEPLOY / "systemd").glob("*.service")):
+        text = unit.read_text().replace("/opt/hashwatt/.venv/bin/hashwatt", sys.executable)
+        (tmp_path / unit.name).write_text(text)
+        units.append(str(tmp_path / unit.name))
+    assert len(units) >= 3
+    run = subprocess.run(["systemd-analyze", "verify", "--man=no", *units],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and not run.stderr.strip(), run.stderr

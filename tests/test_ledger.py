@@ -154,7 +154,8 @@ def per(rows: list[LedgerRow], key: str) -> dict[str, Decimal]:
 
 
 def cost_of(rows: list[LedgerRow]) -> Decimal:
-    return sum((Decimal(repr(r.cost)) for r in rows), Decimal(0))
+    """The rows' cost, their float noise (~1e-15 a row) dropped at 1e-9 as the report does."""
+    return sum((Decimal(repr(r.cost)) for r in rows), Decimal(0)).quantize(Decimal("1e-9"))
 
 
 def assert_report_adds_up(r: Any) -> None:
@@ -381,15 +382,17 @@ PEAK_PERIODS: list[Period] = [(dt.datetime(2026, 1, 1), Decimal("0.10"), "off-pe
 
 def test_a_pdu_outage_across_the_peak_edge_with_the_in_service_rollup_running(
         ledger_db: InfluxQL, tmp_path: Path) -> None:
-    """A rig drawing 3.3 kW at the wall (its miner says 3.0 kW) loses its PDU from 16:52 to
-    19:07: the collector falls back to the miner's figure. The in-service rollup (the last
-    3 closed hours, every 30 minutes here) runs all along. Once the PDU is back, the counter's
-    jump is spread over the quarters of the gap and priced in each, off-peak and peak; the
-    miner-power rows written during the outage are replaced, never added."""
+    """A rig drawing 3.3 kW at the wall (its miner says 3.0 kW) loses its PDU from 14:52 to
+    19:07, longer than the 3 hours the in-service rollup rewrites: the collector falls back
+    to the miner's figure. The in-service rollup (the last 3 closed hours, every 30 minutes
+    here) runs all along. Once the PDU is back, the counter's jump is spread over the
+    quarters of the whole gap (the rollup reaches back to its start) and priced in each,
+    off-peak and peak; the miner-power rows written during the outage are replaced, never
+    added."""
     zone = ZoneInfo("Europe/Berlin")
     cfg = make_config(ledger_db, tmp_path, "Europe/Berlin", PEAK_TARIFF)
     day = at(zone, 2026, 10, 6)
-    lost, back = at(zone, 2026, 10, 6, 16, 52), at(zone, 2026, 10, 6, 19, 7)
+    lost, back = at(zone, 2026, 10, 6, 14, 52), at(zone, 2026, 10, 6, 19, 7)
 
     def readings(until: int) -> list[Point]:
         out = []
@@ -845,3 +848,44 @@ def test_a_tariff_change_inside_the_repeated_fall_back_hour_applies_once() -> No
     utc = [dt.datetime(2026, 10, 25, h, m, tzinfo=dt.UTC).timestamp()
            for h, m in ((0, 15), (0, 30), (1, 0), (1, 15), (1, 30))]
     assert [tariff.rate_at(t) for t in utc] == [0.1, 0.2, 0.2, 0.2, 0.2]
+
+
+def test_a_backfill_into_the_current_hour_is_clipped_with_a_warning(
+        ledger_db: InfluxQL, tmp_path: Path) -> None:
+    cfg = make_config(ledger_db, tmp_path, "Asia/Kathmandu",
+                      '[[tariff.periods]]\nfrom = 2026-01-01\nrate = 9\n', "NPR")
+    now = dt.datetime.now(ZoneInfo("Asia/Kathmandu"))
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    write(ledger_db, [p for t in range(int(hour.timestamp()) - 3600, int(now.timestamp()), 300)
+                      for p in rig("r1", t, 800.0)])
+    until = (hour + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    run = subprocess.run([sys.executable, "-m", "hashwatt.cli", "rollup", str(cfg.source),
+                          "--backfill", (hour - dt.timedelta(hours=1)).strftime(
+                              "%Y-%m-%dT%H:%M"), until], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "the current hour is not finished" in run.stderr
+    rows = rows_of(cfg, int(hour.timestamp()) - 3600, int(hour.timestamp()) + 7200)
+    assert [r.time.timestamp() for r in rows] == [hour.timestamp() - 3600 + i * Q
+                                                  for i in range(4)]
+
+
+def test_the_rollup_service_survives_influxdb_being_away(tmp_path: Path) -> None:
+    """A run that cannot reach InfluxDB is logged and tried again; the service never stops
+    for it (it starts before InfluxDB does on a booting host)."""
+    import signal
+    import time
+
+    from hashwatt.services import free_port
+
+    path = tmp_path / "away.toml"
+    path.write_text(f'[site]\nname = "north"\n[influxdb]\nurl = "http://127.0.0.1:{free_port()}"'
+                    '\ndatabase = "hashwatt"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "hashwatt.cli", "rollup", str(path),
+                             "--follow", "--interval", "0.3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert alive and proc.returncode == 0, err
+    assert "ledger rollup failed" in err and "Traceback" not in err

@@ -177,15 +177,18 @@ def sync_ledgers(cfg: Config, start_s: int, end_s: int) -> int:
     return copied
 
 
-def follow_customers(cfg: Config, stop: threading.Event) -> None:
-    """Copy the recent ledger rows into the customers' databases every rollup interval,
-    after the rollup has rewritten them (in the bridge); failures are logged and retried."""
+def follow_customers(cfg: Config, stop: threading.Event, interval_s: float | None = None,
+                     hours: int | None = None) -> None:
+    """Copy the recent ledger rows into the customers' databases every interval, after the
+    rollup rewrote them (beside the rollup: in the bridge or in `hashwatt rollup --follow`);
+    failures are logged and retried next time."""
     from exporters.finance.ledger import recent_range
 
-    interval = cfg.bridge.rollup_interval_s
+    interval = interval_s or cfg.bridge.rollup_interval_s or 300.0
+    hours = hours or cfg.bridge.rollup_hours
     while not stop.wait(interval):
         try:
-            sync_ledgers(cfg, *recent_range(cfg, cfg.bridge.rollup_hours))
+            sync_ledgers(cfg, *recent_range(cfg, hours))
         except (WriteUnavailable, WriteRejected, InfluxQLError, OSError) as exc:
             log.warning("customers' ledger copy failed (%s); next try in %.0f s", exc,
                         interval)

@@ -36,7 +36,7 @@ def ledger_client(cfg: Config, raw: InfluxQL | None = None) -> tuple[InfluxQL, s
     """A client for the ledger (raw's own when the ledger is a retention policy of the raw
     database) and the measurement's name as queries must give it."""
     influx = cfg.influxdb
-    if influx is not None and influx.api == "v1" and influx.ledger_database:
+    if influx is not None and influx.ledger_database:  # on 2.x: a DBRP mapping's name
         return query_client(cfg, influx.ledger_database), f'"{MEASUREMENT}"'
     rp = influx.ledger_retention_policy if influx is not None else "ledger"
     return raw or query_client(cfg), f'"{rp}"."{MEASUREMENT}"'
