@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from hashwatt.errors import ServiceError
+
 APT_PACKAGES = {"mosquitto": "mosquitto", "influxd": "influxdb",
                 "victoria-metrics": "victoria-metrics"}
 SEARCH_PATH = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
-
-
-class ServiceError(RuntimeError):
-    """A local service could not be found or started."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
