@@ -196,14 +196,13 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         stop = threading.Event()
         _on_signals(stop.set)
         interval = args.interval or cfg.bridge.rollup_interval_s or 300.0
-        rollup(cfg, *recent_range(cfg, args.hours))
         if any(c.has_view for c in cfg.customers):  # their ledger rows into their databases
             from exporters.customers.fanout import follow_customers
 
             threading.Thread(target=follow_customers, args=(cfg, stop, interval, args.hours),
                              daemon=True, name="customer-ledgers").start()
-        follow(cfg, stop, interval, args.hours,
-               (WriteUnavailable, WriteRejected, InfluxQLError, OSError))
+        follow(cfg, stop, interval, args.hours,  # the first run at once, its errors logged
+               (WriteUnavailable, WriteRejected, InfluxQLError, OSError), immediately=True)
         return 0
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)

@@ -867,3 +867,25 @@ def test_a_backfill_into_the_current_hour_is_clipped_with_a_warning(
     rows = rows_of(cfg, int(hour.timestamp()) - 3600, int(hour.timestamp()) + 7200)
     assert [r.time.timestamp() for r in rows] == [hour.timestamp() - 3600 + i * Q
                                                   for i in range(4)]
+
+
+def test_the_rollup_service_survives_influxdb_being_away(tmp_path: Path) -> None:
+    """A run that cannot reach InfluxDB is logged and tried again; the service never stops
+    for it (it starts before InfluxDB does on a booting host)."""
+    import signal
+    import time
+
+    from hashwatt.services import free_port
+
+    path = tmp_path / "away.toml"
+    path.write_text(f'[site]\nname = "north"\n[influxdb]\nurl = "http://127.0.0.1:{free_port()}"'
+                    '\ndatabase = "hashwatt"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "hashwatt.cli", "rollup", str(path),
+                             "--follow", "--interval", "0.3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert alive and proc.returncode == 0, err
+    assert "ledger rollup failed" in err and "Traceback" not in err

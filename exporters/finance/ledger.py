@@ -45,6 +45,8 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from exporters.finance.store import (
     CHUNK_S,
     MEASUREMENT,
@@ -490,10 +492,14 @@ def recent_range(cfg: Config, hours: int, now_s: float | None = None) -> tuple[i
 
 
 def follow(cfg: Config, stop: threading.Event, interval_s: float, hours: int,
-           errors: tuple[type[BaseException], ...]) -> None:
+           errors: tuple[type[BaseException], ...], immediately: bool = False) -> None:
     """Rewrite the last closed hours every interval until stopped (in the bridge, or as
-    `hashwatt rollup --follow`); a failed run is logged and tried again next time."""
-    while not stop.wait(interval_s):
+    `hashwatt rollup --follow`, which starts at once); a failed run is logged and tried
+    again next time."""
+    wait = 0.0 if immediately else interval_s
+    errors = (*errors, httpx.HTTPError)  # a query to an InfluxDB that is away
+    while not stop.wait(wait):
+        wait = interval_s
         try:
             rollup(cfg, *recent_range(cfg, hours))
         except errors as exc:
