@@ -99,7 +99,7 @@ async def explain_offline(address: str, error: str | None, timeout_s: float) -> 
 OutletPower = dict[tuple[str, int], float]
 
 
-class PowerSource(Protocol):
+class DeviceSource(Protocol):
     """A PDU or meter source."""
 
     async def poll(self, device: Any, ts_ms: int) -> dict[str, Any]:
@@ -112,16 +112,16 @@ def _pdu_offline(cfg: Config, pdu_id: str, ts_ms: int, error: str) -> dict[str, 
             "pdu": pdu_id, "collector": cfg.collector.id, "online": False, "error": error}
 
 
-async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
-                    meters: PowerSource | None = None,
+async def poll_pdus(cfg: Config, source: DeviceSource, publish: Any,
+                    meters: DeviceSource | None = None,
                     states: StateLog | None = None) -> tuple[OutletPower, int]:
     """Poll every PDU and meter under the deadline; return outlet power by (pdu, outlet)
     and how many answered."""
     semaphore = asyncio.Semaphore(cfg.collector.concurrency)
-    devices: list[tuple[PduConfig | MeterConfig, PowerSource]] = [(p, source) for p in cfg.pdus]
+    devices: list[tuple[PduConfig | MeterConfig, DeviceSource]] = [(p, source) for p in cfg.pdus]
     devices += [(m, meters) for m in cfg.meters if meters is not None]
 
-    async def one(pdu: PduConfig | MeterConfig, source: PowerSource) -> dict[str, Any]:
+    async def one(pdu: PduConfig | MeterConfig, source: DeviceSource) -> dict[str, Any]:
         async with semaphore:
             ts_ms = int(time.time() * 1000)
             try:

@@ -6,15 +6,12 @@ data itself (retrying cannot help), or `WriteUnavailable` when it is down or ove
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Protocol
 
 import httpx
 
 from hashwatt.config import Config
 from hashwatt.errors import SinkError
-
-log = logging.getLogger(__name__)
 
 
 class WriteRejected(SinkError):

@@ -122,13 +122,6 @@ class LocalService:
             self.proc.kill()
             self.proc.wait()
 
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines of the service's log, for error messages."""
-        path = self.run_dir / f"{self.name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
 
 # what a service child may inherit from us; everything else (secrets above all) stays here
 _PLAIN_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL")
