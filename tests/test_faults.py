@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.services import Influxd, Mosquitto
+from hashwatt.launch import Influxd, Mosquitto
 from tests.conftest import FarmFactory, wait_for, write_config
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hashwatt.errors import ServiceError
-from hashwatt.services import SnmpSim
+from hashwatt.launch import SnmpSim
 from hashwatt.sim.model import HARDWARE, Scenario, SimRig, Snapshot, snapshot, tick_of
 from hashwatt.sim.pdus import VARIATION_DIR, SimPdu, farm_spec, write_agent_files
 from hashwatt.sim.vendors import VENDORS, Vendor

@@ -1,4 +1,4 @@
-"""Local mosquitto, influxd and victoria-metrics processes for the demo and the tests.
+"""Launching local mosquitto, influxd, victoria-metrics and snmpsim for the demo and the tests.
 
 Each one runs as an ordinary child process in a directory of its own, on free loopback
 ports, never on the default ports and never as a shared system service.
