@@ -135,6 +135,9 @@ def test_a_full_spool_disk_is_said_once_and_survived(tmp_path: Path, farm: FarmF
         v = d.verdict()
         report("full spool disk", v.line())
         assert v.ok(), v.line()
+        said = d.db.rows('SELECT max("spool_memory"), max("spool_disk_errors") '
+                         'FROM "collector" WHERE "rigs_total" > 0')
+        assert said[0]["max"] > 0 and said[0]["max_1"] > 0, said  # the statistics said so
 
 
 def publish(port: int, messages: list[tuple[str, bytes]], qos: int = 1) -> None:
@@ -261,6 +264,9 @@ def test_a_silent_broker_does_not_stop_polling_and_nothing_is_lost(
         v = d.verdict()
         report("silent broker", v.line())
         assert v.ok(), v.line()
+        # the cycle statistics said so while it lasted (and were kept, stamped once)
+        said = d.db.rows('SELECT "broker_connected" FROM "collector" WHERE "rigs_total" > 0')
+        assert [r["broker_connected"] for r in said][:2] == [False, False], said
 
 
 def test_service_children_inherit_no_secrets(tmp_path: Path,
