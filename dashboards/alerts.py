@@ -13,9 +13,9 @@ from typing import Any
 from grafana_foundation_sdk.builders import alerting, expr
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from dashboards.influxql import DATASOURCE_UID, InfluxQL
+from dashboards.influxql import DATASOURCE_UID, Target
 
-FOLDER_UID, FOLDER_TITLE = "hashwatt", "hashwatt"
+FOLDER_TITLE = "hashwatt"
 RIG_TAGS = '"site", "rig", "rack", "model"'
 # rigs in maintenance (inventory column, a tag on their readings) page nobody
 IN_SERVICE = '$timeFilter AND "maintenance" != \'yes\''
@@ -119,7 +119,7 @@ GROUP_INTERVAL = {"rigs": "1m", "power": "1m", "pipeline": "1m"}
 
 def _rule(spec: RuleSpec) -> alerting.Rule:
     query = (alerting.Query("A").datasource_uid(DATASOURCE_UID)
-             .model(InfluxQL(spec.query).ref_id("A")))
+             .model(Target(spec.query).ref_id("A")))
     reduce = (alerting.Query("B").datasource_uid("__expr__")
               .model(expr.TypeReduce().expression("A").reducer(spec.reducer)))  # type: ignore[arg-type]
     evaluator = expr.ExprTypeThresholdConditionsEvaluator().type(spec.op).params(  # type: ignore[arg-type]

@@ -6,21 +6,19 @@ data itself (retrying cannot help), or `WriteUnavailable` when it is down or ove
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Protocol
 
 import httpx
 
 from hashwatt.config import Config
+from hashwatt.errors import SinkError
 
-log = logging.getLogger(__name__)
 
-
-class WriteRejected(Exception):
+class WriteRejected(SinkError):
     """The database refused the data (HTTP 4xx): set it aside, do not retry."""
 
 
-class WriteUnavailable(Exception):
+class WriteUnavailable(SinkError):
     """The database could not take the write now: retry later."""
 
 

@@ -6,8 +6,10 @@ from typing import Any
 
 import httpx
 
+from hashwatt.errors import SinkError
 
-class InfluxQLError(RuntimeError):
+
+class InfluxQLError(SinkError, RuntimeError):
     """The server answered the query with an error."""
 
 

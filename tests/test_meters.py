@@ -10,7 +10,7 @@ import pytest
 from collector.meters.registers import RegisterMap, builtin_maps
 from collector.meters.source import MeterSource
 from hashwatt.config import Config, MeterConfig, SiteConfig
-from hashwatt.services import free_port
+from hashwatt.launch import free_port
 from hashwatt.sim.meters import meter_server
 
 SDM630 = builtin_maps()["eastron_sdm630"]

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from collector.pdu.source import PduSource
 from hashwatt.config import Config, PduConfig, RigConfig, SiteConfig
-from hashwatt.services import SnmpSim
+from hashwatt.launch import SnmpSim
 
 pytestmark = pytest.mark.e2e
 

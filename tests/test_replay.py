@@ -23,7 +23,7 @@ from exporters.decode import rig_points
 from hashwatt.config import RigConfig, load_config
 from hashwatt.contract import RigReading
 from hashwatt.influxql import InfluxQL
-from hashwatt.services import Influxd, Mosquitto
+from hashwatt.launch import Influxd, Mosquitto
 from hashwatt.sim.replay import CAPTURES, ReplayFarm, reference_dir
 from tests.conftest import _subnets, wait_for, write_config
 from tests.differences import without_documented
