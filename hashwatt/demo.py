@@ -23,8 +23,9 @@ from hashwatt.services import Influxd, Mosquitto, ServiceError, find_binary
 from hashwatt.sim.farm import EVERY_FAMILY_MIX
 
 DATABASE = "hashwatt"
+# r03-s02 is an Avalon Q left idle (soft off): it answers, hashes 0, keeps its average
 DEMO_SCENARIOS = {"r01-s03": "overheat", "r02-s05": "dead_fan", "r03-s07": "dead_board",
-                  "r04-s02": "offline", "r05-s09": "hung"}
+                  "r04-s02": "offline", "r05-s09": "hung", "r03-s02": "idle"}
 
 
 def ensure_installed() -> None:

@@ -27,7 +27,9 @@ from pyasic.miners.data import DataOptions
 from hashwatt.sim.model import Scenario, SimRig, snapshot
 from tests.conftest import FarmFactory, RunningFarm
 
-FIRMWARE = ("--replies=firmware", "--delivery=lan")
+# no simulate options: every check here is on the farm's default output (firmware replies,
+# LAN delivery)
+FIRMWARE: tuple[str, ...] = ()
 FIELDS = [DataOptions.HASHRATE, DataOptions.EXPECTED_HASHRATE, DataOptions.WATTAGE,
           DataOptions.HASHBOARDS, DataOptions.FANS, DataOptions.UPTIME, DataOptions.ERRORS,
           DataOptions.ENVIRONMENT_TEMP]
@@ -173,6 +175,15 @@ def test_whatsminer_v2_replies_like_btminer_2_0_5(farm: FarmFactory) -> None:
     assert joined["get_version"][0]["STATUS"][0]["Msg"] == "Invalid command"
     alone = rpc_json(ip, "get_version")
     assert alone["STATUS"] == "S" and alone["Msg"]["fw_ver"] == "20230803.11.REL"
+
+
+@pytest.mark.e2e
+def test_whatsminer_api_2_0_4_lists_its_errors_shaped_like_a_dict(farm: FarmFactory) -> None:
+    f = farm(1, mix=("m30splus",), extra=FIRMWARE, scenarios={"r01-s01": Scenario.DEAD_BOARD})
+    ip = f.rigs[0].ip
+    assert rpc_json(ip, "get_version")["Msg"]["api_ver"] == "2.0.4"
+    raw = raw_rpc(ip, "get_error_code")[0]
+    assert b'"error_code":["218":"2026-01-01 00:00:00"]' in raw  # not valid JSON as sent
 
 
 @pytest.mark.e2e

@@ -5,7 +5,9 @@ Shapes follow a real btminer 2.0.5 (`reference/miner-api/whatsminer/v2`): `summa
 `status`) answer in the flat `{"STATUS": "S", "Msg": {...}}` form and cannot be joined
 (pyasic's BTMinerRPCAPI.multicommand sends them alone; inside a join cgminer's api.c answers
 a command it does not know with "Invalid command"); a trailing comma before `}` that pyasic's
-`_load_api_data` repairs ("btminer return having an extra comma").
+`_load_api_data` repairs ("btminer return having an extra comma"). The M30S+ runs the older
+API 2.0.4, whose `get_error_code` lists its errors as `["110":"2024-06-15 09:15:00"]`, a list
+shaped like a dict (pyasic: "a really nasty bug with whatsminer API v2.0.4").
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ class Whatsminer(Vendor):
 
     FW = "20230803.11.REL"
     DESCRIPTION = "cgminer 4.9.2"
+    OLD_API = {"M30S+ VE40": ("2.0.4", "20220915.22.REL")}  # model -> (API, firmware)
+
+    def _api(self) -> tuple[str, str]:
+        return self.OLD_API.get(self.snap().rig.hardware.model, ("2.0.5", self.FW))
 
     def rpc(self, command: str) -> dict | None:
         """RPC replies as btminer 2.0.5 gives them."""
@@ -45,6 +51,10 @@ class Whatsminer(Vendor):
         body = encode(reply)
         if self.quirks and command == "summary":
             body = body.replace(b'}],"id"', b',}],"id"', 1)
+        if self.quirks and command == "get_error_code" and self._api()[0] == "2.0.4":
+            # [{"110":"..."},{"300":"..."}] -> ["110":"...","300":"..."]
+            body = body.replace(b'"error_code":[{', b'"error_code":[').replace(b'}]}', b']}')
+            body = body.replace(b'"},{"', b'","')
         return body
 
     def _msg(self, msg: dict) -> dict:
@@ -53,7 +63,7 @@ class Whatsminer(Vendor):
 
     def _status(self, s: Snapshot) -> dict:
         return self._msg({"mineroff": "true" if s.idle else "false",
-                          "FirmwareVersion": self.FW})
+                          "FirmwareVersion": self._api()[1]})
 
     def _version(self, s: Snapshot) -> dict:
         return {"STATUS": status(22, "CGMiner versions", "btminer"),
@@ -67,7 +77,8 @@ class Whatsminer(Vendor):
                                for b in s.boards], "id": 1}
 
     def _get_version(self, s: Snapshot) -> dict:
-        return self._msg({"api_ver": "2.0.5", "fw_ver": self.FW, "platform": "H616"})
+        api, fw = self._api()
+        return self._msg({"api_ver": api, "fw_ver": fw, "platform": "H616"})
 
     def _summary(self, s: Snapshot) -> dict:
         mhs, avg = s.hashrate_gh * 1000, s.average_gh * 1000
