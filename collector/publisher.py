@@ -228,11 +228,16 @@ class Publisher:
                 lost.append(spool_id)
             for spool_id in lost:
                 del self.waiting[spool_id]
-            self.resend.extend(lost)
-        if lost:
-            self.resent += len(lost)
+        if not lost:
+            return
+        # a receipt may have beaten its PUBACK: those left the spool already
+        present = [m.id for m in self.spool.get(lost)]
+        if present:
+            with self.lock:
+                self.resend.extend(present)
+            self.resent += len(present)
             log.warning("%d readings sent %.0f s before stored ones have no stored receipt: "
-                        "sending them again", len(lost), self.resend_after_s)
+                        "sending them again", len(present), self.resend_after_s)
 
     def _send_some(self) -> bool:
         with self.lock:

@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from hashwatt.errors import ConfigError
 from hashwatt.tables import did_you_mean, read_table
 from hashwatt.tariff import WEEKDAYS, TariffConfig
 from hashwatt.tomlplace import TomlPlaces
@@ -42,14 +43,6 @@ DEFAULT_STATE_DIR = "/var/lib/hashwatt"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-
-
-class ConfigError(Exception):
-    """A configuration problem; each line of `problems` names file, key and what is wrong."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def _address(value: str) -> str:

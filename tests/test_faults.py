@@ -4,71 +4,32 @@ polled is stored in InfluxDB once (none missing, none doubled), whatever is kill
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.services import Influxd, Mosquitto
-from tests.conftest import FarmFactory, wait_for, write_config
+from hashwatt.launch import Influxd, Mosquitto
+from tests.conftest import FarmFactory, write_config
+from tests.drills import Drill
 
 pytestmark = pytest.mark.e2e
 RIGS = 6
 INTERVAL = 3
 
 
-@dataclass
-class Chain:
+class Chain(Drill):
     """A broker, a database, a farm, and the collector and bridges as processes."""
 
-    tmp: Path
-    broker: Mosquitto
-    influx: Influxd
-    db: InfluxQL
-    config: Path
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.tmp / f"{args[0]}-{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "hashwatt.cli", *args], stdout=log,
-                                stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        return proc
-
-    def bridge(self, config: Path | None = None) -> subprocess.Popen[bytes]:
-        ready = self.tmp / f"bridge-{uuid.uuid4().hex[:6]}.ready"
-        proc = self.spawn("bridge", str(config or self.config), f"--ready-file={ready}")
-        assert wait_for(ready.exists, timeout=30), "bridge did not subscribe"
-        return proc
-
-    def collector(self, cycles: int) -> subprocess.Popen[bytes]:
-        return self.spawn("collect", str(self.config), f"--cycles={cycles}")
-
-    def polled(self) -> int:
-        """Every rig reading the collector ever spooled (the drill's audit copy)."""
-        with sqlite3.connect(self.tmp / "hashwatt-spool.db") as db:
-            row = db.execute("SELECT count(*) FROM audit WHERE topic LIKE '%/rig/%'").fetchone()
-        return int(row[0])
-
-    def stored(self) -> int:
-        rows = self.db.rows('SELECT count("up") FROM "rig"')
-        return int(rows[0]["count"]) if rows else 0
-
-    def assert_complete(self, timeout: float = 120) -> None:
-        polled = self.polled()
-        assert polled >= RIGS * 2
-        assert wait_for(lambda: self.stored() >= polled, timeout=timeout, every=1), (
-            f"stored {self.stored()} of {polled} readings")
-        assert self.stored() == polled
-        per_rig = self.db.rows('SELECT count("up") FROM "rig" GROUP BY "rig"')
-        assert sum(r["count"] for r in per_rig) == polled and len(per_rig) == RIGS
+    def assert_complete(self) -> None:
+        """Every reading the collector took is stored once, per rig, with its values."""
+        self.drain()
+        v = self.verdict()
+        assert v.polled >= RIGS * 2 and v.ok(), v.line()
+        assert len({rig for rig, _ in self.polled()}) == RIGS
 
 
 @pytest.fixture
@@ -84,10 +45,7 @@ def chain(tmp_path: Path, farm: FarmFactory, influxd: Influxd) -> Iterator[Chain
                           bridge="rollup_interval_s = 0\nbatch_size = 50")
     c = Chain(tmp_path, broker, own_influx, db, config)
     yield c
-    for proc in c.procs:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=20)
+    c.stop_all()
     broker.stop()
     own_influx.stop()
 

@@ -20,7 +20,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.services import Influxd, Mosquitto, free_port, plain_environment
+from hashwatt.launch import Influxd, Mosquitto, free_port, plain_environment
 from tests.conftest import FarmFactory, read_deadletters, wait_for, write_config
 from tests.drills import Drill, rss_kb
 from tests.test_deploy_mosquitto import Broker as DeployedBroker
@@ -54,7 +54,7 @@ def drill(tmp_path: Path, farm: FarmFactory, *, autosave_s: int = 1, collector: 
     config = write_config(tmp_path / "hashwatt.toml", mqtt_port=broker.port or broker_port,
                           rigs=f.rigs, influx=f'url = "{influx.url}"\ndatabase = "drill"',
                           collector=f"interval_s = {INTERVAL}\ndeadline_s = 1.5\n"
-                                    f"spool_audit = true\nresend_after_s = 10\n{collector}",
+                                    f"spool_audit = true\n{collector or 'resend_after_s = 10'}",
                           bridge=f"rollup_interval_s = 0\nbatch_size = 50\n{bridge}")
     d = Drill(tmp_path, broker, influx, db, config)
     d.start_sampling()
@@ -64,6 +64,19 @@ def drill(tmp_path: Path, farm: FarmFactory, *, autosave_s: int = 1, collector: 
         d.stop_all()
         broker.stop()
         influx.stop()
+
+
+@contextlib.contextmanager
+def small_filesystem(mount: Path, *options: str) -> Iterator[Path]:
+    """A real 1 MB filesystem (tmpfs) mounted here for the test; skipped without root."""
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(["size=1m", *options]),
+                       "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def test_the_broker_crash_window_loses_nothing(tmp_path: Path, farm: FarmFactory) -> None:
@@ -94,41 +107,37 @@ def test_the_broker_crash_window_loses_nothing(tmp_path: Path, farm: FarmFactory
 def test_a_full_spool_disk_is_said_once_and_survived(tmp_path: Path, farm: FarmFactory) -> None:
     """The spool on a real 1 MB filesystem that fills up, with the broker down meanwhile:
     one log line naming the path, readings kept in memory, moved to disk when space returns."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                      capture_output=True).returncode:
-        pytest.skip("needs root to mount a small tmpfs")
-    try:
-        with drill(tmp_path, farm, collector=f'spool_path = "{mount}/spool.db"') as d:
-            d.bridge()
-            collector = d.collector()
-            assert wait_for(lambda: d.db.rows('SELECT count("up") FROM "rig"'), timeout=60)
-            d.broker.stop()
-            filler = mount / "filler"
-            fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, b"\0" * 65536)
-            os.close(fd)
-            time.sleep(4 * INTERVAL)  # cycles while the disk is full and the broker away
-            logged = d.logs("collector")
-            assert logged.count("keeping readings in memory") == 1, logged[-2000:]
-            assert f"spool {mount}/spool.db" in logged
-            filler.unlink()
-            time.sleep(INTERVAL + 3)
-            d.broker.start()
-            time.sleep(2 * INTERVAL)
-            collector.send_signal(signal.SIGTERM)
-            assert collector.wait(timeout=60) == 0
-            assert "the disk takes writes again" in d.logs("collector")
-            d.spool_file = mount / "spool.db"
-            d.drain()
-            v = d.verdict()
-            report("full spool disk", v.line())
-            assert v.ok(), v.line()
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    with small_filesystem(tmp_path / "small") as mount, drill(
+            tmp_path, farm, collector=f'spool_path = "{mount}/spool.db"') as d:
+        d.bridge()
+        collector = d.collector()
+        assert wait_for(lambda: d.db.rows('SELECT count("up") FROM "rig"'), timeout=60)
+        d.broker.stop()
+        filler = mount / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 65536)
+        os.close(fd)
+        time.sleep(4 * INTERVAL)  # cycles while the disk is full and the broker away
+        logged = d.logs("collector")
+        assert logged.count("keeping readings in memory") == 1, logged[-2000:]
+        assert f"spool {mount}/spool.db" in logged
+        filler.unlink()
+        time.sleep(INTERVAL + 3)
+        d.broker.start()
+        time.sleep(2 * INTERVAL)
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(timeout=60) == 0
+        assert "the disk takes writes again" in d.logs("collector")
+        d.spool_file = mount / "spool.db"
+        d.drain()
+        v = d.verdict()
+        report("full spool disk", v.line())
+        assert v.ok(), v.line()
+        said = d.db.rows('SELECT max("spool_memory"), max("spool_disk_errors") '
+                         'FROM "collector" WHERE "rigs_total" > 0')
+        assert said[0]["max"] > 0 and said[0]["max_1"] > 0, said  # the statistics said so
 
 
 def publish(port: int, messages: list[tuple[str, bytes]], qos: int = 1) -> None:
@@ -193,27 +202,19 @@ def test_poison_messages_are_set_aside_and_the_bridge_carries_on(
 
 def test_dead_letters_on_a_read_only_disk_are_counted_not_fatal(
         tmp_path: Path, farm: FarmFactory) -> None:
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
-                      capture_output=True).returncode:
-        pytest.skip("needs root to mount a read-only tmpfs")
-    try:
-        with drill(tmp_path, farm) as d:
-            d.config.write_text(d.config.read_text().replace(
-                'dead_letter_file = "deadletters.jsonl"', f'dead_letter_file = "{mount}/dl.jsonl"'))
-            bridge = d.bridge()
-            now = int(time.time() * 1000)
-            top = "hashwatt/v1/testsite"
-            publish(d.broker.port, [(f"{top}/rig/bad{i}", b"not json") for i in range(5)]
-                    + [(f"{top}/rig/good", rig_doc("good", now))])
-            assert wait_for(lambda: d.db.rows('SELECT * FROM "rig" WHERE "rig" = \'good\''),
-                            30)
-            assert bridge.poll() is None
-            logged = d.logs("bridge")
-            assert logged.count("cannot write") == 1 and f"{mount}/dl.jsonl" in logged
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    with small_filesystem(tmp_path / "ro", "ro") as mount, drill(tmp_path, farm) as d:
+        d.config.write_text(d.config.read_text().replace(
+            'dead_letter_file = "deadletters.jsonl"', f'dead_letter_file = "{mount}/dl.jsonl"'))
+        bridge = d.bridge()
+        now = int(time.time() * 1000)
+        top = "hashwatt/v1/testsite"
+        publish(d.broker.port, [(f"{top}/rig/bad{i}", b"not json") for i in range(5)]
+                + [(f"{top}/rig/good", rig_doc("good", now))])
+        assert wait_for(lambda: d.db.rows('SELECT * FROM "rig" WHERE "rig" = \'good\''),
+                        30)
+        assert bridge.poll() is None
+        logged = d.logs("bridge")
+        assert logged.count("cannot write") == 1 and f"{mount}/dl.jsonl" in logged
 
 
 class SilentBroker:
@@ -263,6 +264,9 @@ def test_a_silent_broker_does_not_stop_polling_and_nothing_is_lost(
         v = d.verdict()
         report("silent broker", v.line())
         assert v.ok(), v.line()
+        # the cycle statistics said so while it lasted (and were kept, stamped once)
+        said = d.db.rows('SELECT "broker_connected" FROM "collector" WHERE "rigs_total" > 0')
+        assert [r["broker_connected"] for r in said][:2] == [False, False], said
 
 
 def test_service_children_inherit_no_secrets(tmp_path: Path,
@@ -357,7 +361,12 @@ class HostileAxeOS:
         for n, kind in enumerate(kinds, 1):
             address = f"{self.base}.{n}"
             coro = asyncio.start_server(functools.partial(self._serve, kind), address, 80)
-            self.servers.append(asyncio.run_coroutine_threadsafe(coro, self.loop).result(10))
+            try:
+                server = asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+            except PermissionError:
+                self.stop()
+                pytest.skip("port 80 (where pyasic looks for AxeOS) needs root")
+            self.servers.append(server)
             addresses.append(address)
         return addresses
 
@@ -461,3 +470,27 @@ def test_the_shipped_broker_keeps_no_password_in_its_environment(
     environ = Path(f"/proc/{shipped.proc.pid}/environ").read_bytes()
     assert b"MQTT_COLLECTOR_USER=north" in environ  # it is the broker's environment
     assert not any(p.encode() in environ for p in shipped.passwords.values())
+
+
+def test_readings_the_broker_dropped_are_sent_again_once_later_ones_are_stored(
+        tmp_path: Path, farm: FarmFactory) -> None:
+    """No bridge has subscribed yet: the broker acknowledges the readings and drops them (no
+    subscriber). Once a bridge stores newer readings, the older unstored ones are resent by
+    the running collector (no reconnect, no restart), resend_after_s after them."""
+    with drill(tmp_path, farm, collector="resend_after_s = 3") as d:
+        collector = d.collector()
+        assert wait_for(lambda: len(d.polled()) >= 2 * RIGS, timeout=30)
+        dropped = len(d.polled())
+        d.bridge()
+        assert wait_for(lambda: d.verdict().lost == 0 and len(d.polled()) > dropped,
+                        timeout=60, every=1)
+        assert collector.poll() is None  # the same process, never reconnected
+        logged = d.logs("collector")
+        assert "sending them again" in logged and "lost the broker" not in logged
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(timeout=60) == 0
+        d.drain()
+        v = d.verdict()
+        report("broker without subscriber", f"{dropped} readings acked and dropped before a "
+                                            f"bridge subscribed; {v.line()}")
+        assert v.ok(), v.line()

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hashwatt.services import SnmpSim
+from hashwatt.errors import ServiceError
+from hashwatt.launch import SnmpSim
 from hashwatt.sim.model import HARDWARE, Scenario, SimRig, Snapshot, snapshot, tick_of
 from hashwatt.sim.pdus import VARIATION_DIR, SimPdu, farm_spec, write_agent_files
 from hashwatt.sim.vendors import VENDORS, Vendor
@@ -100,7 +101,7 @@ def pdus_toml(pdus: list[SimPdu]) -> str:
                    f'rack = "R{p.pdu_id[-2:]}"\ncommunity = "{p.pdu_id}"\n' for p in pdus)
 
 
-class FarmError(RuntimeError):
+class FarmError(ServiceError):
     """The farm cannot start."""
 
 

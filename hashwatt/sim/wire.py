@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 import secrets
 import socket
 import struct
@@ -21,8 +20,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from hashwatt.sim.model import MALFORMED, Scenario
-
-log = logging.getLogger(__name__)
 
 RpcHandler = Callable[[str], bytes]
 IDENTIFY_COMMANDS = {"version", "devdetails", "get_version"}
