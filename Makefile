@@ -10,7 +10,7 @@ DURATION ?=
 SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp \
   pdftoppm:poppler-utils
 
-.PHONY: all test soak demo bench dashboards lint typecheck unit system-deps venv clean
+.PHONY: all test soak demo bench dashboards lint layers typecheck unit system-deps venv clean
 
 all: test
 
@@ -42,13 +42,17 @@ $(BIN)/.bench-installed: $(BIN)/.installed
 lint: venv
 	$(BIN)/ruff check hashwatt collector exporters dashboards tests
 
+# the import layers declared in pyproject.toml [tool.importlinter] (ARCHITECTURE.md "Layers")
+layers: venv
+	$(BIN)/lint-imports --no-cache
+
 typecheck: venv
 	$(BIN)/mypy
 
 dashboards: venv
 	$(BIN)/python -m dashboards.build
 
-test: system-deps venv lint typecheck
+test: system-deps venv lint layers typecheck
 	$(BIN)/python -m dashboards.build --check
 	$(BIN)/pytest -q
 
@@ -71,4 +75,4 @@ bench: system-deps venv $(BIN)/.bench-installed
 	$(BIN)/python -m hashwatt.bench.pdu --pdus 200 --outlets 24 --rounds 3
 
 clean:
-	rm -rf $(VENV) .hashwatt-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .hashwatt-demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

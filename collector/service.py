@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from collector.diagnose import diagnose, is_silent, login_refused
 from collector.events import StateLog
@@ -22,8 +23,10 @@ from collector.rigs.credentials import credentials_lookup
 from collector.sanitise import sanitise_pdu, sanitise_rig
 from hashwatt.config import Config, ConfigError, MeterConfig, PduConfig, RigConfig
 from hashwatt.contract import SCHEMA_VERSION
+from hashwatt.errors import PollTimeout
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class RigSource(Protocol):
@@ -52,22 +55,37 @@ class Cycle:
     fields_dropped: int = 0
 
 
+async def within(poll: Awaitable[T], deadline_s: float) -> T:
+    """Await one poll under a hard deadline; PollTimeout (a TimeoutError) when it passes."""
+    try:
+        return await asyncio.wait_for(poll, deadline_s)
+    except TimeoutError as exc:
+        raise PollTimeout(deadline_s) from exc
+
+
 async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> dict[str, Any]:
     """Poll one rig under a hard deadline: a hung rig costs its own deadline and no more;
     a silent rig's reason says whether it is hung, dead or refusing our login."""
+    return (await _poll_rig(source, origin, deadline_s))[0]
+
+
+async def _poll_rig(source: RigSource, origin: Origin,
+                    deadline_s: float) -> tuple[dict[str, Any], bool]:
+    """poll_rig's reading and whether the deadline passed."""
+    timed_out = False
     try:
-        reading = await asyncio.wait_for(source.poll(origin), deadline_s)
-    except TimeoutError:
+        reading = await within(source.poll(origin), deadline_s)
+    except PollTimeout as exc:
         source.failed(origin.rig.id)
-        reading = offline_reading(origin, f"no reply within {deadline_s:g} s")
+        reading, timed_out = offline_reading(origin, str(exc)), True
     except Exception as exc:  # a bug for one rig must not end the cycle for all
         log.exception("rig %s: unexpected error while polling", origin.rig.id)
         source.failed(origin.rig.id)
-        return offline_reading(origin, f"collector error: {type(exc).__name__}")
+        return offline_reading(origin, f"collector error: {type(exc).__name__}"), False
     if not reading["online"]:  # a LAN host answers a connect in milliseconds: 0.5 s is ample
         reading["error"] = await explain_offline(origin.rig.address, reading.get("error"),
                                                  min(0.5, deadline_s / 4))
-    return reading
+    return reading, timed_out
 
 
 async def explain_offline(address: str, error: str | None, timeout_s: float) -> str | None:
@@ -82,7 +100,7 @@ async def explain_offline(address: str, error: str | None, timeout_s: float) -> 
 OutletPower = dict[tuple[str, int], float]
 
 
-class PowerSource(Protocol):
+class DeviceSource(Protocol):
     """A PDU or meter source."""
 
     async def poll(self, device: Any, ts_ms: int) -> dict[str, Any]:
@@ -95,24 +113,22 @@ def _pdu_offline(cfg: Config, pdu_id: str, ts_ms: int, error: str) -> dict[str, 
             "pdu": pdu_id, "collector": cfg.collector.id, "online": False, "error": error}
 
 
-async def poll_pdus(cfg: Config, source: PowerSource, publish: Any,
-                    meters: PowerSource | None = None,
+async def poll_pdus(cfg: Config, source: DeviceSource, publish: Any,
+                    meters: DeviceSource | None = None,
                     states: StateLog | None = None) -> tuple[OutletPower, int]:
     """Poll every PDU and meter under the deadline; return outlet power by (pdu, outlet)
     and how many answered."""
     semaphore = asyncio.Semaphore(cfg.collector.concurrency)
-    devices: list[tuple[PduConfig | MeterConfig, PowerSource]] = [(p, source) for p in cfg.pdus]
+    devices: list[tuple[PduConfig | MeterConfig, DeviceSource]] = [(p, source) for p in cfg.pdus]
     devices += [(m, meters) for m in cfg.meters if meters is not None]
 
-    async def one(pdu: PduConfig | MeterConfig, source: PowerSource) -> dict[str, Any]:
+    async def one(pdu: PduConfig | MeterConfig, source: DeviceSource) -> dict[str, Any]:
         async with semaphore:
             ts_ms = int(time.time() * 1000)
             try:
-                reading = await asyncio.wait_for(source.poll(pdu, ts_ms),
-                                                 cfg.collector.deadline_s)
-            except TimeoutError:
-                reading = _pdu_offline(cfg, pdu.id, ts_ms,
-                                       f"no reply within {cfg.collector.deadline_s:g} s")
+                reading = await within(source.poll(pdu, ts_ms), cfg.collector.deadline_s)
+            except PollTimeout as exc:
+                reading = _pdu_offline(cfg, pdu.id, ts_ms, str(exc))
             except Exception as exc:  # a bug for one PDU must not end the cycle for all
                 log.exception("pdu %s: unexpected error while polling", pdu.id)
                 reading = _pdu_offline(cfg, pdu.id, ts_ms,
@@ -148,14 +164,14 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
             outlet_w = outlet_power.get((rig.pdu, rig.outlet)) if rig.pdu and rig.outlet else None
             origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000),
                             outlet_w)
-            reading = annotate(await poll_rig(source, origin, cfg.collector.deadline_s), rig,
-                               outlet_w)
+            reading, timed_out = await _poll_rig(source, origin, cfg.collector.deadline_s)
+            reading = annotate(reading, rig, outlet_w)
             if pools is not None:
                 await pools.annotate(reading, rig, getattr(source, "miners", {}).get(rig.id))
         cycle.fields_dropped += sanitise_rig(reading)
         if reading["online"]:
             cycle.ok += 1
-        elif str(reading.get("error", "")).startswith("no reply within"):
+        elif timed_out:
             cycle.timeout += 1
         else:
             cycle.failed += 1
@@ -172,6 +188,12 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
 
 
 Reload = Callable[[], Config]
+
+
+def _publish_counted(publisher: Publisher, flagged: list[int], reading: dict[str, Any]) -> None:
+    """Spool a PDU or meter reading, noting how many fields its sanitising dropped."""
+    flagged.append(len(reading.get("invalid") or ()))
+    publisher.publish_reading(reading)
 
 
 def reload_inventory(cfg: Config, reload: Reload, source: RigSource) -> Config:
@@ -243,11 +265,14 @@ async def run_collector(cfg: Config, cycles: int | None = None,
                 pdu_source, meter_source = PduSource(cfg), MeterSource(cfg)
             started = time.monotonic()
             # PDUs first: each rig's reading then carries its outlet's power of this cycle
-            outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_reading,
-                                                    meter_source, states)
+            flagged: list[int] = []  # fields the PDU and meter readings had dropped
+            outlet_power, pdus_ok = await poll_pdus(
+                cfg, pdu_source, functools.partial(_publish_counted, publisher, flagged),
+                meter_source, states)
             stats = await run_cycle(cfg, source, publisher.publish_reading,
                                     outlet_power=outlet_power, states=states, pools=pools)
             stats.update({"pdus_total": len(cfg.pdus) + len(cfg.meters), "pdus_ok": pdus_ok,
+                          "fields_dropped": stats["fields_dropped"] + sum(flagged),
                           **publisher.spool_stats()})
             done += 1
             spare = cfg.collector.interval_s - (time.monotonic() - started)

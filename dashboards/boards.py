@@ -22,7 +22,7 @@ from dashboards.common import (
     thresholds,
     transform,
 )
-from dashboards.influxql import DATASOURCE, LEDGER, InfluxQL
+from dashboards.influxql import DATASOURCE, LEDGER, Target
 from dashboards.operator import IN_SERVICE, down_rigs_table, suspects_table
 from dashboards.operator import RIGS_IN_MAINTENANCE as MAINTENANCE_COUNT
 
@@ -68,29 +68,29 @@ def farm_overview(currency: str) -> dashboard.Dashboard:
         d.with_variable(var)
     g = Grid()
     live = [
-        big_stat("Fleet hashrate", "TH/s", InfluxQL(FLEET_HASHRATE)),
-        big_stat("Wall power", "watt", InfluxQL(FLEET_POWER)),
-        big_stat("Efficiency", "J/TH", InfluxQL(FLEET_EFFICIENCY), decimals=2,
+        big_stat("Fleet hashrate", "TH/s", Target(FLEET_HASHRATE)),
+        big_stat("Wall power", "watt", Target(FLEET_POWER)),
+        big_stat("Efficiency", "J/TH", Target(FLEET_EFFICIENCY), decimals=2,
                  steps=((None, "green"), (25, "yellow"), (32, "red"))),
-        big_stat("Cost per hour ($currency)", "none", InfluxQL(COST_PER_HOUR), decimals=2),
+        big_stat("Cost per hour ($currency)", "none", Target(COST_PER_HOUR), decimals=2),
     ]
     for panel in live:
         d.with_panel(g.add(panel.time_from(LIVE), 6, 5))
-    d.with_panel(g.add(big_stat("Cost today ($currency)", "none", InfluxQL(COST_TODAY),
+    d.with_panel(g.add(big_stat("Cost today ($currency)", "none", Target(COST_TODAY),
                                 decimals=2).time_from("now/d"), 6, 5))
     d.with_panel(g.add(big_stat(
-        "Rigs", "none", InfluxQL(RIGS_ONLINE).alias("online"),
-        InfluxQL(RIGS_OFFLINE).alias("offline"), InfluxQL(RIGS_HOT).alias("hot"),
-        InfluxQL(RIGS_IN_MAINTENANCE).alias("maintenance"), decimals=0,
+        "Rigs", "none", Target(RIGS_ONLINE).alias("online"),
+        Target(RIGS_OFFLINE).alias("offline"), Target(RIGS_HOT).alias("hot"),
+        Target(RIGS_IN_MAINTENANCE).alias("maintenance"), decimals=0,
         steps=((None, "blue"),)).time_from(LIVE), 18, 5))
     d.with_panel(g.add(rack_heat_map().time_from(LIVE), 24, 9))
     d.with_panel(g.add(down_rigs_table(), 24, 8))
     d.with_panel(g.add(suspects_table(), 24, 8))
     d.with_panel(g.add(top_table("Hottest rigs", "temp_max_c", "celsius"), 12, 9))
     d.with_panel(g.add(top_table("Worst efficiency", "efficiency_j_th", "J/TH"), 12, 9))
-    d.with_panel(g.add(series("Fleet hashrate over time", "TH/s", InfluxQL(fleet_over_time(
+    d.with_panel(g.add(series("Fleet hashrate over time", "TH/s", Target(fleet_over_time(
         "hashrate_ths"))), 12, 8))
-    d.with_panel(g.add(series("Wall power over time", "watt", InfluxQL(fleet_over_time("power_w"))),
+    d.with_panel(g.add(series("Wall power over time", "watt", Target(fleet_over_time("power_w"))),
                        12, 8))
     return d
 
@@ -103,7 +103,7 @@ def fleet_over_time(field: str) -> str:
 
 def rack_heat_map() -> table.Panel:
     """Racks as rows, slots as columns, cells coloured by the hottest chip."""
-    query = InfluxQL(f'SELECT last("temp_max_c") AS "temp" FROM "rig" WHERE $timeFilter AND '
+    query = Target(f'SELECT last("temp_max_c") AS "temp" FROM "rig" WHERE $timeFilter AND '
                      f'{RIG_FILTER} GROUP BY "rack", "slot"')
     return (coloured(grid_table("Racks and slots: hottest chip (°C)", query, "celsius"))
             .with_transformation(transform("groupingToMatrix", rowField="rack",
@@ -113,7 +113,7 @@ def rack_heat_map() -> table.Panel:
 
 def top_table(title: str, field: str, unit: str) -> table.Panel:
     """The ten rigs with the highest latest value of field."""
-    query = InfluxQL(f'SELECT top("v", "rig", 10) AS "{field}" FROM '
+    query = Target(f'SELECT top("v", "rig", 10) AS "{field}" FROM '
                      + per_rig(f'last("{field}") AS "v"'))
     return coloured(grid_table(title, query, unit)).time_from(LIVE).thresholds(
         thresholds((None, "green"), (85, "red")) if unit == "celsius"
@@ -133,25 +133,25 @@ def rig_detail() -> dashboard.Dashboard:
             f'last("efficiency_j_th") AS "J/TH", last("nominal_efficiency_j_th") AS '
             f'"nominal J/TH", last("uptime_s") AS "uptime", last("error") AS "error", '
             f'last("errors") AS "errors" FROM "rig" WHERE {where}')
-    d.with_panel(g.add(grid_table("Now", InfluxQL(last)), 24, 4))
+    d.with_panel(g.add(grid_table("Now", Target(last)), 24, 4))
     board = f'FROM "rig_board" WHERE {where} GROUP BY time($__interval), "board"'
-    d.with_panel(g.add(series("Hashrate per board", "TH/s", InfluxQL(
+    d.with_panel(g.add(series("Hashrate per board", "TH/s", Target(
         f'SELECT mean("hashrate_ths") {board}').alias("board $tag_board")), 12, 8))
-    d.with_panel(g.add(series("Chip temperature per board", "celsius", InfluxQL(
+    d.with_panel(g.add(series("Chip temperature per board", "celsius", Target(
         f'SELECT mean("chip_temp_c") {board}').alias("board $tag_board")), 12, 8))
-    d.with_panel(g.add(series("Board temperature per board", "celsius", InfluxQL(
+    d.with_panel(g.add(series("Board temperature per board", "celsius", Target(
         f'SELECT mean("board_temp_c") {board}').alias("board $tag_board")), 12, 8))
-    d.with_panel(g.add(series("Chips per board", "none", InfluxQL(
+    d.with_panel(g.add(series("Chips per board", "none", Target(
         f'SELECT last("chips") {board}').alias("board $tag_board")), 12, 8))
     rig = f'FROM "rig" WHERE {where} GROUP BY time($__interval)'
     d.with_panel(g.add(series("Efficiency against nominal", "J/TH",
-                              InfluxQL(f'SELECT mean("efficiency_j_th") AS "actual" {rig}'),
-                              InfluxQL(f'SELECT mean("nominal_efficiency_j_th") AS "nominal" '
+                              Target(f'SELECT mean("efficiency_j_th") AS "actual" {rig}'),
+                              Target(f'SELECT mean("nominal_efficiency_j_th") AS "nominal" '
                                        f'{rig}')), 12, 8))
     d.with_panel(g.add(series("Slowest fan", "rpm",
-                              InfluxQL(f'SELECT min("fan_min_rpm") AS "fan" {rig}')), 12, 8))
+                              Target(f'SELECT min("fan_min_rpm") AS "fan" {rig}')), 12, 8))
     d.with_panel(g.add(series("Wall power", "watt",
-                              InfluxQL(f'SELECT mean("power_w") AS "power" {rig}')), 24, 8))
+                              Target(f'SELECT mean("power_w") AS "power" {rig}')), 24, 8))
     return d
 
 
@@ -163,26 +163,26 @@ def power() -> dashboard.Dashboard:
     site = (f'SELECT sum("p") FROM (SELECT mean("power_w") AS "p" FROM "pdu" WHERE $timeFilter '
             f'AND {PDU_FILTER} GROUP BY time($__interval), "pdu") GROUP BY time($__interval)')
     d.with_panel(g.add(series("Site power (PDUs and meters)", "watt",
-                              InfluxQL(site).alias("site")), 24, 8))
+                              Target(site).alias("site")), 24, 8))
     load = (f'SELECT last("load_pct") AS "load" FROM "pdu_phase" WHERE $timeFilter AND '
             f'{PDU_FILTER} GROUP BY "pdu", "unit", "phase"')
-    d.with_panel(g.add(grid_table("Phase load against breaker rating", InfluxQL(load),
+    d.with_panel(g.add(grid_table("Phase load against breaker rating", Target(load),
                                   "percent").time_from(LIVE).thresholds(thresholds(
                                       (None, "green"), (80, "orange"), (90, "red"))), 12, 9))
     energy = (f'SELECT last("energy_kwh") AS "kWh" FROM "pdu" WHERE $timeFilter AND '
               f'{PDU_FILTER} GROUP BY "pdu"')
-    d.with_panel(g.add(grid_table("Energy counters", InfluxQL(energy), "kwatth"), 12, 9))
+    d.with_panel(g.add(grid_table("Energy counters", Target(energy), "kwatth"), 12, 9))
     per_pdu = (f'SELECT mean("power_w") FROM "pdu" WHERE $timeFilter AND {PDU_FILTER} '
                'GROUP BY time($__interval), "pdu"')
-    d.with_panel(g.add(series("Power per PDU", "watt", InfluxQL(per_pdu).alias("$tag_pdu")),
+    d.with_panel(g.add(series("Power per PDU", "watt", Target(per_pdu).alias("$tag_pdu")),
                        12, 8))
     phase = (f'SELECT mean("current_a") FROM "pdu_phase" WHERE $timeFilter AND {PDU_FILTER} '
              'GROUP BY time($__interval), "pdu", "unit", "phase"')
     d.with_panel(g.add(series("Phase current", "amp",
-                              InfluxQL(phase).alias("$tag_pdu $tag_unit $tag_phase")), 12, 8))
+                              Target(phase).alias("$tag_pdu $tag_unit $tag_phase")), 12, 8))
     outlets = (f'SELECT last("power_w") AS "W", last("energy_kwh") AS "kWh" FROM "pdu_outlet" '
                f'WHERE $timeFilter AND {PDU_FILTER} GROUP BY "pdu", "unit", "outlet", "rig"')
-    d.with_panel(g.add(grid_table("Outlets", InfluxQL(outlets)).time_from(LIVE), 24, 10))
+    d.with_panel(g.add(grid_table("Outlets", Target(outlets)).time_from(LIVE), 24, 10))
     return d
 
 
@@ -204,17 +204,17 @@ def finance(currency: str) -> dashboard.Dashboard:
              "AND \"source\" != 'void'")
     totals = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)", '
               f'mean("coverage") AS "coverage" {where} GROUP BY "$by"')
-    d.with_panel(g.add(grid_table("kWh and cost for the chosen month", InfluxQL(totals, LEDGER),
+    d.with_panel(g.add(grid_table("kWh and cost for the chosen month", Target(totals, LEDGER),
                                   datasource=LEDGER)
                        .with_transformation(transform("merge")), 24, 12))
     split = ('SELECT sum("kwh_measured") AS "measured kWh", sum("kwh_estimated") AS '
              f'"estimated kWh" {where} GROUP BY "$by"')
-    d.with_panel(g.add(grid_table("Measured and estimated kWh", InfluxQL(split, LEDGER),
+    d.with_panel(g.add(grid_table("Measured and estimated kWh", Target(split, LEDGER),
                                   datasource=LEDGER), 24, 10))
     windows = (f'SELECT sum("kwh") AS "kWh", sum("cost") AS "cost ($currency)" {where} '
                'GROUP BY "$by", "window"')
     d.with_panel(g.add(grid_table("kWh and cost per tariff window (peak / off-peak)",
-                                  InfluxQL(windows, LEDGER), datasource=LEDGER), 24, 10))
+                                  Target(windows, LEDGER), datasource=LEDGER), 24, 10))
     return d
 
 
@@ -223,21 +223,21 @@ def collector_health() -> dashboard.Dashboard:
     d = new_dashboard("hashwatt-health", "Collector health", ["ops"])
     g = Grid()
     per = 'GROUP BY time($__interval), "collector"'
-    d.with_panel(g.add(series("Cycle time", "s", InfluxQL(
+    d.with_panel(g.add(series("Cycle time", "s", Target(
         f'SELECT max("cycle_s") FROM "collector" WHERE $timeFilter {per}')
         .alias("$tag_collector")), 12, 8))
-    d.with_panel(g.add(series("Failed polls per cycle", "none", InfluxQL(
+    d.with_panel(g.add(series("Failed polls per cycle", "none", Target(
         f'SELECT max("rigs_failed") + max("rigs_timeout") FROM "collector" WHERE $timeFilter '
         f'{per}').alias("$tag_collector")), 12, 8))
-    d.with_panel(g.add(series("Spool depth", "none", InfluxQL(
+    d.with_panel(g.add(series("Spool depth", "none", Target(
         f'SELECT max("spool_depth") FROM "collector" WHERE $timeFilter {per}')
         .alias("$tag_collector")), 12, 8))
     exporter = 'FROM "exporter" WHERE $timeFilter GROUP BY time($__interval), "exporter"'
-    d.with_panel(g.add(series("Exporter lag", "ms", InfluxQL(
+    d.with_panel(g.add(series("Exporter lag", "ms", Target(
         f'SELECT max("lag_ms") {exporter}').alias("$tag_exporter")), 12, 8))
-    d.with_panel(g.add(series("Set-aside messages (total)", "none", InfluxQL(
+    d.with_panel(g.add(series("Set-aside messages (total)", "none", Target(
         f'SELECT max("dead_letters") {exporter}').alias("$tag_exporter")), 12, 8))
-    d.with_panel(g.add(series("Exporter queue depth", "none", InfluxQL(
+    d.with_panel(g.add(series("Exporter queue depth", "none", Target(
         f'SELECT max("queue_depth") {exporter}').alias("$tag_exporter")), 12, 8))
     return d
 

@@ -11,7 +11,7 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
-from dashboards.influxql import DATASOURCE, InfluxQL
+from dashboards.influxql import DATASOURCE, Target
 
 GRID_WIDTH = 24
 RIG_FILTER = ('"site" =~ /^$site$/ AND "rack" =~ /^$rack$/ AND "customer" =~ /^$customer$/ '
@@ -48,7 +48,7 @@ def thresholds(*steps: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
         [model.Threshold(value=v, color=c) for v, c in steps])
 
 
-def big_stat(title: str, unit: str, *queries: InfluxQL, decimals: int = 1,
+def big_stat(title: str, unit: str, *queries: Target, decimals: int = 1,
              steps: tuple[tuple[float | None, str], ...] = ((None, "green"),)) -> stat.Panel:
     """A wall-screen stat: large value, coloured background by threshold. One query shows
     its value only (the title names it); several show each value with its query's alias
@@ -67,7 +67,7 @@ def big_stat(title: str, unit: str, *queries: InfluxQL, decimals: int = 1,
     return panel
 
 
-def series(title: str, unit: str, *queries: InfluxQL) -> timeseries.Panel:
+def series(title: str, unit: str, *queries: Target) -> timeseries.Panel:
     """A time-series panel."""
     panel = timeseries.Panel().title(title).datasource(DATASOURCE).unit(unit)
     for n, query in enumerate(queries):
@@ -75,7 +75,7 @@ def series(title: str, unit: str, *queries: InfluxQL) -> timeseries.Panel:
     return panel
 
 
-def grid_table(title: str, query: InfluxQL, unit: str = "none",
+def grid_table(title: str, query: Target, unit: str = "none",
                datasource: model.DataSourceRef = DATASOURCE) -> table.Panel:
     """A table panel over a table-format query."""
     return (table.Panel().title(title).datasource(datasource).unit(unit)

@@ -39,7 +39,7 @@ class InfluxQLQuery(cogvariants.Dataquery):
         return out
 
 
-class InfluxQL(cogbuilder.Builder[InfluxQLQuery]):
+class Target(cogbuilder.Builder[InfluxQLQuery]):
     """Builder of an InfluxQL target."""
 
     def __init__(self, query: str, datasource: dashboard.DataSourceRef = DATASOURCE) -> None:

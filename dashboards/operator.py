@@ -6,7 +6,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import table
 
 from dashboards.common import RIG_FILTER, grid_table
-from dashboards.influxql import InfluxQL
+from dashboards.influxql import Target
 
 IN_SERVICE = "\"maintenance\" != 'yes'"
 MAINTENANCE = "\"maintenance\" = 'yes'"
@@ -28,7 +28,7 @@ DOWN_RIGS = ('SELECT "error" AS "reason" FROM '
 
 def down_rigs_table() -> table.Panel:
     """Rigs whose latest reading says down, with the reason; maintenance left out."""
-    return grid_table("Rigs down and why", InfluxQL(DOWN_RIGS)).time_from("10m")
+    return grid_table("Rigs down and why", Target(DOWN_RIGS)).time_from("10m")
 
 
 SUSPECT_FIELDS = ('"wiring_suspect", "wiring_reason", "model_mismatch", "identified_model", '
@@ -43,7 +43,7 @@ SUSPECTS = ('SELECT "wiring_reason" AS "wiring", "identified_model" AS "answers 
 def suspects_table() -> table.Panel:
     """Rigs whose readings contradict the inventory (outlet power, model) or mine on a pool
     the site does not allow, with the reason."""
-    return grid_table("Inventory, wiring and pool suspects", InfluxQL(SUSPECTS)).time_from("10m")
+    return grid_table("Inventory, wiring and pool suspects", Target(SUSPECTS)).time_from("10m")
 
 
 RIGS_IN_MAINTENANCE = ('SELECT count("u") AS "maintenance" FROM (SELECT last("up") AS "u" '

@@ -21,13 +21,14 @@ from hashwatt.contract import (
     PduReading,
     RigReading,
 )
+from hashwatt.errors import MessageError
 from hashwatt.tariff import Tariff
 
 _SEGMENT = re.compile(SEGMENT)
 _SPOOL = re.compile(r"^[0-9a-f]{1,32}$")
 
 
-class Rejected(Exception):
+class Rejected(MessageError):
     """A message that is set aside; the text says why."""
 
 

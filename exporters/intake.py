@@ -32,6 +32,8 @@ from typing import NamedTuple
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from hashwatt.errors import MessageError
+
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
@@ -57,7 +59,7 @@ class Inbound(NamedTuple):
     connection: int = 0
 
 
-class ProtocolError(ConnectionError):
+class ProtocolError(MessageError, ConnectionError):
     """The broker sent something this client cannot follow."""
 
 
@@ -66,7 +68,7 @@ class Incomplete(ProtocolError):
     a recv brought the rest still to come."""
 
 
-class Refused(ConnectionError):
+class Refused(MessageError, ConnectionError):
     """The broker refused the connection or the subscription."""
 
 

@@ -6,6 +6,8 @@ import math
 from functools import lru_cache
 from typing import NamedTuple
 
+from hashwatt.errors import SinkError
+
 FieldValue = float | int | bool | str
 
 _INF = float("inf")
@@ -22,7 +24,7 @@ def _escape_key(text: str) -> str:
     return text.translate(_KEY)
 
 
-class NonFinite(ValueError):
+class NonFinite(SinkError, ValueError):
     """A float that line protocol cannot carry (inf, NaN)."""
 
 

@@ -6,21 +6,19 @@ data itself (retrying cannot help), or `WriteUnavailable` when it is down or ove
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Protocol
 
 import httpx
 
 from hashwatt.config import Config
+from hashwatt.errors import SinkError
 
-log = logging.getLogger(__name__)
 
-
-class WriteRejected(Exception):
+class WriteRejected(SinkError):
     """The database refused the data (HTTP 4xx): set it aside, do not retry."""
 
 
-class WriteUnavailable(Exception):
+class WriteUnavailable(SinkError):
     """The database could not take the write now: retry later."""
 
 
@@ -47,7 +45,7 @@ def _raise_for(status: int, text: str) -> None:
 class InfluxV1Sink:
     """POST /write?db=...&precision=ms (InfluxDB 1.x, 2.x compatibility API, 3.x)."""
 
-    def __init__(self, url: str, database: str, username: str | None = None,
+    def __init__(self, url: str, database: str, *, username: str | None = None,
                  password: str | None = None, timeout_s: float = 10.0,
                  retention_policy: str | None = None) -> None:
         auth = (username, password or "") if username else None
@@ -72,7 +70,7 @@ class InfluxV1Sink:
 class InfluxV2Sink:
     """The v2 write API through influxdb-client (InfluxDB 1.8+, 2.x, 3.x)."""
 
-    def __init__(self, url: str, org: str, bucket: str, token: str,
+    def __init__(self, url: str, *, org: str, bucket: str, token: str,
                  timeout_s: float = 10.0) -> None:
         from influxdb_client import InfluxDBClient, WritePrecision
         from influxdb_client.client.write_api import SYNCHRONOUS
@@ -110,12 +108,12 @@ def make_sink(cfg: Config, ledger: bool = False) -> Sink:
     if influx.api == "v1":
         assert influx.database is not None
         if ledger and influx.ledger_database:  # a database of its own (InfluxDB 3 Core)
-            return InfluxV1Sink(influx.url, influx.ledger_database, influx.username,
-                                cfg.secret(influx.password), influx.timeout_s)
-        return InfluxV1Sink(influx.url, influx.database, influx.username,
-                            cfg.secret(influx.password), influx.timeout_s,
+            return InfluxV1Sink(influx.url, influx.ledger_database, username=influx.username,
+                                password=cfg.secret(influx.password), timeout_s=influx.timeout_s)
+        return InfluxV1Sink(influx.url, influx.database, username=influx.username,
+                            password=cfg.secret(influx.password), timeout_s=influx.timeout_s,
                             retention_policy=influx.ledger_retention_policy if ledger else None)
     assert influx.org and influx.bucket
     bucket = influx.ledger_bucket if ledger else influx.bucket
-    return InfluxV2Sink(influx.url, influx.org, bucket, cfg.secret(influx.token) or "",
-                        influx.timeout_s)
+    return InfluxV2Sink(influx.url, org=influx.org, bucket=bucket,
+                        token=cfg.secret(influx.token) or "", timeout_s=influx.timeout_s)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 from hashwatt.config import Config, ConfigError, load_config
+from hashwatt.errors import UsageError
 
 log = logging.getLogger("hashwatt")
 
@@ -456,7 +457,7 @@ def _run_async(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(main())
 
 
-class CliError(Exception):
+class CliError(UsageError):
     """A mistake on the command line or in the surroundings: one line, exit 2."""
 
 

@@ -27,11 +27,11 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    TypeAdapter,
     ValidationError,
     model_validator,
 )
 
+from hashwatt.errors import ConfigError
 from hashwatt.tables import did_you_mean, read_table
 from hashwatt.tariff import WEEKDAYS, TariffConfig
 from hashwatt.tomlplace import TomlPlaces
@@ -42,14 +42,6 @@ DEFAULT_STATE_DIR = "/var/lib/hashwatt"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-
-
-class ConfigError(Exception):
-    """A configuration problem; each line of `problems` names file, key and what is wrong."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def _address(value: str) -> str:
@@ -541,8 +533,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return _parse_toml(path, _read_text(path))
 
 
-RIG_ADAPTER: TypeAdapter[RigConfig] = TypeAdapter(RigConfig)
-CSV_COLUMNS = set(RigConfig.model_fields)
 PDU_SECRETS = ("community", "v3_auth_key", "v3_priv_key")
 RIG_SECRETS = ("web_password", "rpc_password")
 
@@ -586,14 +576,6 @@ def read_csv_models(path: Path, model: type[ModelT],
         except ValidationError as exc:
             problems += format_problems(f"{path}:{line}", exc)
     return items, problems
-
-
-def load_inventory_csv(path: Path) -> list[tuple[int, RigConfig]]:
-    """Rigs from a CSV inventory, with their line numbers; empty cells mean "not set"."""
-    rigs, problems = read_csv_models(path, RigConfig)
-    if problems:
-        raise ConfigError(problems)
-    return rigs
 
 
 def _check_unique(origin: str, rigs: list[tuple[str, RigConfig]]) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.services import Influxd, Mosquitto, ServiceError, find_binary
+from hashwatt.launch import Influxd, Mosquitto, ServiceError, find_binary
 from hashwatt.sim.farm import EVERY_FAMILY_MIX
 
 DATABASE = "hashwatt"

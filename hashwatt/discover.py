@@ -22,6 +22,7 @@ from typing import Any
 
 from collector.diagnose import probe
 from hashwatt.config import RigConfig, read_csv_models
+from hashwatt.errors import UsageError
 from hashwatt.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ MAX_ADDRESSES = 65536
 ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class DiscoverError(ValueError):
+class DiscoverError(UsageError, ValueError):
     """A bad network argument or inventory: one line."""
 
 

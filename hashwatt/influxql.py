@@ -6,15 +6,17 @@ from typing import Any
 
 import httpx
 
+from hashwatt.errors import SinkError
 
-class InfluxQLError(RuntimeError):
+
+class InfluxQLError(SinkError, RuntimeError):
     """The server answered the query with an error."""
 
 
 class InfluxQL:
     """Run InfluxQL statements and return rows as dicts."""
 
-    def __init__(self, url: str, database: str, username: str | None = None,
+    def __init__(self, url: str, database: str, *, username: str | None = None,
                  password: str | None = None, timeout_s: float = 30.0,
                  token: str | None = None) -> None:
         auth = (username, password or "") if username else None

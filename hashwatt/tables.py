@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import csv
 import difflib
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 SEPARATORS = (",", ";", "\t")
 # tried in this order: utf-8-sig reads plain UTF-8 too and drops Excel's byte-order mark;

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.services import Influxd, Mosquitto, SnmpSim, VictoriaMetrics
+from hashwatt.launch import Influxd, Mosquitto, SnmpSim, VictoriaMetrics
 from hashwatt.sim.farm import build_rigs
 from hashwatt.sim.model import Scenario, SimRig
 from hashwatt.sim.pdus import SimPdu, pdus_for
@@ -89,7 +89,7 @@ FarmFactory = Callable[..., RunningFarm]
 @pytest.fixture
 def farm(tmp_path: Path) -> Iterator[FarmFactory]:
     """Start a frozen simulated farm: `farm(count, mix=..., scenarios={rig: scenario})`."""
-    from hashwatt.services import free_port
+    from hashwatt.launch import free_port
 
     running: list[RunningFarm] = []
 

@@ -11,7 +11,7 @@ import pytest
 from collector.service import run_collector
 from hashwatt.config import load_config
 from hashwatt.influxql import InfluxQL
-from hashwatt.services import Influxd, Mosquitto
+from hashwatt.launch import Influxd, Mosquitto
 from hashwatt.sim.model import Scenario, snapshot
 from hashwatt.sim.pdus import PHASE_RATING_A, VOLTAGE_V
 from tests.conftest import FarmFactory, wait_for, write_config
@@ -75,7 +75,7 @@ def test_a_switchboard_meter_on_modbus_lands_in_the_pdu_measurements(
     import threading
 
     from collector.meters.registers import builtin_maps
-    from hashwatt.services import free_port
+    from hashwatt.launch import free_port
     from hashwatt.sim.meters import meter_server
 
     port, loop, started = free_port(), asyncio.new_event_loop(), threading.Event()

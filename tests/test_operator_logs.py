@@ -139,7 +139,7 @@ def test_pdu_state_changes_and_an_overrunning_cycle_are_logged(
 def test_the_collector_says_when_it_loses_and_regains_the_broker(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from collector.publisher import Publisher
-    from hashwatt.services import Mosquitto
+    from hashwatt.launch import Mosquitto
 
     broker = Mosquitto(tmp_path / "broker").start()
     cfg = config_for(tmp_path, [], mqtt_port=broker.port)

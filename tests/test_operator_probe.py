@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.services import Influxd, Mosquitto, free_port
+from hashwatt.launch import Influxd, Mosquitto, free_port
 from hashwatt.sim.model import Scenario
 from tests.conftest import FarmFactory, write_config
 

@@ -11,13 +11,10 @@ from pymodbus.exceptions import ModbusException
 from collector.meters.registers import RegisterMap, Values, builtin_maps, decode
 from hashwatt.config import Config, MeterConfig
 from hashwatt.contract import SCHEMA_VERSION
+from hashwatt.errors import MeterError
 
 # an energy register shown with the M prefix (Eastron SDM630MCT set to MWh) counts MWh
 ENERGY_PREFIX = {"k": 1.0, "M": 1000.0}
-
-
-class MeterError(Exception):
-    """A meter could not be read."""
 
 
 def _values(group: Values, words: dict[int, int], word_order: str,

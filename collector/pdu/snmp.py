@@ -33,6 +33,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto.rfc1902 import Integer, OctetString
 
+from hashwatt.errors import PduError
+
 AUTH_PROTOCOLS = {"MD5": USM_AUTH_HMAC96_MD5, "SHA": USM_AUTH_HMAC96_SHA,
                   "SHA224": USM_AUTH_HMAC128_SHA224, "SHA256": USM_AUTH_HMAC192_SHA256}
 PRIV_PROTOCOLS = {"DES": USM_PRIV_CBC56_DES, "AES": USM_PRIV_CFB128_AES,
@@ -49,7 +51,7 @@ V3_ERRORS = {
 }
 
 
-class SnmpError(Exception):
+class SnmpError(PduError):
     """The agent did not answer, refused the credentials, or answered with an error."""
 
 

@@ -18,6 +18,7 @@ from collector.pdu.profile import (
 from collector.pdu.snmp import SnmpClient, SnmpCredentials, SnmpError, Value
 from hashwatt.config import Config, PduConfig, RigConfig
 from hashwatt.contract import SCHEMA_VERSION
+from hashwatt.errors import PduError
 
 log = logging.getLogger(__name__)
 DECIMALS = 6
@@ -25,10 +26,6 @@ SUMMED = ("power_w", "energy_kwh")  # device metrics that add up over units and 
 Walked = dict[str, dict[str, Value]]
 RowKey = tuple[str, str]  # (unit, key)
 TRUTH_FALSE = 2  # SNMPv2-TC TruthValue false(2)
-
-
-class PduError(Exception):
-    """A PDU could not be read; the text says why."""
 
 
 def _row_key(index: str, column: Column) -> RowKey | None:

@@ -17,11 +17,13 @@ from pyasic.device.algorithm.hashrate import SHA256HashRate
 from pyasic.errors import APIError
 from pyasic.rpc.base import BaseMinerRPCAPI
 
+from hashwatt.errors import RigError
+
 RPC_PORT = 4028
 READ_LIMIT = 4 << 20  # the largest real reply seen is ~30 KB (LuxOS healthchipget); bounded
 
 
-class FastPathError(Exception):
+class FastPathError(RigError):
     """The rig's reply could not be used."""
 
 

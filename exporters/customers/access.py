@@ -15,7 +15,6 @@ Statements carrying a password travel in the POST body, never in a URL.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -25,10 +24,8 @@ import httpx
 from hashwatt.config import Config, ConfigError, CustomerConfig
 from hashwatt.influxql import InfluxQL, InfluxQLError
 
-log = logging.getLogger(__name__)
 RAW_RETENTION = "8w"
 DATASOURCE_UID = "hashwatt-customer"
-DASHBOARD_UID = "hashwatt-customer"
 
 
 def _quote(value: str) -> str:

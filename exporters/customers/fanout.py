@@ -37,13 +37,13 @@ def customer_sink(cfg: Config, customer: CustomerConfig, ledger: bool = False) -
     if influx is None:
         raise ValueError(f"{cfg.source}: [influxdb] is required")
     if influx.api == "v1":
-        return InfluxV1Sink(influx.url, customer.database, influx.username,
-                            cfg.secret(influx.password), influx.timeout_s,
+        return InfluxV1Sink(influx.url, customer.database, username=influx.username,
+                            password=cfg.secret(influx.password), timeout_s=influx.timeout_s,
                             retention_policy=influx.ledger_retention_policy if ledger else None)
     assert influx.org is not None
     bucket = f"{customer.database}-ledger" if ledger else customer.database
-    return InfluxV2Sink(influx.url, influx.org, bucket, cfg.secret(influx.token) or "",
-                        influx.timeout_s)
+    return InfluxV2Sink(influx.url, org=influx.org, bucket=bucket,
+                        token=cfg.secret(influx.token) or "", timeout_s=influx.timeout_s)
 
 
 def customer_line(point: Point, line: str | None = None) -> str:

@@ -14,13 +14,14 @@ from exporters.customers.render import Format, render
 from exporters.customers.statement import Statement, build_statement
 from exporters.lineproto import Point, encode
 from hashwatt.config import Config, CustomerConfig
+from hashwatt.errors import UsageError
 from hashwatt.influxql import InfluxQL
 from hashwatt.progress import Progress
 
 log = logging.getLogger(__name__)
 
 
-class StatementError(Exception):
+class StatementError(UsageError):
     """A statement cannot be made (unknown customer, bad month): one line for the user."""
 
 

@@ -26,8 +26,8 @@ def query_client(cfg: Config, database: str | None = None) -> InfluxQL:
         raise ValueError(f"{cfg.source}: [influxdb] is required")
     if influx.api == "v1":
         assert influx.database is not None
-        return InfluxQL(influx.url, database or influx.database, influx.username,
-                        cfg.secret(influx.password))
+        return InfluxQL(influx.url, database or influx.database, username=influx.username,
+                        password=cfg.secret(influx.password))
     assert influx.bucket is not None
     return InfluxQL(influx.url, database or influx.bucket, token=cfg.secret(influx.token))
 

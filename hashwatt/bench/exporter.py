@@ -39,7 +39,7 @@ from hashwatt.config import (
     SiteConfig,
 )
 from hashwatt.influxql import InfluxQL
-from hashwatt.services import Influxd, Mosquitto
+from hashwatt.launch import Influxd, Mosquitto
 from hashwatt.tariff import TariffConfig
 
 TOPIC = "hashwatt/v1/bench/rig/{}"

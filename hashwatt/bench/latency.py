@@ -19,7 +19,7 @@ from typing import Any
 
 from hashwatt.bench.rigs import start_farm
 from hashwatt.influxql import InfluxQL
-from hashwatt.services import Influxd, Mosquitto
+from hashwatt.launch import Influxd, Mosquitto
 from hashwatt.sim.farm import build_rigs, write_inventory
 
 

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from collector.pdu.profile import builtin_profiles
 from collector.pdu.source import PduSource
 from hashwatt.config import Config, PduConfig, SiteConfig
-from hashwatt.services import SnmpSim, find_binary
+from hashwatt.launch import SnmpSim, find_binary
 from hashwatt.sim.farm import rig_addresses
 from hashwatt.sim.pdus import static_recording
 

@@ -29,7 +29,7 @@ from collector.rigs import PyasicSource
 from collector.rigs.antminer import ERRORS_EVERY
 from collector.service import run_cycle
 from hashwatt.config import CollectorConfig, Config, MqttConfig, RigConfig, SiteConfig
-from hashwatt.services import Mosquitto
+from hashwatt.launch import Mosquitto
 from hashwatt.sim.farm import DEFAULT_MIX, build_rigs
 
 ANTMINER = ("s19pro", "s21")

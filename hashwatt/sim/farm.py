@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hashwatt.services import SnmpSim
+from hashwatt.errors import ServiceError
+from hashwatt.launch import SnmpSim
 from hashwatt.sim.model import HARDWARE, Scenario, SimRig, Snapshot, snapshot, tick_of
 from hashwatt.sim.pdus import VARIATION_DIR, SimPdu, farm_spec, write_agent_files
 from hashwatt.sim.vendors import VENDORS, Vendor
@@ -36,7 +37,6 @@ EVERY_FAMILY_MIX = (*DEFAULT_MIX, "avalonq", "m60s", "luxos", "vnish", "epic", "
                     "at2880")
 CUSTOMERS = ("acme-hosting", "blockfarm", "self")
 RPC_PORT = 4028
-WEB_PORT = 80
 V3_PORT = 4433  # Whatsminer API v3
 GRPC_PORT = 50051  # Braiins OS+
 SLOTS_PER_RACK = 10
@@ -100,7 +100,7 @@ def pdus_toml(pdus: list[SimPdu]) -> str:
                    f'rack = "R{p.pdu_id[-2:]}"\ncommunity = "{p.pdu_id}"\n' for p in pdus)
 
 
-class FarmError(RuntimeError):
+class FarmError(ServiceError):
     """The farm cannot start."""
 
 

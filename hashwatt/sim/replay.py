@@ -160,8 +160,9 @@ CAPTURES: list[Capture] = [
             front_page="<!DOCTYPE html><html><head><title>Miner Web Dashboard</title></head>"
                        "<body></body></html>"),
 ]
-# Braiins OS 25.07 is captured as gRPC replies: pyasic 0.79's factory only ever builds
-# BOSMiner (bosminer RPC on 4028 + LuCI web), never BOSer (gRPC): nothing here to replay to it.
+# Braiins OS 25.07 is captured as gRPC replies only: pyasic 0.79 builds its gRPC class (BOSer)
+# only for a model its RPC `devdetails` names, which the capture lacks; without it pyasic picks
+# BOSMiner (pre-gRPC: bosminer RPC + LuCI) and would read nothing of what the capture holds.
 
 
 class ReplayRig:

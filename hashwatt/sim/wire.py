@@ -13,16 +13,13 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 import secrets
 import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from hashwatt.sim.model import Scenario
-
-log = logging.getLogger(__name__)
+from hashwatt.sim.model import MALFORMED, Scenario
 
 RpcHandler = Callable[[str], bytes]
 IDENTIFY_COMMANDS = {"version", "devdetails", "get_version"}
@@ -163,7 +160,16 @@ class FramedServer:
                 request = json.loads(await reader.readexactly(length))
                 reply = json.dumps(self.handler(request if isinstance(request, dict) else {}),
                                    separators=(",", ":")).encode()
-                await self.delivery.send(writer, struct.pack("<I", len(reply)) + reply)
+                scenario = self.scenario()
+                if scenario in MALFORMED:
+                    # the frame's length still says what follows, as firmware computes it
+                    # before its buffer goes wrong
+                    reply = mangle(reply, scenario)
+                frame = struct.pack("<I", len(reply)) + reply
+                if scenario is Scenario.TRICKLE:
+                    await _trickle(writer, frame)
+                    return
+                await self.delivery.send(writer, frame)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError,
                 ValueError):
             pass

@@ -1,4 +1,4 @@
-"""Local mosquitto, influxd and victoria-metrics processes for the demo and the tests.
+"""Launching local mosquitto, influxd, victoria-metrics and snmpsim for the demo and the tests.
 
 Each one runs as an ordinary child process in a directory of its own, on free loopback
 ports, never on the default ports and never as a shared system service.
@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from hashwatt.errors import ServiceError
+
 APT_PACKAGES = {"mosquitto": "mosquitto", "influxd": "influxdb",
                 "victoria-metrics": "victoria-metrics"}
 SEARCH_PATH = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
-
-
-class ServiceError(RuntimeError):
-    """A local service could not be found or started."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -123,13 +121,6 @@ class LocalService:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines of the service's log, for error messages."""
-        path = self.run_dir / f"{self.name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 # what a service child may inherit from us; everything else (secrets above all) stays here
