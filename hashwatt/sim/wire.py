@@ -19,7 +19,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from hashwatt.sim.model import MALFORMED, Scenario
+from hashwatt.sim.model import Scenario
 
 RpcHandler = Callable[[str], bytes]
 IDENTIFY_COMMANDS = {"version", "devdetails", "get_version"}
@@ -27,6 +27,8 @@ TRICKLE_INTERVAL_S = 1.0
 MSS = 1460  # an Ethernet TCP segment's payload (1500 MTU - 40 bytes of IP and TCP headers)
 HEALTHY = {Scenario.NORMAL, Scenario.OVERHEAT, Scenario.DEAD_FAN, Scenario.DEAD_BOARD,
            Scenario.IDLE}
+MALFORMED = {Scenario.NULL_BYTES, Scenario.GLUED, Scenario.TRUNCATED, Scenario.GARBAGE,
+             Scenario.TRICKLE}
 
 
 @dataclass(frozen=True)
