@@ -32,10 +32,6 @@ class Scenario(StrEnum):
     TRICKLE = "trickle"
 
 
-MALFORMED = {Scenario.NULL_BYTES, Scenario.GLUED, Scenario.TRUNCATED, Scenario.GARBAGE,
-             Scenario.TRICKLE}
-
-
 @dataclass(frozen=True)
 class Hardware:
     """What a simulated model looks like on the wire."""
