@@ -495,3 +495,63 @@ def test_counter_jitter_stepping_back_adds_no_energy(ledger_db: InfluxQL,
     cfg, eight = _counter_day(ledger_db, tmp_path, jitter=True)
     rows = rows_of(cfg, eight, eight + 3600)
     assert kwh_per_quarter(rows) == {q: Decimal("0.75") for q in range(eight, eight + 3600, Q)}
+
+
+def _nominal_morning(ledger_db: InfluxQL, tmp_path: Path) -> tuple[Config, int]:
+    """Berlin, Friday 9 October 2026, 06:00-12:00: n1 on nominal 2 kW, a reading every 5
+    minutes on the minute (06:00, 06:05, ...). Missing: 07:10-07:40 (readings 07:05 and
+    07:45 are 40 min apart) and 09:00-09:40 (08:55 and 09:45: 50 min apart). Offline:
+    10:00-10:25 (two whole quarters, from a quarter's first reading) and 10:55, 11:00 (the
+    last reading of one quarter and the first of the next)."""
+    zone = ZoneInfo("Europe/Berlin")
+    cfg = make_config(ledger_db, tmp_path, "Europe/Berlin", BERLIN_TARIFF)
+    six = at(zone, 2026, 10, 9, 6)
+    missing = {*range(at(zone, 2026, 10, 9, 7, 10), at(zone, 2026, 10, 9, 7, 45), 300),
+               *range(at(zone, 2026, 10, 9, 9), at(zone, 2026, 10, 9, 9, 45), 300)}
+    offline = {*range(at(zone, 2026, 10, 9, 10), at(zone, 2026, 10, 9, 10, 30), 300),
+               at(zone, 2026, 10, 9, 10, 55), at(zone, 2026, 10, 9, 11)}
+    write(ledger_db, [p for t in range(six - 1800, six + 6 * 3600 + 1800, 300)
+                      if t not in missing
+                      # offline as the collector publishes it (collector/mapping.py
+                      # offline_reading): no power figure unless the outlet has one
+                      for p in rig("n1", t, None if t in offline else 2000.0,
+                                   source="nominal", online=t not in offline)])
+    rollup(cfg, six, six + 6 * 3600, now_s=six + 8 * 3600)
+    return cfg, six
+
+
+def test_a_nominal_rig_offline_at_quarter_edges_and_a_40_minute_gap_filled(
+        ledger_db: InfluxQL, tmp_path: Path) -> None:
+    """By hand, 0.5 kWh a full quarter (2 kW x 0.25 h): 07:15 and 07:30 have no reading, the
+    readings around them are 40 min apart: filled with the 07:00 quarter's power, 0.5 each,
+    estimated, coverage 0. 10:00 and 10:15: offline readings only, 0 kWh. 10:45 (10:45,
+    10:50 online, 10:55 offline) and 11:00 (11:00 offline, 11:05, 11:10 online): 2/3 of 0.5
+    = 1/3 kWh each."""
+    cfg, six = _nominal_morning(ledger_db, tmp_path)
+    got = {int(r.time.timestamp()): r for r in rows_of(cfg, six, six + 6 * 3600)}
+
+    def hm(h: int, m: int) -> int:
+        return six + (h - 6) * 3600 + m * 60
+
+    for q in (hm(7, 15), hm(7, 30)):
+        assert (dec(got[q].kwh_estimated), got[q].coverage) == (Decimal("0.5"), 0.0)
+    for q in (hm(10, 0), hm(10, 15)):
+        assert (dec(got[q].kwh), got[q].source, got[q].coverage) == (Decimal(0), "offline", 1.0)
+    for q in (hm(10, 45), hm(11, 0)):
+        assert dec(got[q].kwh).quantize(Decimal("1e-9")) == (Decimal(1) / 3).quantize(
+            Decimal("1e-9"))
+    assert dec(got[hm(10, 30)].kwh) == Decimal("0.5")
+
+
+@pytest.mark.xfail(strict=True, reason="audit finding: gaps are filled by empty-quarter count "
+                   "(up to 3 in a row, readings up to ~75 min apart), not 'readings at most 45 "
+                   "minutes apart' as README/ledger docstring promise; owner not finished")
+def test_a_50_minute_gap_between_readings_is_not_filled(ledger_db: InfluxQL,
+                                                        tmp_path: Path) -> None:
+    """README: 'A quarter without readings between readings at most 45 minutes apart takes
+    the power of the quarter before it ... Other quarters without readings get no row'. The
+    readings around 09:00-09:45 are 08:55 and 09:45, 50 minutes apart: no rows for 09:00,
+    09:15, 09:30."""
+    cfg, six = _nominal_morning(ledger_db, tmp_path)
+    times = {int(r.time.timestamp()) for r in rows_of(cfg, six, six + 6 * 3600)}
+    assert not times & {six + 3 * 3600 + m * 60 for m in (0, 15, 30)}
