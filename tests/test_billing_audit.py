@@ -555,3 +555,92 @@ def test_a_50_minute_gap_between_readings_is_not_filled(ledger_db: InfluxQL,
     cfg, six = _nominal_morning(ledger_db, tmp_path)
     times = {int(r.time.timestamp()) for r in rows_of(cfg, six, six + 6 * 3600)}
     assert not times & {six + 3 * 3600 + m * 60 for m in (0, 15, 30)}
+
+
+# ------------------------------------------------------------------------------- reports
+
+TOKYO_TARIFF = """
+[[tariff.periods]]
+from = 2026-01-01
+rate = 30
+name = "standard"
+[[tariff.periods.windows]]
+name = "peak"
+rate = 45
+start = "13:00"
+end = "16:00"
+"""
+
+
+def test_a_month_report_with_a_rig_added_and_removed_and_one_moving_customer(
+        ledger_db: InfluxQL, tmp_path: Path) -> None:
+    """Asia/Tokyo, November 2026 (720 h). t1 (kilo, 1 kW) exists 10-20 November only, with
+    no reading 15 November 12:00-14:00 (8 quarters, too long to fill); m1 (2 kW) runs 1-3
+    November, kilo's on the 1st and lima's on the 2nd. Neither is in the inventory now.
+    By hand: t1 952 q x 0.25 = 238.000 kWh, peak 13:00-16:00 10 days x 12 q less 4 = 116 q:
+    0.25 x (116 x 45 + 836 x 30) = 7575.00 JPY; m1 a day each: 48.000 kWh,
+    0.5 x (12 x 45 + 84 x 30) = 1530.00 JPY. kilo 286.000 kWh 9105.00 JPY, coverage
+    (952 + 96) / (960 + 96) = 0.9924; lima 48.000 kWh 1530.00 JPY, coverage 1; total 334.000
+    kWh 10635.00 JPY, 2 rigs."""
+    zone = ZoneInfo("Asia/Tokyo")
+    cfg = make_config(ledger_db, tmp_path, "Asia/Tokyo", TOKYO_TARIFF, "JPY")
+    start, end = at(zone, 2026, 11, 1), at(zone, 2026, 12, 1)
+    added, removed = at(zone, 2026, 11, 10), at(zone, 2026, 11, 20)
+    hole = range(at(zone, 2026, 11, 15, 12), at(zone, 2026, 11, 15, 14))
+    second = at(zone, 2026, 11, 2)
+    points = [p for q in range(added, removed, Q) if q not in hole
+              for p in rig("t1", q + 450, 1000.0, customer="kilo")]
+    points += [p for q in range(start, at(zone, 2026, 11, 3), Q)
+               for p in rig("m1", q + 450, 2000.0, customer="kilo" if q < second else "lima")]
+    write(ledger_db, points)
+    rollup(cfg, start, end, now_s=end + 3600)
+    r = report(cfg, "2026-11")
+    assert r.hours == 720
+    got = {row["customer"]: (row["kwh"], row["cost"], row["kwh_peak"], row["coverage"],
+                             row["rigs"]) for row in r.rows}
+    assert got == {
+        "kilo": (Decimal("286.000"), Decimal("9105.00"), Decimal("35.000"), Decimal("0.9924"),
+                 2),
+        "lima": (Decimal("48.000"), Decimal("1530.00"), Decimal("6.000"), Decimal("1.0000"),
+                 1)}
+    assert (r.total["kwh"], r.total["cost"], r.total["rigs"]) == (
+        Decimal("334.000"), Decimal("10635.00"), 2)
+    adds_up(r)
+    # the files finance opens: CSV rows, the JSON total, the XLSX total row
+    cmd = [sys.executable, "-m", "hashwatt.cli", "report", "energy", str(cfg.source),
+           "--month", "2026-11"]
+    csv_text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert csv_text.splitlines()[1:] == [
+        "south,2026-11,JPY,kilo,286.000,0.000,286.000,9105.00,251.000,7530.00,35.000,1575.00,"
+        "0.9924,2",
+        "south,2026-11,JPY,lima,48.000,0.000,48.000,1530.00,42.000,1260.00,6.000,270.00,"
+        "1.0000,1"]
+    doc = json.loads(subprocess.run([*cmd, "--format", "json"], capture_output=True,
+                                    text=True, check=True).stdout)
+    assert (doc["total"]["kwh"], doc["total"]["cost"], doc["total"]["rigs"]) == (
+        "334.000", "10635.00", 2)
+    xlsx = tmp_path / "nov.xlsx"
+    subprocess.run([*cmd, "--format", "xlsx", "--output", str(xlsx)], check=True)
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(xlsx).worksheets[0]
+    header = [c.value for c in sheet[1]]
+    total = dict(zip(header, [c.value for c in sheet[4]], strict=True))
+    assert total["kwh"] == "=SUM(E2:E3)" and total["cost"] == "=SUM(H2:H3)"
+    # rigs are counted, not added: m1 is in both rows but is one rig
+    assert total["rigs"] == 2
+    # a month without ledger rows: a warning and exit 3, no all-zero invoice
+    empty = subprocess.run([*cmd[:-1], "2026-10"], capture_output=True, text=True)
+    assert (empty.returncode, empty.stdout) == (3, "")
+
+
+def test_the_default_month_at_a_month_boundary_far_east_and_far_west() -> None:
+    """Pacific/Kiritimati is UTC+14: at 10:30 UTC on 30 November it is already 00:30 on
+    1 December there, so last month is November; Pacific/Pago_Pago (UTC-11) at 10:30 UTC on
+    1 December is still 23:30 on 30 November: last month is October."""
+    assert last_month("Pacific/Kiritimati", dt.datetime(2026, 11, 30, 10, 30, tzinfo=dt.UTC)) \
+        == "2026-11"
+    assert last_month("Pacific/Pago_Pago", dt.datetime(2026, 12, 1, 10, 30, tzinfo=dt.UTC)) \
+        == "2026-10"
+    assert last_month("Pacific/Kiritimati", dt.datetime(2026, 12, 31, 10, 0, tzinfo=dt.UTC)) \
+        == "2026-12"
