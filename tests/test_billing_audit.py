@@ -644,3 +644,153 @@ def test_the_default_month_at_a_month_boundary_far_east_and_far_west() -> None:
         == "2026-10"
     assert last_month("Pacific/Kiritimati", dt.datetime(2026, 12, 31, 10, 0, tzinfo=dt.UTC)) \
         == "2026-12"
+
+
+# ---------------------------------------------------------------------- statements (17)
+
+STATEMENT_TARIFF = """
+[[tariff.periods]]
+from = 2026-01-01
+rate = 0.12
+name = "off-peak"
+[[tariff.periods.windows]]
+name = "peak"
+rate = 0.30
+weekdays = ["mon", "tue", "wed", "thu", "fri"]
+start = "08:00"
+end = "20:00"
+[[tariff.periods]]
+from = "2026-10-14T14:00"
+rate = 0.15
+name = "off-peak"
+[[tariff.periods.windows]]
+name = "peak"
+rate = 0.36
+weekdays = ["mon", "tue", "wed", "thu", "fri"]
+start = "08:00"
+end = "20:00"
+"""
+STATEMENT_PERIODS: list[RefPeriod] = [
+    (dt.datetime(2026, 1, 1), Decimal("0.12"), "off-peak",
+     [("peak", Decimal("0.30"), WEEKDAYS, (8, 0), (20, 0), ALL_MONTHS)]),
+    (dt.datetime(2026, 10, 14, 14, 0), Decimal("0.15"), "off-peak",
+     [("peak", Decimal("0.36"), WEEKDAYS, (8, 0), (20, 0), ALL_MONTHS)])]
+CUSTOMERS = """
+[[customers]]
+id = "kilo"
+name = "Kilo Hosting"
+currency = "EUR"
+availability_target_pct = 98
+price = { kind = "tariff", markup_pct = "12.5" }
+fees = { per_rig_month = "20.00", per_kw_month = "4.00", contracted_kw = "7.5" }
+[[customers]]
+id = "lima"
+name = "Lima Mining"
+currency = "EUR"
+price = { kind = "fixed", per_kwh = "0.09" }
+fees = { per_rig_month = "10.00" }
+[[rigs]]
+id = "k1"
+address = "10.0.0.1"
+customer = "kilo"
+[[rigs]]
+id = "m2"
+address = "10.0.0.2"
+customer = "kilo"
+"""
+
+
+def test_a_statement_with_pass_through_across_a_tariff_change_a_move_in_and_maintenance(
+        ledger_db: InfluxQL, tmp_path: Path) -> None:
+    """Berlin, October 2026 (745 h), readings through the bridge's encoders, the real rollup,
+    then the statement. kilo pays the site tariff + 12.5 %, 20.00 per rig-month pro rata,
+    4.00 per kW x 7.5 kW. k1 (kilo all month, 2 kW miner power) is offline 5 October
+    02:00-04:00 (8 q) and in maintenance 20 October 10:00-14:00 (16 q, hashrate 0, still
+    drawing). m2 (3 kW) is lima's until 14 October 12:00 and kilo's from then: 421 of 745 h
+    (14 Oct 10:00 UTC to 31 Oct 23:00 UTC). The tariff changes at 14:00 that day.
+    By hand: k1 (2980 - 8) q x 0.5 = 1486.000 kWh, fee 20.00; m2 1684 q x 0.75 = 1263.000 kWh,
+    fee 20 x 421 / 745 = 11.302 -> 11.30; capacity 4.00 x 7.5 = 30.00. Energy cost = the
+    quarters' tariff cost (ref_costs, below) x 1.125, per rig to the cent. Availability k1:
+    hashing 2956 q = 739 h of 745 - 4 = 741 h = 99.73 %; m2 421 of 421 h = 100.00 %;
+    together 1160 / 1162 = 99.83 %."""
+    from exporters.customers.ledger_source import open_ledger
+    from exporters.customers.statements import compute, customer_of
+
+    zone = ZoneInfo("Europe/Berlin")
+    cfg = make_config(ledger_db, tmp_path, "Europe/Berlin", STATEMENT_TARIFF, extra=CUSTOMERS)
+    start, end = at(zone, 2026, 10, 1), at(zone, 2026, 11, 1)
+    move = at(zone, 2026, 10, 14, 12)
+    assert ((end - start) // 3600, (end - move) // 3600) == (745, 421)
+    down = range(at(zone, 2026, 10, 5, 2), at(zone, 2026, 10, 5, 4))
+    maint = range(at(zone, 2026, 10, 20, 10), at(zone, 2026, 10, 20, 14))
+    points: list[Point] = []
+    for q in range(start, end, Q):
+        t = q + 450
+        points += rig("k1", t, None if q in down else 2000.0, customer="kilo", rack="A",
+                      online=q not in down, hashrate=0.0 if q in maint else 100.0,
+                      maintenance=q in maint)
+        points += rig("m2", t, 3000.0, customer="lima" if q < move else "kilo", rack="B")
+    write(ledger_db, points)
+    rollup(cfg, start, end, now_s=end + 3600)
+
+    k1 = {q: Decimal("0.5") for q in range(start, end, Q) if q not in down}
+    m2 = {q: Decimal("0.75") for q in range(move, end, Q)}
+    k1_cost, m2_cost = ref_costs(k1, zone, STATEMENT_PERIODS)[0], \
+        ref_costs(m2, zone, STATEMENT_PERIODS)[0]
+    assert (k1_cost, m2_cost) == (K1_TARIFF_COST, M2_TARIFF_COST)
+    k1_energy = money(k1_cost * Decimal("1.125"))
+    m2_energy = money(m2_cost * Decimal("1.125"))
+    assert (k1_energy, m2_energy) == (K1_ENERGY, M2_ENERGY)
+
+    db = open_ledger(cfg)
+    try:
+        st = compute(cfg, db, customer_of(cfg, "kilo"), "2026-10")
+        again = compute(cfg, db, customer_of(cfg, "kilo"), "2026-10")
+    finally:
+        db.close()
+    lines = {line.rig: line for line in st.rigs}
+    assert set(lines) == {"k1", "m2"}
+    a, b = lines["k1"], lines["m2"]
+    assert (a.kwh, a.kwh_estimated, a.energy_cost, a.fee) == (
+        Decimal("1486.000"), Decimal("1486.000"), k1_energy, Decimal("20.00"))
+    assert (b.kwh, b.energy_cost, b.fee, b.assigned_hours) == (
+        Decimal("1263.000"), m2_energy, Decimal("11.30"), Decimal("421.00"))
+    assert (a.hours_hashing, a.hours_drawing, a.hours_maintenance, a.availability_pct) == (
+        Decimal("739.00"), Decimal("743.00"), Decimal("4.00"), Decimal("99.73"))
+    assert b.availability_pct == Decimal("100.00")
+    t = st.totals
+    assert st.capacity_fee == Decimal("30.00")
+    assert (t["kwh"], t["energy_cost"], t["rig_fees"], t["fees"], t["total"]) == (
+        Decimal("2749.000"), k1_energy + m2_energy, Decimal("31.30"), Decimal("61.30"),
+        k1_energy + m2_energy + Decimal("61.30"))
+    assert t["availability_pct"] == Decimal("99.83")
+    # the ledger state reproduces, and changes when one row changes
+    assert again.ledger_state == st.ledger_state
+    rollup(cfg, start, start + 86400, now_s=end + 3600)  # a re-run on the same readings
+    db = open_ledger(cfg)
+    try:
+        assert compute(cfg, db, customer_of(cfg, "kilo"), "2026-10").ledger_state == \
+            st.ledger_state
+        late = at(zone, 2026, 10, 3, 9, 0, 20)  # a late reading: k1 drew 2.3 kW in that quarter
+        write(ledger_db, rig("k1", late, 2600.0, customer="kilo", rack="A"))
+        rollup(cfg, late // 86400 * 86400 - 86400, late // 86400 * 86400 + 86400,
+               now_s=end + 3600)
+        changed = compute(cfg, db, customer_of(cfg, "kilo"), "2026-10")
+    finally:
+        db.close()
+    assert changed.ledger_state != st.ledger_state
+    # (2000 + 2600) / 2 W for the quarter: +0.075 kWh
+    assert {x.rig: x.kwh for x in changed.rigs}["k1"] == Decimal("1486.075")
+
+
+# By hand: October 2026 has 22 weekdays, 12 peak hours each = 264 h; 114 of them before the
+# change (1, 2, 5-9, 12, 13 October and 08:00-14:00 on the 14th) at 0.30, 150 after at 0.36.
+# k1 (2 kW, 743 h): peak 2 x (114 x 0.30 + 150 x 0.36) = 176.40; off-peak 479 h, 210 of them
+# before the change (326 h to 14 Oct 14:00 - 114 peak - 2 offline): 2 x (210 x 0.12 + 269 x
+# 0.15) = 131.10; 307.50 x 1.125 = 345.9375 -> 345.94.
+# m2 from 14 Oct 12:00 (3 kW, 421 h): peak 2 h at 0.30 and 150 h at 0.36 = 163.80, off-peak
+# 269 h at 0.15 = 121.05; 284.85 x 1.125 = 320.45625 -> 320.46.
+K1_TARIFF_COST = Decimal("307.500")
+M2_TARIFF_COST = Decimal("284.8500")
+K1_ENERGY = Decimal("345.94")
+M2_ENERGY = Decimal("320.46")
