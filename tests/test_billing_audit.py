@@ -349,8 +349,6 @@ def test_lord_howe_half_hour_dst_shift_and_kathmandu_edges_at_xx_45(
     assert money(row_cost(krows)) == Decimal("381.60")
 
 
-@pytest.mark.xfail(strict=True, reason="audit finding: hashwatt.tariff reads a `from` inside the "
-                   "skipped hour with fold=0 (30 min after the jump); ledger owner not finished")
 def test_a_change_inside_the_skipped_spring_forward_hour_applies_from_the_jump() -> None:
     """Europe/London, 29 March 2026: the wall clock jumps from 01:00 GMT to 02:00 BST, so a
     change "from 01:30" is in force as soon as the clock reads past 01:30, at the jump
@@ -483,9 +481,6 @@ def test_a_counter_reset_then_the_miner_figure_when_the_pdu_is_gone(
     assert cost == Decimal("3.69000") and money(row_cost(rows)) == Decimal("3.69")
 
 
-@pytest.mark.xfail(strict=True, reason="audit finding: a counter step back (jitter) counts 0, "
-                   "then the next interval counts from the lower read: +0.02 kWh billed; "
-                   "ledger owner not finished")
 def test_counter_jitter_stepping_back_adds_no_energy(ledger_db: InfluxQL,
                                                      tmp_path: Path) -> None:
     """A counter that steps back 0.02 kWh for one read and then goes on: between its reads
