@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from exporters.customers import ledger_source as src
-from exporters.customers.fanout import customer_sink
 from exporters.customers.render import Format, render
 from exporters.customers.statement import Statement, build_statement
 from exporters.lineproto import Point, encode
+from exporters.sinks import customer_sink
 from hashwatt.config import Config, CustomerConfig
 from hashwatt.errors import UsageError
 from hashwatt.influxql import InfluxQL
