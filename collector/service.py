@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import time
@@ -189,6 +190,12 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
 Reload = Callable[[], Config]
 
 
+def _publish_counted(publisher: Publisher, flagged: list[int], reading: dict[str, Any]) -> None:
+    """Spool a PDU or meter reading, noting how many fields its sanitising dropped."""
+    flagged.append(len(reading.get("invalid") or ()))
+    publisher.publish_reading(reading)
+
+
 def reload_inventory(cfg: Config, reload: Reload, source: RigSource) -> Config:
     """The config with the inventory (rigs, PDUs, meters) read again; the old one, with one
     error line, if the file is now wrong. Removed and readdressed rigs are forgotten by the
@@ -258,11 +265,14 @@ async def run_collector(cfg: Config, cycles: int | None = None,
                 pdu_source, meter_source = PduSource(cfg), MeterSource(cfg)
             started = time.monotonic()
             # PDUs first: each rig's reading then carries its outlet's power of this cycle
-            outlet_power, pdus_ok = await poll_pdus(cfg, pdu_source, publisher.publish_reading,
-                                                    meter_source, states)
+            flagged: list[int] = []  # fields the PDU and meter readings had dropped
+            outlet_power, pdus_ok = await poll_pdus(
+                cfg, pdu_source, functools.partial(_publish_counted, publisher, flagged),
+                meter_source, states)
             stats = await run_cycle(cfg, source, publisher.publish_reading,
                                     outlet_power=outlet_power, states=states, pools=pools)
             stats.update({"pdus_total": len(cfg.pdus) + len(cfg.meters), "pdus_ok": pdus_ok,
+                          "fields_dropped": stats["fields_dropped"] + sum(flagged),
                           **publisher.spool_stats()})
             done += 1
             spare = cfg.collector.interval_s - (time.monotonic() - started)

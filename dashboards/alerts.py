@@ -21,7 +21,7 @@ RIG_TAGS = '"site", "rig", "rack", "model"'
 IN_SERVICE = '$timeFilter AND "maintenance" != \'yes\''
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RuleSpec:
     """One alert rule: a query, how to reduce it per series, and the threshold that fires."""
 
@@ -65,54 +65,161 @@ COLLECTOR_SILENT = (
     'GROUP BY "site", "collector") GROUP BY "site", "collector"')
 
 RULES = [
-    RuleSpec("hw-rig-overheat", "Rig overheating", "rigs",
-             f'SELECT last("temp_margin_c") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
-             300, "last", "lt", 0, "2m", "page",
-             "{{ $labels.rig }} runs above its model's chip temperature limit"),
-    RuleSpec("hw-rig-dead-fan", "Dead fan", "rigs",
-             f'SELECT last("fan_min_rpm") FROM "rig" WHERE {IN_SERVICE} AND "online" = true '
-             f'GROUP BY {RIG_TAGS}', 300, "last", "lt", 500, "2m", "page",
-             "{{ $labels.rig }} has a fan below 500 rpm"),
-    RuleSpec("hw-rig-board-lost", "Hashboard lost", "rigs",
-             f'SELECT last("boards_total") - last("boards_ok") FROM "rig" WHERE {IN_SERVICE} '
-             f'AND "online" = true GROUP BY {RIG_TAGS}', 600, "last", "gt", 0, "5m",
-             "warning", "{{ $labels.rig }} hashes on fewer boards than it has"),
-    RuleSpec("hw-rig-low-hashrate", "Hashrate below 80 % of expected", "rigs",
-             f'SELECT mean("hashrate_ths") / mean("expected_hashrate_ths") FROM "rig" WHERE '
-             f'{IN_SERVICE} AND "online" = true GROUP BY {RIG_TAGS}', 900, "last", "lt", 0.8,
-             "15m", "warning", "{{ $labels.rig }} delivers under 80 % of its expected hashrate"),
+    RuleSpec(
+        uid="hw-rig-overheat",
+        title="Rig overheating",
+        group="rigs",
+        query=f'SELECT last("temp_margin_c") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
+        window_s=300,
+        reducer="last",
+        op="lt",
+        value=0,
+        for_="2m",
+        severity="page",
+        summary="{{ $labels.rig }} runs above its model's chip temperature limit",
+    ),
+    RuleSpec(
+        uid="hw-rig-dead-fan",
+        title="Dead fan",
+        group="rigs",
+        query=f'SELECT last("fan_min_rpm") FROM "rig" WHERE {IN_SERVICE} AND "online" = true '
+              f'GROUP BY {RIG_TAGS}',
+        window_s=300,
+        reducer="last",
+        op="lt",
+        value=500,
+        for_="2m",
+        severity="page",
+        summary="{{ $labels.rig }} has a fan below 500 rpm",
+    ),
+    RuleSpec(
+        uid="hw-rig-board-lost",
+        title="Hashboard lost",
+        group="rigs",
+        query=f'SELECT last("boards_total") - last("boards_ok") FROM "rig" WHERE {IN_SERVICE} '
+              f'AND "online" = true GROUP BY {RIG_TAGS}',
+        window_s=600,
+        reducer="last",
+        op="gt",
+        value=0,
+        for_="5m",
+        severity="warning",
+        summary="{{ $labels.rig }} hashes on fewer boards than it has",
+    ),
+    RuleSpec(
+        uid="hw-rig-low-hashrate",
+        title="Hashrate below 80 % of expected",
+        group="rigs",
+        query=f'SELECT mean("hashrate_ths") / mean("expected_hashrate_ths") FROM "rig" WHERE '
+              f'{IN_SERVICE} AND "online" = true GROUP BY {RIG_TAGS}',
+        window_s=900,
+        reducer="last",
+        op="lt",
+        value=0.8,
+        for_="15m",
+        severity="warning",
+        summary="{{ $labels.rig }} delivers under 80 % of its expected hashrate",
+    ),
     # failed polls in the last 5 minutes; 3 when no reading arrived at all (collector dead)
-    RuleSpec("hw-rig-offline", "Rig offline", "rigs", RIG_OFFLINE, KNOWN_S, "last", "gt", 2,
-             "0s", "page",
-             "{{ $labels.rig }} failed three polls in five minutes, or sent no reading"),
-    RuleSpec("hw-rig-wiring-suspect", "Outlet power does not fit the rig", "rigs",
-             f'SELECT last("wiring_suspect") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
-             900, "last", "gt", 0, "10m", "warning",
-             "{{ $labels.rig }}: its PDU outlet's power does not fit the rig that answers "
-             "(outlet mapping or addresses swapped?)"),
-    RuleSpec("hw-rig-model-mismatch", "Rig identifies as another model", "rigs",
-             f'SELECT last("model_mismatch") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
-             900, "last", "gt", 0, "15m", "warning",
-             "{{ $labels.rig }} answers as another model than the inventory's"),
-    RuleSpec("hw-rig-pool-unexpected", "Rig mines on a pool the site does not allow", "rigs",
-             f'SELECT last("pool_unexpected") FROM "rig" WHERE {IN_SERVICE} '
-             f'GROUP BY {RIG_TAGS}', 900, "last", "gt", 0, "5m", "page",
-             "{{ $labels.rig }} mines on a pool or worker outside the site's allow-list"),
-    RuleSpec("hw-phase-overload", "Phase above 80 % of its breaker", "power",
-             # "unit": each unit of a daisy chain (Sentry4 master + link) has its own phases
-             'SELECT last("load_pct") FROM "pdu_phase" WHERE $timeFilter GROUP BY "site", '
-             '"pdu", "unit", "phase"', 300, "last", "gt", 80, "2m", "page",
-             "{{ $labels.pdu }} phase {{ $labels.phase }} carries over 80 % of its rating"),
+    RuleSpec(
+        uid="hw-rig-offline",
+        title="Rig offline",
+        group="rigs",
+        query=RIG_OFFLINE,
+        window_s=KNOWN_S,
+        reducer="last",
+        op="gt",
+        value=2,
+        for_="0s",
+        severity="page",
+        summary="{{ $labels.rig }} failed three polls in five minutes, or sent no reading",
+    ),
+    RuleSpec(
+        uid="hw-rig-wiring-suspect",
+        title="Outlet power does not fit the rig",
+        group="rigs",
+        query=f'SELECT last("wiring_suspect") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
+        window_s=900,
+        reducer="last",
+        op="gt",
+        value=0,
+        for_="10m",
+        severity="warning",
+        summary="{{ $labels.rig }}: its PDU outlet's power does not fit the rig that answers "
+                "(outlet mapping or addresses swapped?)",
+    ),
+    RuleSpec(
+        uid="hw-rig-model-mismatch",
+        title="Rig identifies as another model",
+        group="rigs",
+        query=f'SELECT last("model_mismatch") FROM "rig" WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}',
+        window_s=900,
+        reducer="last",
+        op="gt",
+        value=0,
+        for_="15m",
+        severity="warning",
+        summary="{{ $labels.rig }} answers as another model than the inventory's",
+    ),
+    RuleSpec(
+        uid="hw-rig-pool-unexpected",
+        title="Rig mines on a pool the site does not allow",
+        group="rigs",
+        query=f'SELECT last("pool_unexpected") FROM "rig" WHERE {IN_SERVICE} '
+              f'GROUP BY {RIG_TAGS}',
+        window_s=900,
+        reducer="last",
+        op="gt",
+        value=0,
+        for_="5m",
+        severity="page",
+        summary="{{ $labels.rig }} mines on a pool or worker outside the site's allow-list",
+    ),
+    RuleSpec(
+        uid="hw-phase-overload",
+        title="Phase above 80 % of its breaker",
+        group="power",
+        # "unit": each unit of a daisy chain (Sentry4 master + link) has its own phases
+        query='SELECT last("load_pct") FROM "pdu_phase" WHERE $timeFilter GROUP BY "site", '
+              '"pdu", "unit", "phase"',
+        window_s=300,
+        reducer="last",
+        op="gt",
+        value=80,
+        for_="2m",
+        severity="page",
+        summary="{{ $labels.pdu }} phase {{ $labels.phase }} carries over 80 % of its rating",
+    ),
     # cycles in the last 5 minutes of every collector seen in the last day (0 when silent);
     # no collector at all in a day is NoData, which alerts too
-    RuleSpec("hw-collector-silent", "Collector silent", "pipeline", COLLECTOR_SILENT, KNOWN_S,
-             "last", "lt", 1, "0s", "page",
-             "no poll cycle from collector {{ $labels.collector }} in five minutes",
-             no_data="Alerting"),
-    RuleSpec("hw-exporter-behind", "Exporter falling behind", "pipeline",
-             'SELECT last("lag_ms") FROM "exporter" WHERE $timeFilter GROUP BY "site", '
-             '"exporter"', 300, "last", "gt", 60_000, "5m", "warning",
-             "exporter {{ $labels.exporter }} writes readings over a minute late"),
+    RuleSpec(
+        uid="hw-collector-silent",
+        title="Collector silent",
+        group="pipeline",
+        query=COLLECTOR_SILENT,
+        window_s=KNOWN_S,
+        reducer="last",
+        op="lt",
+        value=1,
+        for_="0s",
+        severity="page",
+        summary="no poll cycle from collector {{ $labels.collector }} in five minutes",
+        no_data="Alerting",
+    ),
+    RuleSpec(
+        uid="hw-exporter-behind",
+        title="Exporter falling behind",
+        group="pipeline",
+        query='SELECT last("lag_ms") FROM "exporter" WHERE $timeFilter GROUP BY "site", '
+              '"exporter"',
+        window_s=300,
+        reducer="last",
+        op="gt",
+        value=60_000,
+        for_="5m",
+        severity="warning",
+        summary="exporter {{ $labels.exporter }} writes readings over a minute late",
+    ),
 ]
 GROUP_INTERVAL = {"rigs": "1m", "power": "1m", "pipeline": "1m"}
 
