@@ -14,10 +14,11 @@ from typing import Any
 
 from exporters import sinks
 from hashwatt.config import Config
+from hashwatt.contract import Measurement
 from hashwatt.influxql import InfluxQL
 
 CHUNK_S = 72 * 3600  # InfluxDB 3 Core limits a query's time range to about 72 hours
-MEASUREMENT = "energy_quarter"
+MEASUREMENT = Measurement.ENERGY_QUARTER
 
 
 def query_client(cfg: Config, database: str | None = None) -> InfluxQL:

@@ -14,7 +14,7 @@ LEDGER_READABLE can hold the ledger (today every registered one: "v1" and "v2").
 from __future__ import annotations
 
 from exporters.sinks import influx_v1, influx_v2
-from exporters.sinks.base import Sink, SinkPlugin, WriteRejected, WriteUnavailable
+from exporters.sinks.base import Sink, SinkPlugin, WriteRejected, WriteUnavailable, influx_config
 from exporters.sinks.influx_v1 import InfluxV1Sink
 from exporters.sinks.influx_v2 import InfluxV2Sink
 from hashwatt.config import Config, CustomerConfig
@@ -28,9 +28,8 @@ __all__ = ["LEDGER_READABLE", "SINKS", "InfluxV1Sink", "InfluxV2Sink", "Sink", "
 
 
 def _plugin(cfg: Config) -> tuple[str, SinkPlugin]:
-    if cfg.influxdb is None:
-        raise ValueError(f"{cfg.source}: [influxdb] section is required")
-    return cfg.influxdb.api, SINKS[cfg.influxdb.api]
+    api = influx_config(cfg).api
+    return api, SINKS[api]
 
 
 def make_sink(cfg: Config, ledger: bool = False) -> Sink:

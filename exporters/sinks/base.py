@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from hashwatt.config import Config, CustomerConfig
+from hashwatt.config import Config, CustomerConfig, InfluxConfig
 from hashwatt.errors import SinkError
 from hashwatt.influxql import InfluxQL
 
@@ -34,6 +34,13 @@ class Sink(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+def influx_config(cfg: Config) -> InfluxConfig:
+    """The config's [influxdb] section; a sink cannot be built without one."""
+    if cfg.influxdb is None:
+        raise ValueError(f"{cfg.source}: [influxdb] section is required")
+    return cfg.influxdb
 
 
 def raise_for(status: int, text: str) -> None:

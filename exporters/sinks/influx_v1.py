@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import httpx
 
-from exporters.sinks.base import SinkPlugin, WriteUnavailable, raise_for
-from hashwatt.config import Config, CustomerConfig, InfluxConfig
+from exporters.sinks.base import SinkPlugin, WriteUnavailable, influx_config, raise_for
+from hashwatt.config import Config, CustomerConfig
 from hashwatt.influxql import InfluxQL
 
 
@@ -36,14 +36,8 @@ class InfluxV1Sink:
         self.client.close()
 
 
-def _influx(cfg: Config) -> InfluxConfig:
-    if cfg.influxdb is None:
-        raise ValueError(f"{cfg.source}: [influxdb] section is required")
-    return cfg.influxdb
-
-
 def _sink(cfg: Config, database: str, retention_policy: str | None = None) -> InfluxV1Sink:
-    influx = _influx(cfg)
+    influx = influx_config(cfg)
     return InfluxV1Sink(influx.url, database, username=influx.username,
                         password=cfg.secret(influx.password), timeout_s=influx.timeout_s,
                         retention_policy=retention_policy)
@@ -51,7 +45,7 @@ def _sink(cfg: Config, database: str, retention_policy: str | None = None) -> In
 
 def site(cfg: Config, ledger: bool) -> InfluxV1Sink:
     """The site's raw readings, or with ledger=True its energy ledger."""
-    influx = _influx(cfg)
+    influx = influx_config(cfg)
     assert influx.database is not None
     if ledger and influx.ledger_database:  # a database of its own (InfluxDB 3 Core)
         return _sink(cfg, influx.ledger_database)
@@ -62,12 +56,12 @@ def customer(cfg: Config, customer: CustomerConfig, ledger: bool) -> InfluxV1Sin
     """A customer's database (its ledger retention policy with ledger=True), written with
     the site's writer credentials."""
     return _sink(cfg, customer.database,
-                 _influx(cfg).ledger_retention_policy if ledger else None)
+                 influx_config(cfg).ledger_retention_policy if ledger else None)
 
 
 def reader(cfg: Config, database: str | None) -> InfluxQL:
     """InfluxQL over /query with user and password."""
-    influx = _influx(cfg)
+    influx = influx_config(cfg)
     assert influx.database is not None
     return InfluxQL(influx.url, database or influx.database, username=influx.username,
                     password=cfg.secret(influx.password))

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporters.sinks.base import SinkPlugin, WriteUnavailable, raise_for
-from hashwatt.config import Config, CustomerConfig, InfluxConfig
+from exporters.sinks.base import SinkPlugin, WriteUnavailable, influx_config, raise_for
+from hashwatt.config import Config, CustomerConfig
 from hashwatt.influxql import InfluxQL
 
 
@@ -43,14 +43,8 @@ class InfluxV2Sink:
         self.client.close()
 
 
-def _influx(cfg: Config) -> InfluxConfig:
-    if cfg.influxdb is None:
-        raise ValueError(f"{cfg.source}: [influxdb] section is required")
-    return cfg.influxdb
-
-
 def _sink(cfg: Config, bucket: str) -> InfluxV2Sink:
-    influx = _influx(cfg)
+    influx = influx_config(cfg)
     assert influx.org is not None
     return InfluxV2Sink(influx.url, org=influx.org, bucket=bucket,
                         token=cfg.secret(influx.token) or "", timeout_s=influx.timeout_s)
@@ -58,7 +52,7 @@ def _sink(cfg: Config, bucket: str) -> InfluxV2Sink:
 
 def site(cfg: Config, ledger: bool) -> InfluxV2Sink:
     """The site's raw readings, or with ledger=True its energy ledger's bucket."""
-    influx = _influx(cfg)
+    influx = influx_config(cfg)
     assert influx.org and influx.bucket
     return _sink(cfg, influx.ledger_bucket if ledger else influx.bucket)
 
@@ -71,7 +65,7 @@ def customer(cfg: Config, customer: CustomerConfig, ledger: bool) -> InfluxV2Sin
 
 def reader(cfg: Config, database: str | None) -> InfluxQL:
     """InfluxQL over /query with the token, through the bucket's DBRP mapping."""
-    influx = _influx(cfg)
+    influx = influx_config(cfg)
     assert influx.bucket is not None
     return InfluxQL(influx.url, database or influx.bucket, token=cfg.secret(influx.token))
 
