@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pyasic.miners.avalonminer as avalonminers
+import pyasic.miners.whatsminer as whatsminers
 
-from collector.rigs import avalon
+from collector.rigs import avalon, whatsminer
 from collector.rigs.base import Telemetry
 from collector.rigs.credentials import DEFAULT
 from tests.test_rig_reads import port, serve
@@ -34,7 +35,9 @@ def poll(path_cls: Any, module: Any, name: str) -> Telemetry:
         parts = command.split("+")
         if len(parts) > 1:  # cgminer's join: each command's reply list under its name
             return json.dumps({c: [replies[c]] for c in parts}).encode() + b"\x00"
-        return json.dumps(replies[command]).encode() + b"\x00"
+        # a command the case does not answer: cgminer's own "Invalid command" (code 14)
+        return json.dumps(replies.get(command, {"STATUS": [
+            {"STATUS": "E", "Code": 14, "Msg": "Invalid command"}], "id": 1})).encode() + b"\x00"
 
     async def run() -> Telemetry:
         server = await serve(reply)
@@ -77,3 +80,17 @@ def test_avalon_ps4_within_the_power_limit_is_the_rigs_watts() -> None:
     # WALLPOWER, when sent, is the wall power whatever PS says
     assert avalon.power({"WALLPOWER": "3300", "PS": ["0", "0", "0", "0", "9999"],
                          "MPO": "90"}) == 3300
+
+
+def test_whatsminer_overheat_figure_falls_back_to_the_rigs_hottest_chip() -> None:
+    t = poll(whatsminer.WhatsminerPath, whatsminers, "whatsminer_rig_chip_max_only")
+    # no board sends Chip Temp Max: the hottest chip is summary's Chip Temp Max 101.5, not unknown
+    assert t.temp_max == 101.5
+    assert th(t.hashrate) == 61.0           # summary MHS 1m 61,000,000 MH/s
+    assert th(t.expected_hashrate) == 55.5  # Factory GHS 55500 GH/s
+    assert t.wattage == 2600 and t.env_temp == 54.25 and t.uptime == 40000
+    assert [f.speed for f in t.fans] == [0, 0]  # hydro: both fans report 0
+    assert t.errors is None                 # get_error_code refused: unknown, not "no errors"
+    # boards: MHS 1m 20/21/20 TH/s, 148 chips, Chip Temp Avg and Temperature as sent
+    assert [(th(b.hashrate), b.chips, b.chip_temp, b.temp) for b in t.hashboards[:3]] == [
+        (20.0, 148, 91.0, 70.0), (21.0, 148, 93.0, 71.0), (20.0, 148, 92.0, 72.0)]
