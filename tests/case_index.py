@@ -23,8 +23,12 @@ def title(path: Path) -> str:
         if not line.startswith("#"):
             break
         head.append(line.removeprefix("#").strip())
-    text = " ".join(head).split(": ")[0]
-    return text.split(". ")[0].rstrip(".").replace("|", "/")
+    text = " ".join(head).split(": ")[0].split(". ")[0].rstrip(".")
+    if text.count("(") > text.count(")"):  # cut inside a parenthesis: drop it
+        text = text[:text.rindex("(")].rstrip(" ,")
+    if len(text) > 100:
+        text = text[:100].rsplit(" ", 1)[0] + " ..."
+    return text.replace("|", "/")
 
 
 def rig_rows() -> list[str]:

@@ -8,7 +8,8 @@ quarter hour is a UTC quarter hour and a row's timestamp is its quarter's start.
 Energy of a quarter hour, best source first (hashwatt.power.LEDGER_SOURCES):
   pdu_energy  the outlet's energy counter: the difference between consecutive reads (a read
               flagged `energy_reset` by the collector, or below half the read before it,
-              counts from zero; a smaller step back is jitter, no energy) spread evenly over
+              counts from zero; a smaller step back is jitter, no energy, and the read after it
+              counts from the higher read before it) spread evenly over
               the time between the two reads, so energy across a
               gap lands in the quarters it was drawn in, each priced at its own rate; a gap of
               up to 72 hours is spread; the part of a quarter no counter interval covers (a
@@ -262,6 +263,8 @@ def spread_counters(readings: Readings,
             if span <= 0:
                 continue
             energy = interval_kwh(before, after)
+            if after.kwh < before.kwh and not (after.reset or after.kwh < before.kwh / 2):
+                after.kwh = before.kwh  # jitter: the next interval counts from the higher read
             unit = readings.unit(after.unit)
             quarter = quarter_floor(before.ts_s)
             if after.ts_s <= quarter + QUARTER_S:  # the usual case: both reads in one quarter
