@@ -30,13 +30,13 @@ system-deps:
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,sim]'
 	touch $@
 
 venv: $(BIN)/.installed
 
 $(BIN)/.bench-installed: $(BIN)/.installed
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m pip install -q -e '.[dev,sim,bench]'
 	touch $@
 
 lint: venv

@@ -31,7 +31,7 @@ from exporters.intake import Inbound, Session, Subscriber
 from exporters.lineproto import DROPPED, Point, encode
 from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
-from hashwatt.contract import stored_topic, subscriptions
+from hashwatt.contract import Measurement, stored_topic, subscriptions
 from hashwatt.influxql import InfluxQLError
 from hashwatt.mqtt import tls_context
 from hashwatt.tariff import Tariff
@@ -339,7 +339,7 @@ class Bridge:
         if self.fanout is not None:
             fields["customer_write_errors"] = self.fanout.errors
         tags = {"site": self.cfg.site.name, "exporter": self.cfg.bridge.client_id}
-        return Point("exporter", tags, fields, int(time.time() * 1000))
+        return Point(Measurement.EXPORTER, tags, fields, int(time.time() * 1000))
 
     def run(self) -> None:
         """Process batches until stopped, writing self-monitoring every stats interval."""

@@ -18,6 +18,7 @@ from hashwatt.contract import (
     CollectorStatus,
     CycleReport,
     Delivered,
+    Measurement,
     PduReading,
     RigReading,
 )
@@ -200,7 +201,7 @@ def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
     if tariff is not None:
         fields.update(_float_fields(pricing(r.ts_ms, r.power_w, tariff)))
     text = tag_text(tags)
-    return [Point("rig", tags, fields, r.ts_ms, text), *_board_points(r, tags, text)]
+    return [Point(Measurement.RIG, tags, fields, r.ts_ms, text), *_board_points(r, tags, text)]
 
 
 def _boards_ok(r: RigReading) -> int | None:
@@ -261,7 +262,7 @@ def _board_points(r: RigReading, tags: dict[str, str], text: str) -> list[Point]
         if fields:
             board = str(b.board)
             # "board" sorts before every rig tag key, so the set stays sorted
-            points.append(Point("rig_board", {**tags, "board": board}, fields, r.ts_ms,
+            points.append(Point(Measurement.RIG_BOARD, {**tags, "board": board}, fields, r.ts_ms,
                                 f",board={board}{text}"))
     return points
 
@@ -275,7 +276,7 @@ def pdu_points(r: PduReading, tariff: Tariff | None = None) -> list[Point]:
                             "energy_reset": r.energy_reset if r.online else None,
                             "invalid": "; ".join(r.invalid)[:1024] if r.invalid else None,
                             "invalid_fields": len(r.invalid) if r.invalid else None})
-    points = [Point("pdu", tags, fields, r.ts_ms)]
+    points = [Point(Measurement.PDU, tags, fields, r.ts_ms)]
     for ph in r.phases:
         load = (_bounded(ph.current_a / ph.rating_a * 100, LOAD_MAX_PCT)
                 if ph.current_a is not None and ph.rating_a else None)
@@ -284,7 +285,7 @@ def pdu_points(r: PduReading, tariff: Tariff | None = None) -> list[Point]:
             "rating_a": ph.rating_a, "load_pct": load})
         if phase_fields:
             phase_tags = {**tags, "phase": ph.phase, **({"unit": ph.unit} if ph.unit else {})}
-            points.append(Point("pdu_phase", phase_tags, phase_fields, r.ts_ms))
+            points.append(Point(Measurement.PDU_PHASE, phase_tags, phase_fields, r.ts_ms))
     for o in r.outlets:
         outlet_fields = _float_fields({
             "power_w": o.power_w, "current_a": o.current_a, "voltage_v": o.voltage_v,
@@ -293,7 +294,7 @@ def pdu_points(r: PduReading, tariff: Tariff | None = None) -> list[Point]:
         outlet_tags = {**tags, "outlet": str(o.outlet), "outlet_name": o.name,
                        "rig": o.rig or "", "customer": o.customer,
                        **({"unit": o.unit} if o.unit else {})}
-        points.append(Point("pdu_outlet", outlet_tags, outlet_fields, r.ts_ms))
+        points.append(Point(Measurement.PDU_OUTLET, outlet_tags, outlet_fields, r.ts_ms))
     return points
 
 
@@ -326,11 +327,11 @@ def collector_points(s: CollectorStatus, now: float) -> list[Point]:
     figures come from its spooled cycle message, so a reconnect makes no phantom cycle."""
     ts_ms = s.ts_ms or int(now * 1000)
     tags = {"site": s.site, "collector": s.collector}
-    return [Point("collector", tags, {"online": s.state == "online"}, ts_ms)]
+    return [Point(Measurement.COLLECTOR, tags, {"online": s.state == "online"}, ts_ms)]
 
 
 def cycle_points(c: CycleReport) -> list[Point]:
     """The `collector` self-monitoring point of one poll cycle, at the cycle's end."""
     fields: dict[str, FieldValue | None] = {"online": True, **c.stats.model_dump()}
     tags = {"site": c.site, "collector": c.collector}
-    return [Point("collector", tags, _float_fields(fields), c.ts_ms)]
+    return [Point(Measurement.COLLECTOR, tags, _float_fields(fields), c.ts_ms)]

@@ -27,7 +27,6 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -534,8 +533,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return _parse_toml(path, _read_text(path))
 
 
-RIG_ADAPTER: TypeAdapter[RigConfig] = TypeAdapter(RigConfig)
-CSV_COLUMNS = set(RigConfig.model_fields)
 PDU_SECRETS = ("community", "v3_auth_key", "v3_priv_key")
 RIG_SECRETS = ("web_password", "rpc_password")
 
@@ -579,14 +576,6 @@ def read_csv_models(path: Path, model: type[ModelT],
         except ValidationError as exc:
             problems += format_problems(f"{path}:{line}", exc)
     return items, problems
-
-
-def load_inventory_csv(path: Path) -> list[tuple[int, RigConfig]]:
-    """Rigs from a CSV inventory, with their line numbers; empty cells mean "not set"."""
-    rigs, problems = read_csv_models(path, RigConfig)
-    if problems:
-        raise ConfigError(problems)
-    return rigs
 
 
 def _check_unique(origin: str, rigs: list[tuple[str, RigConfig]]) -> list[str]:

@@ -7,7 +7,8 @@ are ignored so that a newer collector can talk to an older exporter.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +17,26 @@ from hashwatt.power import PowerSource  # the precedence is defined once, there
 SCHEMA_VERSION: Literal[1] = 1
 TOPIC_VERSION = "v1"
 SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+
+class Measurement:
+    """The InfluxDB measurements, named once: decode, the bridge, the ledger and the
+    statements write them; the ledger, reports, status, dashboards and alert rules read them
+    (tests/test_contract_names.py checks every query's FROM against MEASUREMENTS)."""
+
+    RIG: Final = "rig"
+    RIG_BOARD: Final = "rig_board"
+    PDU: Final = "pdu"
+    PDU_PHASE: Final = "pdu_phase"
+    PDU_OUTLET: Final = "pdu_outlet"
+    COLLECTOR: Final = "collector"
+    EXPORTER: Final = "exporter"
+    ENERGY_QUARTER: Final = "energy_quarter"
+    STATEMENT: Final = "statement"
+
+
+MEASUREMENTS = frozenset(v for k, v in vars(Measurement).items() if k.isupper())
 
 Id = Annotated[str, Field(pattern=SEGMENT)]
 Tag = Annotated[str, Field(max_length=128)]
@@ -238,3 +259,36 @@ class CollectorStatus(Message):
     stats: CycleStats | None = None
 
     model_config = ConfigDict(populate_by_name=True)
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The message model inside an annotation (`list[BoardReading]`, `CycleStats | None`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def unknown_keys(model: type[BaseModel], payload: Mapping[str, Any], where: str = "") -> list[str]:
+    """Keys of a payload its model does not name, nested ones as `outlets[2].powr_w`.
+
+    The bridge ignores them (a newer collector may add fields); the tests refuse them in
+    every sender's output, so a mistyped key fails a test instead of vanishing."""
+    fields = {field.alias or name: field for name, field in model.model_fields.items()}
+    unknown: list[str] = []
+    for key, value in payload.items():
+        field = fields.get(key)
+        if field is None:
+            unknown.append(f"{where}{key}")
+            continue
+        nested = _nested_model(field.annotation)
+        if nested is not None and isinstance(value, Mapping):
+            unknown += unknown_keys(nested, value, f"{where}{key}.")
+        elif nested is not None and isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    unknown += unknown_keys(nested, item, f"{where}{key}[{i}].")
+    return unknown

@@ -16,7 +16,7 @@ class InfluxQLError(SinkError, RuntimeError):
 class InfluxQL:
     """Run InfluxQL statements and return rows as dicts."""
 
-    def __init__(self, url: str, database: str, username: str | None = None,
+    def __init__(self, url: str, database: str, *, username: str | None = None,
                  password: str | None = None, timeout_s: float = 30.0,
                  token: str | None = None) -> None:
         auth = (username, password or "") if username else None

@@ -285,6 +285,8 @@ class SnmpSim(LocalService):
     def command(self) -> list[str]:
         """The responder's argv (SNMPSIM_ALLOW_ROOT is set in its environment)."""
         binary = Path(sys.executable).parent / "snmpsim-command-responder"
+        if not binary.exists():
+            raise ServiceError("snmpsim is not installed: pip install 'hashwatt[sim]'")
         argv = [str(binary), f"--cache-dir={self.run_dir / 'snmpsim-cache'}", "--log-level=error"]
         if self.variation_dir is not None:
             argv.append(f"--variation-modules-dir={self.variation_dir}")

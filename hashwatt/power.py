@@ -32,8 +32,3 @@ def ledger_source(power_source: str) -> str:
     """The ledger's name for a reading's power_source (a rig reading whose power came from its
     outlet is a measurement: pdu_power)."""
     return "pdu_power" if power_source == "pdu" else power_source
-
-
-def ledger_rank(source: str) -> int:
-    """Position of a ledger source in the precedence (0 is best)."""
-    return LEDGER_SOURCES.index(source)

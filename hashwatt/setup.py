@@ -137,7 +137,7 @@ def admin_client(url: str) -> InfluxQL:
                 log.info("init: created the admin user %s", user)
         finally:
             anonymous.close()
-        return InfluxQL(url, "", user, password)
+        return InfluxQL(url, "", username=user, password=password)
     return anonymous  # auth-enabled = false: the anonymous client is the admin (kept open)
 
 

@@ -127,7 +127,15 @@ class Tariff:
     def _starts(self) -> list[float]:
         # instants, not wall clocks: aware datetimes of one zone compare by wall clock, and a
         # change at 02:30 on a fall-back night would apply, then not, then again
-        return [p.start.replace(tzinfo=self.zone).timestamp() for p in self.config.periods]
+        return [self._instant(p.start) for p in self.config.periods]
+
+    def _instant(self, local: dt.datetime) -> float:
+        """The first instant the site's wall clock reads `local`: on a fall-back night its
+        first occurrence; a time a spring-forward skips applies from the jump itself."""
+        ts = local.replace(tzinfo=self.zone).timestamp()  # fold=0: skipped times land late
+        while dt.datetime.fromtimestamp(ts - QUARTER_S, self.zone).replace(tzinfo=None) >= local:
+            ts -= QUARTER_S  # the clock already read `local` (or later) a quarter before
+        return ts
 
     def price_at(self, ts_s: float) -> Price | None:
         """The rate per kWh and its window name at an instant; None before the first period."""

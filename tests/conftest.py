@@ -96,24 +96,30 @@ def farm(tmp_path: Path) -> Iterator[FarmFactory]:
     def start(count: int, mix: tuple[str, ...] = ("s19pro", "m50", "a1246", "supra"),
               scenarios: dict[str, Scenario] | None = None, seed: int = 7,
               pdus: bool = False, extra: tuple[str, ...] = ()) -> RunningFarm:
-        base = f"127.{next(_subnets)}.0.0"
         scenarios = scenarios or {}
-        rigs = build_rigs(count, base, mix, scenarios)
-        ready = tmp_path / f"farm-{base}.ready"
-        port = free_port()
-        args = [sys.executable, "-m", "hashwatt.cli", "simulate", f"--rigs={count}",
-                f"--base={base}", f"--mix={','.join(mix)}", f"--seed={seed}", "--frozen",
-                f"--ready-file={ready}", f"--control-port={port}",
-                f"--state-dir={tmp_path / ('state-' + base)}",
-                *(["--pdus"] if pdus else []), *extra,
-                *(f"--scenario={k}={v}" for k, v in scenarios.items())]
-        log = (tmp_path / f"farm-{base}.log").open("wb")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            assert proc.poll() is None, (tmp_path / f"farm-{base}.log").read_text()
-            assert time.monotonic() < deadline, "farm did not start"
-            time.sleep(0.05)
+        # other test runs on this machine may hold a subnet: take the next one then
+        for attempt in range(5):
+            base = f"127.{20 + (next(_subnets) - 20) % 230}.0.0"
+            rigs = build_rigs(count, base, mix, scenarios)
+            ready = tmp_path / f"farm-{base}.ready"
+            port = free_port()
+            args = [sys.executable, "-m", "hashwatt.cli", "simulate", f"--rigs={count}",
+                    f"--base={base}", f"--mix={','.join(mix)}", f"--seed={seed}", "--frozen",
+                    f"--ready-file={ready}", f"--control-port={port}",
+                    f"--state-dir={tmp_path / ('state-' + base)}",
+                    *(["--pdus"] if pdus else []), *extra,
+                    *(f"--scenario={k}={v}" for k, v in scenarios.items())]
+            log_path = tmp_path / f"farm-{base}.log"
+            with log_path.open("wb") as log:
+                proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 30
+            while not ready.exists() and proc.poll() is None:
+                assert time.monotonic() < deadline, "farm did not start"
+                time.sleep(0.05)
+            if ready.exists():
+                break
+            text = log_path.read_text()
+            assert "address already in use" in text and attempt < 4, text
         running.append(RunningFarm(rigs, seed, proc, port, pdus_for(rigs) if pdus else []))
         return running[-1]
 

@@ -38,7 +38,7 @@ def auth_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
     # 1.x with auth and no user yet accepts only the first admin's CREATE USER
     InfluxQL(server.url, "").execute(
         f"CREATE USER admin WITH PASSWORD '{ADMIN_PASSWORD}' WITH ALL PRIVILEGES")
-    site = InfluxQL(server.url, "site", "admin", ADMIN_PASSWORD)
+    site = InfluxQL(server.url, "site", username="admin", password=ADMIN_PASSWORD)
     site.create_database()
     site.execute('CREATE RETENTION POLICY "ledger" ON "site" DURATION INF REPLICATION 1')
     site.close()
@@ -106,7 +106,7 @@ def query(server: Influxd, user: str, password: str, db: str, q: str) -> httpx.R
 
 @pytest.fixture(scope="module")
 def populated(cfg: Config, auth_influx: Influxd) -> Config:
-    admin = InfluxQL(auth_influx.url, "", "admin", ADMIN_PASSWORD)
+    admin = InfluxQL(auth_influx.url, "", username="admin", password=ADMIN_PASSWORD)
     first, second = setup_influx(cfg, admin), setup_influx(cfg, admin)  # idempotent
     admin.close()
     assert first == second
@@ -187,7 +187,7 @@ def test_a_customer_login_cannot_write_and_a_wrong_password_is_refused(
 
 def test_a_stale_grant_on_another_database_is_revoked(cfg: Config, populated: Config,
                                                       auth_influx: Influxd) -> None:
-    admin = InfluxQL(auth_influx.url, "", "admin", ADMIN_PASSWORD)
+    admin = InfluxQL(auth_influx.url, "", username="admin", password=ADMIN_PASSWORD)
     try:
         admin.execute('GRANT READ ON "hashwatt_c_blue" TO "customer_acme"')
         assert query(auth_influx, "customer_acme", ACME_PASSWORD, "hashwatt_c_blue",
@@ -203,7 +203,7 @@ def test_a_stale_grant_on_another_database_is_revoked(cfg: Config, populated: Co
 def test_the_ledger_rows_reach_the_customers_database(populated: Config,
                                                       auth_influx: Influxd) -> None:
     hour = int(time.time() // 3600 * 3600) - 7200
-    sink = InfluxV1Sink(auth_influx.url, "site", "admin", ADMIN_PASSWORD,
+    sink = InfluxV1Sink(auth_influx.url, "site", username="admin", password=ADMIN_PASSWORD,
                         retention_policy="ledger")
     sink.write("\n".join([
         f'energy_quarter,customer=acme,rack=R1,rig=a1,site=north kwh=0.8125,'

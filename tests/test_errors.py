@@ -7,6 +7,8 @@ import asyncio
 import importlib
 import inspect
 import pkgutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +64,13 @@ def test_the_deadline_raises_poll_timeout() -> None:
     with pytest.raises(PollTimeout) as caught:
         asyncio.run(within(hang(), 0.01))
     assert caught.value.deadline_s == 0.01
+
+
+def test_without_the_sim_extra_snmpsim_is_one_line_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hashwatt.launch import ServiceError, SnmpSim
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))  # no snmpsim there
+    with pytest.raises(ServiceError) as caught:
+        SnmpSim(tmp_path).command()
+    assert str(caught.value) == "snmpsim is not installed: pip install 'hashwatt[sim]'"

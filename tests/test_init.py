@@ -56,7 +56,8 @@ def test_init_sets_up_an_auth_enabled_server_twice_and_every_login_gets_its_acce
     passwords = [v for k, v in SECRETS.items() if k != "HASHWATT_INFLUX_ADMIN_USER"]
     assert not any(p in first.stdout + first.stderr for p in passwords)
 
-    admin = InfluxQL(server.url, "", "admin", SECRETS["HASHWATT_INFLUX_ADMIN_PASSWORD"])
+    admin = InfluxQL(server.url, "", username="admin",
+                     password=SECRETS["HASHWATT_INFLUX_ADMIN_PASSWORD"])
     policies = {(r["name"], r["duration"], r["default"])
                 for r in admin.rows('SHOW RETENTION POLICIES ON "hashwatt"')}
     assert ("raw", "1344h0m0s", True) in policies  # 8 weeks = 56 x 24 h
@@ -75,24 +76,28 @@ def test_init_sets_up_an_auth_enabled_server_twice_and_every_login_gets_its_acce
     ledger, source = ledger_client(cfg)
     assert [r["kwh"] for r in ledger.rows(f"SELECT kwh FROM {source}")] == [3.25]
     # Grafana's login reads both databases, as its two data sources do
-    grafana = InfluxQL(server.url, "hashwatt", "hashwatt-grafana", SECRETS["T_GRAFANA"])
+    grafana = InfluxQL(server.url, "hashwatt", username="hashwatt-grafana",
+                       password=SECRETS["T_GRAFANA"])
     assert grafana.rows('SELECT "up" FROM "rig"')[0]["up"] == 1
-    assert InfluxQL(server.url, "hashwatt_ledger", "hashwatt-grafana", SECRETS["T_GRAFANA"]).rows(
+    assert InfluxQL(server.url, "hashwatt_ledger", username="hashwatt-grafana",
+                    password=SECRETS["T_GRAFANA"]).rows(
         f'SELECT "kwh" FROM "{MEASUREMENT}"')[0]["kwh"] == 3.25
 
     # the wall screen's login reads operations and nothing else
-    wall = InfluxQL(server.url, "hashwatt", "hashwatt-wall", SECRETS["T_WALL"])
+    wall = InfluxQL(server.url, "hashwatt", username="hashwatt-wall", password=SECRETS["T_WALL"])
     assert wall.rows('SELECT "up" FROM "rig"')[0]["up"] == 1
     with pytest.raises(InfluxQLError, match="not authorized"):
         wall.rows(f'SELECT * FROM "hashwatt_ledger".."{MEASUREMENT}"')
     with pytest.raises(InfluxQLError, match="not authorized"):
-        InfluxQL(server.url, "hashwatt_ledger", "hashwatt-wall", SECRETS["T_WALL"]).rows(
+        InfluxQL(server.url, "hashwatt_ledger", username="hashwatt-wall",
+                 password=SECRETS["T_WALL"]).rows(
             f'SELECT * FROM "{MEASUREMENT}"')
     # readers cannot write
     from exporters.sinks import InfluxV1Sink
 
     with pytest.raises(WriteUnavailable, match="HTTP 403"):
-        InfluxV1Sink(server.url, "hashwatt", "hashwatt-grafana", SECRETS["T_GRAFANA"]).write(
+        InfluxV1Sink(server.url, "hashwatt", username="hashwatt-grafana",
+                     password=SECRETS["T_GRAFANA"]).write(
             f"rig,site=north,rig=evil up=0i {hour * 1000}\n".encode())
 
 

@@ -10,6 +10,7 @@ import pytest
 from collector.meters.registers import RegisterMap, builtin_maps
 from collector.meters.source import MeterSource
 from hashwatt.config import Config, MeterConfig, SiteConfig
+from hashwatt.contract import PduReading, unknown_keys
 from hashwatt.launch import free_port
 from hashwatt.sim.meters import meter_server
 
@@ -42,6 +43,8 @@ def poll_meter(rmap: RegisterMap, *polls: dict[int, float], unit_id: int = 1,
     async def run() -> list[dict[str, Any]]:
         out = [await one(values) for values in polls]
         await source.close()
+        for reading in out:  # the contract, unknown keys refused
+            assert unknown_keys(PduReading, reading) == []
         return out
 
     return asyncio.run(run())

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from collector.pdu.source import PduSource
 from hashwatt.config import Config, PduConfig, RigConfig, SiteConfig
+from hashwatt.contract import PduReading, unknown_keys
 from hashwatt.launch import SnmpSim
 
 pytestmark = pytest.mark.e2e
@@ -78,7 +79,9 @@ def poll(agent: SnmpSim, community: str, *, rigs: list[RigConfig] | None = None,
     pdu = PduConfig(id="pdu-1", address="127.0.0.1", port=agent.port,
                     community=SecretStr(community), **settings)
     source = PduSource(Config(site=SiteConfig(name="north"), pdus=[pdu], rigs=rigs or []))
-    return asyncio.run(source.poll(pdu, 1_790_000_000_000)), source
+    reading = asyncio.run(source.poll(pdu, 1_790_000_000_000))
+    assert unknown_keys(PduReading, reading) == []  # the contract, unknown keys refused
+    return reading, source
 
 
 def _outlet_view(outlet: dict[str, Any]) -> dict[str, Any]:

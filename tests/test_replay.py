@@ -21,7 +21,7 @@ from collector.rigs.registry import fast_path_for, identify
 from collector.service import run_collector
 from exporters.decode import rig_points
 from hashwatt.config import RigConfig, load_config
-from hashwatt.contract import RigReading
+from hashwatt.contract import RigReading, unknown_keys
 from hashwatt.influxql import InfluxQL
 from hashwatt.launch import Influxd, Mosquitto
 from hashwatt.sim.replay import CAPTURES, ReplayFarm, reference_dir
@@ -69,7 +69,9 @@ def poll(ip: str, fast: bool) -> dict[str, Any]:
     """One collector poll (identification included) of one replayed rig."""
     source = PyasicSource(fast_paths=fast, timeout_s=10.0)
     origin = Origin("north", "c1", RigConfig(id="rig-1", address=ip), 1_790_000_000_000)
-    return asyncio.run(source.poll(origin))
+    reading = asyncio.run(source.poll(origin))
+    assert unknown_keys(RigReading, reading) == []  # the contract, unknown keys refused
+    return reading
 
 
 def expected(spec: dict[str, Any], fast: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -62,7 +62,7 @@ def secure_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]
     server = Influxd(tmp_path_factory.mktemp("auth-influxd"), auth=True).start()
     InfluxQL(server.url, "").execute(
         f"CREATE USER admin WITH PASSWORD '{INFLUX_PASSWORD}' WITH ALL PRIVILEGES")
-    InfluxQL(server.url, "hw", "admin", INFLUX_PASSWORD).create_database()
+    InfluxQL(server.url, "hw", username="admin", password=INFLUX_PASSWORD).create_database()
     yield server
     server.stop()
 
@@ -124,7 +124,7 @@ def test_a_client_without_tls_cannot_talk_to_the_tls_listener(
 
 
 def test_a_wrong_influxdb_password_is_refused(secure_influx: Influxd) -> None:
-    sink = InfluxV1Sink(secure_influx.url, "hw", "admin", "wrong")
+    sink = InfluxV1Sink(secure_influx.url, "hw", username="admin", password="wrong")
     with pytest.raises(WriteUnavailable, match="HTTP 401"):
         sink.write(b"m v=1 1\n")
 
@@ -156,7 +156,7 @@ def test_readings_cross_tls_acl_and_influx_auth_and_no_secret_reaches_a_log_line
     thread.start()
     assert ready.wait(30)
     asyncio.run(run_collector(collector_cfg, cycles=1))
-    db = InfluxQL(secure_influx.url, "hw", "admin", INFLUX_PASSWORD)
+    db = InfluxQL(secure_influx.url, "hw", username="admin", password=INFLUX_PASSWORD)
     assert wait_for(lambda: len(db.rows('SELECT * FROM "rig"')) == 3)
     stop.set()
     thread.join(20)

@@ -421,3 +421,23 @@ def test_pyasic_reads_auradine(farm: FarmFactory) -> None:
     for board, b in zip(d.hashboards, s.boards, strict=True):
         assert th(board.hashrate) == round(b.hashrate_gh * 1000 / 1e6, 6)  # devs MHS 5s
         assert board.temp == round(b.board_temp_c)
+
+
+@pytest.mark.e2e
+def test_faults_reach_the_framed_v3_and_grpc_apis_too(farm: FarmFactory) -> None:
+    from grpclib.client import Channel
+    from pyasic.web.braiins_os.proto.braiins.bos import v1
+
+    f = farm(2, mix=("m60s", "bosplus"), extra=FIRMWARE,
+             scenarios={"r01-s01": Scenario.GLUED, "r01-s02": Scenario.HUNG})
+    v3, bos = f.rigs
+    with pytest.raises(ValueError):  # two JSON objects in one frame
+        _framed(v3.ip, {"cmd": "get.miner.status", "param": "summary"})
+
+    async def stats_call() -> None:
+        async with Channel(bos.ip, 50051) as channel:
+            stub = v1.MinerServiceStub(channel)
+            await asyncio.wait_for(stub.get_miner_stats(v1.GetMinerStatsRequest()), 2)
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(stats_call())

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 
 from exporters.customers import ledger_source as src
 from exporters.lineproto import Point, encode
-from exporters.sinks import InfluxV1Sink, InfluxV2Sink, Sink, WriteRejected, WriteUnavailable
-from hashwatt.config import Config, CustomerConfig
+from exporters.sinks import Sink, WriteRejected, WriteUnavailable, customer_sink
+from hashwatt.config import Config
 from hashwatt.influxql import InfluxQLError
 
 log = logging.getLogger(__name__)
@@ -27,23 +27,6 @@ PRIVATE_FIELDS = frozenset({"rate_per_kwh", "cost_per_h"})
 LOG_EVERY_S = 60.0
 FLUSH_S = 2.0  # a customer's live view lags the site's by at most this (plus a batch)
 MAX_LINES = 5000
-
-
-def customer_sink(cfg: Config, customer: CustomerConfig, ledger: bool = False) -> Sink:
-    """A writer into the customer's database (v1: its ledger retention policy with
-    ledger=True) or bucket (v2: `<bucket>-ledger` for the ledger), with the site's writer
-    credentials."""
-    influx = cfg.influxdb
-    if influx is None:
-        raise ValueError(f"{cfg.source}: [influxdb] is required")
-    if influx.api == "v1":
-        return InfluxV1Sink(influx.url, customer.database, influx.username,
-                            cfg.secret(influx.password), influx.timeout_s,
-                            retention_policy=influx.ledger_retention_policy if ledger else None)
-    assert influx.org is not None
-    bucket = f"{customer.database}-ledger" if ledger else customer.database
-    return InfluxV2Sink(influx.url, influx.org, bucket, cfg.secret(influx.token) or "",
-                        influx.timeout_s)
 
 
 def customer_line(point: Point, line: str | None = None) -> str:

@@ -18,8 +18,7 @@ from zoneinfo import ZoneInfo
 from exporters.customers.ledger_source import ActivityRow, EnergyRow
 from hashwatt.config import CustomerConfig
 
-KWH, MONEY, PCT, RATE, THS = (Decimal("0.001"), Decimal("0.01"), Decimal("0.01"),
-                              Decimal("0.000001"), Decimal("0.01"))
+KWH, MONEY, PCT, THS = Decimal("0.001"), Decimal("0.01"), Decimal("0.01"), Decimal("0.01")
 HOURS = Decimal("0.01")
 QUARTER_H = Decimal("0.25")
 HUNDRED = Decimal(100)

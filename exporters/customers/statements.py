@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 from exporters.customers import ledger_source as src
-from exporters.customers.fanout import customer_sink
 from exporters.customers.render import Format, render
 from exporters.customers.statement import Statement, build_statement
 from exporters.lineproto import Point, encode
+from exporters.sinks import customer_sink
 from hashwatt.config import Config, CustomerConfig
+from hashwatt.contract import Measurement
 from hashwatt.errors import UsageError
 from hashwatt.influxql import InfluxQL
 from hashwatt.progress import Progress
@@ -74,7 +75,7 @@ def statement_point(st: Statement, start_s: int) -> Point:
         k: float(v) for k, v in t.items() if v is not None and k != "rigs"}
     fields.update({"rigs": len(st.rigs), "ledger_state": st.ledger_state,
                    "total_text": str(t["total"]), "currency": st.customer.currency})
-    return Point("statement", {"site": st.site, "customer": st.customer.id,
+    return Point(Measurement.STATEMENT, {"site": st.site, "customer": st.customer.id,
                                "month": st.month}, fields, start_s * 1000)
 
 

@@ -392,8 +392,11 @@ def _xlsx(report: Report) -> bytes:
     total: list[str | float] = ["", "", "", "TOTAL"]
     for i, name in enumerate(names[4:], start=5):
         letter = get_column_letter(i)
-        total.append(f"=SUM({letter}2:{letter}{last})" if name != "coverage"
-                     else float(report.total["coverage"]))
+        # coverage is a share and rigs a count of distinct rigs (a rig that moved is in two
+        # rows): neither adds up, both are the report's own total
+        total.append(f"=SUM({letter}2:{letter}{last})" if name not in ("coverage", "rigs")
+                     else float(report.total[name]) if name == "coverage"
+                     else report.total[name])
     sheet.append(total)
     money = f'#,##0.00 "{report.currency}"'
     for i, name in enumerate(names, start=1):

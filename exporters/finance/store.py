@@ -12,24 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from exporters import sinks
 from hashwatt.config import Config
+from hashwatt.contract import Measurement
 from hashwatt.influxql import InfluxQL
 
 CHUNK_S = 72 * 3600  # InfluxDB 3 Core limits a query's time range to about 72 hours
-MEASUREMENT = "energy_quarter"
+MEASUREMENT = Measurement.ENERGY_QUARTER
 
 
 def query_client(cfg: Config, database: str | None = None) -> InfluxQL:
-    """InfluxQL over /query: user and password on 1.x, the token on 2.x (DBRP mapping)."""
-    influx = cfg.influxdb
-    if influx is None:
-        raise ValueError(f"{cfg.source}: [influxdb] is required")
-    if influx.api == "v1":
-        assert influx.database is not None
-        return InfluxQL(influx.url, database or influx.database, influx.username,
-                        cfg.secret(influx.password))
-    assert influx.bucket is not None
-    return InfluxQL(influx.url, database or influx.bucket, token=cfg.secret(influx.token))
+    """InfluxQL over /query on what the configured sink wrote (exporters/sinks: only the
+    types in LEDGER_READABLE can be read back)."""
+    return sinks.query_client(cfg, database)
 
 
 def ledger_client(cfg: Config, raw: InfluxQL | None = None) -> tuple[InfluxQL, str]:

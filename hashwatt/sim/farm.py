@@ -37,7 +37,6 @@ EVERY_FAMILY_MIX = (*DEFAULT_MIX, "avalonq", "m60s", "luxos", "vnish", "epic", "
                     "at2880")
 CUSTOMERS = ("acme-hosting", "blockfarm", "self")
 RPC_PORT = 4028
-WEB_PORT = 80
 V3_PORT = 4433  # Whatsminer API v3
 GRPC_PORT = 50051  # Braiins OS+
 SLOTS_PER_RACK = 10

@@ -27,6 +27,8 @@ TRICKLE_INTERVAL_S = 1.0
 MSS = 1460  # an Ethernet TCP segment's payload (1500 MTU - 40 bytes of IP and TCP headers)
 HEALTHY = {Scenario.NORMAL, Scenario.OVERHEAT, Scenario.DEAD_FAN, Scenario.DEAD_BOARD,
            Scenario.IDLE}
+MALFORMED = {Scenario.NULL_BYTES, Scenario.GLUED, Scenario.TRUNCATED, Scenario.GARBAGE,
+             Scenario.TRICKLE}
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,16 @@ class FramedServer:
                 request = json.loads(await reader.readexactly(length))
                 reply = json.dumps(self.handler(request if isinstance(request, dict) else {}),
                                    separators=(",", ":")).encode()
-                await self.delivery.send(writer, struct.pack("<I", len(reply)) + reply)
+                scenario = self.scenario()
+                if scenario in MALFORMED:
+                    # the frame's length still says what follows, as firmware computes it
+                    # before its buffer goes wrong
+                    reply = mangle(reply, scenario)
+                frame = struct.pack("<I", len(reply)) + reply
+                if scenario is Scenario.TRICKLE:
+                    await _trickle(writer, frame)
+                    return
+                await self.delivery.send(writer, frame)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError,
                 ValueError):
             pass

@@ -86,7 +86,10 @@ class Avalon(Vendor):
             device["MM ID0:Summary"] = "'STATS':{" + self._q_summary(s) + "}"
             board = s.boards[0]
             temps = _join([f"{board.chip_temp_c:.0f}"] * board.chips)
-            device["HBinfo"] = "'HB0':{PVT_T0[" + temps + "]}"
+            volts = _join(["278"] * board.chips)  # per-chip mV/10 and work, as the capture
+            work = _join(["600"] * board.chips)
+            device["HBinfo"] = ("'HB0':{PVT_T0[" + temps + "] PVT_V0[" + volts + "] MW0["
+                                + work + "]}")
         else:
             device["MM Count"] = 1
             device["MM ID0"] = self._mm(s)
@@ -112,6 +115,8 @@ class Avalon(Vendor):
         fans = " ".join(f"Fan{i + 1}[{rpm}]" for i, rpm in enumerate(s.fans_rpm))
         pvt = " ".join(f"PVT_T{x.index}[{_join([f'{x.chip_temp_c:.0f}'] * x.chips)}]"
                        if x.chips else f"PVT_T{x.index}[]" for x in b)
+        if self.quirks:  # per-chip voltages too, as the real A1246 sends them (~5 KB estats)
+            pvt += " " + " ".join(f"PVT_V{x.index}[{_join(['305'] * x.chips)}]" for x in b)
         return (f"Ver[1246-86-21042001_4ec6bb0_61407fa] SYSTEMSTATU[{self._work(s)}] "
                 f"Elapsed[{s.uptime_s}] Temp[{s.rig.ambient_c:.0f}] "
                 f"TMax[{s.chip_temp_max_c:.0f}] "

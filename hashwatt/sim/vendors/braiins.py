@@ -13,6 +13,7 @@ Replies over gRPC leave as grpclib frames them (no LAN segmentation there).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,7 @@ import grpclib.const
 import grpclib.server
 from pyasic.web.braiins_os.proto.braiins.bos import v1
 
-from hashwatt.sim.model import Snapshot
+from hashwatt.sim.model import Scenario, Snapshot
 from hashwatt.sim.vendors.antminer import pools
 from hashwatt.sim.vendors.base import Vendor, mac_of, status
 
@@ -86,6 +87,10 @@ class Braiins(Vendor):
             "id": 1}
 
     # --- gRPC ---------------------------------------------------------------------------
+
+    def hung(self) -> bool:
+        """The rig's scenario is `hung` (its gRPC calls then never finish)."""
+        return self.snap().rig.scenario is Scenario.HUNG
 
     def token(self) -> str:
         """The session token Login hands out for this rig."""
@@ -168,6 +173,8 @@ class GrpcService:
     def _guarded(self, build: Callable[[], Any]) -> Callable[[grpclib.server.Stream],
                                                               Any]:
         async def handle(stream: grpclib.server.Stream) -> None:
+            if self.vendor.hung():
+                await asyncio.sleep(3600)  # accepts the call, never answers
             if stream.metadata is None or stream.metadata.get("authorization") != (
                     self.vendor.token()):
                 raise grpclib.GRPCError(grpclib.const.Status.UNAUTHENTICATED)

@@ -1,0 +1,70 @@
+"""InfluxDB through the v1 `/write` API (InfluxDB 1.x, 2.x compatibility API, 3.x), with
+`[influxdb] api = "v1"`: `url`, `database`, `username`/`password`, `timeout_s`; the ledger in
+`ledger_retention_policy` of the database or in `ledger_database` of its own."""
+
+from __future__ import annotations
+
+import httpx
+
+from exporters.sinks.base import SinkPlugin, WriteUnavailable, influx_config, raise_for
+from hashwatt.config import Config, CustomerConfig
+from hashwatt.influxql import InfluxQL
+
+
+class InfluxV1Sink:
+    """POST /write?db=...&precision=ms (InfluxDB 1.x, 2.x compatibility API, 3.x)."""
+
+    def __init__(self, url: str, database: str, *, username: str | None = None,
+                 password: str | None = None, timeout_s: float = 10.0,
+                 retention_policy: str | None = None) -> None:
+        auth = (username, password or "") if username else None
+        self.client = httpx.Client(base_url=url, auth=auth, timeout=timeout_s)
+        self.params = {"db": database, "precision": "ms"}
+        if retention_policy:
+            self.params["rp"] = retention_policy
+
+    def write(self, body: bytes) -> None:
+        """Write one body; 204 means every point was stored."""
+        try:
+            resp = self.client.post("/write", params=self.params, content=body)
+        except httpx.HTTPError as exc:
+            raise WriteUnavailable(f"{type(exc).__name__}: {exc}") from None
+        raise_for(resp.status_code, resp.text)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.close()
+
+
+def _sink(cfg: Config, database: str, retention_policy: str | None = None) -> InfluxV1Sink:
+    influx = influx_config(cfg)
+    return InfluxV1Sink(influx.url, database, username=influx.username,
+                        password=cfg.secret(influx.password), timeout_s=influx.timeout_s,
+                        retention_policy=retention_policy)
+
+
+def site(cfg: Config, ledger: bool) -> InfluxV1Sink:
+    """The site's raw readings, or with ledger=True its energy ledger."""
+    influx = influx_config(cfg)
+    assert influx.database is not None
+    if ledger and influx.ledger_database:  # a database of its own (InfluxDB 3 Core)
+        return _sink(cfg, influx.ledger_database)
+    return _sink(cfg, influx.database, influx.ledger_retention_policy if ledger else None)
+
+
+def customer(cfg: Config, customer: CustomerConfig, ledger: bool) -> InfluxV1Sink:
+    """A customer's database (its ledger retention policy with ledger=True), written with
+    the site's writer credentials."""
+    return _sink(cfg, customer.database,
+                 influx_config(cfg).ledger_retention_policy if ledger else None)
+
+
+def reader(cfg: Config, database: str | None) -> InfluxQL:
+    """InfluxQL over /query with user and password."""
+    influx = influx_config(cfg)
+    assert influx.database is not None
+    return InfluxQL(influx.url, database or influx.database, username=influx.username,
+                    password=cfg.secret(influx.password))
+
+
+PLUGIN = SinkPlugin(site=site, customer=customer, reader=reader)
