@@ -94,10 +94,7 @@ def test_the_broker_crash_window_loses_nothing(tmp_path: Path, farm: FarmFactory
         d.broker.start()
         d.influx.start()
         time.sleep(2 * INTERVAL)
-        collector.send_signal(signal.SIGTERM)
-        assert collector.wait(timeout=60) == 0
-        d.drain()
-        v = d.verdict()
+        v = d.conclude(collector)
         report("broker crash window", f"{in_window} readings acked by the broker before its "
                                       f"SIGKILL; {v.line()}")
         assert v.ok(), v.line()
@@ -127,12 +124,9 @@ def test_a_full_spool_disk_is_said_once_and_survived(tmp_path: Path, farm: FarmF
         time.sleep(INTERVAL + 3)
         d.broker.start()
         time.sleep(2 * INTERVAL)
-        collector.send_signal(signal.SIGTERM)
-        assert collector.wait(timeout=60) == 0
-        assert "the disk takes writes again" in d.logs("collector")
         d.spool_file = mount / "spool.db"
-        d.drain()
-        v = d.verdict()
+        v = d.conclude(collector)
+        assert "the disk takes writes again" in d.logs("collector")
         report("full spool disk", v.line())
         assert v.ok(), v.line()
         said = d.db.rows('SELECT max("spool_memory"), max("spool_disk_errors") '
@@ -258,10 +252,7 @@ def test_a_silent_broker_does_not_stop_polling_and_nothing_is_lost(
         d.broker.start()
         d.bridge()
         time.sleep(2 * INTERVAL)
-        collector.send_signal(signal.SIGTERM)
-        assert collector.wait(timeout=60) == 0
-        d.drain()
-        v = d.verdict()
+        v = d.conclude(collector)
         report("silent broker", v.line())
         assert v.ok(), v.line()
         # the cycle statistics said so while it lasted (and were kept, stamped once)
@@ -487,10 +478,7 @@ def test_readings_the_broker_dropped_are_sent_again_once_later_ones_are_stored(
         assert collector.poll() is None  # the same process, never reconnected
         logged = d.logs("collector")
         assert "sending them again" in logged and "lost the broker" not in logged
-        collector.send_signal(signal.SIGTERM)
-        assert collector.wait(timeout=60) == 0
-        d.drain()
-        v = d.verdict()
+        v = d.conclude(collector)
         report("broker without subscriber", f"{dropped} readings acked and dropped before a "
                                             f"bridge subscribed; {v.line()}")
         assert v.ok(), v.line()
