@@ -313,13 +313,21 @@ class HostileAxeOS:
         try:
             request = (await r.readuntil(b"\r\n\r\n")).decode(errors="replace")
             path = request.split(" ")[1] if " " in request else "/"
-            if path == "/":
+            if path == "/" and kind == "endless-page":  # endless from the first GET /
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                        b"Transfer-Encoding: chunked\r\n\r\n")
+                chunk = b"10000\r\n" + b"<p>AxeOS</p>".ljust(0x10000) + b"\r\n"
+                while True:
+                    w.write(chunk)
+                    await w.drain()
+            elif path == "/":
                 body = b"<html><head><title>AxeOS</title></head></html>"
                 w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
             elif not path.startswith("/api/system/info"):
                 w.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-            elif kind == "huge" and self.hostile.is_set():  # 64 MB of a JSON array, announced
+            elif kind == "huge-info" or (kind == "huge" and self.hostile.is_set()):
+                # 64 MB of a JSON array, announced (huge-info: from the first request on)
                 size = 64 << 20
                 w.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                         b"Content-Length: " + str(size).encode() + b"\r\n\r\n[")
@@ -373,7 +381,7 @@ def test_hostile_devices_cost_their_own_fields_and_no_memory(
     """NaN and absurd values are dropped field by field (the rest published, flagged); a
     64 MB reply and an endless one (after identification) cost that rig its deadline, not
     the collector's memory."""
-    kinds = ["good", "nan", "absurd", "huge", "endless"]
+    kinds = ["good", "nan", "absurd", "huge", "endless", "huge-info", "endless-page"]
     servers = HostileAxeOS(f"127.251.{os.getpid() % 250}")
     addresses = servers.start(kinds)
     try:
@@ -410,11 +418,19 @@ def test_hostile_devices_cost_their_own_fields_and_no_memory(
         for kind in ("huge", "endless"):  # hostile from the second cycle on
             assert by_rig[kind][0]["online"], by_rig[kind][0]
             assert not any(r["online"] for r in by_rig[kind][2:]), by_rig[kind]
+        # hostile while pyasic would identify them: our bounded probe (collector/rigs/
+        # probe.py, 1 MB) stops it first, every cycle (each failed identification is retried)
+        over = "identification: reply over 1 MB on port 80{}: not a miner?"
+        assert [r["error"] for r in by_rig["huge-info"]] == [over.format(
+            " (/api/system/info)")] * 4
+        assert [r["error"] for r in by_rig["endless-page"]] == [over.format("")] * 4
+        assert not any(r["online"] for r in by_rig["huge-info"] + by_rig["endless-page"])
         peak = d.peak_kb["collector"] / 1024
-        report("hostile devices", f"5 AxeOS rigs x 4 cycles: good, NaN, absurd (fields dropped "
+        report("hostile devices", f"7 AxeOS rigs x 4 cycles: good, NaN, absurd (fields dropped "
                                   f"and flagged, reading kept), 64 MB reply, endless reply "
-                                  f"(offline within the deadline); collector peak RSS "
-                                  f"{peak:.0f} MB")
+                                  f"(offline within the deadline), 64 MB /api/system/info and "
+                                  f"endless / from the first request (not identified: reply "
+                                  f"over 1 MB); collector peak RSS {peak:.0f} MB")
         assert peak < 250, f"collector peak RSS {peak:.0f} MB"
     finally:
         servers.stop()
