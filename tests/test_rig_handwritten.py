@@ -9,10 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyasic.miners.antminer as antminers
 import pyasic.miners.avalonminer as avalonminers
 import pyasic.miners.whatsminer as whatsminers
 
-from collector.rigs import avalon, whatsminer
+from collector.rigs import antminer, avalon, whatsminer
 from collector.rigs.base import Telemetry
 from collector.rigs.credentials import DEFAULT
 from tests.test_rig_reads import port, serve
@@ -45,6 +46,8 @@ def poll(path_cls: Any, module: Any, name: str) -> Telemetry:
             miner = getattr(module, spec["model"])("127.0.0.1")
             path = path_cls(miner, 5.0, DEFAULT)
             path.session.port = port(server)
+            if hasattr(path, "skip_web"):  # the Antminer error list is a web API: not served
+                path.skip_web = 1
             try:
                 return await path.telemetry()  # type: ignore[no-any-return]
             finally:
@@ -94,3 +97,18 @@ def test_whatsminer_overheat_figure_falls_back_to_the_rigs_hottest_chip() -> Non
     # boards: MHS 1m 20/21/20 TH/s, 148 chips, Chip Temp Avg and Temperature as sent
     assert [(th(b.hashrate), b.chips, b.chip_temp, b.temp) for b in t.hashboards[:3]] == [
         (20.0, 148, 91.0, 70.0), (21.0, 148, 93.0, 71.0), (20.0, 148, 92.0, 72.0)]
+
+
+def test_antminer_overheat_figure_includes_the_firmwares_own_temp_max() -> None:
+    t = poll(antminer.AntminerPath, antminers, "antminer_firmware_temp_max")
+    # chain sensors reach 56 at most; the firmware's own temp_max says 60: the hottest is 60
+    assert t.temp_max == 60.0
+    assert th(t.hashrate) == 570.0          # summary GHS 5s 570000 GH/s
+    assert th(t.expected_hashrate) == 580.0  # total_rateideal 580000, rate_unit GH
+    assert t.uptime == 1000 and t.errors is None  # the web error list was not read: unknown
+    assert t.fans == []                     # S21 Hydro: pyasic expects no fans
+    # chain_rate 190000/191000/189000 GH/s; 84 chips; means of the non-zero sensors:
+    # chip (44+44+56+56)/4 = 50, (42+42+54+54)/4 = 48, (44+44+55+55)/4 = 49.5;
+    # board (44+44+52+52)/4 = 48, 48, (40+40+50+50)/4 = 45
+    assert [(th(b.hashrate), b.chips, b.chip_temp, b.temp) for b in t.hashboards] == [
+        (190.0, 84, 50.0, 48.0), (191.0, 84, 48.0, 48.0), (189.0, 84, 49.5, 45.0)]

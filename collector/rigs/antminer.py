@@ -71,6 +71,10 @@ class AntminerPath:
         t.uptime = int(elapsed) if elapsed is not None else None
         t.fans = self._fans(stats)
         hottest = [chain_board(board, stats) for board in t.hashboards]
+        # the firmware's own `temp_max` (0 when it keeps none) can be hotter than the four
+        # sensors per chain: an S23 Hydro (asic-rs s23_hydro_rpc_stats_captured.json) sends
+        # 59 beside chain sensors of at most 56
+        hottest.append(number(stats.get("temp_max")) or None)
         present = [h for h in hottest if h is not None]
         t.temp_max = max(present) if present else None
         if self.polls % ERRORS_EVERY == 0:
