@@ -17,7 +17,7 @@ from collector.rigs import PyasicSource
 from collector.service import poll_pdus, run_cycle
 from hashwatt.config import load_config
 from hashwatt.contract import CycleStats, PduReading, RigReading, unknown_keys
-from hashwatt.sim.farm import EVERY_FAMILY_MIX
+from sim.farm import EVERY_FAMILY_MIX
 from tests.conftest import FarmFactory, write_config
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ from exporters.lineproto import Point, encode
 from exporters.sinks import InfluxV1Sink
 from hashwatt.contract import PduReading, PhaseReading, RigReading
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd
+from sim.launch import Influxd
 from tests.grafana import (
     ALL,
     Databases,
