@@ -254,6 +254,14 @@ def _check_alive(run: DemoRun) -> None:
                                f"{_log_tail(run.run_dir, name)}")
 
 
+def power_sources(db: InfluxQL) -> dict[str, int]:
+    """How many PDUs reported, and how many rigs' last power figure came from a PDU outlet."""
+    pdus = db.rows('SELECT last("power_w") FROM "pdu" GROUP BY "pdu"')
+    rigs = db.rows('SELECT last("power_source") AS s FROM "rig" GROUP BY "rig"')
+    return {"pdus_reporting": len(pdus),
+            "rigs_on_pdu_power": sum(1 for r in rigs if r["s"] == "pdu")}
+
+
 def _stop_and_summarise(run: DemoRun, db: InfluxQL, summarise: bool) -> None:
     collector = run.procs["collector"]
     collector.terminate()
@@ -262,6 +270,7 @@ def _stop_and_summarise(run: DemoRun, db: InfluxQL, summarise: bool) -> None:
     if summarise:
         summary = fleet_summary(db, window="1h")
         summary["points_stored"] = points_stored(db)
+        summary.update(power_sources(db))
         summary.pop("hottest")
         print(json.dumps(summary))
     run.stop()

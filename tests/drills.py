@@ -5,6 +5,7 @@ values (polled vs stored vs lost vs doubled), plus the peak memory of each proce
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -184,6 +185,13 @@ class Drill:
             proc = self.spawn("drain", "collect", str(self.config), "--cycles=0")
             proc.wait(timeout=60)
         assert self.spool_depth() == 0, f"{self.spool_depth()} readings never stored"
+
+    def conclude(self, collector: subprocess.Popen[bytes]) -> Verdict:
+        """Stop the collector (SIGTERM), send what it left spooled, and judge."""
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(timeout=60) == 0
+        self.drain()
+        return self.verdict()
 
     def stop_all(self) -> None:
         """Stop every process this drill started."""

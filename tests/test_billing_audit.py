@@ -538,9 +538,6 @@ def test_a_nominal_rig_offline_at_quarter_edges_and_a_40_minute_gap_filled(
     assert dec(got[hm(10, 30)].kwh) == Decimal("0.5")
 
 
-@pytest.mark.xfail(strict=True, reason="audit finding: gaps are filled by empty-quarter count "
-                   "(up to 3 in a row, readings up to ~75 min apart), not 'readings at most 45 "
-                   "minutes apart' as README/ledger docstring promise; owner not finished")
 def test_a_50_minute_gap_between_readings_is_not_filled(ledger_db: InfluxQL,
                                                         tmp_path: Path) -> None:
     """README: 'A quarter without readings between readings at most 45 minutes apart takes

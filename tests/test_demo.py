@@ -22,6 +22,9 @@ def test_the_demo_runs_the_chain_and_prints_a_summary_of_fifty_rigs(tmp_path: Pa
     assert summary["rigs_seen"] == 50
     # the demo farm has one rig switched off and one hung; the other 48 hash
     assert summary["rigs_online"] == 48
+    # 5 racks of 10 rigs, one simulated PDU each: every rig's watts come from its outlet,
+    # the two silent ones' too
+    assert summary["pdus_reporting"] == 5 and summary["rigs_on_pdu_power"] == 50
     assert summary["points_stored"] >= 50 * 2
     assert summary["fleet_hashrate_ths"] > 3000 and summary["fleet_power_w"] > 100_000
     assert "online 48/50" in run.stderr

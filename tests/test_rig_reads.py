@@ -120,3 +120,44 @@ def test_an_identification_that_raises_is_one_reason_not_a_traceback(
                                     "integers, not 'str'")
     assert [r.levelname for r in caplog.records] == ["WARNING"]  # once, not every cycle
     assert "Traceback" not in caplog.text
+
+
+def test_an_endless_rpc_reply_stops_identification_before_pyasic() -> None:
+    """A rig streaming forever on 4028 (pyasic's `_socket_ping` reads `version` to EOF): the
+    probe stops at 1 MB and gives the reason; pyasic's factory is never asked."""
+    import os
+
+    from collector.rigs.probe import oversize
+    from collector.rigs.registry import HostileReply
+    from collector.rigs.registry import identify as identify_rig
+
+    ip = f"127.252.{os.getpid() % 250}.1"
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.read(100)
+            while True:
+                writer.write(b"{" * 65536)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    class _Never:
+        async def get_miner(self, ip: str) -> None:
+            raise AssertionError("pyasic was asked")
+
+    async def drill() -> tuple[str | None, str]:
+        server = await asyncio.start_server(endless, ip, 4028)
+        try:
+            reason = await oversize(ip, 2.0)
+            with pytest.raises(HostileReply) as raised:
+                await identify_rig(ip, 2.0, _Never())
+            return reason, str(raised.value)
+        finally:
+            server.close()
+
+    reason, raised = asyncio.run(drill())
+    # gather keeps the order of the probes: the web page (refused here), version, devdetails
+    assert reason == raised == "reply over 1 MB on port 4028 (version): not a miner?"

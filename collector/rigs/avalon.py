@@ -37,12 +37,24 @@ def mm_stats(estats: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     raise FastPathError("estats reply has no MM ID0 block")
 
 
+# a PS[] figure above the rig's own power limit (MPO) times this is not watts
+PS_OVER_MPO = 1.25
+
+
 def power(mm: dict[str, Any]) -> int | None:
-    """Wall power: `WALLPOWER` (A12xx and later), else the PSU's output in `PS[4]`."""
+    """Wall power: `WALLPOWER` (A12xx and later), else the PSU's output in `PS[4]`.
+
+    The PS[] layout differs by model and firmware: an A1246 sends its output watts in PS[4]
+    (3189 W beside MPO[3200]), an Avalon Nano 3 (firmware nano3-24071801) sends 2792 there
+    beside MPO[90] (dcbert/miner-sentinel issue #16). A PS[4] far above the rig's own power
+    limit is not its power: unknown (null), not a number 30 times too large."""
     watts = number(mm.get("WALLPOWER"))
     if watts is None:
         ps = mm.get("PS")
         watts = number(ps[4]) if isinstance(ps, list) and len(ps) > 4 else None
+        limit = number(mm.get("MPO"))
+        if watts and limit and watts > limit * PS_OVER_MPO:
+            return None
     return int(watts) if watts else None
 
 

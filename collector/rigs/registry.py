@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from collector.rigs import antminer, avalon, bitaxe, epic, luxos, whatsminer, whatsminer_v3
 from collector.rigs.base import Telemetry
 from collector.rigs.credentials import DEFAULT, Credentials
+from collector.rigs.probe import oversize
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,20 @@ def fast_path_for(miner: Any, timeout: float, creds: Credentials = DEFAULT) -> F
     return None
 
 
+class HostileReply(Exception):
+    """A rig answered an identification request with more than any miner sends."""
+
+
 async def identify(ip: str, timeout: float, factory: Any = None) -> Any:
     """pyasic's identification with the corrections above: refined when it succeeds, rescued
-    when it raises (the exception is raised again when the rescue finds nothing too)."""
+    when it raises (the exception is raised again when the rescue finds nothing too). A rig
+    whose reply to pyasic's own requests is over the probe's bound is not handed to pyasic
+    (it reads replies whole): HostileReply, with the reason."""
     from pyasic.miners.factory import MinerFactory
+
+    reason = await oversize(ip, timeout)
+    if reason is not None:
+        raise HostileReply(reason)
 
     try:
         miner = await (factory or MinerFactory()).get_miner(ip)

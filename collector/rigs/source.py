@@ -14,7 +14,7 @@ from pyasic.miners.factory import MinerFactory
 from collector.mapping import Origin, offline_reading, reading_from_miner
 from collector.rigs.base import ReplyTooLarge
 from collector.rigs.credentials import DEFAULT, Credentials, Lookup
-from collector.rigs.registry import FastPath, fast_path_for, identify
+from collector.rigs.registry import FastPath, HostileReply, fast_path_for, identify
 from hashwatt.config import RigConfig
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ class PyasicSource:
         async with self._identify_slots[1]:
             try:
                 miner = await identify(address, self.timeout_s * FAST_SHARE, self.factory)
+            except HostileReply as exc:  # retried like any failed identification
+                return None, f"identification: {exc}"
             except Exception as exc:  # pyasic 0.79 raises e.g. TypeError on odd replies
                 return None, f"identification: {_cause(exc)}"
         if miner is None:

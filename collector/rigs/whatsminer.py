@@ -80,6 +80,9 @@ class WhatsminerPath:
             t.fans = [Fan(int(summary[k])) for k in ("Fan Speed In", "Fan Speed Out")
                       if number(summary.get(k)) is not None]
         self._boards(t, devs, mhs)
+        if t.temp_max is None:  # no board gave its hottest chip: the whole rig's, from summary
+            top = number(summary.get("Chip Temp Max"))
+            t.temp_max = top if top else None
         t.errors = codes
         return t
 

@@ -19,9 +19,10 @@ Energy of a quarter hour, best source first (hashwatt.power.LEDGER_SOURCES):
   miner, nominal  mean of the rig's own or the model's nominal power x 15 min, where every
               reading in which the rig reported itself offline counts as 0 W;
   offline     only offline readings in the quarter: 0 kWh.
-A quarter without readings between two quarters with readings at most 45 minutes apart takes
-the power of the quarter before it (estimated, coverage 0); quarters without readings
-otherwise get no row: reports show them as missing coverage, never as silent zeros.
+A quarter without readings between two readings at most 45 minutes apart (their times are
+asked for when two or three quarters in a row are empty) takes the power of the quarter
+before it (estimated, coverage 0); quarters without readings otherwise get no row: reports
+show them as missing coverage, never as silent zeros.
 
 A quarter belongs to the customer and rack of the rig's readings in it (the tag set with most
 readings; on a tie the one the rig kept afterwards); without rig readings, those of the nearest
@@ -70,6 +71,7 @@ HOUR_S = 3600
 ROLLUP_CHUNK_S = 86400  # computed and written a day at a time, whatever the range
 COUNTER_LOOKBACK_S = CHUNK_S  # a counter gap up to this long is spread over its quarters
 FILL_QUARTERS = 3  # quarters without readings filled between readings at most 45 min apart
+FILL_GAP_S = 45 * 60  # the longest time between two readings whose gap is filled
 RIG_TAGS = '"rig", "customer", "rack"'
 # "unit" is the PDU's link unit on a daisy chain: outlet numbers repeat across units
 OUTLET_TAGS = '"pdu", "unit", "outlet", "rig", "customer", "rack"'
@@ -125,6 +127,8 @@ class Unit:
         default_factory=lambda: defaultdict(Counter))
     outlet_tags: dict[int, Attribution] = field(default_factory=dict)
     sorted_quarters: dict[str, list[int]] = field(default_factory=dict)
+    # quarters without readings whose readings around them are more than FILL_GAP_S apart
+    unfilled: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -190,6 +194,41 @@ class Readings:
         for key, (ts, who) in latest.items():
             self.unit(key).rig_tags[quarter_floor(ts)][who] += 1
 
+    def load_gaps(self, start_s: int, end_s: int) -> None:
+        """Mark the quarters of [start, end) without readings whose readings around them are
+        more than FILL_GAP_S apart: quarter sums cannot tell 40 from 50 minutes when two or
+        three quarters are empty, so the reading times of those few gaps are asked for."""
+        for unit in self.units.values():
+            own = sorted({q for table in unit.power.values() for q in table} | set(unit.offline))
+            for before, after in pairwise(own):
+                empty = (after - before) // QUARTER_S - 1
+                if not 2 <= empty <= FILL_QUARTERS or after <= start_s or before >= end_s:
+                    continue  # one empty quarter: its readings are under 45 minutes apart
+                last = self._edge(unit.key, before, "last")
+                first = self._edge(unit.key, after, "first")
+                if last is not None and first is not None and first - last > FILL_GAP_S:
+                    unit.unfilled.update(range(before + QUARTER_S, after, QUARTER_S))
+
+    def _edge(self, key: UnitKey, quarter: int, selector: str) -> float | None:
+        """The time of the unit's last (first) reading in a quarter, rig or outlet."""
+        where = window(quarter, quarter + QUARTER_S, self.site)
+        if key[0] == "rig":
+            rig = _quote(key[1])
+            queries = [f'SELECT {selector}("up") FROM "rig" WHERE {where} AND "rig" = \'{rig}\'',
+                       f'SELECT {selector}("power_w") FROM "pdu_outlet" WHERE {where} AND '
+                       f'"rig" = \'{rig}\'']
+        else:
+            match = " AND ".join(f'"{tag}" = \'{_quote(value)}\''
+                                 for tag, value in zip(("pdu", "unit", "outlet"), key[1:],
+                                                       strict=True))
+            queries = [f'SELECT {selector}("power_w") FROM "pdu_outlet" WHERE {where} AND '
+                       f'{match}']
+        times = [rows[0]["time"] / 1000 for query in queries
+                 for _, rows in series(self.db, query)]
+        if not times:
+            return None
+        return max(times) if selector == "last" else min(times)
+
     def _add_power(self, query: str, source: str, outlet: bool = False) -> None:
         for tags, rows in series(self.db, query):
             unit = self.unit(unit_key(tags))
@@ -233,6 +272,10 @@ class Readings:
         for reads in streams.values():
             reads.sort(key=lambda r: r.ts_s)
         return streams
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _attribution(tags: dict[str, str]) -> Attribution:
@@ -297,6 +340,8 @@ def _power_w(unit: Unit, quarter: int) -> tuple[float, str] | None:
 
 def _filled_w(unit: Unit, quarter: int, own: set[int]) -> tuple[float, str] | None:
     """Power of the quarter before a gap of at most FILL_QUARTERS quarters between readings."""
+    if quarter in unit.unfilled:
+        return None
     before = next((quarter - i * QUARTER_S for i in range(1, FILL_QUARTERS + 1)
                    if quarter - i * QUARTER_S in own), None)
     after = next((quarter + i * QUARTER_S for i in range(1, FILL_QUARTERS + 1)
@@ -423,6 +468,7 @@ def compute(cfg: Config, db: InfluxQL, start_s: int, end_s: int) -> tuple[int, l
     pad = (FILL_QUARTERS + 1) * QUARTER_S
     readings.load_holders(start_s - pad)
     readings.load_power(start_s - pad, end_s + pad)
+    readings.load_gaps(start_s, end_s)
     spread_counters(readings, streams)
     tariff = Tariff(cfg.tariff, cfg.site.timezone) if cfg.tariff is not None else None
     return start_s, quarter_points(readings, site, tariff, start_s, end_s)

@@ -1,0 +1,96 @@
+"""Fast paths on replies shaped like real firmware this project has no capture of: each reply
+is HAND-WRITTEN in tests/cases/rigs/handwritten/ (its source named in its "//" key), served
+by a cgminer-style peer on loopback; the expected figures are derived by hand below."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pyasic.miners.avalonminer as avalonminers
+import pyasic.miners.whatsminer as whatsminers
+
+from collector.rigs import avalon, whatsminer
+from collector.rigs.base import Telemetry
+from collector.rigs.credentials import DEFAULT
+from tests.test_rig_reads import port, serve
+
+HANDWRITTEN = Path(__file__).parent / "cases" / "rigs" / "handwritten"
+
+
+def case(name: str) -> dict[str, Any]:
+    """A hand-written case file."""
+    return dict(json.loads((HANDWRITTEN / f"{name}.json").read_text()))
+
+
+def poll(path_cls: Any, module: Any, name: str) -> Telemetry:
+    """One fast-path poll of the case's replies over real TCP (one connection per command,
+    or one joined command when the path tries that; the peer answers both)."""
+    spec = case(name)
+    replies = spec["replies"]
+
+    def reply(command: str) -> bytes:
+        parts = command.split("+")
+        if len(parts) > 1:  # cgminer's join: each command's reply list under its name
+            return json.dumps({c: [replies[c]] for c in parts}).encode() + b"\x00"
+        # a command the case does not answer: cgminer's own "Invalid command" (code 14)
+        return json.dumps(replies.get(command, {"STATUS": [
+            {"STATUS": "E", "Code": 14, "Msg": "Invalid command"}], "id": 1})).encode() + b"\x00"
+
+    async def run() -> Telemetry:
+        server = await serve(reply)
+        async with server:
+            miner = getattr(module, spec["model"])("127.0.0.1")
+            path = path_cls(miner, 5.0, DEFAULT)
+            path.session.port = port(server)
+            try:
+                return await path.telemetry()  # type: ignore[no-any-return]
+            finally:
+                await path.close()
+
+    return asyncio.run(run())
+
+
+def th(value: Any) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def test_avalon_nano3_ps4_is_not_watts_above_its_own_power_limit() -> None:
+    t = poll(avalon.AvalonPath, avalonminers, "avalon_nano3_ps_layout")
+    # no WALLPOWER; PS[4] = 2800 > MPO[90] * 1.25 = 112.5: not this rig's watts -> unknown
+    assert t.wattage is None
+    assert th(t.hashrate) == 3.0            # devs MHS 1m 3,000,000 MH/s = 3.0 TH/s
+    assert th(t.expected_hashrate) == 3.2   # GHSmm 3200 GH/s
+    assert t.env_temp == 30.0               # Temp[30]
+    assert t.uptime == 1000                 # the STATS entry's Elapsed
+    assert [f.speed for f in t.fans] == [2900]  # Fan1[2900]; the Nano 3 has one fan
+    [board] = t.hashboards
+    assert th(board.hashrate) == 3.0        # GHSspd 3000 GH/s, one board: all of it
+    assert board.chips == 10                # ten PVT_T0 sensors
+    assert board.chip_temp == 80.0 and board.temp is None  # MTmax[80]; no PCB sensor
+    assert t.temp_max == 80.0
+
+
+def test_avalon_ps4_within_the_power_limit_is_the_rigs_watts() -> None:
+    # the A1246 shape (reference avalon_a_stats.json: PS[4] 3189 beside MPO[3200]), own numbers
+    assert avalon.power({"PS": ["0", "1214", "1316", "242", "3100", "1320", "3400"],
+                         "MPO": "3200"}) == 3100
+    # WALLPOWER, when sent, is the wall power whatever PS says
+    assert avalon.power({"WALLPOWER": "3300", "PS": ["0", "0", "0", "0", "9999"],
+                         "MPO": "90"}) == 3300
+
+
+def test_whatsminer_overheat_figure_falls_back_to_the_rigs_hottest_chip() -> None:
+    t = poll(whatsminer.WhatsminerPath, whatsminers, "whatsminer_rig_chip_max_only")
+    # no board sends Chip Temp Max: the hottest chip is summary's Chip Temp Max 101.5, not unknown
+    assert t.temp_max == 101.5
+    assert th(t.hashrate) == 61.0           # summary MHS 1m 61,000,000 MH/s
+    assert th(t.expected_hashrate) == 55.5  # Factory GHS 55500 GH/s
+    assert t.wattage == 2600 and t.env_temp == 54.25 and t.uptime == 40000
+    assert [f.speed for f in t.fans] == [0, 0]  # hydro: both fans report 0
+    assert t.errors is None                 # get_error_code refused: unknown, not "no errors"
+    # boards: MHS 1m 20/21/20 TH/s, 148 chips, Chip Temp Avg and Temperature as sent
+    assert [(th(b.hashrate), b.chips, b.chip_temp, b.temp) for b in t.hashboards[:3]] == [
+        (20.0, 148, 91.0, 70.0), (21.0, 148, 93.0, 71.0), (20.0, 148, 92.0, 72.0)]
