@@ -14,6 +14,7 @@ import time
 import httpx
 
 from collector.rigs.base import RPC_PORT, ReplyTooLarge, read_to_eof
+from hashwatt.errors import RigError
 
 # the largest real identification reply in shared/reference/miner-api is ~30 KB (LuxOS
 # healthchipget; a Bitaxe /api/system/info is ~2 KB, an AxeOS / page a few KB): 1 MB is far
@@ -37,7 +38,7 @@ _NO_VERIFY.check_hostname = False
 _NO_VERIFY.verify_mode = ssl.CERT_NONE
 
 
-class _Over(Exception):
+class _Over(RigError):
     """A reply over the bound, with where it came from."""
 
 
