@@ -54,10 +54,15 @@ def test_ap8932_switched_unit_has_device_figures_and_no_metered_outlets(
     assert r["phases"][0]["current_a"] == 1.4
 
 
-def test_ap7902b_power_and_energy_are_absent_not_minus_one(apc_agent: SnmpSim) -> None:
+def test_ap7902b_energy_is_absent_not_minus_one_and_power_is_the_legacy_total(
+        apc_agent: SnmpSim) -> None:
     r = poll(apc_agent, "apc-7902b")
     assert r["online"] is True
-    assert "power_w" not in r and "energy_kwh" not in r
+    assert "energy_kwh" not in r  # rPDU2DeviceStatusEnergy.1 = -1, no legacy energy column
+    # rPDU2DeviceStatusPower.1 = -1 -> rPDUIdentDevicePowerWatts.0 = 192 W (PowerNet-MIB
+    # rPDUIdent 16, W); the unit's own arithmetic: rPDULoadStatusLoad 16 tenths A = 1.6 A x
+    # rPDUIdentDeviceLinetoLineVoltage 120 V x rPDUIdentDevicePowerFactor 1000/1000 = 192 W
+    assert r["power_w"] == 192.0
     assert r["phases"] == [{"phase": "1", "current_a": 1.6, "rating_a": 24.0}]
 
 
