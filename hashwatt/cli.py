@@ -437,7 +437,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hashwatt.demo import run_demo
 
     return run_demo(rigs=args.rigs, duration=args.duration, run_dir=Path(args.run_dir),
-                    interval=args.interval, seed=args.seed)
+                    interval=args.interval, seed=args.seed, base=args.base)
 
 
 def _on_signals(handler: Callable[[], None]) -> None:
@@ -645,6 +645,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=10.0, help="poll interval in seconds")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--run-dir", default=".hashwatt-demo")
+    p.add_argument("--base", default="127.10.0.0",
+                   help="the farm's rigs get the loopback addresses after this one")
     p.set_defaults(func=cmd_demo)
     return parser
 

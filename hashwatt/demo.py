@@ -173,7 +173,8 @@ class DemoRun:
         self.influxd.stop()
 
 
-def start_demo(run_dir: Path, rigs: int, interval: float, seed: int) -> DemoRun:
+def start_demo(run_dir: Path, rigs: int, interval: float, seed: int,
+               base: str = "127.10.0.0") -> DemoRun:
     """Start every part of the demo."""
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -187,7 +188,7 @@ def start_demo(run_dir: Path, rigs: int, interval: float, seed: int) -> DemoRun:
                  if int(k[1:3]) <= (rigs + 9) // 10]
     run = DemoRun(run_dir, mosquitto, influxd, {})
     try:
-        _start_processes(run, rigs, interval, seed, scenarios)
+        _start_processes(run, rigs, interval, seed, scenarios, base)
     except BaseException:
         run.stop()
         raise
@@ -195,9 +196,10 @@ def start_demo(run_dir: Path, rigs: int, interval: float, seed: int) -> DemoRun:
 
 
 def _start_processes(run: DemoRun, rigs: int, interval: float, seed: int,
-                     scenarios: list[str]) -> None:
+                     scenarios: list[str], base: str) -> None:
     run_dir, mosquitto, influxd = run.run_dir, run.mosquitto, run.influxd
     run.procs["farm"] = _spawn(run_dir, "farm", "simulate", f"--rigs={rigs}", f"--seed={seed}",
+                               f"--base={base}",
                                f"--mix={','.join(EVERY_FAMILY_MIX)}",
                                f"--write-inventory={run_dir / 'inventory.csv'}",
                                f"--ready-file={run_dir / 'farm.ready'}", "--pdus",
@@ -215,11 +217,11 @@ def _start_processes(run: DemoRun, rigs: int, interval: float, seed: int,
 
 
 def run_demo(rigs: int, duration: float | None, run_dir: Path, interval: float,
-             seed: int) -> int:
+             seed: int, base: str = "127.10.0.0") -> int:
     """Run the demo until Ctrl-C (or for duration seconds, then print the JSON summary)."""
     run_dir = run_dir.resolve()
     try:
-        run = start_demo(run_dir, rigs, interval, seed)
+        run = start_demo(run_dir, rigs, interval, seed, base)
     except (ServiceError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

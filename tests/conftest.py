@@ -28,6 +28,11 @@ warnings.filterwarnings("ignore", module="pyasic")
 _subnets = itertools.count(int(os.environ.get("HASHWATT_TEST_SUBNET", "20")))
 
 
+def next_base() -> str:
+    """The next loopback /16 for a simulated farm of this run."""
+    return f"127.{20 + (next(_subnets) - 20) % 230}.0.0"
+
+
 @pytest.fixture(autouse=True)
 def _own_state_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test (and the services it starts) keeps spool and dead letters in its own state
@@ -99,7 +104,7 @@ def farm(tmp_path: Path) -> Iterator[FarmFactory]:
         scenarios = scenarios or {}
         # other test runs on this machine may hold a subnet: take the next one then
         for attempt in range(5):
-            base = f"127.{20 + (next(_subnets) - 20) % 230}.0.0"
+            base = next_base()
             rigs = build_rigs(count, base, mix, scenarios)
             ready = tmp_path / f"farm-{base}.ready"
             port = free_port()

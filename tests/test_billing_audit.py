@@ -250,6 +250,15 @@ def test_chicago_fall_back_day_with_a_window_on_the_repeated_hour_and_a_change_i
     assert got == {q: ref_price(q, zone, CHICAGO) for q in expected}
     second_pass = at(zone, 2026, 11, 1, 1, 0, fold=1)
     assert got[second_pass] == (Decimal("0.30"), "overnight")
+    # the November report: 30 x 24 + 1 = 721 hours; the day's split as above
+    r = report(cfg, "2026-11")
+    assert r.hours == 721
+    [row] = r.rows
+    assert (row["kwh"], row["cost"], row["kwh_overnight"], row["cost_overnight"],
+            row["kwh_base"], row["cost_base"]) == (
+        Decimal("50.000"), Decimal("4.28"), Decimal("4.000"), Decimal("1.10"),
+        Decimal("46.000"), Decimal("3.18"))
+    adds_up(r)
 
 
 LONDON_TARIFF = """
@@ -756,6 +765,17 @@ def test_a_statement_with_pass_through_across_a_tariff_change_a_move_in_and_main
         Decimal("2749.000"), k1_energy + m2_energy, Decimal("31.30"), Decimal("61.30"),
         k1_energy + m2_energy + Decimal("61.30"))
     assert t["availability_pct"] == Decimal("99.83")
+    # lima had m2 for the 324 h before the move: 1296 q x 0.75 = 972.000 kWh at the fixed
+    # 0.09 = 87.48 EUR, fee 10.00 x 324 / 745 = 4.3489 -> 4.35; total 91.83
+    db = open_ledger(cfg)
+    try:
+        lima = compute(cfg, db, customer_of(cfg, "lima"), "2026-10")
+    finally:
+        db.close()
+    [m2_lima] = lima.rigs
+    assert (m2_lima.kwh, m2_lima.energy_cost, m2_lima.fee, m2_lima.assigned_hours) == (
+        Decimal("972.000"), Decimal("87.48"), Decimal("4.35"), Decimal("324.00"))
+    assert lima.totals["total"] == Decimal("91.83") and lima.capacity_fee == Decimal("0.00")
     # the ledger state reproduces, and changes when one row changes
     assert again.ledger_state == st.ledger_state
     rollup(cfg, start, start + 86400, now_s=end + 3600)  # a re-run on the same readings

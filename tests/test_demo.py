@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import next_base
+
 pytestmark = pytest.mark.e2e
 
 
 def test_the_demo_runs_the_chain_and_prints_a_summary_of_fifty_rigs(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "hashwatt.cli", "demo", "--duration", "15",
-                          "--interval", "5", "--run-dir", str(tmp_path / "demo")],
+                          "--interval", "5", "--run-dir", str(tmp_path / "demo"),
+                          "--base", next_base()],
                          capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
@@ -33,7 +36,8 @@ def test_the_demo_runs_the_chain_and_prints_a_summary_of_fifty_rigs(tmp_path: Pa
 def test_the_demo_stops_cleanly_on_ctrl_c_and_leaves_no_process_behind(tmp_path: Path) -> None:
     run_dir = tmp_path / "demo-int"
     proc = subprocess.Popen([sys.executable, "-m", "hashwatt.cli", "demo", "--interval", "5",
-                             "--run-dir", str(run_dir)], stderr=subprocess.PIPE, text=True)
+                             "--run-dir", str(run_dir), "--base", next_base()],
+                            stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:
         if line.startswith("fleet"):
