@@ -13,6 +13,7 @@ import ssl
 import httpx
 
 from collector.rigs.base import RPC_PORT
+from hashwatt.errors import RigError
 
 # the largest real identification reply in shared/reference/miner-api is ~30 KB (LuxOS
 # healthchipget; a Bitaxe /api/system/info is ~2 KB, an AxeOS / page a few KB): 1 MB is far
@@ -44,7 +45,7 @@ IDLE_S = 0.3
 CONNECT_S = 1.0  # a LAN connect takes milliseconds; longer means nobody is there
 
 
-class _Over(Exception):
+class _Over(RigError):
     """A reply over the bound, with where it came from."""
 
 

@@ -10,6 +10,7 @@ from collector.rigs import antminer, avalon, bitaxe, epic, luxos, whatsminer, wh
 from collector.rigs.base import Telemetry
 from collector.rigs.credentials import DEFAULT, Credentials
 from collector.rigs.probe import oversize
+from hashwatt.errors import RigError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def fast_path_for(miner: Any, timeout: float, creds: Credentials = DEFAULT) -> F
     return None
 
 
-class HostileReply(Exception):
+class HostileReply(RigError):
     """A rig answered an identification request with more than any miner sends."""
 
 
