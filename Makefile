@@ -40,7 +40,7 @@ $(BIN)/.bench-installed: $(BIN)/.installed
 	touch $@
 
 lint: venv
-	$(BIN)/ruff check hashwatt collector exporters dashboards tests
+	$(BIN)/ruff check hashwatt collector exporters dashboards sim bench tests
 
 # the import layers declared in pyproject.toml [tool.importlinter] (ARCHITECTURE.md "Layers")
 layers: venv
@@ -67,12 +67,12 @@ demo: system-deps venv
 
 # benchmarks print ratios against a baseline measured in the same run (see BENCHMARKS.md)
 bench: system-deps venv $(BIN)/.bench-installed
-	$(BIN)/python -m hashwatt.bench.rigs --rigs 2000 --sample 140
-	$(BIN)/python -m hashwatt.bench.rigs --rigs 10000 --memory-only --base 127.80.0.0
-	$(BIN)/python -m hashwatt.bench.corpus --polls 40
-	$(BIN)/python -m hashwatt.bench.exporter --messages 20000
-	$(BIN)/python -m hashwatt.bench.latency --rigs 2000 --interval 10 --seconds 60
-	$(BIN)/python -m hashwatt.bench.pdu --pdus 200 --outlets 24 --rounds 3
+	$(BIN)/python -m bench.rigs --rigs 2000 --sample 140
+	$(BIN)/python -m bench.rigs --rigs 10000 --memory-only --base 127.80.0.0
+	$(BIN)/python -m bench.corpus --polls 40
+	$(BIN)/python -m bench.exporter --messages 20000
+	$(BIN)/python -m bench.latency --rigs 2000 --interval 10 --seconds 60
+	$(BIN)/python -m bench.pdu --pdus 200 --outlets 24 --rounds 3
 
 clean:
 	rm -rf $(VENV) .hashwatt-demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -239,7 +239,37 @@ def collector_health() -> dashboard.Dashboard:
         f'SELECT max("dead_letters") {exporter}').alias("$tag_exporter")), 12, 8))
     d.with_panel(g.add(series("Exporter queue depth", "none", Target(
         f'SELECT max("queue_depth") {exporter}').alias("$tag_exporter")), 12, 8))
+    delivery_health(d, g)
     return d
+
+
+# (title, select, measurement) of the delivery and bad-input counters: the collector's cycle
+# point (collector/publisher.py spool_stats, collector/service.py) and the bridge's
+# `exporter` point (exporters/bridge.py stats_point)
+DELIVERY_PANELS = [
+    # gauges at the cycle's end: the largest in each interval
+    ("Readings held in memory (spool disk refused)", 'max("spool_memory")', "collector"),
+    ("Sent, not yet known stored", 'max("unstored")', "collector"),
+    # counters since the process started: the latest (largest) in each interval
+    ("Readings resent (since start)", 'max("resent")', "collector"),
+    ("Spool disk errors (since start)", 'max("spool_disk_errors")', "collector"),
+    # a boolean: last() works on it where max() does not; the panel shows it as 1/0
+    ("Broker connected (1 = yes)", 'last("broker_connected")', "collector"),
+    # per cycle: the sum over the interval is what was dropped in it
+    ("Device fields dropped (collector)", 'sum("fields_dropped")', "collector"),
+    ("Derived fields dropped (bridge, since start)", 'max("fields_dropped")', "exporter"),
+    ("Dead-letter write errors (since start)", 'max("dead_letter_errors")', "exporter"),
+    ("QoS 0 messages dropped (since start)", 'max("qos0_dropped")', "exporter"),
+]
+
+
+def delivery_health(d: dashboard.Dashboard, g: Grid) -> None:
+    """One time series per delivery counter, per collector or bridge."""
+    for title, select, measurement in DELIVERY_PANELS:
+        query = (f'SELECT {select} FROM "{measurement}" WHERE $timeFilter '
+                 f'GROUP BY time($__interval), "{measurement}"')
+        d.with_panel(g.add(series(title, "none", Target(query).alias(f"$tag_{measurement}")),
+                           12, 8))
 
 
 def all_dashboards(currency: str) -> dict[str, dashboard.Dashboard]:

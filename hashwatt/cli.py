@@ -82,7 +82,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run a simulated farm."""
-    from hashwatt.sim.farm import (
+    from sim.farm import (
         Farm,
         FarmError,
         build_rigs,
@@ -90,9 +90,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         run_farm,
         write_inventory,
     )
-    from hashwatt.sim.model import Scenario
-    from hashwatt.sim.pdus import pdus_for
-    from hashwatt.sim.wire import LOOPBACK, Delivery
+    from sim.model import Scenario
+    from sim.pdus import pdus_for
+    from sim.wire import LOOPBACK, Delivery
 
     scenarios = {}
     for item in args.scenario:
@@ -434,7 +434,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run mosquitto, influxd, a simulated farm, the collector and the bridge together."""
-    from hashwatt.demo import run_demo
+    from sim.demo import run_demo
 
     return run_demo(rigs=args.rigs, duration=args.duration, run_dir=Path(args.run_dir),
                     interval=args.interval, seed=args.seed, base=args.base)
@@ -542,10 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control-port", type=int, default=0)
     p.add_argument("--replies", choices=["firmware", "tidy"],
                    help="firmware: shaped and quirky like real firmware; tidy: the old clean "
-                        "replies (default: see hashwatt.sim.farm.FIRMWARE_QUIRKS)")
+                        "replies (default: see sim.farm.FIRMWARE_QUIRKS)")
     p.add_argument("--delivery", choices=["lan", "loopback"],
                    help="lan: replies in 1460-byte segments with small gaps; loopback: in one "
-                        "piece (default: see hashwatt.sim.farm.LAN_DELIVERY)")
+                        "piece (default: see sim.farm.LAN_DELIVERY)")
     p.add_argument("--ready-file")
     p.add_argument("--duration", type=float)
     p.set_defaults(func=cmd_simulate)

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto, SnmpSim, VictoriaMetrics
-from hashwatt.sim.farm import build_rigs
-from hashwatt.sim.model import Scenario, SimRig
-from hashwatt.sim.pdus import SimPdu, pdus_for
+from sim.farm import build_rigs
+from sim.launch import Influxd, Mosquitto, SnmpSim, VictoriaMetrics
+from sim.model import Scenario, SimRig
+from sim.pdus import SimPdu, pdus_for
 
 warnings.filterwarnings("ignore", module="pyasic")
 # several test runs can share a machine: HASHWATT_TEST_SUBNET moves this run's farms elsewhere
@@ -94,7 +94,7 @@ FarmFactory = Callable[..., RunningFarm]
 @pytest.fixture
 def farm(tmp_path: Path) -> Iterator[FarmFactory]:
     """Start a frozen simulated farm: `farm(count, mix=..., scenarios={rig: scenario})`."""
-    from hashwatt.launch import free_port
+    from sim.launch import free_port
 
     running: list[RunningFarm] = []
 

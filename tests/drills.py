@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto
+from sim.launch import Influxd, Mosquitto
 from tests.conftest import wait_for
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hashwatt.sim.model import SimRig, snapshot
+from sim.model import SimRig, snapshot
 
 
 def expected_rig(rig: SimRig, seed: int) -> dict[str, Any]:

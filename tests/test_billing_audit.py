@@ -40,7 +40,7 @@ from exporters.sinks import InfluxV1Sink
 from hashwatt.config import Config, load_config
 from hashwatt.contract import OutletReading, PduReading, RigReading
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd
+from sim.launch import Influxd
 
 pytestmark = pytest.mark.e2e
 Q = 900

@@ -17,7 +17,7 @@ from exporters.bridge import Bridge
 from exporters.sinks import make_sink
 from hashwatt.config import Config, load_config
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto
+from sim.launch import Influxd, Mosquitto
 from tests.conftest import read_deadletters, wait_for, write_config
 
 pytestmark = pytest.mark.e2e

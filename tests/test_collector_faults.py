@@ -11,7 +11,7 @@ import pytest
 from collector.rigs import PyasicSource
 from collector.service import run_cycle
 from hashwatt.config import Config, load_config
-from hashwatt.sim.model import Scenario
+from sim.model import Scenario
 from tests.conftest import FarmFactory, write_config
 from tests.expected import expected_rig
 

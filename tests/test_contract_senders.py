@@ -17,7 +17,7 @@ from collector.rigs import PyasicSource
 from collector.service import poll_pdus, run_cycle
 from hashwatt.config import load_config
 from hashwatt.contract import CycleStats, PduReading, RigReading, unknown_keys
-from hashwatt.sim.farm import EVERY_FAMILY_MIX
+from sim.farm import EVERY_FAMILY_MIX
 from tests.conftest import FarmFactory, write_config
 
 pytestmark = pytest.mark.e2e
@@ -32,8 +32,9 @@ def checked(model: Any, payload: dict[str, Any]) -> None:
 def test_one_cycle_of_every_family_and_the_pdus_fits_the_contract_exactly(
         tmp_path: Any, farm: FarmFactory) -> None:
     f = farm(len(EVERY_FAMILY_MIX), mix=EVERY_FAMILY_MIX, pdus=True)
+    # deadlines generous enough for a loaded 2-core machine: this test is about shapes
     cfg = load_config(write_config(tmp_path / "c.toml", mqtt_port=1883, rigs=f.rigs,
-                                   pdus=f.pdus))
+                                   pdus=f.pdus, collector="interval_s = 60\ndeadline_s = 30"))
     published: list[dict[str, Any]] = []
 
     async def cycle() -> dict[str, Any]:

@@ -24,7 +24,7 @@ from exporters.intake import Inbound
 from exporters.sinks import InfluxV1Sink, make_sink
 from hashwatt.config import Config, load_config
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd
+from sim.launch import Influxd
 
 pytestmark = pytest.mark.e2e
 ADMIN_PASSWORD = "adm1n-" + uuid.uuid4().hex[:8]

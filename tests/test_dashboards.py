@@ -19,7 +19,7 @@ from exporters.lineproto import Point, encode
 from exporters.sinks import InfluxV1Sink
 from hashwatt.contract import PduReading, PhaseReading, RigReading
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd
+from sim.launch import Influxd
 from tests.grafana import (
     ALL,
     Databases,
@@ -71,6 +71,16 @@ def with_cost(points: list[Point]) -> list[Point]:
     return out
 
 
+# two cycles of collector c1 in one minute: the later one at NOW - 30 s, the earlier one at
+# the start of that minute (1 ms earlier still if NOW - 30 s falls on the minute itself)
+LATER_MS = int((NOW - 30) * 1000)
+EARLIER_MS = LATER_MS // 60_000 * 60_000 - (LATER_MS % 60_000 == 0)
+DELIVERY_EARLIER = {"spool_memory": 9, "unstored": 4, "resent": 31, "spool_disk_errors": 1,
+                    "broker_connected": True, "fields_dropped": 4}
+DELIVERY_LATER = {"spool_memory": 5, "unstored": 12, "resent": 40, "spool_disk_errors": 2,
+                  "broker_connected": False, "fields_dropped": 3}
+
+
 def seed(sink: InfluxV1Sink) -> None:
     points: list[Point] = []
     for rig in RIGS:
@@ -88,9 +98,14 @@ def seed(sink: InfluxV1Sink) -> None:
     points += pdu_points(pdu)
     points.append(Point("collector", {"site": "north", "collector": "c1"},
                         {"cycle_s": 2.5, "rigs_total": 4, "rigs_ok": 3, "rigs_failed": 1,
-                         "rigs_timeout": 0, "spool_depth": 0}, int((NOW - 30) * 1000)))
+                         "rigs_timeout": 0, "spool_depth": 0, **DELIVERY_LATER},
+                        int((NOW - 30) * 1000)))
+    # an earlier cycle in the same 1-minute bucket ($__interval), delivery figures only
+    points.append(Point("collector", {"site": "north", "collector": "c1"},
+                        {"online": True, **DELIVERY_EARLIER}, EARLIER_MS))
     points.append(Point("exporter", {"site": "north", "exporter": "bridge"},
-                        {"lag_ms": 120_000.0, "dead_letters": 2, "queue_depth": 0},
+                        {"lag_ms": 120_000.0, "dead_letters": 2, "queue_depth": 0,
+                         "fields_dropped": 6, "dead_letter_errors": 1, "qos0_dropped": 250},
                         int((NOW - 30) * 1000)))
     sink.write(encode(points))
 
@@ -354,3 +369,31 @@ def test_cost_today_starts_at_the_sites_midnight() -> None:
     assert relative_start("now/d", now, board["timezone"]) == midnight.timestamp()
     # 11:00 on the clock, but 12 hours since midnight: the clock went back an hour at 03:00
     assert relative_start("now/d", now, board["timezone"]) == now - 12 * 3600
+
+
+def shown(rows: list[dict[str, Any]]) -> list[Any]:
+    """The non-empty values of a time series (empty buckets are null: fill(null)); the
+    rows also carry the GROUP BY tag (collector / exporter)."""
+    return [r[k] for r in rows for k in ("max", "last", "sum") if r.get(k) is not None]
+
+
+@pytest.mark.parametrize(("title", "expected"), [
+    # gauges: the larger of the two cycles in the minute (9 vs 5; 4 vs 12)
+    ("Readings held in memory (spool disk refused)", 9),
+    ("Sent, not yet known stored", 12),
+    # counters since start: the larger is the later (31 then 40; 1 then 2)
+    ("Readings resent (since start)", 40),
+    ("Spool disk errors (since start)", 2),
+    # the later cycle's state: connected at the first, not at the second
+    ("Broker connected (1 = yes)", False),
+    # per cycle, summed over the minute: 4 + 3
+    ("Device fields dropped (collector)", 7),
+    # the bridge's one exporter point
+    ("Derived fields dropped (bridge, since start)", 6),
+    ("Dead-letter write errors (since start)", 1),
+    ("QoS 0 messages dropped (since start)", 250),
+])
+def test_delivery_health_panels_show_the_seeded_counters(
+        seeded: Databases, title: str, expected: Any) -> None:
+    [rows] = run_panel(seeded, boards()["collector-health"], title, NOW)
+    assert shown(rows) == [expected]

@@ -27,8 +27,8 @@ from collector.service import run_collector
 from exporters.bridge import run_bridge
 from hashwatt.config import load_config
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import ServiceError, _tcp_open, _wait_until, free_port
 from hashwatt.mqtt import make_client
+from sim.launch import ServiceError, _tcp_open, _wait_until, free_port
 from tests.conftest import FarmFactory, wait_for, write_config
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

@@ -16,8 +16,8 @@ from collector.service import run_collector
 from exporters.bridge import run_bridge
 from hashwatt.config import Config, load_config
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto, VictoriaMetrics
-from hashwatt.sim.model import Scenario
+from sim.launch import Influxd, Mosquitto, VictoriaMetrics
+from sim.model import Scenario
 from tests.conftest import FarmFactory, wait_for, write_config
 from tests.expected import expected_boards, expected_rig
 

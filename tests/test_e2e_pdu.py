@@ -11,9 +11,9 @@ import pytest
 from collector.service import run_collector
 from hashwatt.config import load_config
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto
-from hashwatt.sim.model import Scenario, snapshot
-from hashwatt.sim.pdus import PHASE_RATING_A, VOLTAGE_V
+from sim.launch import Influxd, Mosquitto
+from sim.model import Scenario, snapshot
+from sim.pdus import PHASE_RATING_A, VOLTAGE_V
 from tests.conftest import FarmFactory, wait_for, write_config
 from tests.test_e2e import ALL_MODELS, bridge_running
 
@@ -75,8 +75,8 @@ def test_a_switchboard_meter_on_modbus_lands_in_the_pdu_measurements(
     import threading
 
     from collector.meters.registers import builtin_maps
-    from hashwatt.launch import free_port
-    from hashwatt.sim.meters import meter_server
+    from sim.launch import free_port
+    from sim.meters import meter_server
 
     port, loop, started = free_port(), asyncio.new_event_loop(), threading.Event()
     holder = {}

@@ -14,8 +14,8 @@ import pytest
 
 from hashwatt.errors import HashwattError, PollTimeout, SourceError
 
-PACKAGES = ("hashwatt", "collector", "exporters", "dashboards")
-SKIP = ("hashwatt.sim.snmpsim_variation",)  # loaded by snmpsim, not by us
+PACKAGES = ("hashwatt", "collector", "exporters", "dashboards", "sim", "bench")
+SKIP = ("sim.snmpsim_variation",)  # loaded by snmpsim, not by us
 
 
 def _modules() -> list[str]:
@@ -68,7 +68,7 @@ def test_the_deadline_raises_poll_timeout() -> None:
 
 def test_without_the_sim_extra_snmpsim_is_one_line_not_a_traceback(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hashwatt.launch import ServiceError, SnmpSim
+    from sim.launch import ServiceError, SnmpSim
 
     monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))  # no snmpsim there
     with pytest.raises(ServiceError) as caught:

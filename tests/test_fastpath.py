@@ -13,7 +13,7 @@ from collector.mapping import Origin, reading_from_miner
 from collector.rigs import FIELDS
 from collector.rigs.registry import fast_path_for, identify
 from hashwatt.config import RigConfig
-from hashwatt.sim.model import HARDWARE, Scenario
+from sim.model import HARDWARE, Scenario
 from tests.conftest import FarmFactory
 from tests.differences import without_documented
 

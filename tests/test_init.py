@@ -16,7 +16,7 @@ from exporters.finance.store import MEASUREMENT, ledger_client
 from exporters.sinks import WriteUnavailable, make_sink
 from hashwatt.config import load_config
 from hashwatt.influxql import InfluxQL, InfluxQLError
-from hashwatt.launch import Influxd
+from sim.launch import Influxd
 
 SECRETS = {"HASHWATT_INFLUX_ADMIN_USER": "admin", "HASHWATT_INFLUX_ADMIN_PASSWORD": "adm1n-S3cret",
            "T_WRITER": "wr1ter-S3cret", "T_GRAFANA": "gr4fana-S3cret", "T_WALL": "w4ll-S3cret"}

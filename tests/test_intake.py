@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from exporters.intake import Inbound, ProtocolError, Session, Subscriber, _varint
-from hashwatt.launch import Mosquitto
+from sim.launch import Mosquitto
 from tests.conftest import wait_for
 from tests.test_bridge import publish
 

@@ -33,7 +33,7 @@ from exporters.sinks import InfluxV1Sink
 from hashwatt.config import Config, ConfigError, load_config
 from hashwatt.contract import OutletReading, PduReading, RigReading
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd
+from sim.launch import Influxd
 
 pytestmark = pytest.mark.e2e
 Q = 900
@@ -875,7 +875,7 @@ def test_the_rollup_service_survives_influxdb_being_away(tmp_path: Path) -> None
     import signal
     import time
 
-    from hashwatt.launch import free_port
+    from sim.launch import free_port
 
     path = tmp_path / "away.toml"
     path.write_text(f'[site]\nname = "north"\n[influxdb]\nurl = "http://127.0.0.1:{free_port()}"'

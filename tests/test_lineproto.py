@@ -7,7 +7,7 @@ import pytest
 from exporters.lineproto import Point, encode
 from exporters.sinks import InfluxV1Sink
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd
+from sim.launch import Influxd
 
 
 def test_fields_keep_their_types() -> None:

@@ -11,8 +11,8 @@ from collector.meters.registers import RegisterMap, builtin_maps
 from collector.meters.source import MeterSource
 from hashwatt.config import Config, MeterConfig, SiteConfig
 from hashwatt.contract import PduReading, unknown_keys
-from hashwatt.launch import free_port
-from hashwatt.sim.meters import meter_server
+from sim.launch import free_port
+from sim.meters import meter_server
 
 SDM630 = builtin_maps()["eastron_sdm630"]
 SDM630MCT = builtin_maps()["eastron_sdm630mct"]

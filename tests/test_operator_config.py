@@ -216,7 +216,7 @@ def test_a_month_13_is_one_line(tmp_path: Path) -> None:
 
 def test_influxdb_down_during_a_report_is_one_line_and_v_shows_the_traceback(
         tmp_path: Path) -> None:
-    from hashwatt.launch import free_port
+    from sim.launch import free_port
 
     port = free_port()  # nothing listens there
     path = config(tmp_path, f'\n[influxdb]\nurl = "http://127.0.0.1:{port}"\n'

@@ -18,7 +18,7 @@ from collector.events import StateLog
 from collector.rigs import PyasicSource
 from collector.service import explain_offline, run_cycle
 from hashwatt.config import Config, load_config
-from hashwatt.sim.model import Scenario
+from sim.model import Scenario
 from tests.conftest import FarmFactory, wait_for, write_config
 
 DEADLINE_S = 2.0
@@ -139,7 +139,7 @@ def test_pdu_state_changes_and_an_overrunning_cycle_are_logged(
 def test_the_collector_says_when_it_loses_and_regains_the_broker(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from collector.publisher import Publisher
-    from hashwatt.launch import Mosquitto
+    from sim.launch import Mosquitto
 
     broker = Mosquitto(tmp_path / "broker").start()
     cfg = config_for(tmp_path, [], mqtt_port=broker.port)

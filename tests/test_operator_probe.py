@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto, free_port
-from hashwatt.sim.model import Scenario
+from sim.launch import Influxd, Mosquitto, free_port
+from sim.model import Scenario
 from tests.conftest import FarmFactory, write_config
 
 pytestmark = pytest.mark.e2e

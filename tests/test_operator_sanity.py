@@ -25,8 +25,8 @@ from exporters.sinks import InfluxV1Sink
 from hashwatt.config import PoolsConfig, RigConfig, load_config
 from hashwatt.contract import RigReading
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd
-from hashwatt.sim.model import Scenario, snapshot
+from sim.launch import Influxd
+from sim.model import Scenario, snapshot
 from tests.conftest import FarmFactory, write_config
 from tests.grafana import evaluate_rule, run_panel
 

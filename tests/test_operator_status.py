@@ -24,8 +24,8 @@ from exporters.sinks import InfluxV1Sink
 from hashwatt.config import load_config
 from hashwatt.contract import RigReading
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto
-from hashwatt.sim.model import Scenario
+from sim.launch import Influxd, Mosquitto
+from sim.model import Scenario
 from tests.conftest import FarmFactory, wait_for, write_config
 from tests.grafana import evaluate_rule, run_panel
 

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from collector.pdu.profile import Column, Profile, builtin_profiles, load_profile
 from collector.pdu.source import PduSource
 from hashwatt.config import Config, ConfigError, PduConfig, SiteConfig
-from hashwatt.launch import SnmpSim
+from sim.launch import SnmpSim
 
 PROFILES = builtin_profiles()
 KEYS = {"device": ["1"], "phase": ["1", "2", "3"], "outlet": ["1", "2"]}

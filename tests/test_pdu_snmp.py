@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from collector.pdu.profile import builtin_profiles
 from collector.pdu.source import PduSource
 from hashwatt.config import Config, PduConfig, RigConfig, SiteConfig
-from hashwatt.launch import SnmpSim
+from sim.launch import SnmpSim
 from tests.conftest import V3_AUTH, V3_PRIV, V3_USER
 
 pytestmark = pytest.mark.e2e
@@ -97,7 +97,7 @@ def test_snmpv3_with_a_wrong_auth_key_gives_one_clear_error(apc_agent: SnmpSim) 
 
 
 def test_a_silent_agent_is_an_offline_reading_within_its_timeout(apc_agent: SnmpSim) -> None:
-    from hashwatt.launch import free_udp_port
+    from sim.launch import free_udp_port
 
     pdu = PduConfig(id="pdu-x", address="127.0.0.1", port=free_udp_port(), timeout_s=0.3,
                     retries=0, profile="apc_rpdu2")

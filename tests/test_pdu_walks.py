@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from collector.pdu.source import PduSource
 from hashwatt.config import Config, PduConfig, RigConfig, SiteConfig
 from hashwatt.contract import PduReading, unknown_keys
-from hashwatt.launch import SnmpSim
+from sim.launch import SnmpSim
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto, free_port, plain_environment
+from sim.launch import Influxd, Mosquitto, free_port, plain_environment
 from tests.conftest import FarmFactory, read_deadletters, wait_for, write_config
 from tests.drills import Drill, rss_kb
 from tests.test_deploy_mosquitto import Broker as DeployedBroker

@@ -23,8 +23,8 @@ from exporters.decode import rig_points
 from hashwatt.config import RigConfig, load_config
 from hashwatt.contract import RigReading, unknown_keys
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto
-from hashwatt.sim.replay import CAPTURES, ReplayFarm, reference_dir
+from sim.launch import Influxd, Mosquitto
+from sim.replay import CAPTURES, ReplayFarm, reference_dir
 from tests.conftest import _subnets, wait_for, write_config
 from tests.differences import without_documented
 from tests.test_e2e import bridge_running, last_rig_points

@@ -14,7 +14,7 @@ from collector.mapping import Origin
 from collector.rigs import PyasicSource
 from collector.rigs.credentials import credentials_lookup
 from hashwatt.config import load_config
-from hashwatt.sim.replay import ReplayFarm
+from sim.replay import ReplayFarm
 from tests.conftest import _subnets
 
 CONFIG = """

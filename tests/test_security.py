@@ -22,7 +22,7 @@ from exporters.bridge import run_bridge
 from exporters.sinks import InfluxV1Sink, WriteUnavailable
 from hashwatt.config import load_config
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto
+from sim.launch import Influxd, Mosquitto
 from tests.conftest import FarmFactory, wait_for, write_config
 
 pytestmark = pytest.mark.e2e

@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 from pyasic import get_miner
 
-from hashwatt.sim.farm import build_rigs, rig_addresses
-from hashwatt.sim.model import Scenario, snapshot
+from sim.farm import build_rigs, rig_addresses
+from sim.model import Scenario, snapshot
 from tests.conftest import FarmFactory
 
 
@@ -74,8 +74,8 @@ def test_a_scenario_can_be_switched_on_while_the_farm_runs(farm: FarmFactory) ->
 def test_the_overheat_scenario_crosses_every_models_limit_and_healthy_rigs_stay_under() -> None:
     """The demo's "one overheats" rig must alert, whatever its model, and no healthy rig (the
     Bitaxes' limit is 70 °C) may: the overheat rule fires on temp_margin_c < 0."""
-    from hashwatt.sim.farm import build_rigs
-    from hashwatt.sim.model import HARDWARE
+    from sim.farm import build_rigs
+    from sim.model import HARDWARE
 
     for kind in HARDWARE:
         healthy, hot = build_rigs(2, "127.99.0.0", (kind,), {"r01-s02": Scenario.OVERHEAT})

@@ -24,7 +24,7 @@ import pytest
 from pyasic import get_miner
 from pyasic.miners.data import DataOptions
 
-from hashwatt.sim.model import Scenario, SimRig, snapshot
+from sim.model import Scenario, SimRig, snapshot
 from tests.conftest import FarmFactory, RunningFarm
 
 # no simulate options: every check here is on the farm's default output (firmware replies,
@@ -365,7 +365,7 @@ def test_pyasic_reads_epic(farm: FarmFactory) -> None:
 
 def test_every_new_model_has_nominal_figures() -> None:
     from hashwatt.models import lookup
-    from hashwatt.sim.model import HARDWARE
+    from sim.model import HARDWARE
 
     for name in ("avalonq", "m60s", "luxos", "vnish", "epic", "bosplus", "at2880"):
         assert lookup(HARDWARE[name].model) is not None, name

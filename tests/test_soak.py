@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto
+from sim.launch import Influxd, Mosquitto
 from tests.conftest import FarmFactory, write_config
 from tests.drills import Drill
 from tests.test_reliability import report

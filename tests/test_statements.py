@@ -25,7 +25,7 @@ from exporters.sinks import InfluxV1Sink
 from hashwatt.cli import main
 from hashwatt.config import Config, load_config
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd
+from sim.launch import Influxd
 
 pytestmark = pytest.mark.e2e
 ZONE = ZoneInfo("Europe/Berlin")

@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import time
 
 import httpx
 
-from collector.rigs.base import RPC_PORT, ReplyTooLarge, read_to_eof
+from collector.rigs.base import RPC_PORT
 from hashwatt.errors import RigError
 
 # the largest real identification reply in shared/reference/miner-api is ~30 KB (LuxOS
@@ -38,13 +37,21 @@ _NO_VERIFY.check_hostname = False
 _NO_VERIFY.verify_mode = ssl.CERT_NONE
 
 
+# a flood is what fills memory, and a flood does not pause: a probe that waits this long for
+# the next bytes ends without a verdict (pyasic's own 1 s idle reads and 3 s limit then bound
+# what a slow reply can cost). It also keeps the probe cheap where a port never answers a
+# request it does not understand (ePIC's web server on 4028 waits for an HTTP request line).
+IDLE_S = 0.3
+CONNECT_S = 1.0  # a LAN connect takes milliseconds; longer means nobody is there
+
+
 class _Over(RigError):
     """A reply over the bound, with where it came from."""
 
 
 async def _web(client: httpx.AsyncClient, url: str, where: str) -> str:
     """The body of a bounded GET (decoded leniently); raises _Over past the bound."""
-    async with client.stream("GET", url) as resp:
+    async with client.stream("GET", url) as resp:  # read timeout: IDLE_S between bytes
         body = bytearray()
         async for chunk in resp.aiter_raw():
             body += chunk
@@ -55,14 +62,16 @@ async def _web(client: httpx.AsyncClient, url: str, where: str) -> str:
 
 async def _rpc(ip: str, command: str, timeout: float) -> None:
     """One bounded CGMiner request on 4028 (what `_socket_ping` sends); raises _Over."""
-    deadline = time.monotonic() + timeout
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, RPC_PORT), timeout)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, RPC_PORT),
+                                            min(timeout, CONNECT_S))
     try:
         writer.write(json.dumps({"command": command}).encode())
         await writer.drain()
-        await read_to_eof(reader, deadline, limit=PROBE_LIMIT)
-    except ReplyTooLarge:
-        raise _Over(f"port {RPC_PORT} ({command})") from None
+        size = 0
+        while chunk := await asyncio.wait_for(reader.read(65536), IDLE_S):
+            size += len(chunk)
+            if size > PROBE_LIMIT:
+                raise _Over(f"port {RPC_PORT} ({command})")
     finally:
         writer.close()
 
@@ -70,7 +79,8 @@ async def _rpc(ip: str, command: str, timeout: float) -> None:
 async def _pages(ip: str, timeout: float) -> None:
     """GET / on 80 and 443 (as `_get_miner_web`), then the page pyasic would read next."""
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits, verify=_NO_VERIFY) as client:
+    timeouts = httpx.Timeout(timeout, connect=min(timeout, CONNECT_S), read=IDLE_S)
+    async with httpx.AsyncClient(timeout=timeouts, limits=limits, verify=_NO_VERIFY) as client:
         for scheme, port in (("http", 80), ("https", 443)):
             try:
                 text = await _web(client, f"{scheme}://{ip}/", f"port {port}")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hashwatt.sim.model import Snapshot
-from hashwatt.sim.vendors.antminer import pools, sensors
-from hashwatt.sim.vendors.base import Vendor, mac_of, status
+from sim.model import Snapshot
+from sim.vendors.antminer import pools, sensors
+from sim.vendors.base import Vendor, mac_of, status
 
 VERSION = "2025.4.8.220305"
 

@@ -2,7 +2,7 @@
 objects, pyasic-rs (the maintainers' Rust successor) likewise, and hashwatt's collector (fast
 paths, every reading spooled), against a simulated farm in its own process.
 
-    python -m hashwatt.bench.rigs --rigs 2000 --sample 200
+    python -m bench.rigs --rigs 2000 --sample 200
 
 CPU is this process's (time.process_time, all threads: pyasic-rs works on Rust threads);
 the simulator's is never counted.
@@ -29,8 +29,8 @@ from collector.rigs import PyasicSource
 from collector.rigs.antminer import ERRORS_EVERY
 from collector.service import run_cycle
 from hashwatt.config import CollectorConfig, Config, MqttConfig, RigConfig, SiteConfig
-from hashwatt.launch import Mosquitto
-from hashwatt.sim.farm import DEFAULT_MIX, build_rigs
+from sim.farm import DEFAULT_MIX, build_rigs
+from sim.launch import Mosquitto
 
 ANTMINER = ("s19pro", "s21")
 

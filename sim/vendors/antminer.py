@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hashwatt.sim.model import Board, Snapshot
-from hashwatt.sim.vendors.base import Vendor, encode, mac_of, status
-from hashwatt.sim.wire import DigestAuth, HttpResponse, json_response, not_found
+from sim.model import Board, Snapshot
+from sim.vendors.base import Vendor, encode, mac_of, status
+from sim.wire import DigestAuth, HttpResponse, json_response, not_found
 
 CHAINS = 4  # the S19 control board has four chain connectors; three carry boards
 

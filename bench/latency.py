@@ -1,7 +1,7 @@
 """End-to-end latency: poll timestamp to point stored in InfluxDB (p50 / p99), for a farm of
 2,000 rigs polled every 10 s through the real mosquitto, bridge and influxd.
 
-    python -m hashwatt.bench.latency --rigs 2000 --interval 10 --seconds 60
+    python -m bench.latency --rigs 2000 --interval 10 --seconds 60
 
 The bridge measures it for every reading it writes (now - ts_ms once InfluxDB accepted the
 batch) and reports p50 / p99 per stats interval in the `exporter` measurement.
@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hashwatt.bench.rigs import start_farm
+from bench.rigs import start_farm
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto
-from hashwatt.sim.farm import build_rigs, write_inventory
+from sim.farm import build_rigs, write_inventory
+from sim.launch import Influxd, Mosquitto
 
 
 def config(run_dir: Path, mqtt_port: int, influx_url: str, interval: float) -> Path:

@@ -36,7 +36,7 @@ class Scenario(StrEnum):
 class Hardware:
     """What a simulated model looks like on the wire."""
 
-    kind: str  # the firmware family: a key of hashwatt.sim.vendors.VENDORS
+    kind: str  # the firmware family: a key of sim.vendors.VENDORS
     model: str  # pyasic raw model name, the key of models.toml
     boards: int
     chips: int

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto, ServiceError, find_binary
-from hashwatt.sim.farm import EVERY_FAMILY_MIX
+from sim.farm import EVERY_FAMILY_MIX
+from sim.launch import Influxd, Mosquitto, ServiceError, find_binary
 
 DATABASE = "hashwatt"
 # r03-s02 is an Avalon Q left idle (soft off): it answers, hashes 0, keeps its average

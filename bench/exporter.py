@@ -8,7 +8,7 @@ process, its CPU not counted), measured three ways in one run:
 - hashwatt's bridge process: the same plus MQTT — the messages wait at a real mosquitto
   (QoS 1, persistent session), the bridge receives, writes and acknowledges every one.
 
-    python -m hashwatt.bench.exporter --messages 20000
+    python -m bench.exporter --messages 20000
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from hashwatt.config import (
     SiteConfig,
 )
 from hashwatt.influxql import InfluxQL
-from hashwatt.launch import Influxd, Mosquitto
 from hashwatt.tariff import TariffConfig
+from sim.launch import Influxd, Mosquitto
 
 TOPIC = "hashwatt/v1/bench/rig/{}"
 # a realistic site prices every reading: time-of-use with a weekday peak
@@ -134,7 +134,7 @@ def publish(port: int, count: int, now_ms: int, customers: int = 0) -> None:
 
 def _drain(cfg: Config, sink: InfluxV1Sink, count: int, now_ms: int) -> float:
     """Publish while the bridge is away, then measure the bridge emptying its queue."""
-    subprocess.run([sys.executable, "-m", "hashwatt.bench.exporter", "--publish-to",
+    subprocess.run([sys.executable, "-m", "bench.exporter", "--publish-to",
                     str(cfg.mqtt.port), "--messages", str(count), "--now-ms", str(now_ms),
                     "--customers", str(len(cfg.customers))],
                    check=True)

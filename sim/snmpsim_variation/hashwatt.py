@@ -6,7 +6,7 @@ OID|2:hashwatt|spec=<farm-spec.json>,pdu=<id>,field=<name>,rig=<id>
 
 from typing import Any
 
-from hashwatt.sim import pdus
+from sim import pdus
 
 
 def init(**context: Any) -> None:

@@ -15,7 +15,7 @@ capture lacks gets that firmware's own error reply, never invented data. The one
 reply is Avalon's `estats`: cgminer builds it from the same device entries as `stats`, minus
 the POOL entries (`api.c minerestats`), so it is the captured `stats` without them.
 
-    python -m hashwatt.sim.replay --base 127.77.0 --ready-file ready
+    python -m sim.replay --base 127.77.0 --ready-file ready
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hashwatt.sim.wire import DigestAuth
+from sim.wire import DigestAuth
 
 SEGMENT = 1460      # a TCP segment's payload on Ethernet
 GAP_S = 0.0005      # between segments, as on a LAN

@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from hashwatt.sim.model import Snapshot
-from hashwatt.sim.vendors.antminer import pools
-from hashwatt.sim.vendors.base import Vendor, encode, mac_of, status
+from sim.model import Snapshot
+from sim.vendors.antminer import pools
+from sim.vendors.base import Vendor, encode, mac_of, status
 
 
 class Whatsminer(Vendor):

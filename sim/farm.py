@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from hashwatt.errors import ServiceError
-from hashwatt.launch import SnmpSim
-from hashwatt.sim.model import HARDWARE, Scenario, SimRig, Snapshot, snapshot, tick_of
-from hashwatt.sim.pdus import VARIATION_DIR, SimPdu, farm_spec, write_agent_files
-from hashwatt.sim.vendors import VENDORS, Vendor
-from hashwatt.sim.wire import (
+from sim.launch import SnmpSim
+from sim.model import HARDWARE, Scenario, SimRig, Snapshot, snapshot, tick_of
+from sim.pdus import VARIATION_DIR, SimPdu, farm_spec, write_agent_files
+from sim.vendors import VENDORS, Vendor
+from sim.wire import (
     LOOPBACK,
     Delivery,
     FramedServer,

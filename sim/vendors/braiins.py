@@ -22,9 +22,9 @@ import grpclib.const
 import grpclib.server
 from pyasic.web.braiins_os.proto.braiins.bos import v1
 
-from hashwatt.sim.model import Scenario, Snapshot
-from hashwatt.sim.vendors.antminer import pools
-from hashwatt.sim.vendors.base import Vendor, mac_of, status
+from sim.model import Scenario, Snapshot
+from sim.vendors.antminer import pools
+from sim.vendors.base import Vendor, mac_of, status
 
 GRPC_PORT = 50051
 USER, PASSWORD = "root", "root"  # the firmware's default (pyasic `default_bosminer_password`)

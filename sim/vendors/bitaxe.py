@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hashwatt.sim.model import Snapshot
-from hashwatt.sim.vendors.base import Vendor, mac_of
-from hashwatt.sim.wire import HttpResponse, json_response, not_found
+from sim.model import Snapshot
+from sim.vendors.base import Vendor, mac_of
+from sim.wire import HttpResponse, json_response, not_found
 
 
 class Bitaxe(Vendor):

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from hashwatt.sim.model import Scenario
+from sim.model import Scenario
 
 RpcHandler = Callable[[str], bytes]
 IDENTIFY_COMMANDS = {"version", "devdetails", "get_version"}

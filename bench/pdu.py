@@ -4,7 +4,7 @@ N simulated PDUs of 24 outlets (snmpsim, its own process, one loopback address e
 read by both clients, the same profile columns in the same run. CPU is counted per client
 process (ours: this process; snmpbulkwalk: its children), never the simulator's.
 
-    python -m hashwatt.bench.pdu --pdus 200 --outlets 24 --rounds 3
+    python -m bench.pdu --pdus 200 --outlets 24 --rounds 3
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pydantic import SecretStr
 from collector.pdu.profile import builtin_profiles
 from collector.pdu.source import PduSource
 from hashwatt.config import Config, PduConfig, SiteConfig
-from hashwatt.launch import SnmpSim, find_binary
-from hashwatt.sim.farm import rig_addresses
-from hashwatt.sim.pdus import static_recording
+from sim.farm import rig_addresses
+from sim.launch import SnmpSim, find_binary
+from sim.pdus import static_recording
 
 COMMUNITY = "bench"
 

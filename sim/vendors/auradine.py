@@ -13,10 +13,10 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from hashwatt.sim.model import Snapshot
-from hashwatt.sim.vendors.antminer import pools
-from hashwatt.sim.vendors.base import Vendor, mac_of, status
-from hashwatt.sim.wire import HttpResponse, json_response, not_found
+from sim.model import Snapshot
+from sim.vendors.antminer import pools
+from sim.vendors.base import Vendor, mac_of, status
+from sim.wire import HttpResponse, json_response, not_found
 
 USER, PASSWORD = "admin", "admin"  # the firmware's default (pyasic `AuradineWebAPI`)
 FW = "FluxOS_v1.4.0"

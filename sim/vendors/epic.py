@@ -11,9 +11,9 @@ the chip count; `temps` gives two sensors per board.
 
 from __future__ import annotations
 
-from hashwatt.sim.model import Snapshot
-from hashwatt.sim.vendors.base import Vendor, mac_of
-from hashwatt.sim.wire import HttpResponse, json_response, not_found
+from sim.model import Snapshot
+from sim.vendors.base import Vendor, mac_of
+from sim.wire import HttpResponse, json_response, not_found
 
 FAN_SLOTS = 12
 PASSWORD = "letmein"  # the firmware's default (pyasic `default_epic_web_password`)

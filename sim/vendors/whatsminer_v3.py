@@ -18,8 +18,8 @@ import base64
 import hashlib
 import time
 
-from hashwatt.sim.model import Snapshot
-from hashwatt.sim.vendors.base import Vendor, mac_of, status
+from sim.model import Snapshot
+from sim.vendors.base import Vendor, mac_of, status
 
 SALT = "uhCiDyVj"
 

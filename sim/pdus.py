@@ -16,7 +16,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from hashwatt.sim.model import Scenario, SimRig, snapshot, tick_of
+from sim.model import Scenario, SimRig, snapshot, tick_of
 
 APC = "1.3.6.1.4.1.318.1.1.26"
 SYS_OBJECT_ID = "1.3.6.1.4.1.318.1.3.4.6"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-from hashwatt.sim.model import Snapshot
-from hashwatt.sim.vendors.antminer import Antminer
-from hashwatt.sim.vendors.base import mac_of, status
-from hashwatt.sim.wire import HttpResponse, json_response, not_found
+from sim.model import Snapshot
+from sim.vendors.antminer import Antminer
+from sim.vendors.base import mac_of, status
+from sim.wire import HttpResponse, json_response, not_found
 
 VNISH = "1.2.6"
 PASSWORD = "admin"  # the firmware's default (pyasic `default_vnish_web_password`)

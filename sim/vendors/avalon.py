@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hashwatt.sim.model import Snapshot
-from hashwatt.sim.vendors.antminer import pools
-from hashwatt.sim.vendors.base import Vendor, mac_of, status
+from sim.model import Snapshot
+from sim.vendors.antminer import pools
+from sim.vendors.base import Vendor, mac_of, status
 
 
 def _join(values: list[str]) -> str:

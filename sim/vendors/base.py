@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from hashwatt.sim.model import Snapshot
-from hashwatt.sim.wire import HttpResponse, not_found
+from sim.model import Snapshot
+from sim.wire import HttpResponse, not_found
 
 SnapshotFn = Callable[[], Snapshot]
 # cgminer api.c `cmds[]`: read commands a join may carry ("joinable" = true); any other known

@@ -1,8 +1,8 @@
 """The polling engine chosen by measurement on the replayed captures of real rigs
-(`../shared/reference/miner-api`, served by hashwatt.sim.replay in a process of its own):
+(`../shared/reference/miner-api`, served by sim.replay in a process of its own):
 client CPU per poll and whether each engine's figures are the capture's, per family.
 
-    python -m hashwatt.bench.corpus --polls 40
+    python -m bench.corpus --polls 40
 
 Engines: hashwatt's fast paths, pyasic 0.79 with kept miner objects, pyasic-rs (the
 maintainers' Rust successor, `bench` extra) with kept miner objects. "Exact" compares the
@@ -28,7 +28,7 @@ from collector.rigs import FIELDS
 from collector.rigs.registry import fast_path_for, identify
 from hashwatt.config import RigConfig
 
-CASES = Path(__file__).resolve().parents[2] / "tests" / "cases" / "rigs"
+CASES = Path(__file__).resolve().parents[1] / "tests" / "cases" / "rigs"
 
 
 def expected_cases() -> dict[str, dict[str, Any]]:
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     ready = Path(tempfile.mkdtemp(prefix="hashwatt-corpus-")) / "ready"
-    proc = subprocess.Popen([sys.executable, "-m", "hashwatt.sim.replay", f"--base={args.base}",
+    proc = subprocess.Popen([sys.executable, "-m", "sim.replay", f"--base={args.base}",
                              f"--ready-file={ready}"], stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60

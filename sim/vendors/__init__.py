@@ -6,17 +6,17 @@ Each vendor answers RPC commands and HTTP requests from the rig's current `Snaps
 
 from __future__ import annotations
 
-from hashwatt.sim.vendors.antminer import Antminer
-from hashwatt.sim.vendors.auradine import Auradine
-from hashwatt.sim.vendors.avalon import Avalon
-from hashwatt.sim.vendors.base import Vendor
-from hashwatt.sim.vendors.bitaxe import Bitaxe
-from hashwatt.sim.vendors.braiins import Braiins
-from hashwatt.sim.vendors.epic import Epic
-from hashwatt.sim.vendors.luxos import LuxOS
-from hashwatt.sim.vendors.vnish import VNish
-from hashwatt.sim.vendors.whatsminer import Whatsminer
-from hashwatt.sim.vendors.whatsminer_v3 import WhatsminerV3
+from sim.vendors.antminer import Antminer
+from sim.vendors.auradine import Auradine
+from sim.vendors.avalon import Avalon
+from sim.vendors.base import Vendor
+from sim.vendors.bitaxe import Bitaxe
+from sim.vendors.braiins import Braiins
+from sim.vendors.epic import Epic
+from sim.vendors.luxos import LuxOS
+from sim.vendors.vnish import VNish
+from sim.vendors.whatsminer import Whatsminer
+from sim.vendors.whatsminer_v3 import WhatsminerV3
 
 VENDORS: dict[str, type[Vendor]] = {
     "antminer": Antminer, "whatsminer": Whatsminer, "avalon": Avalon, "bitaxe": Bitaxe,
