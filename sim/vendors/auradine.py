@@ -9,13 +9,12 @@ backend reads (`web/auradine.py`, `miners/backends/auradine.py`): `ipreport`, `p
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 
 from sim.model import Snapshot
 from sim.vendors.antminer import pools
-from sim.vendors.base import Vendor, mac_of, status
+from sim.vendors.base import Vendor, mac_of, session_token, status
 from sim.wire import HttpResponse, json_response, not_found
 
 USER, PASSWORD = "admin", "admin"  # the firmware's default (pyasic `AuradineWebAPI`)
@@ -62,7 +61,7 @@ class Auradine(Vendor):
              "Temperature": b.board_temp_c} for b in s.boards], "id": 1}
 
     def _token(self) -> str:
-        return hashlib.sha256(f"{self.snap().rig.rig_id}/{PASSWORD}".encode()).hexdigest()[:32]
+        return session_token(self.snap().rig.rig_id, PASSWORD)
 
     async def http(self, method: str, path: str, headers: dict[str, str],
                    body: bytes) -> HttpResponse:

@@ -3,6 +3,7 @@ cgminer's api.c answers them, and the HTTP side's defaults."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -30,6 +31,11 @@ def status(code: int, msg: str, description: str, ok: bool = True) -> list[dict]
 def encode(reply: object) -> bytes:
     """Compact JSON, as cgminer's io_add builds it (no spaces)."""
     return json.dumps(reply, separators=(",", ":")).encode()
+
+
+def session_token(rig_id: str, password: str, length: int = 32) -> str:
+    """The token a simulated web or gRPC login hands out: fixed per rig and password."""
+    return hashlib.sha256(f"{rig_id}/{password}".encode()).hexdigest()[:length]
 
 
 def mac_of(snap: Snapshot) -> str:

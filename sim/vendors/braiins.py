@@ -14,7 +14,6 @@ Replies over gRPC leave as grpclib frames them (no LAN segmentation there).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +23,7 @@ from pyasic.web.braiins_os.proto.braiins.bos import v1
 
 from sim.model import Scenario, Snapshot
 from sim.vendors.antminer import pools
-from sim.vendors.base import Vendor, mac_of, status
+from sim.vendors.base import Vendor, mac_of, session_token, status
 
 GRPC_PORT = 50051
 USER, PASSWORD = "root", "root"  # the firmware's default (pyasic `default_bosminer_password`)
@@ -94,7 +93,7 @@ class Braiins(Vendor):
 
     def token(self) -> str:
         """The session token Login hands out for this rig."""
-        return hashlib.sha256(f"{self.snap().rig.rig_id}/{PASSWORD}".encode()).hexdigest()[:24]
+        return session_token(self.snap().rig.rig_id, PASSWORD, 24)
 
     def grpc_service(self) -> GrpcService:
         """The servable gRPC handlers for grpclib."""

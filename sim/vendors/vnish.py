@@ -7,12 +7,11 @@ reads (`web/vnish.py`, `miners/backends/vnish.py`), on top of the stock BMMiner 
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from sim.model import Snapshot
 from sim.vendors.antminer import Antminer
-from sim.vendors.base import mac_of, status
+from sim.vendors.base import mac_of, session_token, status
 from sim.wire import HttpResponse, json_response, not_found
 
 VNISH = "1.2.6"
@@ -37,7 +36,7 @@ class VNish(Antminer):
         return reply
 
     def _token(self) -> str:
-        return hashlib.sha256(f"{self.snap().rig.rig_id}/{PASSWORD}".encode()).hexdigest()[:32]
+        return session_token(self.snap().rig.rig_id, PASSWORD)
 
     async def http(self, method: str, path: str, headers: dict[str, str],
                    body: bytes) -> HttpResponse:
