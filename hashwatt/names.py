@@ -212,3 +212,8 @@ SCHEMA: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     M.STATEMENT: (frozenset({T.SITE, T.CUSTOMER, T.MONTH}), _STATEMENT_FIELDS),
 }
 del M, T, F
+
+
+def quoted(*names: str) -> str:
+    """Names as an InfluxQL list of quoted identifiers: `"site", "rig"` (a GROUP BY)."""
+    return ", ".join(f'"{name}"' for name in names)
