@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.diagnose import probe
-from hashwatt.config import RigConfig, read_csv_models
+from hashwatt.config import RigConfig, normalise_mac, read_csv_models
 from hashwatt.errors import UsageError
 from hashwatt.progress import Progress
 
@@ -67,17 +67,6 @@ def addresses(cidrs: list[str]) -> list[str]:
         hosts = list(net.hosts()) if net.num_addresses > 2 else list(net)
         out.update((str(host), None) for host in hosts)
     return list(out)
-
-
-def normalise_mac(mac: str | None) -> str:
-    """AA:BB:CC:DD:EE:FF from the ways firmware and spreadsheets write a MAC (dashes, dots,
-    no separators, lower case); anything else as given, upper case."""
-    text = (mac or "").strip().upper()
-    digits = re.sub(r"[^0-9A-F]", "", text)
-    if len(digits) == 12 and re.fullmatch(r"[0-9A-F]{12}|([0-9A-F]{2}[:\-.]?){5}[0-9A-F]{2}|"
-                                          r"([0-9A-F]{4}\.){2}[0-9A-F]{4}", text):
-        return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
-    return text
 
 
 def _text(value: Any) -> str:
