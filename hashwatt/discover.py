@@ -22,7 +22,7 @@ from typing import Any
 
 from collector.diagnose import probe
 from hashwatt.config import RigConfig, normalise_mac, read_csv_models
-from hashwatt.errors import UsageError
+from hashwatt.errors import ConfigError, UsageError
 from hashwatt.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -190,10 +190,10 @@ def reconcile(found: list[Found], known: list[RigConfig]) -> Reconciled:
 
 
 def read_known(path: Path) -> list[RigConfig]:
-    """The rigs of an existing inventory CSV (every problem in one DiscoverError)."""
+    """The rigs of an existing inventory CSV (every problem in one ConfigError)."""
     rigs, problems = read_csv_models(path, RigConfig)
-    if problems:
-        raise DiscoverError("; ".join(problems))
+    if problems:  # one line each, as check-config prints them
+        raise ConfigError(problems)
     return [rig for _, rig in rigs]
 
 
