@@ -38,6 +38,20 @@ class Measurement:
 
 MEASUREMENTS = frozenset(v for k, v in vars(Measurement).items() if k.isupper())
 
+
+class Roster:
+    """The bridge's roster marks (exporters/roster.py) and the alert rules that read them: a
+    point in the subject's own measurement (`rig`, `collector`) with the tags of its latest
+    reading, written every INTERVAL_S for every rig and collector ever seen and not forgotten,
+    so a rig or collector that stays silent for days is still known (Grafana treats a series
+    that stops arriving as missing and resolves it; it does not remember it)."""
+
+    LAST_SEEN: Final = "last_seen_s"  # epoch seconds of the subject's latest real reading
+    FORGOTTEN: Final = "forgotten"  # 1 on the mark `hashwatt forget` writes, else 0
+    INTERVAL_S: Final = 300
+    # (measurement, the identity tag beside "site", a field every real reading carries)
+    SUBJECTS: Final = (("rig", "rig", "up"), ("collector", "collector", "cycle_s"))
+
 Id = Annotated[str, Field(pattern=SEGMENT)]
 Tag = Annotated[str, Field(max_length=128)]
 NonNeg = Annotated[float, Field(ge=0)]
