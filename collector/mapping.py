@@ -70,10 +70,14 @@ def _boards(data: Any) -> list[dict[str, Any]]:
 
 def _power(data: Any, model: str, outlet_w: float | None) -> tuple[float | None, str | None]:
     """Wall power from the PDU outlet beats the miner's figure (0 W from a hashing rig is
-    unknown), which beats nominal (hashwatt.power, shared with the energy ledger)."""
+    unknown), which beats nominal (hashwatt.power, shared with the energy ledger). A rig known
+    to hash nothing (idle, soft-off) does not draw its nominal power: without a measured
+    figure its power stays unknown, never a made-up nominal (an idle Avalon Q draws ~146 W,
+    not 1674)."""
     info = lookup(model)
+    idle = _ths(data.hashrate) == 0
     return choose_power(outlet_w=outlet_w, miner_w=data.wattage,
-                        nominal_w=info.nominal_w if info is not None else None)
+                        nominal_w=info.nominal_w if info is not None and not idle else None)
 
 
 def _hottest(data: Any, boards: list[dict[str, Any]]) -> float | None:

@@ -14,12 +14,12 @@ from grafana_foundation_sdk.builders import alerting, expr
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from dashboards.influxql import DATASOURCE_UID, Target
-from hashwatt.contract import Roster
+from hashwatt.names import Roster, Tag, quoted
 
 FOLDER_TITLE = "hashwatt"
-RIG_TAGS = '"site", "rig", "rack", "model"'
+RIG_TAGS = quoted(Tag.SITE, Tag.RIG, Tag.RACK, Tag.MODEL)
 # rigs in maintenance (inventory column, a tag on their readings) page nobody
-IN_SERVICE = '$timeFilter AND "maintenance" != \'yes\''
+IN_SERVICE = f'$timeFilter AND "{Tag.MAINTENANCE}" != \'yes\''
 
 
 @dataclass(frozen=True, kw_only=True)

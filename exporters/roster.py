@@ -32,8 +32,8 @@ import httpx
 from exporters.lineproto import Point, encode
 from exporters.sinks import WriteRejected, WriteUnavailable, make_sink, query_client
 from hashwatt.config import Config
-from hashwatt.contract import Roster as R
 from hashwatt.influxql import InfluxQL, InfluxQLError
+from hashwatt.names import Roster as R
 
 log = logging.getLogger(__name__)
 

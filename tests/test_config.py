@@ -97,8 +97,8 @@ def test_an_unknown_key_is_named_with_its_section(tmp_path: Path, monkeypatch) -
 def test_a_bad_address_names_the_rig_and_the_value(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HW_TEST_MQTT_PASSWORD", "x")
     path = write(tmp_path, GOOD.replace("10.0.1.11", "10.0.1.311"))
-    assert problems(path) == [f"{path}:24: rigs[0].address: '10.0.1.311' is not a valid IP "
-                              "address or hostname"]
+    assert problems(path) == [f"{path}:24: rigs[0].address: '10.0.1.311' is not a valid IPv4 "
+                              "address"]
 
 
 def test_a_duplicate_rig_id_in_the_csv_names_the_line_and_the_first_one(

@@ -12,8 +12,8 @@ from typing import Any
 from dashboards.alerts import MARKS_S
 from dashboards.build import ALERTING
 from exporters.roster import RosterKeeper, forget
-from hashwatt.contract import Roster
 from hashwatt.influxql import InfluxQL
+from hashwatt.names import Roster
 from tests.grafana import evaluate_rule, expand, frames
 
 HOUR = 3600

@@ -67,7 +67,9 @@ class Telemetry:
     uptime: int | None = None
     hashboards: list[Board] = field(default_factory=list)
     fans: list[Fan] = field(default_factory=list)
-    errors: list[Any] | None = field(default_factory=list)
+    # None until a path reads the rig's error list: a firmware whose API has none (Avalon
+    # RPC, AxeOS, LuxOS here) leaves it unknown, never "no errors" ([])
+    errors: list[Any] | None = None
     temp_max: float | None = None
 
 
