@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from collector.pdu.profile import (
     SYS_OBJECT_ID,
@@ -17,8 +17,9 @@ from collector.pdu.profile import (
 )
 from collector.pdu.snmp import SnmpClient, SnmpCredentials, SnmpError, Value
 from hashwatt.config import Config, PduConfig, RigConfig
-from hashwatt.contract import SCHEMA_VERSION
+from hashwatt.contract import OutletDoc, PduBody, PduDoc, PhaseDoc, pdu_doc
 from hashwatt.errors import PduError
+from hashwatt.payloads import DeviceValues, OutletValues, PhaseValues
 
 log = logging.getLogger(__name__)
 DECIMALS = 6
@@ -26,6 +27,7 @@ SUMMED = ("power_w", "energy_kwh")  # device metrics that add up over units and 
 Walked = dict[str, dict[str, Value]]
 RowKey = tuple[str, str]  # (unit, key)
 TRUTH_FALSE = 2  # SNMPv2-TC TruthValue false(2)
+T = TypeVar("T")
 
 
 def _row_key(index: str, column: Column) -> RowKey | None:
@@ -108,6 +110,22 @@ def device_value(walked: Walked, column: Column, metric: str, profile: Profile) 
     return result
 
 
+def _named(kind: type[T], row: dict[str, Value]) -> T:
+    """A row whose keys are the profile's metric names, typed as what they are: the names
+    of DeviceColumns, PhaseColumns and OutletColumns (tests/test_contract_payloads.py checks
+    them against DeviceValues, PhaseValues and OutletValues)."""
+    return cast(T, row)
+
+
+def _phase(key: str, unit: str, row: dict[str, Value]) -> PhaseDoc:
+    """One phase of the reading; unit only on a daisy chain."""
+    phase: PhaseDoc = {"phase": key}
+    if unit:
+        phase["unit"] = unit
+    phase.update(_named(PhaseValues, row))
+    return phase
+
+
 def credentials(pdu: PduConfig, secret: Any) -> SnmpCredentials:
     """SNMP credentials of a PDU from its config."""
     return SnmpCredentials(
@@ -170,19 +188,19 @@ class PduSource:
         raise PduError(f"no profile matches sysObjectID {sys_oid} and no profile's table "
                        "answered; set `profile`")
 
-    async def poll(self, pdu: PduConfig, ts_ms: int) -> dict[str, Any]:
+    async def poll(self, pdu: PduConfig, ts_ms: int) -> PduDoc:
         """Read one PDU; errors give an offline reading with the reason."""
-        base = {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms,
-                "site": self.cfg.site.name, "pdu": pdu.id, "collector": self.cfg.collector.id,
-                "rack": pdu.rack}
+        doc = pdu_doc(ts_ms=ts_ms, site=self.cfg.site.name, pdu=pdu.id,
+                      collector=self.cfg.collector.id, rack=pdu.rack, online=False)
         try:
             profile = await self.profile_for(pdu)
             walked = await self.client(pdu, profile).walk_columns(profile.oids())
-            return {**base, **self.reading(pdu, profile, walked)}
+            doc.update(self.reading(pdu, profile, walked))
         except (SnmpError, PduError) as exc:
-            return {**base, "online": False, "error": str(exc)[:500]}
+            doc["error"] = str(exc)[:500]
+        return doc
 
-    def reading(self, pdu: PduConfig, profile: Profile, walked: Walked) -> dict[str, Any]:
+    def reading(self, pdu: PduConfig, profile: Profile, walked: Walked) -> PduBody:
         """The contract's PDU fields from walked columns; a PDU that answers without any of
         the profile's tables is an error, never an empty success."""
         device = {metric: device_value(walked, column, metric, profile)
@@ -197,11 +215,11 @@ class PduSource:
                  | self._device_units(walked, profile)) - {""}
         tagged = len(units) > 1  # a daisy chain: say which unit each row belongs to
         master = min(units, key=_sort_key) if units else ""
-        out: dict[str, Any] = {
+        out: PduBody = {
             "online": True, "error": None, "vendor": profile.vendor, "profile": profile.name,
             "model": str(device.get("model", "")),
-            **{k: v for k, v in device.items() if k != "model"},
-            "phases": [{"phase": key, **({"unit": unit} if tagged else {}), **row}
+            **_named(DeviceValues, {k: v for k, v in device.items() if k != "model"}),
+            "phases": [_phase(key, unit if tagged else "", row)
                        for (unit, key), row in sorted(phases.items(),
                                                       key=lambda kv: _row_order(kv[0]))],
             "outlets": [self._outlet(pdu, key, row, unit if tagged else "", unit == master)
@@ -232,9 +250,12 @@ class PduSource:
         return units
 
     def _outlet(self, pdu: PduConfig, key: str, row: dict[str, Value], unit: str,
-                master: bool) -> dict[str, Any]:
+                master: bool) -> OutletDoc:
         number = _sort_key(key)[-1]
-        outlet: dict[str, Any] = {"outlet": number, **({"unit": unit} if unit else {}), **row}
+        outlet: OutletDoc = {"outlet": number}
+        if unit:
+            outlet["unit"] = unit
+        outlet.update(_named(OutletValues, row))
         outlet["name"] = str(row.get("name", ""))
         scope = f"outlet{unit}.{number}" if unit else f"outlet{number}"
         outlet["energy_reset"] = self._reset(pdu.id, scope, row.get("energy_kwh"))
