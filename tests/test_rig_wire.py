@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import socket
 import struct
@@ -67,7 +68,7 @@ async def peer(segments: list[bytes], then: str = "close", gap: float = 0.02,
 
 def split(raw: bytes, cuts: list[int]) -> list[bytes]:
     edges = [0, *cuts, len(raw)]
-    return [raw[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    return [raw[a:b] for a, b in itertools.pairwise(edges)]
 
 
 async def ask(server: asyncio.Server, timeout: float = 5.0) -> dict[str, Any]:

@@ -203,7 +203,7 @@ def _without_trailer(raw: bytes) -> bytes:
     that needs those repairs to parse at all (glue, trailing commas) is left as it is."""
     text = raw.decode("utf-8", errors="replace")
     start = len(text) - len(text.lstrip())
-    if not text[start:start + 1] == "{":
+    if text[start:start + 1] != "{":
         return raw
     try:
         _, end = json.JSONDecoder().raw_decode(text, start)
