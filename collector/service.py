@@ -97,7 +97,7 @@ async def explain_offline(address: str, error: str | None, timeout_s: float) -> 
     return login_refused(error) or error
 
 
-OutletPower = dict[tuple[str, int], float]
+OutletPower = dict[str, float]  # rig id -> the power of the outlet the inventory maps it to
 
 
 class DeviceSource(Protocol):
@@ -116,8 +116,8 @@ def _pdu_offline(cfg: Config, pdu_id: str, ts_ms: int, error: str) -> PduDoc:
 async def poll_pdus(cfg: Config, source: DeviceSource, publish: Any,
                     meters: DeviceSource | None = None,
                     states: StateLog | None = None) -> tuple[OutletPower, int]:
-    """Poll every PDU and meter under the deadline; return outlet power by (pdu, outlet)
-    and how many answered."""
+    """Poll every PDU and meter under the deadline; return outlet power by the rig the
+    inventory maps to the outlet, and how many answered."""
     semaphore = asyncio.Semaphore(cfg.collector.concurrency)
     devices: list[tuple[PduConfig | MeterConfig, DeviceSource]] = [(p, source) for p in cfg.pdus]
     devices += [(m, meters) for m in cfg.meters if meters is not None]
@@ -140,10 +140,10 @@ async def poll_pdus(cfg: Config, source: DeviceSource, publish: Any,
         return reading
 
     readings = await asyncio.gather(*(one(device, src) for device, src in devices))
-    # only outlets the inventory maps (on a daisy chain, the master unit's): a link unit's
-    # outlet 3 must not overwrite the master's outlet 3
-    power = {(r["pdu"], o["outlet"]): w for r in readings if r["online"]
-             for o in r.get("outlets", []) if (w := o.get("power_w")) is not None and o.get("rig")}
+    # keyed by the rig the source mapped to the outlet (pdu, daisy-chain unit and outlet):
+    # a link unit's outlet 3 is not the master's outlet 3
+    power = {rig: w for r in readings if r["online"] for o in r.get("outlets", [])
+             if (w := o.get("power_w")) is not None and (rig := o.get("rig"))}
     return power, sum(1 for r in readings if r["online"])
 
 
@@ -161,7 +161,7 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
 
     async def one(rig: RigConfig) -> None:
         async with semaphore:
-            outlet_w = outlet_power.get((rig.pdu, rig.outlet)) if rig.pdu and rig.outlet else None
+            outlet_w = outlet_power.get(rig.id) if rig.pdu and rig.outlet else None
             origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000),
                             outlet_w)
             reading, timed_out = await _poll_rig(source, origin, cfg.collector.deadline_s)

@@ -29,6 +29,7 @@ from exporters.decode import Limits, Receipt, Rejected, decode_message, receipt_
 from exporters.finance.ledger import follow
 from exporters.intake import Inbound, Session, Subscriber
 from exporters.lineproto import DROPPED, Point, encode
+from exporters.roster import roster_loop
 from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
 from hashwatt.contract import stored_topic, subscriptions
@@ -382,6 +383,9 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     bridge.connect()
     if ready is not None:
         ready()
+    # every rig and collector seen stays known to the alert rules until forgotten
+    threading.Thread(target=roster_loop, args=(cfg, bridge.stopping), daemon=True,
+                     name="roster").start()
     if cfg.bridge.rollup_interval_s > 0:
         threading.Thread(target=ledger_loop, args=(cfg, bridge.stopping), daemon=True,
                          name="ledger").start()

@@ -263,6 +263,9 @@ class RigConfig(Strict):
     model: str | None = None
     pdu: Id | None = None
     outlet: int | None = Field(None, ge=1)
+    # the daisy-chained unit the outlet is on, as the PDU's readings tag it (Sentry3 tower /
+    # Sentry4 unit 1, 2, ..., Eaton strapping index, Raritan pduId); unset = the master unit
+    pdu_unit: Annotated[str, Field(pattern=r"^[0-9]{1,3}$")] | None = None
     # a rig waiting for repair: its alerts are muted and it is left out of availability
     maintenance: Annotated[bool, BeforeValidator(_yes_no)] = False
     # what `hashwatt discover` found (informational; `mac` tells a moved rig from a new one)
@@ -281,6 +284,9 @@ class RigConfig(Strict):
     def _outlet_pair(self) -> RigConfig:
         if (self.pdu is None) != (self.outlet is None):
             raise ValueError("pdu and outlet go together: give both or neither")
+        if self.pdu_unit is not None and self.pdu is None:
+            raise ValueError("pdu_unit needs pdu and outlet: it names the unit of a PDU's "
+                             "daisy chain the outlet is on")
         return self
 
 
@@ -677,16 +683,17 @@ def _check_outlets(devices: list[tuple[str, Device]],
             problems.append(f"{where}: id: duplicate PDU/meter id {device.id!r} "
                             f"(first at {seen[device.id]})")
         seen.setdefault(device.id, where)
-    taken: dict[tuple[str, int | None], str] = {}
+    taken: dict[tuple[str, str, int | None], str] = {}
     for where, rig in rigs:
         if rig.pdu is None:
             continue
         if rig.pdu not in pdus:
             problems.append(f"{where}: pdu: no PDU {rig.pdu!r} in [[pdus]]"
                             f"{did_you_mean(rig.pdu, pdus, cutoff=0.8)}")
-        key = (rig.pdu, rig.outlet)
+        key = (rig.pdu, rig.pdu_unit or "", rig.outlet)
         if key in taken:
-            problems.append(f"{where}: outlet: {rig.pdu} outlet {rig.outlet} is already "
+            unit = f" unit {rig.pdu_unit}" if rig.pdu_unit else ""
+            problems.append(f"{where}: outlet: {rig.pdu}{unit} outlet {rig.outlet} is already "
                             f"mapped to {taken[key]}")
         taken[key] = rig.id
     return problems

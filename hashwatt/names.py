@@ -156,6 +156,24 @@ class Field:
     HOURS_AVAILABLE: Final = "hours_available"
     AVAILABILITY_PCT: Final = "availability_pct"
     LEDGER_STATE: Final = "ledger_state"
+    # roster marks on rig and collector (exporters/roster.py; Roster below)
+    LAST_SEEN_S: Final = "last_seen_s"  # epoch seconds of the subject's latest real reading
+    FORGOTTEN: Final = "forgotten"  # 1 on the mark `hashwatt forget` writes, else 0
+
+
+class Roster:
+    """The bridge's roster marks (exporters/roster.py), read by the alert rules: a point in
+    the subject's own measurement with the tags of its latest reading, written every
+    INTERVAL_S for every rig and collector ever seen and not forgotten, so one silent for
+    days is still known (Grafana forgets a series that stops arriving: it is resolved as
+    missing)."""
+
+    LAST_SEEN: Final = Field.LAST_SEEN_S
+    FORGOTTEN: Final = Field.FORGOTTEN
+    INTERVAL_S: Final = 300
+    # (measurement, the identity tag beside "site", a field every real reading carries)
+    SUBJECTS: Final = ((Measurement.RIG, Tag.RIG, Field.UP),
+                       (Measurement.COLLECTOR, Tag.COLLECTOR, Field.CYCLE_S))
 
 
 def _values(namespace: type) -> frozenset[str]:
@@ -191,7 +209,8 @@ _STATEMENT_FIELDS = frozenset({
     F.FEES, F.TOTAL, F.TOTAL_TEXT, F.CURRENCY, F.HOURS_HASHING, F.HOURS_DRAWING,
     F.HOURS_MAINTENANCE, F.HOURS_AVAILABLE, F.AVAILABILITY_PCT, F.LEDGER_STATE})
 
-# measurement -> (tag keys, field keys) its writers may use (checked in the tests)
+# measurement -> (tag keys, field keys) its writers may use (checked in the tests); the
+# roster's marks (Roster) add their two fields to rig and collector
 SCHEMA: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     M.RIG: (_RIG_TAGS, _RIG_FIELDS),
     M.RIG_BOARD: (_RIG_TAGS | {T.BOARD},

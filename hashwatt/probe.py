@@ -126,7 +126,7 @@ async def probe_devices(cfg: Config, rigs: list[Any]) -> list[Check]:
     slots = asyncio.Semaphore(cfg.collector.concurrency)
 
     async def one(rig: Any) -> Check:
-        outlet_w = outlets.get((rig.pdu, rig.outlet)) if rig.pdu and rig.outlet else None
+        outlet_w = outlets.get(rig.id) if rig.pdu and rig.outlet else None
         origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000), outlet_w)
         async with slots:
             reading = annotate(await poll_rig(source, origin, cfg.collector.deadline_s), rig,
