@@ -13,6 +13,7 @@ from typing import Any
 from grafana_foundation_sdk.builders import alerting, expr
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
+from dashboards.common import MUTE_LOCATION
 from dashboards.influxql import DATASOURCE_UID, Target
 from hashwatt.names import Roster, Tag, quoted
 
@@ -274,8 +275,9 @@ def rule_groups() -> dict[str, Any]:
     return {"apiVersion": 1, "groups": groups}
 
 
-def mute_timings(timezone: str = "Europe/Berlin") -> dict[str, Any]:
-    """Tuesday 06:00-08:00 site time: the weekly maintenance window.
+def mute_timings(timezone: str = MUTE_LOCATION) -> dict[str, Any]:
+    """Tuesday 06:00-08:00 site time: the weekly maintenance window (the site's timezone is
+    written in by deploy/grafana/entrypoint.sh).
 
     Written as data: the SDK's TimeInterval models the Alertmanager API (weekday numbers,
     minute offsets), not the provisioning file's names and clock times.

@@ -124,10 +124,15 @@ def transform(kind: str, **options: Any) -> model.DataTransformerConfig:
     return model.DataTransformerConfig(id_val=kind, options=options)
 
 
-# the site's timezone: "now/d" (cost today) and "now/M" (the finance month) start at the
-# site's midnight, not the viewer's browser's; another site sets its own here (and the
-# maintenance mute timing's location) and runs `make dashboards`
-TIMEZONE = "Europe/Berlin"
+# What the committed dashboards say: the viewer's browser clock. A Grafana provisioned for a
+# site gets the site's timezone (`[site] timezone` of the config it is given) written into
+# every dashboard and the maintenance mute timing at start by deploy/grafana/entrypoint.sh,
+# so "now/d" (cost today) and "now/M" (the finance month) start at the site's midnight
+# (Grafana's dateMath rounds in the dashboard's timezone; "browser" = the viewer's).
+TIMEZONE = "browser"
+# the mute timing's default location until the entrypoint writes the site's (Alertmanager
+# timeinterval.Location: an IANA name, "UTC" or "Local")
+MUTE_LOCATION = "UTC"
 
 
 def new_dashboard(uid: str, title: str, tags: list[str], refresh: str = "30s",

@@ -143,11 +143,13 @@ def pdu_rows() -> list[str]:
 
 
 def meter_rows() -> list[str]:
-    """One row per shipped meter map: no recording exists for any (tests/cases/meters/)."""
+    """One row per meter case (tests/cases/meters/<map>/): no recording of a real meter
+    exists, so each holds register words written by hand from the vendor's register table."""
     rows = []
     for rmap in sorted((REPO / "collector" / "meters" / "maps").glob("*.toml")):
         cases = sorted((CASES / "meters" / rmap.stem).glob("*.toml"))
-        rows += [f"| meter `{rmap.stem}` | {title(c)} | recording |" for c in cases]
+        rows += [f"| meter `{rmap.stem}` | {title(c)} | register words written by hand from "
+                 "the vendor's register table |" for c in cases]
         if not cases:
             rows.append(f"| meter `{rmap.stem}` | | nothing recorded: simulated register "
                         "server only |")
