@@ -15,9 +15,22 @@ from pydantic import BaseModel, ConfigDict, Field
 # re-exported: the names written to InfluxDB live in hashwatt.names
 from hashwatt.names import MEASUREMENTS as MEASUREMENTS
 from hashwatt.names import Measurement as Measurement
+
+# re-exported: the same messages as TypedDicts, for their senders (hashwatt.payloads)
+from hashwatt.payloads import SCHEMA_VERSION as SCHEMA_VERSION
+from hashwatt.payloads import BoardDoc as BoardDoc
+from hashwatt.payloads import CycleDoc as CycleDoc
+from hashwatt.payloads import CycleStatsDoc as CycleStatsDoc
+from hashwatt.payloads import OutletDoc as OutletDoc
+from hashwatt.payloads import PduBody as PduBody
+from hashwatt.payloads import PduDoc as PduDoc
+from hashwatt.payloads import PhaseDoc as PhaseDoc
+from hashwatt.payloads import RigDoc as RigDoc
+from hashwatt.payloads import SpoolStatsDoc as SpoolStatsDoc
+from hashwatt.payloads import StatusDoc as StatusDoc
+from hashwatt.payloads import pdu_doc as pdu_doc
 from hashwatt.power import PowerSource  # the precedence is defined once, there
 
-SCHEMA_VERSION: Literal[1] = 1
 TOPIC_VERSION = "v1"
 SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 

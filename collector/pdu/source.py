@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from collector.pdu.profile import (
     SYS_OBJECT_ID,
@@ -18,8 +18,9 @@ from collector.pdu.profile import (
 )
 from collector.pdu.snmp import SnmpClient, SnmpCredentials, SnmpError, Value
 from hashwatt.config import Config, PduConfig, RigConfig
-from hashwatt.contract import SCHEMA_VERSION
+from hashwatt.contract import OutletDoc, PduBody, PduDoc, PhaseDoc, pdu_doc
 from hashwatt.errors import PduError
+from hashwatt.payloads import DeviceValues, OutletValues, PhaseValues
 
 log = logging.getLogger(__name__)
 DECIMALS = 6
@@ -28,6 +29,7 @@ Walked = dict[str, dict[str, Value]]
 RowKey = tuple[str, str]  # (unit, key)
 TRUTH_FALSE = 2  # SNMPv2-TC TruthValue false(2)
 NEUTRAL = "N"
+T = TypeVar("T")
 
 
 def _row_key(index: str, column: Column) -> RowKey | None:
@@ -109,6 +111,22 @@ def device_value(walked: Walked, column: Column, metric: str, profile: Profile) 
     if result is None and column.fallback is not None:
         return device_value(walked, column.fallback, metric, profile)
     return result
+
+
+def _named(kind: type[T], row: dict[str, Value]) -> T:
+    """A row whose keys are the profile's metric names, typed as what they are: the names
+    of DeviceColumns, PhaseColumns and OutletColumns (tests/test_contract_payloads.py checks
+    them against DeviceValues, PhaseValues and OutletValues)."""
+    return cast(T, row)
+
+
+def _phase(key: str, unit: str, row: dict[str, Value]) -> PhaseDoc:
+    """One phase of the reading; unit only on a daisy chain."""
+    phase: PhaseDoc = {"phase": key}
+    if unit:
+        phase["unit"] = unit
+    phase.update(_named(PhaseValues, row))
+    return phase
 
 
 def outlet_numbers(outlets: Iterable[RowKey]) -> dict[RowKey, int]:
@@ -212,19 +230,19 @@ class PduSource:
         raise PduError(f"no profile matches sysObjectID {sys_oid} and no profile's table "
                        "answered; set `profile`")
 
-    async def poll(self, pdu: PduConfig, ts_ms: int) -> dict[str, Any]:
+    async def poll(self, pdu: PduConfig, ts_ms: int) -> PduDoc:
         """Read one PDU; errors give an offline reading with the reason."""
-        base = {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms,
-                "site": self.cfg.site.name, "pdu": pdu.id, "collector": self.cfg.collector.id,
-                "rack": pdu.rack}
+        doc = pdu_doc(ts_ms=ts_ms, site=self.cfg.site.name, pdu=pdu.id,
+                      collector=self.cfg.collector.id, rack=pdu.rack, online=False)
         try:
             profile = await self.profile_for(pdu)
             walked = await self.client(pdu, profile).walk_columns(profile.oids())
-            return {**base, **self.reading(pdu, profile, walked)}
+            doc.update(self.reading(pdu, profile, walked))
         except (SnmpError, PduError) as exc:
-            return {**base, "online": False, "error": str(exc)[:500]}
+            doc["error"] = str(exc)[:500]
+        return doc
 
-    def reading(self, pdu: PduConfig, profile: Profile, walked: Walked) -> dict[str, Any]:
+    def reading(self, pdu: PduConfig, profile: Profile, walked: Walked) -> PduBody:
         """The contract's PDU fields from walked columns; a PDU that answers without any of
         the profile's tables is an error, never an empty success."""
         device = {metric: device_value(walked, column, metric, profile)
@@ -241,11 +259,11 @@ class PduSource:
         master = min(units, key=_sort_key) if units else ""
         numbers = outlet_numbers(outlets.keys())
         self._check_units(pdu, units | {master})
-        out: dict[str, Any] = {
+        out: PduBody = {
             "online": True, "error": None, "vendor": profile.vendor, "profile": profile.name,
             "model": str(device.get("model", "")),
-            **{k: v for k, v in device.items() if k != "model"},
-            "phases": [{"phase": key, **({"unit": unit} if tagged else {}), **row}
+            **_named(DeviceValues, {k: v for k, v in device.items() if k != "model"}),
+            "phases": [_phase(key, unit if tagged else "", row)
                        for (unit, key), row in sorted(phases.items(),
                                                       key=lambda kv: _row_order(kv[0]))],
             "outlets": [self._outlet(pdu, numbers[(unit, key)], row, unit, tagged=tagged,
@@ -279,9 +297,12 @@ class PduSource:
         return units
 
     def _outlet(self, pdu: PduConfig, number: int, row: dict[str, Value], unit: str, *,
-                tagged: bool, master: bool) -> dict[str, Any]:
+                tagged: bool, master: bool) -> OutletDoc:
         shown = unit if tagged else ""
-        outlet: dict[str, Any] = {"outlet": number, **({"unit": shown} if shown else {}), **row}
+        outlet: OutletDoc = {"outlet": number}
+        if shown:
+            outlet["unit"] = shown
+        outlet.update(_named(OutletValues, row))
         outlet["name"] = str(row.get("name", ""))
         scope = f"outlet{shown}.{number}" if shown else f"outlet{number}"
         outlet["energy_reset"] = self._reset(pdu.id, scope, row.get("energy_kwh"))

@@ -17,6 +17,7 @@ from collector.rigs.base import ReplyTooLarge
 from collector.rigs.credentials import DEFAULT, Credentials, Lookup
 from collector.rigs.registry import FastPath, HostileReply, fast_path_for, identify
 from hashwatt.config import RigConfig
+from hashwatt.contract import RigDoc
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class PyasicSource:
     identifications: int = 0
     reasons: dict[str, str] = field(default_factory=dict)
 
-    async def poll(self, origin: Origin) -> dict[str, Any]:
+    async def poll(self, origin: Origin) -> RigDoc:
         """Poll one rig and return its reading (offline readings included)."""
         rig = origin.rig
         miner = self.miners.get(rig.id)
