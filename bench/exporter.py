@@ -100,7 +100,7 @@ def baseline(messages: list[Inbound], sink: InfluxV1Sink, batch: int) -> float:
                 for key in ("hashrate_ths", "chip_temp_c", "board_temp_c", "chips"):
                     board.field(key, b[key])
                 lines.append(board.to_line_protocol())
-        sink.write(("\n".join(lines) + "\n").encode())
+        sink.post(("\n".join(lines) + "\n").encode())
     return time.process_time() - start
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -128,6 +129,11 @@ class Point(NamedTuple):
         return ",".join(kept)
 
 
-def encode(points: list[Point]) -> bytes:
+def lines(points: Sequence[Point]) -> str:
+    """Points as line-protocol text, each line ending in a newline."""
+    return "\n".join([p.line() for p in points]) + "\n"
+
+
+def encode(points: Sequence[Point]) -> bytes:
     """Points as a line-protocol body."""
-    return ("\n".join(p.line() for p in points) + "\n").encode()
+    return lines(points).encode()

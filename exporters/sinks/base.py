@@ -1,16 +1,22 @@
 """What every sink shares: the protocol, the two ways a write fails, and a plugin's shape.
 
-A sink either accepts a whole body, raises `WriteRejected` when the database refuses the
-data itself (retrying cannot help), or `WriteUnavailable` when it is down or overloaded; both
-are `SinkError`s (hashwatt/errors.py).
+A sink takes points (exporters.lineproto.Point: measurement, tags, fields, a timestamp in
+epoch milliseconds) and puts them into its store in its own wire form. It works in two steps
+so that the bridge can set one message aside without losing its batch-mates: `encode` turns
+one message's points into the sink's form (raising for a point the form cannot carry;
+nothing is written), `send` writes many encoded messages in one request. `write(points)` is
+both at once. A send either stores everything, raises `WriteRejected` when the store refuses
+the data itself (retrying cannot help), or `WriteUnavailable` when it is down or overloaded;
+both are `SinkError`s (hashwatt/errors.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from exporters.lineproto import Point, lines
 from hashwatt.config import Config, CustomerConfig, InfluxConfig
 from hashwatt.errors import SinkError
 from hashwatt.influxql import InfluxQL
@@ -25,15 +31,50 @@ class WriteUnavailable(SinkError):
 
 
 class Sink(Protocol):
-    """A destination of line protocol with millisecond timestamps."""
+    """A destination of points."""
 
-    def write(self, body: bytes) -> None:
-        """Write one body of line protocol."""
+    def encode(self, points: Sequence[Point]) -> Any:
+        """One message's points in the sink's own form; raises (writing nothing) for a point
+        the form cannot carry."""
+        ...
+
+    def send(self, encoded: Sequence[Any]) -> None:
+        """Write encoded messages (from `encode`) in one go: all stored, or an error."""
+        ...
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Encode and send points."""
         ...
 
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+class LineProtocolSink:
+    """The encoding every line-protocol sink shares (InfluxDB v1, v2; InfluxDB 3 and
+    VictoriaMetrics take the same): a message is its lines, a batch one body with
+    millisecond timestamps; a subclass only posts the body (`post`)."""
+
+    def encode(self, points: Sequence[Point]) -> str:
+        """The message's lines (ValueError for a point with no field line protocol can carry;
+        non-finite floats are left out and counted, see exporters.lineproto)."""
+        return lines(points)
+
+    def send(self, encoded: Sequence[str]) -> None:
+        """Write encoded messages as one body."""
+        self.post("".join(encoded).encode())
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Encode and send points."""
+        self.post(lines(points).encode())
+
+    def post(self, body: bytes) -> None:
+        """Write a body of line protocol as it is (milliseconds)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
 
 
 def influx_config(cfg: Config) -> InfluxConfig:

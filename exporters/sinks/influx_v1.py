@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import httpx
 
-from exporters.sinks.base import SinkPlugin, WriteUnavailable, influx_config, raise_for
+from exporters.sinks.base import (
+    LineProtocolSink,
+    SinkPlugin,
+    WriteUnavailable,
+    influx_config,
+    raise_for,
+)
 from hashwatt.config import Config, CustomerConfig
 from hashwatt.influxql import InfluxQL
 
 
-class InfluxV1Sink:
+class InfluxV1Sink(LineProtocolSink):
     """POST /write?db=...&precision=ms (InfluxDB 1.x, 2.x compatibility API, 3.x)."""
 
     def __init__(self, url: str, database: str, *, username: str | None = None,
@@ -23,8 +29,8 @@ class InfluxV1Sink:
         if retention_policy:
             self.params["rp"] = retention_policy
 
-    def write(self, body: bytes) -> None:
-        """Write one body; 204 means every point was stored."""
+    def post(self, body: bytes) -> None:
+        """Write one body of line protocol; 204 means every point was stored."""
         try:
             resp = self.client.post("/write", params=self.params, content=body)
         except httpx.HTTPError as exc:

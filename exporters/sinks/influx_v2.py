@@ -6,12 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporters.sinks.base import SinkPlugin, WriteUnavailable, influx_config, raise_for
+from exporters.sinks.base import (
+    LineProtocolSink,
+    SinkPlugin,
+    WriteUnavailable,
+    influx_config,
+    raise_for,
+)
 from hashwatt.config import Config, CustomerConfig
 from hashwatt.influxql import InfluxQL
 
 
-class InfluxV2Sink:
+class InfluxV2Sink(LineProtocolSink):
     """The v2 write API through influxdb-client (InfluxDB 1.8+, 2.x, 3.x)."""
 
     def __init__(self, url: str, *, org: str, bucket: str, token: str,
@@ -25,8 +31,8 @@ class InfluxV2Sink:
         self.bucket, self.org = bucket, org
         self.precision: Any = WritePrecision.MS
 
-    def write(self, body: bytes) -> None:
-        """Write one body; raise by the kind of failure."""
+    def post(self, body: bytes) -> None:
+        """Write one body of line protocol; raise by the kind of failure."""
         from influxdb_client.rest import ApiException
         from urllib3.exceptions import HTTPError
 
