@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from exporters.lineproto import Point, lines
-from hashwatt.config import Config, CustomerConfig, InfluxConfig
+from hashwatt.config import Config, ConfigError, CustomerConfig, SinkConfig, sink_section
 from hashwatt.errors import SinkError
 from hashwatt.influxql import InfluxQL
 
@@ -77,11 +77,27 @@ class LineProtocolSink:
         """Release connections."""
 
 
-def influx_config(cfg: Config) -> InfluxConfig:
+def influx_config(cfg: Config) -> SinkConfig:
     """The config's [influxdb] section; a sink cannot be built without one."""
     if cfg.influxdb is None:
         raise ValueError(f"{cfg.source}: [influxdb] section is required")
     return cfg.influxdb
+
+
+ModelT = TypeVar("ModelT", bound=SinkConfig)
+
+
+def checked(cfg: Config, model: type[ModelT]) -> ModelT:
+    """The [influxdb] table as `model` reads it: checked at start-up when the config was
+    loaded with the sinks' models (load_config(sinks=CONFIGS), as every command does), else
+    here, with the same one-line problems (ConfigError)."""
+    section = influx_config(cfg)
+    if isinstance(section, model):
+        return section
+    found, problems = sink_section(str(cfg.source), section, {section.api: model})
+    if not isinstance(found, model):
+        raise ConfigError(problems)
+    return found
 
 
 def raise_for(status: int, text: str) -> None:
@@ -95,9 +111,11 @@ def raise_for(status: int, text: str) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class SinkPlugin:
-    """One sink type: how it is built from the config for the site and for a customer, and
-    how the ledger reads back what it wrote (None: it cannot, so it cannot hold the ledger)."""
+    """One sink type: its config model (the `[influxdb]` keys it reads, checked at start-up),
+    how it is built from the config for the site and for a customer, and how the ledger
+    reads back what it wrote (None: it cannot, so it cannot hold the ledger)."""
 
+    config: type[SinkConfig]
     site: Callable[[Config, bool], Sink]  # (cfg, ledger)
     customer: Callable[[Config, CustomerConfig, bool], Sink]  # (cfg, customer, ledger)
     reader: Callable[[Config, str | None], InfluxQL] | None  # (cfg, database)
