@@ -39,8 +39,16 @@ def time_filter(start_s: float, end_s: float) -> str:
     return f"time >= {int(start_s * 1000)}ms and time <= {int(end_s * 1000)}ms"
 
 
+# a dashboard whose timezone is "browser" (what the committed JSON says until the Grafana
+# entrypoint writes the site's in) rounds in the viewer's: the emulated viewer sits in UTC
+VIEWER_TZ = "UTC"
+
+
 def relative_start(time_from: str, now: float, timezone: str = "UTC") -> float:
-    """The start of a relative range: 2m, now-6h, or now/d, now/M in the given timezone."""
+    """The start of a relative range: 2m, now-6h, or now/d, now/M in the given timezone
+    (the dashboard JSON's "timezone": an IANA name, "utc", or "browser"/"" = the viewer's;
+    Grafana's dateMath.parse rounds with the dashboard's timeZone)."""
+    timezone = {"browser": VIEWER_TZ, "": VIEWER_TZ, "utc": "UTC"}.get(timezone, timezone)
     if time_from in ("now/d", "now/M"):
         local = dt.datetime.fromtimestamp(now, ZoneInfo(timezone))
         start = local.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -55,7 +56,14 @@ class AntminerPath:
 
     async def telemetry(self) -> Telemetry:
         """Read one poll's telemetry."""
-        replies = await self.session.many("stats", "summary")
+        # the web error list (every ERRORS_EVERY polls) is read beside the RPC, not after
+        # it: a slow rig costs one exchange's time, not two
+        read_errors = self.polls % ERRORS_EVERY == 0
+        self.polls += 1
+        replies, errors = await asyncio.gather(
+            self.session.many("stats", "summary"),
+            self._errors() if read_errors else _kept(self.errors))
+        self.errors = errors
         try:
             stats = replies["stats"]["STATS"][1]
             summary = replies["summary"]["SUMMARY"][0]
@@ -77,9 +85,6 @@ class AntminerPath:
         hottest.append(number(stats.get("temp_max")) or None)
         present = [h for h in hottest if h is not None]
         t.temp_max = max(present) if present else None
-        if self.polls % ERRORS_EVERY == 0:
-            self.errors = await self._errors()
-        self.polls += 1
         t.errors = self.errors
         return t
 
@@ -113,6 +118,10 @@ class AntminerPath:
     async def close(self) -> None:
         """Close the HTTP client."""
         await self.web.aclose()
+
+
+async def _kept(errors: list[Any] | None) -> list[Any] | None:
+    return errors
 
 
 def chain_board(board: Board, stats: dict[str, Any]) -> float | None:
