@@ -53,7 +53,7 @@ def readings(db: InfluxQL, at: float, rigs: dict[str, str], collectors: list[str
                      f"{int(at * 1000)}")
     lines += [f"collector,site=north,collector={c} cycle_s=2.5,online=true {int(at * 1000)}"
               for c in collectors]
-    writer(db)("\n".join(lines).encode())
+    post(db, "\n".join(lines).encode())
 
 
 def offline(db: InfluxQL, at: float) -> dict[str, float]:
