@@ -66,8 +66,14 @@ async def cgminer_peer(ip: str, replies: dict[str, Any]) -> asyncio.Server:
 
 
 def miner_class(spec: dict[str, Any]) -> Any:
+    """The pyasic class the case names; "MINER_CLASSES" is the class pyasic's factory
+    builds for a stock Antminer model missing from its table (AntminerUnknown)."""
     module, name = spec["model"].split(":")
-    return getattr(importlib.import_module(module), name)
+    found = getattr(importlib.import_module(module), name)
+    if name == "MINER_CLASSES":
+        from pyasic.miners.factory import MinerTypes
+        return found[MinerTypes.ANTMINER][None]
+    return found
 
 
 def read(folder: Path, fast: bool) -> dict[str, Any]:
