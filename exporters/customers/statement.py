@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from exporters.customers.ledger_source import ActivityRow, EnergyRow
+from exporters.customers.ledger_source import LEDGER_ROW_S, ActivityRow, EnergyRow
 from hashwatt.config import CustomerConfig
 
 KWH, MONEY, PCT, THS = Decimal("0.001"), Decimal("0.01"), Decimal("0.01"), Decimal("0.01")
@@ -95,18 +95,20 @@ def ledger_state(energy: Iterable[EnergyRow], activity: Iterable[ActivityRow]) -
     return digest.hexdigest()
 
 
-def assigned_seconds(unit_rows: list[EnergyRow], customer: str) -> int:
-    """Time a rig was the customer's: each run of its consecutive ledger rows attributed to
-    the customer counts from the start of its first row to the end of its last row."""
-    total, run_start, run_end = 0, None, 0
+def assigned_seconds(unit_rows: list[EnergyRow], customer: str) -> Decimal:
+    """Time a rig was the customer's: each run of its ledger rows attributed to the customer
+    (no other customer's row between them) counts from the start of its first row to the end
+    of its last, quarters without rows inside the run included; a quarter split by a move
+    counts only the customer's part of it."""
+    total, run_end = Decimal(0), None  # run_end: the end of the run's last quarter
     for row in sorted(unit_rows, key=lambda r: r.start_s):
-        if row.customer == customer:
-            run_start = row.start_s if run_start is None else run_start
-            run_end = row.start_s + row.seconds
-        elif run_start is not None:
-            total, run_start = total + run_end - run_start, None
-    if run_start is not None:
-        total += run_end - run_start
+        if row.customer != customer:
+            run_end = None  # another holder: the run is over
+            continue
+        if run_end is not None and row.start_s > run_end:
+            total += row.start_s - run_end  # quarters without rows, still the customer's
+        total += Decimal(row.seconds)
+        run_end = row.start_s + LEDGER_ROW_S
     return total
 
 
