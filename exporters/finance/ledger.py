@@ -6,27 +6,30 @@ Every UTC offset in use is a whole number of quarter hours (+05:30, +05:45 too),
 quarter hour is a UTC quarter hour and a row's timestamp is its quarter's start.
 
 Energy of a quarter hour, best source first (hashwatt.power.LEDGER_SOURCES):
-  pdu_energy  the outlet's energy counter: the difference between consecutive reads (a read
-              flagged `energy_reset` by the collector, or below half the read before it,
-              counts from zero; a smaller step back is jitter, no energy, and the read after it
-              counts from the higher read before it) spread evenly over
-              the time between the two reads, so energy across a
-              gap lands in the quarters it was drawn in, each priced at its own rate; a gap of
-              up to 72 hours is spread; the part of a quarter no counter interval covers (a
-              newly mapped outlet, the open end of the data) comes from the next source;
-  pdu_power   mean outlet power (or the rig's power when the collector took it from the
-              outlet) x 15 min;
-  miner, nominal  mean of the rig's own or the model's nominal power x 15 min, where every
-              reading in which the rig reported itself offline counts as 0 W;
+  pdu_energy  the outlet's energy counter: the difference between consecutive reads spread
+              evenly over the time between them, so energy across a gap (up to 72 hours)
+              lands in the quarters it was drawn in, each priced at its own rate. A step
+              back to at least half the read before is meter jitter: that read is skipped. A
+              32-bit counter that wrapped counts through the wrap; a lower read otherwise is
+              a restart, counted from zero. A step implying more than MAX_OUTLET_KW is a
+              glitch: unknown energy (see interval_kwh). The part of a quarter no counter
+              interval covers comes from the next source;
+  pdu_power   outlet power (or the rig's power when the collector took it from the outlet);
+  miner, nominal  the rig's own or the model's nominal power, every reading in which the rig
+              reported itself offline counting as 0 W;
   offline     only offline readings in the quarter: 0 kWh.
-A quarter without readings between two readings at most 45 minutes apart (their times are
-asked for when two or three quarters in a row are empty) takes the power of the quarter
-before it (estimated, coverage 0); quarters without readings otherwise get no row: reports
-show them as missing coverage, never as silent zeros.
+Power is time-weighted: each reading stands for the time nearer to it than to the readings
+beside it (the trapezoid integral of the readings), so irregular polls, a gap or duplicated
+timestamps do not bias a quarter; beside a gap of more than 45 minutes a reading stands for
+the rest of its own quarter only. A quarter without readings is filled (estimated,
+coverage 0) only when the readings around it are at most 45 minutes apart; others get no
+row: reports show them as missing coverage, never as silent zeros.
 
-A quarter belongs to the customer and rack of the rig's readings in it (the tag set with most
-readings; on a tie the one the rig kept afterwards); without rig readings, those of the nearest
-reading before it (up to 72 hours back; else after it), else the outlet's.
+A quarter belongs to the customer and rack of the rig's readings. A move lies between the
+last reading of the old holder and the first of the new one: on the quarter edge between
+them, or, when both are in one quarter, midway between them, where the quarter is split by
+time into one row per holder (field `seconds`: the part each held). Without rig readings,
+the outlet's.
 
 Re-running a range rewrites every row of it: rows keep their tag set (same series, same
 timestamp: InfluxDB overwrites the point), and a row of the range whose unit (rig or outlet)
@@ -289,12 +292,13 @@ def interval_kwh(before: Read, after: Read) -> float | None:
 
     The collector flags every step back as `energy_reset` (collector/pdu/source.py
     `_reset`), meter jitter of a few Wh included, so the size of the step decides, not the
-    flag: a step back to at least half the read before is jitter (no energy, and the next
-    interval counts from the higher read); a counter of 2**32 units (Wh, 10 Wh, 0.1 kWh or
-    kWh) that wrapped counts the distance through the wrap; else the counter restarted from
-    zero and the read itself is the energy. Any of these is believed only when it is
-    plausible for one outlet over the interval (MAX_OUTLET_KW, plus one count of a coarse
-    counter); an absurd jump forward, or a restart to a high value, is unknown energy."""
+    flag: a step back to at least half the read before is jitter (the read is skipped: the
+    interval runs from the read before it to the next, see spread_counters); a counter of
+    2**32 units (Wh, 10 Wh, 0.1 kWh or kWh) that wrapped counts the distance through it;
+    else the counter restarted from zero and the read itself is the energy. Any of these is
+    believed only when it is plausible for one outlet over the interval (MAX_OUTLET_KW,
+    plus one count of a coarse counter); an absurd jump forward, or a restart to a high
+    value, is unknown energy."""
     hours = max(after.ts_s - before.ts_s, 0.0) / HOUR_S
     limit = MAX_OUTLET_KW * hours + COUNTER_SLACK_KWH
     step = after.kwh - before.kwh
@@ -319,26 +323,32 @@ def spread_counters(readings: Readings,
     booked to the unit of its closing read (cut at quarter edges; who held the unit when is
     decided per piece of time, see holders)."""
     for reads in streams.values():
-        for before, after in pairwise(reads):
+        if not reads:
+            continue
+        before = reads[0]
+        for after in reads[1:]:
             span = after.ts_s - before.ts_s
             if span <= 0:
                 continue
-            energy = interval_kwh(before, after)
             if _is_jitter(before, after):
-                after.kwh = before.kwh  # the next interval counts from the higher read
+                # a read a little below the one before is not believed: the interval runs
+                # from the read before it to the next read, spread evenly over both
+                continue
+            energy = interval_kwh(before, after)
             unit = readings.unit(after.unit)
             unit.outlet_holders.append((after.ts_s, after.attribution))
             if energy is None:
                 log.warning("ledger: outlet %s counter %.3f -> %.3f kWh in %.0f s is not "
                             "plausible; that interval is billed from power readings",
-                            "/".join(after.unit), before.kwh,
-                            after.kwh, span)
+                            "/".join(after.unit), before.kwh, after.kwh, span)
+                before = after  # the counter goes on from its new value
                 continue
             quarter = quarter_floor(before.ts_s)
             while quarter < after.ts_s:
                 lo, hi = max(before.ts_s, quarter), min(after.ts_s, quarter + QUARTER_S)
                 unit.counter[quarter].append((lo, hi, energy * (hi - lo) / span))
                 quarter += QUARTER_S
+            before = after
 
 
 def _regions(unit: Unit, name: str, quarter: int) -> tuple[list[Step], bool] | None:
