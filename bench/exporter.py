@@ -22,7 +22,6 @@ import threading
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -38,6 +37,7 @@ from hashwatt.config import (
     PriceConfig,
     SiteConfig,
 )
+from hashwatt.contract import RigDoc
 from hashwatt.influxql import InfluxQL
 from hashwatt.tariff import TariffConfig
 from sim.launch import Influxd, Mosquitto
@@ -49,9 +49,9 @@ TARIFF = {"periods": [{"from": "2026-01-01", "rate": 0.08, "windows": [
      "weekdays": ["mon", "tue", "wed", "thu", "fri"]}]}]}
 
 
-def documents(count: int, now_ms: int, customers: int = 0) -> list[dict[str, Any]]:
+def documents(count: int, now_ms: int, customers: int = 0) -> list[RigDoc]:
     """Realistic rig readings (three boards each), as the collector publishes them."""
-    out = []
+    out: list[RigDoc] = []
     for i in range(count):
         rig = f"r{i % 2000:04d}"
         out.append({

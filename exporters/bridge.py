@@ -29,11 +29,14 @@ from exporters.decode import Limits, Receipt, Rejected, decode_message, receipt_
 from exporters.finance.ledger import follow
 from exporters.intake import Inbound, Session, Subscriber
 from exporters.lineproto import DROPPED, Point, encode
+from exporters.roster import roster_loop
 from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
-from hashwatt.contract import Measurement, stored_topic, subscriptions
+from hashwatt.contract import stored_topic, subscriptions
 from hashwatt.influxql import InfluxQLError
 from hashwatt.mqtt import tls_context
+from hashwatt.names import Field as F
+from hashwatt.names import Measurement, Tag
 from hashwatt.tariff import Tariff
 
 log = logging.getLogger(__name__)
@@ -324,21 +327,21 @@ class Bridge:
         """The `exporter` self-monitoring point."""
         c = self.counters
         fields: dict[str, float | int | bool | str] = {
-            "messages": c.messages, "points": c.points, "dead_letters": c.dead_letters,
-            "dead_letter_errors": c.dead_letter_errors, "qos0_dropped": self.inbox.qos0_dropped,
-            "fields_dropped": DROPPED.count, "receipts": c.receipts,
-            "write_errors": c.write_errors, "batches": c.batches,
-            "queue_depth": self.inbox.qsize(), "lag_ms": round(c.last_lag_ms, 1),
-            "batch_ms": round(c.last_batch_ms, 3)}
+            F.MESSAGES: c.messages, F.POINTS: c.points, F.DEAD_LETTERS: c.dead_letters,
+            F.DEAD_LETTER_ERRORS: c.dead_letter_errors, F.QOS0_DROPPED: self.inbox.qos0_dropped,
+            F.FIELDS_DROPPED: DROPPED.count, F.RECEIPTS: c.receipts,
+            F.WRITE_ERRORS: c.write_errors, F.BATCHES: c.batches,
+            F.QUEUE_DEPTH: self.inbox.qsize(), F.LAG_MS: round(c.last_lag_ms, 1),
+            F.BATCH_MS: round(c.last_batch_ms, 3)}
         if c.lags_ms:
             lags = sorted(c.lags_ms)
-            fields["lag_p50_ms"] = round(lags[len(lags) // 2], 1)
-            fields["lag_p99_ms"] = round(lags[min(len(lags) - 1, len(lags) * 99 // 100)], 1)
-            fields["lag_samples"] = len(lags)
+            fields[F.LAG_P50_MS] = round(lags[len(lags) // 2], 1)
+            fields[F.LAG_P99_MS] = round(lags[min(len(lags) - 1, len(lags) * 99 // 100)], 1)
+            fields[F.LAG_SAMPLES] = len(lags)
             c.lags_ms.clear()
         if self.fanout is not None:
-            fields["customer_write_errors"] = self.fanout.errors
-        tags = {"site": self.cfg.site.name, "exporter": self.cfg.bridge.client_id}
+            fields[F.CUSTOMER_WRITE_ERRORS] = self.fanout.errors
+        tags = {Tag.SITE: self.cfg.site.name, Tag.EXPORTER: self.cfg.bridge.client_id}
         return Point(Measurement.EXPORTER, tags, fields, int(time.time() * 1000))
 
     def run(self) -> None:
@@ -380,6 +383,9 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     bridge.connect()
     if ready is not None:
         ready()
+    # every rig and collector seen stays known to the alert rules until forgotten
+    threading.Thread(target=roster_loop, args=(cfg, bridge.stopping), daemon=True,
+                     name="roster").start()
     if cfg.bridge.rollup_interval_s > 0:
         threading.Thread(target=ledger_loop, args=(cfg, bridge.stopping), daemon=True,
                          name="ledger").start()

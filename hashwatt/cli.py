@@ -432,6 +432,37 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Take rigs or collectors off the roster: the alert rules stop paging for them."""
+    import time
+
+    from exporters.roster import forget
+    from exporters.sinks import make_sink, query_client
+
+    cfg = _load(args.config, "influxdb")
+    if cfg.influxdb is None:
+        raise CliError(f"{args.config}: forget writes to InfluxDB: add an [influxdb] section")
+    site = args.site or cfg.site.name
+    names = [("rig", n) for n in args.rig] + [("collector", n) for n in args.collector]
+    if not names:
+        raise CliError("name at least one --rig or --collector")
+    db, sink = query_client(cfg), make_sink(cfg)
+    unknown = []
+    try:
+        for measurement, name in names:
+            if forget(db, sink.write, measurement=measurement, site=site, name=name,
+                      now_s=time.time()) == 0:
+                unknown.append(f"{measurement} {name}")
+            else:
+                print(f"forgotten: {measurement} {name} (site {site})")
+    finally:
+        sink.close()
+        db.close()
+    if unknown:
+        raise CliError(f"not known in the last 72 h at site {site}: {', '.join(unknown)}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run mosquitto, influxd, a simulated farm, the collector and the bridge together."""
     from sim.demo import run_demo
@@ -638,6 +669,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--width", type=int, help="table width (default: the terminal's)")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("forget", help="take a retired rig or collector off the roster (its "
+                                      "offline/silent alert resolves)")
+    p.add_argument("config")
+    p.add_argument("--rig", action="append", default=[], help="rig id (repeatable)")
+    p.add_argument("--collector", action="append", default=[],
+                   help="collector id (repeatable)")
+    p.add_argument("--site", help="default: the config's site")
+    p.set_defaults(func=cmd_forget)
 
     p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")
     p.add_argument("--rigs", type=int, default=50)

@@ -8,6 +8,7 @@ as `SecretStr`, so they never show in a repr or a log line.
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
 import ipaddress
 import logging
 import os
@@ -15,6 +16,7 @@ import re
 import stat
 import tomllib
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from decimal import Decimal
@@ -25,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -53,6 +56,16 @@ def _address(value: str) -> str:
         return value
     except ValueError:
         pass
+    bracketed = re.fullmatch(r"\[([0-9A-Fa-f:.%\w]+)\](?::(\d+))?", value)
+    if bracketed:  # an IPv6 address as URLs write it: [fd00::13], [fd00::13]:4028
+        host, port = bracketed.groups()
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a valid IPv6 address") from None
+        if port:
+            raise ValueError(f"{value!r}: give the host only, without :{port} (e.g. {host})")
+        return host
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/:]*)", value)
     if scheme:
         raise ValueError(f"{value!r}: give the host only, without {scheme.group(1)}:// "
@@ -61,8 +74,33 @@ def _address(value: str) -> str:
     if sep and port.isdigit() and host.count(":") == 0:
         raise ValueError(f"{value!r}: give the host only, without :{port} (the ports are the "
                          f"firmware's or their own keys)")
-    if re.fullmatch(r"[0-9.]+", value) or not HOSTNAME.match(value):
+    if re.fullmatch(r"[0-9.]+", value):
+        zeros = " (leading zeros are not allowed)" if re.search(r"(^|\.)0\d", value) else ""
+        raise ValueError(f"{value!r} is not a valid IPv4 address{zeros}")
+    if value.count(":") >= 2:
+        raise ValueError(f"{value!r} is not a valid IPv6 address")
+    if not HOSTNAME.match(value):
         raise ValueError(f"{value!r} is not a valid IP address or hostname")
+    return value
+
+
+def address_key(address: str) -> str:
+    """An address as two inventory rows compare it: IPs in canonical form (fd00:0::1 is
+    fd00::1), hostnames in lower case."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address.lower().rstrip(".")
+
+
+def _yes_no(value: Any) -> Any:
+    """A spreadsheet's tick in a yes/no column: `x`, `✓` mean yes, `-` no."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("x", "\u2713", "\u2714", "\u2611"):
+            return True
+        if text in ("-", "\u2717", "\u2610"):
+            return False
     return value
 
 
@@ -226,8 +264,11 @@ class RigConfig(Strict):
     model: str | None = None
     pdu: Id | None = None
     outlet: int | None = Field(None, ge=1)
+    # the daisy-chained unit the outlet is on, as the PDU's readings tag it (Sentry3 tower /
+    # Sentry4 unit 1, 2, ..., Eaton strapping index, Raritan pduId); unset = the master unit
+    pdu_unit: Annotated[str, Field(pattern=r"^[0-9]{1,3}$")] | None = None
     # a rig waiting for repair: its alerts are muted and it is left out of availability
-    maintenance: bool = False
+    maintenance: Annotated[bool, BeforeValidator(_yes_no)] = False
     # what `hashwatt discover` found (informational; `mac` tells a moved rig from a new one)
     make: str | None = None
     firmware: str | None = None
@@ -244,6 +285,9 @@ class RigConfig(Strict):
     def _outlet_pair(self) -> RigConfig:
         if (self.pdu is None) != (self.outlet is None):
             raise ValueError("pdu and outlet go together: give both or neither")
+        if self.pdu_unit is not None and self.pdu is None:
+            raise ValueError("pdu_unit needs pdu and outlet: it names the unit of a PDU's "
+                             "daisy chain the outlet is on")
         return self
 
 
@@ -299,6 +343,9 @@ class MeterConfig(Strict):
     timeout_s: float = Field(2.0, gt=0, le=60)
     # the prefix the meter is set to show energy with: "M" when an SDM630MCT shows MWh
     energy_prefix: Literal["k", "M"] = "k"
+    # the order of the words of a 32/64-bit value when a gateway swaps them; unset = the map's
+    # (the vendor's table: high word first on Eastron and Schneider)
+    word_order: Literal["big", "little"] | None = None
 
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
@@ -500,18 +547,27 @@ def _message(err: Any) -> str:
         return f"unknown key{hint}"
     if kind == "missing":
         return "required key is missing"
+    if kind == "string_pattern_mismatch" and err["ctx"]["pattern"] == ID_PATTERN:
+        return (f"{err['input']!r} is not a valid id: letters, digits, '.', '_' and '-' "
+                "(no spaces), starting with a letter or digit, at most 64")
     if kind == "string_pattern_mismatch":
         return f"{err['input']!r} has the wrong form (expected {err['ctx']['pattern']})"
+    if kind == "bool_parsing":
+        return f"{err['input']!r} is neither yes nor no"
+    if kind in ("int_parsing", "int_from_float"):
+        return f"{err['input']!r} is not a whole number"
     return str(msg).removeprefix("Value error, ")
 
 
 def format_problems(origin: str, exc: ValidationError, prefix: str = "",
-                    places: TomlPlaces | None = None) -> list[str]:
-    """One line per validation error: origin (with :line when known), dotted key, message."""
+                    places: TomlPlaces | None = None,
+                    column: Callable[[str], str] = str) -> list[str]:
+    """One line per validation error: origin (with :line when known), dotted key (as
+    `column` names it), message."""
     seen: set[str] = set()
     lines = []
     for err in exc.errors():
-        where = _where(err["loc"])
+        where = column(_where(err["loc"]))
         if where in seen:  # a union gives one error per alternative: report the first
             continue
         seen.add(where)
@@ -574,34 +630,59 @@ def read_csv_models(path: Path, model: type[ModelT],
                     what: str = "inventory") -> tuple[list[tuple[int, ModelT]], list[str]]:
     """Rows of a CSV file validated into model, with their line numbers, and every problem
     (file:line: column: what is wrong); unknown columns are warned about and ignored."""
-    table = read_table(path, set(model.model_fields) - {"source"}, what=what)
+    secrets = frozenset((*PDU_SECRETS, *RIG_SECRETS))
+    table = read_table(path, set(model.model_fields) - {"source"}, what=what, raw=secrets)
     for warning in table.warnings:
         log.warning("%s", warning)
     items: list[tuple[int, ModelT]] = []
     problems = list(table.problems)
     for line, row in table.rows:
-        values: dict[str, Any] = {k: _secret_cell(v) if k in (*PDU_SECRETS, *RIG_SECRETS)
-                                  else v
+        values: dict[str, Any] = {k: _secret_cell(v) if k in secrets else v
                                   for k, v in row.items()}
         try:
             items.append((line, model.model_validate(values)))
         except ValidationError as exc:
-            problems += format_problems(f"{path}:{line}", exc)
+            problems += format_problems(f"{path}:{line}", exc, column=table.column)
     return items, problems
 
 
 def _check_unique(origin: str, rigs: list[tuple[str, RigConfig]]) -> list[str]:
+    """Ids (case-insensitive: `R1` beside `r1` is the same rig typed twice), addresses (as
+    hosts compare: fd00:0::1 is fd00::1) and MACs each name one rig."""
     problems: list[str] = []
-    ids: dict[str, str] = {}
-    addresses: dict[str, str] = {}
+    seen: dict[str, dict[str, tuple[str, str]]] = {"id": {}, "address": {}, "MAC": {}}
     for where, rig in rigs:
-        for seen, key, value in ((ids, "id", rig.id), (addresses, "address", rig.address)):
-            if value in seen:
-                problems.append(f"{where}: {key}: duplicate rig {key} {value!r} "
-                                f"(first at {seen[value]})")
+        for key, value, norm in (("id", rig.id, rig.id.lower()),
+                                 ("address", rig.address, address_key(rig.address)),
+                                 ("MAC", rig.mac, normalise_mac(rig.mac))):
+            if not value:
+                continue
+            if norm not in seen[key]:
+                seen[key][norm] = (value, where)
+                continue
+            first, at = seen[key][norm]
+            column = key.lower()
+            if first == value:
+                problems.append(f"{where}: {column}: duplicate rig {key} {value!r} "
+                                f"(first at {at})")
+            elif key == "id":
+                problems.append(f"{where}: id: rig id {value!r} differs from {first!r} "
+                                f"(at {at}) only in case: the same rig twice?")
             else:
-                seen[value] = where
+                problems.append(f"{where}: {column}: duplicate rig {key} {value!r} (the same "
+                                f"as {first!r} at {at})")
     return problems
+
+
+def normalise_mac(mac: str | None) -> str:
+    """AA:BB:CC:DD:EE:FF from the ways firmware and spreadsheets write a MAC (dashes, dots,
+    no separators, lower case); anything else as given, upper case."""
+    text = (mac or "").strip().upper()
+    digits = re.sub(r"[^0-9A-F]", "", text)
+    if len(digits) == 12 and re.fullmatch(r"[0-9A-F]{12}|([0-9A-F]{2}[:\-.]?){5}[0-9A-F]{2}|"
+                                          r"([0-9A-F]{4}\.){2}[0-9A-F]{4}", text):
+        return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+    return text
 
 
 Device = PduConfig | MeterConfig
@@ -617,16 +698,17 @@ def _check_outlets(devices: list[tuple[str, Device]],
             problems.append(f"{where}: id: duplicate PDU/meter id {device.id!r} "
                             f"(first at {seen[device.id]})")
         seen.setdefault(device.id, where)
-    taken: dict[tuple[str, int | None], str] = {}
+    taken: dict[tuple[str, str, int | None], str] = {}
     for where, rig in rigs:
         if rig.pdu is None:
             continue
         if rig.pdu not in pdus:
             problems.append(f"{where}: pdu: no PDU {rig.pdu!r} in [[pdus]]"
                             f"{did_you_mean(rig.pdu, pdus, cutoff=0.8)}")
-        key = (rig.pdu, rig.outlet)
+        key = (rig.pdu, rig.pdu_unit or "", rig.outlet)
         if key in taken:
-            problems.append(f"{where}: outlet: {rig.pdu} outlet {rig.outlet} is already "
+            unit = f" unit {rig.pdu_unit}" if rig.pdu_unit else ""
+            problems.append(f"{where}: outlet: {rig.pdu}{unit} outlet {rig.outlet} is already "
                             f"mapped to {taken[key]}")
         taken[key] = rig.id
     return problems
@@ -854,6 +936,24 @@ def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
                     "or use { env = \"NAME\" } / { file = \"path\" }", path, ", ".join(literal))
 
 
+def _warn_unknown_models(rigs: list[tuple[str, RigConfig]]) -> None:
+    """One warning per inventory model the models table does not know (no nominal power or
+    hashrate for it: wiring checks and nominal power stay unknown)."""
+    from hashwatt.models import lookup, model_table
+
+    unknown: dict[str, list[str]] = {}
+    for where, rig in rigs:
+        if rig.model and lookup(rig.model) is None:
+            unknown.setdefault(rig.model, []).append(where)
+    folded = {name.casefold(): name for name in model_table()}
+    for model, places in unknown.items():
+        more = f" and {len(places) - 1} more rigs" if len(places) > 1 else ""
+        close = difflib.get_close_matches(model.casefold(), list(folded), n=1, cutoff=0.8)
+        hint = f"; did you mean {folded[close[0]]!r}?" if close else ""
+        log.warning("%s%s: model: %r is not in the models table, so its nominal power and "
+                    "hashrate are unknown%s", places[0], more, model, hint)
+
+
 def shard(cfg: Config, index: int, count: int) -> Config:
     """The part of the inventory shard index/count owns (stable: a hash of each id), with a
     collector id and spool of its own."""
@@ -949,6 +1049,7 @@ def load_config(path: Path | str, role: str | None = None) -> Config:
     if problems or cfg is None:
         raise ConfigError(problems)
     _warn_plain_secrets(path, raw)
+    _warn_unknown_models(inv.rigs)
     cfg = cfg.model_copy(update={"rigs": [r for _, r in inv.rigs],
                                  "pdus": [p for _, p in inv.pdus],
                                  "meters": [m for _, m in inv.meters]})

@@ -355,22 +355,6 @@ def test_the_finance_site_variable_reads_the_ledger_not_the_operations_database(
                                        '"site"') == []
 
 
-def test_cost_today_starts_at_the_sites_midnight() -> None:
-    """now/d rounds in the dashboard's timezone (the site's), derived here with zoneinfo."""
-    import datetime as dt
-    from zoneinfo import ZoneInfo
-
-    board = boards()["farm-overview"]
-    assert board["timezone"] == "Europe/Berlin"
-    # 2026-10-25 is the autumn DST change in Berlin; 10:00 UTC is 11:00 CET that day
-    now = dt.datetime(2026, 10, 25, 10, 0, tzinfo=dt.UTC).timestamp()
-    midnight = dt.datetime(2026, 10, 25, tzinfo=ZoneInfo("Europe/Berlin"))
-    assert midnight.utcoffset() == dt.timedelta(hours=2)  # CEST until 03:00
-    assert relative_start("now/d", now, board["timezone"]) == midnight.timestamp()
-    # 11:00 on the clock, but 12 hours since midnight: the clock went back an hour at 03:00
-    assert relative_start("now/d", now, board["timezone"]) == now - 12 * 3600
-
-
 def shown(rows: list[dict[str, Any]]) -> list[Any]:
     """The non-empty values of a time series (empty buckets are null: fill(null)); the
     rows also carry the GROUP BY tag (collector / exporter)."""

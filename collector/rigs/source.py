@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from collector.rigs.base import ReplyTooLarge
 from collector.rigs.credentials import DEFAULT, Credentials, Lookup
 from collector.rigs.registry import FastPath, HostileReply, fast_path_for, identify
 from hashwatt.config import RigConfig
+from hashwatt.contract import RigDoc
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +25,15 @@ log = logging.getLogger(__name__)
 FIELDS = [DataOptions.HASHRATE, DataOptions.EXPECTED_HASHRATE, DataOptions.WATTAGE,
           DataOptions.HASHBOARDS, DataOptions.FANS, DataOptions.UPTIME, DataOptions.ERRORS,
           DataOptions.ENVIRONMENT_TEMP]
-# the fast path gets this share of the deadline, so pyasic's fallback still fits in the poll
+# identification gets this share of the deadline, so the first poll still fits after it
 FAST_SHARE = 0.4
+# each fast-path exchange may take this share of the deadline (a slow rig answering at 80 %
+# of it is read, not abandoned), the whole fast path a little more; pyasic's fallback gets
+# what is left, and only when that is worth trying (a rig that failed the fast path by
+# being slow would be as slow for pyasic)
+EXCHANGE_SHARE = 0.85
+PATH_SHARE = 0.9
+FALLBACK_MIN_SHARE = 0.25
 
 
 def apply_credentials(miner: Any, creds: Credentials) -> None:
@@ -61,7 +70,7 @@ class PyasicSource:
     identifications: int = 0
     reasons: dict[str, str] = field(default_factory=dict)
 
-    async def poll(self, origin: Origin) -> dict[str, Any]:
+    async def poll(self, origin: Origin) -> RigDoc:
         """Poll one rig and return its reading (offline readings included)."""
         rig = origin.rig
         miner = self.miners.get(rig.id)
@@ -74,7 +83,7 @@ class PyasicSource:
             creds = self.credentials(rig, str(miner.raw_model or ""))
             apply_credentials(miner, creds)
             self.miners[rig.id] = miner
-            self.paths[rig.id] = (fast_path_for(miner, self.timeout_s * FAST_SHARE, creds)
+            self.paths[rig.id] = (fast_path_for(miner, self.timeout_s * EXCHANGE_SHARE, creds)
                                   if self.fast_paths else None)
         data, note = await self._read(rig.id, miner)
         if data is None:
@@ -88,22 +97,38 @@ class PyasicSource:
                 reading["error"] = note[:512]
         else:
             self.failed(rig.id)
+            if note:  # the fast path's reason says more than pyasic's empty data
+                text = note.removesuffix("; read by pyasic")
+                reading["error"] = f"{text}; pyasic read nothing"[:512]
         return reading
 
     async def _read(self, rig_id: str, miner: Any) -> tuple[Any, str | None]:
         """The fast path's telemetry, else pyasic's get_data; and what went wrong, if so."""
         path = self.paths.get(rig_id)
         note = None
+        start = time.monotonic()
+        budget = self.timeout_s
         if path is not None:
             try:
-                return await path.telemetry(), None
+                return await asyncio.wait_for(path.telemetry(), budget * PATH_SHARE), None
             except ReplyTooLarge as exc:  # pyasic would read the same reply without a bound
                 return None, f"fast path: {exc}"
+            except TimeoutError:
+                return None, (f"fast path: no complete reply within {budget * PATH_SHARE:g} s "
+                              "(rig too slow for the deadline)")
             except Exception as exc:  # any failure of the fast path: pyasic reads the rig
                 note = f"fast path: {_cause(exc)}; read by pyasic"
                 self._tell(rig_id, note)
+            left = budget * 0.95 - (time.monotonic() - start)
+            if left < budget * FALLBACK_MIN_SHARE:  # failed late: pyasic would not finish
+                return None, note.removesuffix("; read by pyasic") if note else None
+        else:
+            left = budget * 0.95
         try:
-            return await miner.get_data(include=FIELDS), note
+            return await asyncio.wait_for(miner.get_data(include=FIELDS), left), note
+        except TimeoutError:
+            return None, ((note.removesuffix("; read by pyasic") + "; " if note else "")
+                          + f"pyasic: no reply within {left:.1f} s")
         except Exception as exc:  # pyasic wraps any parser failure; the rig is in error
             return None, f"bad reply: {_cause(exc)}"
 

@@ -65,6 +65,9 @@ from exporters.lineproto import Point, encode
 from exporters.sinks import make_sink
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQL
+from hashwatt.names import Field as F
+from hashwatt.names import Tag as T
+from hashwatt.names import quoted
 from hashwatt.power import LEDGER_SOURCES, MEASURED_SOURCES, ledger_source
 from hashwatt.tariff import QUARTER_S, Tariff
 
@@ -75,10 +78,10 @@ ROLLUP_CHUNK_S = 86400  # computed and written a day at a time, whatever the ran
 COUNTER_LOOKBACK_S = CHUNK_S  # a counter gap up to this long is spread over its quarters
 FILL_QUARTERS = 3  # quarters without readings filled between readings at most 45 min apart
 FILL_GAP_S = 45 * 60  # the longest time between two readings whose gap is filled
-RIG_TAGS = '"rig", "customer", "rack"'
+RIG_TAGS = quoted(T.RIG, T.CUSTOMER, T.RACK)
 # "unit" is the PDU's link unit on a daisy chain: outlet numbers repeat across units
-OUTLET_TAGS = '"pdu", "unit", "outlet", "rig", "customer", "rack"'
-LEDGER_TAGS = '"rig", "pdu", "unit", "outlet", "customer", "rack", "window"'
+OUTLET_TAGS = quoted(T.PDU, T.UNIT, T.OUTLET, T.RIG, T.CUSTOMER, T.RACK)
+LEDGER_TAGS = quoted(T.RIG, T.PDU, T.UNIT, T.OUTLET, T.CUSTOMER, T.RACK, T.WINDOW)
 VOID = "void"
 # the most one outlet can draw: a counter step implying more is a glitch, not energy
 MAX_OUTLET_KW = 50.0
@@ -511,12 +514,12 @@ def _watt_seconds(steps: list[Step], lo: float, hi: float) -> float:
 
 def unit_tags(site: str, key: UnitKey, who: Attribution, window_name: str) -> dict[str, str]:
     """The ledger row's tags."""
-    tags = {"site": site}
+    tags = {T.SITE: site}
     if key[0] == "rig":
-        tags["rig"] = key[1]
+        tags[T.RIG] = key[1]
     else:
-        tags.update({"pdu": key[1], "unit": key[2], "outlet": key[3]})
-    tags.update({"customer": who[0], "rack": who[1], "window": window_name})
+        tags.update({T.PDU: key[1], T.UNIT: key[2], T.OUTLET: key[3]})
+    tags.update({T.CUSTOMER: who[0], T.RACK: who[1], T.WINDOW: window_name})
     return {k: v for k, v in tags.items() if v}
 
 
@@ -535,10 +538,10 @@ def quarter_points(readings: Readings, site: str, tariff: Tariff | None, start_s
             for who, q in parts:
                 kwh = q.kwh_measured + q.kwh_estimated
                 fields: dict[str, float | int | bool | str] = {
-                    "kwh": kwh, "kwh_measured": q.kwh_measured,
-                    "kwh_estimated": q.kwh_estimated, "cost": kwh * rate,
-                    "rate_per_kwh": rate, "coverage": 1.0 if q.covered else 0.0,
-                    "source": q.source, "seconds": q.seconds}
+                    F.KWH: kwh, F.KWH_MEASURED: q.kwh_measured,
+                    F.KWH_ESTIMATED: q.kwh_estimated, F.COST: kwh * rate,
+                    F.RATE_PER_KWH: rate, F.COVERAGE: 1.0 if q.covered else 0.0,
+                    F.SOURCE: q.source, F.SECONDS: q.seconds}
                 tags = unit_tags(site, key, who, window_name)
                 points.append(Point(MEASUREMENT, tags, fields, quarter * 1000))
     return points
@@ -595,7 +598,7 @@ def voids(ledger: InfluxQL, measurement: str, site: str, start_s: int, end_s: in
                 if mine and row["source"] != VOID and tuple(sorted(old.items())) not in mine:
                     out.append(Point(MEASUREMENT, old, {
                         "kwh": 0.0, "kwh_measured": 0.0, "kwh_estimated": 0.0, "cost": 0.0,
-                        "rate_per_kwh": 0.0, "coverage": 0.0, "source": VOID, "seconds": 0.0},
+                        "rate_per_kwh": 0.0, "coverage": 0.0, "source": VOID, F.SECONDS: 0.0},
                         row["time"]))
     return out
 

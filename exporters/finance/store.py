@@ -14,8 +14,8 @@ from typing import Any
 
 from exporters import sinks
 from hashwatt.config import Config
-from hashwatt.contract import Measurement
 from hashwatt.influxql import InfluxQL
+from hashwatt.names import Measurement, Tag
 
 CHUNK_S = 72 * 3600  # InfluxDB 3 Core limits a query's time range to about 72 hours
 MEASUREMENT = Measurement.ENERGY_QUARTER
@@ -47,7 +47,7 @@ def window(start_s: int, end_s: int, site: str) -> str:
     """The WHERE clause of a site and a time range (never more than CHUNK_S)."""
     assert end_s - start_s <= CHUNK_S, "a query may span 72 hours at most"
     return (f"time >= {start_s * 1000}ms AND time < {end_s * 1000}ms AND "
-            f"\"site\" = '{site}'")
+            f"\"{Tag.SITE}\" = '{site}'")
 
 
 Series = tuple[dict[str, str], list[dict[str, Any]]]
