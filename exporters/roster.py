@@ -23,13 +23,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import WriteRejected, WriteUnavailable, make_sink, query_client
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQL, InfluxQLError
@@ -81,7 +81,7 @@ class RosterKeeper:
     """Carries every known rig and collector forward as marks (see the module's doc)."""
 
     db: InfluxQL
-    write: Callable[[bytes], None]
+    write: Callable[[Sequence[Point]], None]  # a sink's write
     known: dict[Subject, Known] = field(default_factory=dict)
     last_run_s: float | None = None
 
@@ -102,7 +102,7 @@ class RosterKeeper:
                     points.append(Point(measurement, k.tags, {
                         R.LAST_SEEN: int(k.seen_s), R.FORGOTTEN: 0}, int(now_s * 1000)))
         if points:
-            self.write(encode(points))
+            self.write(points)
         self.last_run_s = now_s
         return len(points)
 
@@ -140,7 +140,7 @@ class RosterKeeper:
                 self.known[subject] = Known(_present(tags), float(seen))
 
 
-def forget(db: InfluxQL, write: Callable[[bytes], None], *, measurement: str, site: str,
+def forget(db: InfluxQL, write: Callable[[Sequence[Point]], None], *, measurement: str, site: str,
            name: str, now_s: float) -> int:
     """Write the forget mark for one rig or collector, on each series its marks and readings
     of the last 72 h name; returns how many (0: not known)."""
@@ -160,7 +160,7 @@ def forget(db: InfluxQL, write: Callable[[bytes], None], *, measurement: str, si
     points = [Point(measurement, dict(series), {R.LAST_SEEN: last, R.FORGOTTEN: 1},
                     int(now_s * 1000)) for series, last in seen.items()]
     if points:
-        write(encode(points))
+        write(points)
     return len(points)
 
 

@@ -22,8 +22,12 @@ log = logging.getLogger("hashwatt")
 
 
 def _load(path: str, role: str | None = None) -> Config:
+    """The config with every sink's own [influxdb] checks (exporters/sinks), so every
+    command and service refuses a bad table at start-up with one line per problem."""
+    from exporters.sinks import CONFIGS
+
     try:
-        return load_config(path, role)
+        return load_config(path, role, sinks=CONFIGS)
     except ConfigError as exc:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
@@ -64,12 +68,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     """Create the InfluxDB 1.x database, retention policies and logins (idempotent), and the
     hosting customers' own databases and read-only logins."""
     from exporters.customers.access import setup_customers
+    from exporters.sinks import InfluxV1Config, settings
     from hashwatt.setup import apply, plan
 
     cfg = _load(args.config, "init")
     try:
         url = cfg.influxdb.url if cfg.influxdb else ""
-        steps = apply(url, plan(cfg, args.reader, args.ops_reader, args.retention))
+        influx = settings(cfg) if cfg.influxdb else None
+        v1 = influx if isinstance(influx, InfluxV1Config) else None
+        steps = apply(url, plan(cfg, args.reader, args.ops_reader, args.retention, influx=v1))
         steps += setup_customers(cfg)
     except ConfigError as exc:
         for line in exc.problems:
@@ -156,7 +163,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     def reload() -> Config:
         """The inventory again, for SIGHUP (the same shard)."""
-        fresh = load_config(args.config)
+        from exporters.sinks import CONFIGS
+
+        fresh = load_config(args.config, sinks=CONFIGS)
         if args.shard:
             return shard(fresh, int(index), int(count))
         return fresh

@@ -36,7 +36,7 @@ import pytest
 from dashboards.build import DASHBOARDS
 from dashboards.influxql import DATASOURCE_UID, LEDGER_UID
 from exporters.decode import cycle_points, pdu_points, rig_points
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import InfluxV1Sink
 from hashwatt.contract import (
     BoardReading,
@@ -151,14 +151,14 @@ def dbs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
     points = farm()
     sink = InfluxV1Sink(server.url, "hashwatt")
     for i in range(0, len(points), 5000):
-        sink.write(encode(points[i:i + 5000]))
+        sink.write(points[i:i + 5000])
     rows = [Point("energy_quarter", {"site": "north", "customer": c, "rack": rack, "rig": rig,
                                      "window": w},
                   {"kwh": kwh, "kwh_measured": meas, "kwh_estimated": est, "cost": cost,
                    "rate_per_kwh": 0.125, "coverage": cov, "source": src},
                   int((M + 900 * q) * 1000))
             for q in (1, 2) for c, rack, rig, w, kwh, meas, est, cost, cov, src in LEDGER]
-    InfluxV1Sink(server.url, "hashwatt_ledger").write(encode(rows))
+    InfluxV1Sink(server.url, "hashwatt_ledger").write(rows)
     yield {DATASOURCE_UID: ops, LEDGER_UID: ledger}
     server.stop()
 

@@ -23,7 +23,7 @@ from collector.rigs.source import FIELDS
 from exporters.decode import rig_points
 from hashwatt.config import RigConfig
 from hashwatt.contract import RigReading
-from tests.conftest import _subnets
+from tests.conftest import next_octet
 from tests.test_replay import BOARD_KEYS, RIG_KEYS, expected
 
 CASES = Path(__file__).parent / "cases" / "rigs"
@@ -80,7 +80,7 @@ def read(folder: Path, fast: bool) -> dict[str, Any]:
     """One poll of the case's replies, by the fast path or by pyasic, as a stored reading.
     The peer listens on an address of its own: pyasic's web requests there are refused."""
     spec = tomllib.loads((folder / "expected.toml").read_text())
-    ip = f"127.{next(_subnets)}.7.7"
+    ip = f"127.{next_octet()}.7.7"
 
     async def run() -> Any:
         server = await cgminer_peer(ip, replies_for(folder))

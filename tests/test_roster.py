@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from dashboards.alerts import MARKS_S
 from dashboards.build import ALERTING
+from exporters.lineproto import Point, encode
 from exporters.roster import RosterKeeper, forget
 from hashwatt.influxql import InfluxQL
 from hashwatt.names import Roster
@@ -29,11 +31,15 @@ def rule(uid: str) -> dict[str, Any]:
     return next(r for g in groups for r in g["rules"] if r["uid"] == uid)
 
 
+def post(db: InfluxQL, body: bytes) -> None:
+    resp = db.client.post("/write", params={"db": db.database, "precision": "ms"},
+                          content=body)
+    assert resp.status_code == 204, resp.text
+
+
 def writer(db: InfluxQL) -> Any:
-    def write(body: bytes) -> None:
-        resp = db.client.post("/write", params={"db": db.database, "precision": "ms"},
-                              content=body)
-        assert resp.status_code == 204, resp.text
+    def write(points: Sequence[Point]) -> None:  # as a line-protocol sink writes them
+        post(db, encode(points))
     return write
 
 
@@ -47,7 +53,7 @@ def readings(db: InfluxQL, at: float, rigs: dict[str, str], collectors: list[str
                      f"{int(at * 1000)}")
     lines += [f"collector,site=north,collector={c} cycle_s=2.5,online=true {int(at * 1000)}"
               for c in collectors]
-    writer(db)("\n".join(lines).encode())
+    post(db, "\n".join(lines).encode())
 
 
 def offline(db: InfluxQL, at: float) -> dict[str, float]:
@@ -131,8 +137,8 @@ def test_a_forgotten_rig_that_reports_again_is_carried_again(influx_db: InfluxQL
 def test_a_moved_rig_is_carried_with_its_new_rack_only(influx_db: InfluxQL) -> None:
     db, write = influx_db, writer(influx_db)
     start = NOW - 2 * HOUR
-    writer(db)(f"rig,site=north,rig=r1,rack=R01 up=1i {int(start * 1000)}\n"
-               f"rig,site=north,rig=r1,rack=R07 up=1i {int((start + 60) * 1000)}".encode())
+    post(db, f"rig,site=north,rig=r1,rack=R01 up=1i {int(start * 1000)}\n"
+             f"rig,site=north,rig=r1,rack=R07 up=1i {int((start + 60) * 1000)}".encode())
     assert RosterKeeper(db, write).run(start + 120) == 1
     rows = db.rows(f'SELECT last("{Roster.LAST_SEEN}") FROM "rig" GROUP BY "rack"')
     assert [(r["rack"], r["last"]) for r in rows if r["last"] is not None] == [

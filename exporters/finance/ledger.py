@@ -61,7 +61,7 @@ from exporters.finance.store import (
     series,
     window,
 )
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import make_sink
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQL
@@ -627,7 +627,7 @@ def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) ->
             lo, points = compute(cfg, db, lo, hi)
             points += voids(ledger, measurement, cfg.site.name, lo, hi, points)
             for i in range(0, len(points), 5000):
-                sink.write(encode(points[i:i + 5000]))
+                sink.write(points[i:i + 5000])
             written += len(points)
     finally:
         sink.close()
