@@ -140,6 +140,7 @@ class Field:
     KWH_ESTIMATED: Final = "kwh_estimated"
     COST: Final = "cost"
     COVERAGE: Final = "coverage"
+    SECONDS: Final = "seconds"  # the part of the quarter the row's holder held the unit
     SOURCE: Final = "source"  # measured | estimated | ... | void (a superseded row)
     # statement (a customer's month; its totals, hashwatt/exporters/customers/statement.py)
     RIGS: Final = "rigs"
@@ -229,7 +230,7 @@ SCHEMA: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     M.ENERGY_QUARTER: (frozenset({T.SITE, T.RIG, T.PDU, T.UNIT, T.OUTLET, T.CUSTOMER, T.RACK,
                                   T.WINDOW}),
                        frozenset({F.KWH, F.KWH_MEASURED, F.KWH_ESTIMATED, F.COST,
-                                  F.RATE_PER_KWH, F.COVERAGE, F.SOURCE})),
+                                  F.RATE_PER_KWH, F.COVERAGE, F.SOURCE, F.SECONDS})),
     M.STATEMENT: (frozenset({T.SITE, T.CUSTOMER, T.MONTH}), _STATEMENT_FIELDS),
 }
 del M, T, F
