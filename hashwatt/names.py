@@ -158,8 +158,9 @@ class Field:
     AVAILABILITY_PCT: Final = "availability_pct"
     LEDGER_STATE: Final = "ledger_state"
     # roster marks on rig and collector (exporters/roster.py; Roster below)
-    LAST_SEEN_S: Final = "last_seen_s"  # epoch seconds of the subject's latest real reading
+    LAST_SEEN_S: Final = "last_seen_s"  # epoch seconds (to the ms) of the latest real reading
     FORGOTTEN: Final = "forgotten"  # 1 on the mark `hashwatt forget` writes, else 0
+    SILENT_S: Final = "silent_s"  # seconds from the latest real reading to the mark
 
 
 class Roster:
@@ -171,6 +172,7 @@ class Roster:
 
     LAST_SEEN: Final = Field.LAST_SEEN_S
     FORGOTTEN: Final = Field.FORGOTTEN
+    SILENT: Final = Field.SILENT_S
     INTERVAL_S: Final = 300
     # (measurement, the identity tag beside "site", a field every real reading carries)
     SUBJECTS: Final = ((Measurement.RIG, Tag.RIG, Field.UP),
