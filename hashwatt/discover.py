@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # cgminer-family RPC, the web UI (Antminer CGI, AxeOS), Whatsminer API v3
 MINER_PORTS = (4028, 80, 4433)
 COLUMNS = ["id", "address", "make", "model", "firmware", "mac", "serial", "rack", "slot",
-           "customer", "pdu", "outlet", "maintenance"]
+           "customer", "pdu", "outlet", "pdu_unit", "maintenance"]
 MAX_ADDRESSES = 65536
 ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

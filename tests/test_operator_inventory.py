@@ -165,12 +165,12 @@ def test_a_discover_export_edited_in_excel_reads_back(tmp_path: Path) -> None:
               "make": "WhatsMiner", "model": "M50 VH50", "mac": "02:48:57:00:01:0C"}]
     lines = to_csv(found).splitlines()
     assert lines[0] == ("id,address,make,model,firmware,mac,serial,rack,slot,customer,pdu,"
-                        "outlet,maintenance")
+                        "outlet,pdu_unit,maintenance")
     edited = [lines[0].replace(",", ";"),
               "r01-s01;10.0.1.11;AntMiner;S19 Pro;BHB42601;02:48:57:00:01:0B;JYZZ4A;R01;1;"
-              "Bäckerei;;;",
-              "r01-s02;10.0.1.12;WhatsMiner;M50 VH50;;02:48:57:00:01:0C;;R01;2;Bäckerei;;;x",
-              ";;;;;;;;;;;;"]
+              "Bäckerei;;;;",
+              "r01-s02;10.0.1.12;WhatsMiner;M50 VH50;;02:48:57:00:01:0C;;R01;2;Bäckerei;;;;x",
+              ";;;;;;;;;;;;;"]
     path = tmp_path / "hashwatt.toml"
     path.write_text(TOML)
     (tmp_path / "inventory.csv").write_bytes("\r\n".join(edited).encode("cp1252") + b"\r\n")

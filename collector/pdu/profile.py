@@ -121,6 +121,10 @@ class Profile(BaseModel):
     phase: PhaseColumns = PhaseColumns()
     # used when `phase` has no rows: a single-phase unit's inlet is its phase (Raritan)
     phase_fallback: PhaseColumns | None = None
+    # a phase-table row with a current but none of these metrics, on a unit whose other rows
+    # have them, is that unit's neutral and is published as phase "N" (Sentry3 wye towers
+    # report their neutral as one more infeed whose voltage and power are -1)
+    neutral_without: list[Literal["voltage_v", "power_w"]] = []
     fixed_phases: list[FixedPhase] = []
     outlet: OutletColumns = OutletColumns()
 
@@ -151,6 +155,32 @@ def _article(word: str) -> str:
     first, second = word[:1].lower(), word[1:2]
     acronym = second.isupper() or second.isdigit()
     return "an" if first in "aeio" or (acronym and first in "fhlmnrsx") else "a"
+
+
+class NotPdu(BaseModel):
+    """A device no profile reads, told by its sysObjectID prefix or a column it answers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    what: Annotated[str, Field(min_length=1, max_length=200)]
+    prefix: OID | None = None
+    probe: OID | None = None
+
+
+class NotPdus(BaseModel):
+    """collector/pdu/not_pdus.toml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    device: list[NotPdu] = []
+
+
+@cache
+def not_pdus() -> list[NotPdu]:
+    """Devices that answer at a PDU's address but that no profile reads."""
+    path = Path(str(resources.files("collector.pdu").joinpath("not_pdus.toml")))
+    return load_data_file(path, NotPdus).device
 
 
 def load_profile(path: Path) -> Profile:
