@@ -162,6 +162,7 @@ class Case:
     line: str
     unprivileged: bool = False  # root without CAP_DAC_OVERRIDE: file modes apply to it too
     stdout: str | None = None  # the exact stdout, where it says something
+    pattern: bool = False  # `line` is a regular expression (a list that grows)
 
 
 def _fill(text: str, s: Site) -> str:
@@ -218,10 +219,9 @@ CASES: dict[str, Case] = {
     "unknown PDU": Case(("pdu", "probe", "pdu-9", "--config", "{cfg_down}"), 2,
                         "error: {cfg_down}: no [[pdus]] entry with id or address 'pdu-9'"),
     "unknown command": Case(("statu", "{cfg_down}"), 2,
-                            "error: hashwatt: argument command: invalid choice: 'statu' "
-                            "(choose from 'check-config', 'init', 'simulate', 'collect', "
-                            "'bridge', 'rollup', 'report', 'customers', 'pdu', 'discover', "
-                            "'status', 'demo') (see hashwatt --help)"),
+                            r"error: hashwatt: argument command: invalid choice: 'statu' "
+                            r"\(choose from 'check-config', .*'status'.*\) \(see hashwatt "
+                            r"--help\)", pattern=True),
     "bad network": Case(("discover", "10.0.0.0/33"), 2,
                         "error: '10.0.0.0/33' is not a network: give CIDRs like 10.0.1.0/24 "
                         "or single addresses"),
@@ -330,7 +330,10 @@ def test_wrong_input_is_one_line_and_no_secret(name: str, site: Site,
     assert "Traceback" not in run.stderr
     if case.stdout is not None:
         assert run.stdout == _fill(case.stdout, site)
-    if case.line:
+    if case.pattern:
+        [line] = run.stderr.splitlines()
+        assert re.fullmatch(case.line, line), line
+    elif case.line:
         assert run.stderr.splitlines() == [_fill(case.line, site)]
     assert_no_secret(run.stdout, run.stderr)
 
