@@ -165,10 +165,10 @@ def test_axeos_2_9_without_asic_count_in_system_info(pyasic_class: str) -> None:
     from pyasic.miners.backends.bitaxe import BitAxe
 
     from collector.rigs.bitaxe import BitaxePath
-    from tests.conftest import _subnets
+    from tests.conftest import next_octet
 
     spec = case("axeos_2_9_multi_asic")
-    ip = f"127.{next(_subnets)}.6.6"
+    ip = f"127.{next_octet()}.6.6"
 
     async def run() -> Telemetry:
         server = await _http(ip, spec["routes"])
