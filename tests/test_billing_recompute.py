@@ -43,7 +43,7 @@ from exporters.decode import pdu_points, rig_points
 from exporters.finance.ledger import ledger_rows, rollup
 from exporters.finance.report import build_report
 from exporters.finance.store import ledger_client
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import InfluxV1Sink
 from hashwatt.config import Config, load_config
 from hashwatt.contract import OutletReading, PduReading, RigReading
@@ -263,7 +263,7 @@ def outlet(ts: Decimal | float, kwh: Decimal, watts: float, who: Who, *,
 def write(db: InfluxQL, points: list[Point]) -> None:
     sink = InfluxV1Sink(str(db.client.base_url).rstrip("/"), db.database)
     for i in range(0, len(points), 5000):
-        sink.write(encode(points[i:i + 5000]))
+        sink.write(points[i:i + 5000])
     sink.close()
 
 
