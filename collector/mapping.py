@@ -13,7 +13,7 @@ from hashwatt.power import PowerSource, choose_power
 HASHRATE_DECIMALS = 6  # TH/s to 1 MH/s: finer than any firmware reports
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Origin:
     """Who polled which rig when: the tags and stamp every reading carries."""
 

@@ -202,7 +202,8 @@ class Bridge:
 
     def __post_init__(self) -> None:
         bc = self.cfg.bridge
-        self.limits = Limits(bc.max_payload_bytes, bc.max_clock_skew_s)
+        self.limits = Limits(max_payload_bytes=bc.max_payload_bytes,
+                             max_clock_skew_s=bc.max_clock_skew_s)
         self.tariff = (Tariff(self.cfg.tariff, self.cfg.site.timezone)
                        if self.cfg.tariff is not None else None)
         self.dead = DeadLetters(self.cfg.state_path(bc.dead_letter_file),
@@ -241,8 +242,8 @@ class Bridge:
         prefix = self.cfg.mqtt.topic_prefix
         for msg in batch:
             try:
-                points, receipt = decode_message(msg.topic, msg.payload, prefix, self.limits,
-                                                 tariff=self.tariff)
+                points, receipt = decode_message(msg.topic, msg.payload, prefix=prefix,
+                                                 limits=self.limits, tariff=self.tariff)
                 good.append(Good(msg, points, encode(points), receipt))
             except Rejected as exc:
                 self._set_aside(msg, str(exc), settled)
@@ -370,8 +371,8 @@ class Bridge:
 
 def ledger_loop(cfg: Config, stop: threading.Event) -> None:
     """Rewrite the last closed hours of the energy ledger every rollup interval."""
-    follow(cfg, stop, cfg.bridge.rollup_interval_s, cfg.bridge.rollup_hours,
-           (WriteUnavailable, WriteRejected, InfluxQLError, OSError))
+    follow(cfg, stop, interval_s=cfg.bridge.rollup_interval_s, hours=cfg.bridge.rollup_hours,
+           errors=(WriteUnavailable, WriteRejected, InfluxQLError, OSError))
 
 
 def run_bridge(cfg: Config, stop: threading.Event | None = None,

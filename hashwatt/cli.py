@@ -201,8 +201,9 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 
             threading.Thread(target=follow_customers, args=(cfg, stop, interval, args.hours),
                              daemon=True, name="customer-ledgers").start()
-        follow(cfg, stop, interval, args.hours,  # the first run at once, its errors logged
-               (WriteUnavailable, WriteRejected, InfluxQLError, OSError), immediately=True)
+        follow(cfg, stop, interval_s=interval, hours=args.hours,  # the first run at once,
+               errors=(WriteUnavailable, WriteRejected, InfluxQLError, OSError),  # logged
+               immediately=True)
         return 0
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)

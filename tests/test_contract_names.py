@@ -168,8 +168,8 @@ TARIFF = Tariff(TariffConfig.model_validate({"periods": [{"from": "2020-01-01", 
 
 def test_every_point_decode_writes_uses_only_its_measurements_names() -> None:
     def run(topic: str, doc: dict[str, Any]) -> list[Point]:
-        return decode(f"hw/v1/s1/{topic}", json.dumps(doc).encode(), "hw",
-                      Limits(), tariff=TARIFF)
+        return decode(f"hw/v1/s1/{topic}", json.dumps(doc).encode(), prefix="hw",
+                      limits=Limits(), tariff=TARIFF)
 
     points = [*run("rig/r1", RIG), *run("pdu/p1", PDU),
               *run("collector/c1/cycle", {"schema": 1, "kind": "cycle", "site": "s1",

@@ -150,7 +150,7 @@ def rows_of(cfg: Config, start: int, end: int) -> list[LedgerRow]:
 def report(cfg: Config, month: str, by: str = "customer") -> Any:
     db, measurement = ledger_client(cfg)
     try:
-        return build_report(cfg, db, measurement, month, by)  # type: ignore[arg-type]
+        return build_report(cfg, db, measurement=measurement, month=month, by=by)  # type: ignore[arg-type]
     finally:
         db.close()
 

@@ -112,7 +112,7 @@ def energy_rows(cfg: Config, start_s: int, end_s: int) -> list[EnergyRow]:
     return sorted(out, key=lambda e: (e.unit, e.start_s, e.customer))
 
 
-def activity_rows(cfg: Config, db: InfluxQL, start_s: int, end_s: int,
+def activity_rows(cfg: Config, db: InfluxQL, *, start_s: int, end_s: int,
                   customer: str) -> list[ActivityRow]:
     """The customer's rigs per quarter hour from the raw `rig` data (hashing, power,
     expected hashrate, the maintenance flag)."""

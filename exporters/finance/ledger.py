@@ -421,7 +421,7 @@ def unit_tags(site: str, key: UnitKey, who: Attribution, window_name: str) -> di
     return {k: v for k, v in tags.items() if v}
 
 
-def quarter_points(readings: Readings, site: str, tariff: Tariff | None, start_s: int,
+def quarter_points(readings: Readings, *, site: str, tariff: Tariff | None, start_s: int,
                    end_s: int) -> list[Point]:
     """One ledger point per unit per quarter of [start, end) with anything known."""
     points = []
@@ -474,10 +474,11 @@ def compute(cfg: Config, db: InfluxQL, start_s: int, end_s: int) -> tuple[int, l
     readings.load_gaps(start_s, end_s)
     spread_counters(readings, streams)
     tariff = Tariff(cfg.tariff, cfg.site.timezone) if cfg.tariff is not None else None
-    return start_s, quarter_points(readings, site, tariff, start_s, end_s)
+    return start_s, quarter_points(readings, site=site, tariff=tariff, start_s=start_s,
+                                   end_s=end_s)
 
 
-def voids(ledger: InfluxQL, measurement: str, site: str, start_s: int, end_s: int,
+def voids(ledger: InfluxQL, *, measurement: str, site: str, start_s: int, end_s: int,
           points: list[Point]) -> list[Point]:
     """Zero rows for every row of the range whose unit and quarter now carry other tags."""
     if not points:  # nothing rewritten, nothing superseded
@@ -509,7 +510,7 @@ def closed_end(end_s: float, timezone: str, now_s: float | None = None) -> int:
     return quarter_floor(min(end_s, hour))
 
 
-def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) -> int:
+def rollup(cfg: Config, start_s: int, end_s: int, *, now_s: float | None = None) -> int:
     """Write the ledger for [start, end), clipped to closed hours; returns the rows written
     (voided rows included)."""
     start_s, end_s = quarter_floor(start_s), closed_end(end_s, cfg.site.timezone, now_s)
@@ -522,7 +523,8 @@ def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) ->
     try:
         for lo, hi in chunks(start_s, end_s, ROLLUP_CHUNK_S):
             lo, points = compute(cfg, db, lo, hi)
-            points += voids(ledger, measurement, cfg.site.name, lo, hi, points)
+            points += voids(ledger, measurement=measurement, site=cfg.site.name, start_s=lo,
+                            end_s=hi, points=points)
             for i in range(0, len(points), 5000):
                 sink.write(encode(points[i:i + 5000]))
             written += len(points)
@@ -543,7 +545,7 @@ def recent_range(cfg: Config, hours: int, now_s: float | None = None) -> tuple[i
     return end - hours * HOUR_S, end
 
 
-def follow(cfg: Config, stop: threading.Event, interval_s: float, hours: int,
+def follow(cfg: Config, stop: threading.Event, *, interval_s: float, hours: int,
            errors: tuple[type[BaseException], ...], immediately: bool = False) -> None:
     """Rewrite the last closed hours every interval until stopped (in the bridge, or as
     `hashwatt rollup --follow`, which starts at once); a failed run is logged and tried
@@ -585,7 +587,7 @@ class LedgerRow:
         return self.rig or "/".join(x for x in (self.pdu, self.pdu_unit, self.outlet) if x)
 
 
-def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime,
+def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime, *,
                 site: str | None = None) -> list[LedgerRow]:
     """Every live ledger row of the site in [start, end), oldest first (void rows skipped)."""
     db, measurement = ledger_client(cfg)

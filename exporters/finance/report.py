@@ -73,7 +73,7 @@ def _dec(value: Any) -> Decimal:
     return Decimal(repr(float(value))).quantize(SUM_STEP) if value is not None else ZERO
 
 
-def ledger_sums(db: InfluxQL, measurement: str, site: str, start: dt.datetime,
+def ledger_sums(db: InfluxQL, *, measurement: str, site: str, start: dt.datetime,
                 end: dt.datetime) -> list[SeriesSum]:
     """Sums, covered quarters and first/last quarter per ledger series, 72 hours a query."""
     sums: dict[tuple[tuple[str, str], ...], SeriesSum] = {}
@@ -138,7 +138,7 @@ class Existence:
     inventory: set[str]  # rigs the configuration holds now
 
 
-def ledger_edges(db: InfluxQL, measurement: str, site: str, start: dt.datetime,
+def ledger_edges(db: InfluxQL, *, measurement: str, site: str, start: dt.datetime,
                  end: dt.datetime) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
     """Each unit's tags in its last ledger row of the 72 hours before the month and in its
     first of the 72 hours after it (a rig that was there before the month existed from its
@@ -240,17 +240,18 @@ def _windows(cfg: Config, present: set[str]) -> list[str]:
     return known + sorted(present - set(known))
 
 
-def build_report(cfg: Config, db: InfluxQL, measurement: str, month: str,
+def build_report(cfg: Config, db: InfluxQL, *, measurement: str, month: str,
                  by: GroupBy) -> Report:
     """Read the ledger for the month and build the rounded report."""
     start, end = month_bounds(month, cfg.site.timezone)
     hours = int((end.timestamp() - start.timestamp()) // 3600)
-    before, after = ledger_edges(db, measurement, cfg.site.name, start, end)
+    before, after = ledger_edges(db, measurement=measurement, site=cfg.site.name, start=start,
+                                 end=end)
     closed = min(end.timestamp(), closed_end(end.timestamp(), cfg.site.timezone))
     existence = Existence(int(start.timestamp()) * 1000, (int(closed) - QUARTER_S) * 1000,
                           before, after, {r.id for r in cfg.rigs})
-    groups = group_sums(ledger_sums(db, measurement, cfg.site.name, start, end), by,
-                        cfg.site.name, existence)
+    sums = ledger_sums(db, measurement=measurement, site=cfg.site.name, start=start, end=end)
+    groups = group_sums(sums, by, cfg.site.name, existence)
     names = _windows(cfg, {w for g in groups.values() for w in g.window_kwh})
     keys, gs = list(groups), list(groups.values())
     measured = apportion([g.measured for g in gs], KWH)
@@ -425,6 +426,6 @@ def energy_report(cfg: Config, month: str, by: GroupBy) -> Report:
     """Build a report against the configured InfluxDB."""
     db, measurement = ledger_client(cfg)
     try:
-        return build_report(cfg, db, measurement, month, by)
+        return build_report(cfg, db, measurement=measurement, month=month, by=by)
     finally:
         db.close()
