@@ -219,8 +219,8 @@ class Bridge:
         topics = subscriptions(m.topic_prefix)
         if group:
             topics = [f"$share/{group}/{t}" for t in topics]
-        return Session(m.host, m.port, self.cfg.bridge.client_id, topics,
-                       keepalive_s=m.keepalive_s,
+        return Session(host=m.host, port=m.port, client_id=self.cfg.bridge.client_id,
+                       topics=topics, keepalive_s=m.keepalive_s,
                        receive_maximum=min(65535, self.cfg.bridge.batch_size * 2),
                        username=username, password=password if username else None,
                        tls=tls_context(self.cfg))

@@ -39,7 +39,7 @@ class DiscoverError(UsageError, ValueError):
     """A bad network argument or inventory: one line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Found:
     """One rig that answered."""
 
@@ -100,8 +100,9 @@ async def identify(address: str, timeout_s: float, factory: Any) -> Found | None
     calls = ("get_mac", "get_serial_number", "get_fw_ver", "get_hostname")
     mac, serial, firmware, hostname = await asyncio.gather(
         *(_call(miner, name, 4 * timeout_s + 5) for name in calls))
-    return Found(address, _text(miner.make), _text(miner.raw_model),
-                 firmware or _text(miner.firmware), normalise_mac(mac), serial, hostname)
+    return Found(address=address, make=_text(miner.make), model=_text(miner.raw_model),
+                 firmware=firmware or _text(miner.firmware), mac=normalise_mac(mac),
+                 serial=serial, hostname=hostname)
 
 
 async def scan(cidrs: list[str], concurrency: int = 256, timeout_s: float = 1.0,
@@ -125,7 +126,7 @@ async def scan(cidrs: list[str], concurrency: int = 256, timeout_s: float = 1.0,
     return sorted(found, key=lambda r: ipaddress.ip_address(r.address))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Reconciled:
     """The inventory after a scan, and what changed."""
 

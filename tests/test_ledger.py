@@ -841,7 +841,7 @@ def test_a_counter_step_back_is_a_reset_only_when_flagged_or_below_half() -> Non
     from exporters.finance.ledger import Read, interval_kwh
 
     def read(kwh: float, reset: bool = False) -> Read:
-        return Read(0.0, kwh, reset, ("rig", "r1"), ("", ""))
+        return Read(ts_s=0.0, kwh=kwh, reset=reset, unit=("rig", "r1"), attribution=("", ""))
 
     assert interval_kwh(read(150.0), read(150.25)) == 0.25
     assert interval_kwh(read(150.0), read(0.75)) == 0.75  # reset, unflagged: from zero

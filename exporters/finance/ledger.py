@@ -104,7 +104,7 @@ def quarter_floor(ts_s: float) -> int:
     return int(ts_s // QUARTER_S * QUARTER_S)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Read:
     """One energy-counter read of an outlet."""
 
@@ -134,7 +134,7 @@ class Unit:
     unfilled: set[int] = field(default_factory=set)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Quarter:
     """The ledger's account of one unit in one quarter hour."""
 
@@ -255,8 +255,8 @@ class Readings:
             for tags, rows in series(self.db, query):
                 unit, who = unit_key(tags), _attribution(tags)  # once per series, not per read
                 streams[outlet_key(tags)] += [
-                    Read(row["time"] / 1000, float(row["energy_kwh"]),
-                         bool(row["energy_reset"]), unit, who)
+                    Read(ts_s=row["time"] / 1000, kwh=float(row["energy_kwh"]),
+                         reset=bool(row["energy_reset"]), unit=unit, attribution=who)
                     for row in rows if row["energy_kwh"] is not None]
         for edge, selector in ((start_s - COUNTER_LOOKBACK_S, "last"),
                                (end_s, "first")):
@@ -286,8 +286,9 @@ def _attribution(tags: dict[str, str]) -> Attribution:
 
 
 def _read(tags: dict[str, str], row: dict[str, Any]) -> Read:
-    return Read(row["time"] / 1000, float(row["energy_kwh"]), bool(row.get("energy_reset")),
-                unit_key(tags), _attribution(tags))
+    return Read(ts_s=row["time"] / 1000, kwh=float(row["energy_kwh"]),
+                reset=bool(row.get("energy_reset")), unit=unit_key(tags),
+                attribution=_attribution(tags))
 
 
 def interval_kwh(before: Read, after: Read) -> float:
@@ -373,13 +374,14 @@ def quarter_energy(unit: Unit, quarter: int, own: set[int]) -> Quarter | None:
                 measured += part
             else:
                 estimated += part
-        return Quarter(measured, estimated, "pdu_energy", True)
+        return Quarter(kwh_measured=measured, kwh_estimated=estimated, source="pdu_energy",
+                       covered=True)
     if power is None:
         return None
     kwh = power[0] / 1000 * QUARTER_S / HOUR_S
     if measured_power:
-        return Quarter(kwh, 0.0, power[1], True)
-    return Quarter(0.0, kwh, power[1], covered)
+        return Quarter(kwh_measured=kwh, kwh_estimated=0.0, source=power[1], covered=True)
+    return Quarter(kwh_measured=0.0, kwh_estimated=kwh, source=power[1], covered=covered)
 
 
 def attribution(unit: Unit, quarter: int) -> Attribution:
@@ -560,7 +562,7 @@ def follow(cfg: Config, stop: threading.Event, *, interval_s: float, hours: int,
             log.warning("ledger rollup failed (%s); next try in %.0f s", exc, interval_s)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LedgerRow:
     """One ledger row: a unit's energy and cost in one quarter hour."""
 
@@ -600,12 +602,13 @@ def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime, *,
                      f'GROUP BY {LEDGER_TAGS}')
             for tags, rows in series(db, query):
                 out += [LedgerRow(
-                    dt.datetime.fromtimestamp(r["time"] / 1000, dt.UTC), site,
-                    tags.get("rig", ""), tags.get("pdu", ""), tags.get("unit", ""),
-                    tags.get("outlet", ""),
-                    tags.get("customer", ""), tags.get("rack", ""), tags.get("window", ""),
-                    r["kwh"], r["kwh_measured"], r["kwh_estimated"], r["cost"],
-                    r["rate_per_kwh"], r["coverage"], r["source"])
+                    time=dt.datetime.fromtimestamp(r["time"] / 1000, dt.UTC), site=site,
+                    rig=tags.get("rig", ""), pdu=tags.get("pdu", ""),
+                    pdu_unit=tags.get("unit", ""), outlet=tags.get("outlet", ""),
+                    customer=tags.get("customer", ""), rack=tags.get("rack", ""),
+                    window=tags.get("window", ""), kwh=r["kwh"], kwh_measured=r["kwh_measured"],
+                    kwh_estimated=r["kwh_estimated"], cost=r["cost"],
+                    rate_per_kwh=r["rate_per_kwh"], coverage=r["coverage"], source=r["source"])
                     for r in rows if r["source"] != VOID]
     finally:
         db.close()

@@ -105,7 +105,7 @@ def _unit(tags: dict[str, str]) -> str:
     return key[1] if key[0] == "rig" else "/".join(x for x in key[1:] if x)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Group:
     """The exact (unrounded) sums of one report row."""
 
@@ -127,7 +127,7 @@ def _key(tags: dict[str, str], by: GroupBy, site: str) -> str:
     return {"site": site, "rig": _unit(tags)}.get(by) or tags.get(by, "") or "(none)"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Existence:
     """What tells how long each unit existed in the month beyond its own rows there."""
 
@@ -215,7 +215,7 @@ def apportion(values: list[Decimal], step: Decimal, target: Decimal | None = Non
     return [f.quantize(step) for f in floors]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Report:
     """A computed report: rounded rows, their total, the method and the tariff applied."""
 
@@ -248,8 +248,9 @@ def build_report(cfg: Config, db: InfluxQL, *, measurement: str, month: str,
     before, after = ledger_edges(db, measurement=measurement, site=cfg.site.name, start=start,
                                  end=end)
     closed = min(end.timestamp(), closed_end(end.timestamp(), cfg.site.timezone))
-    existence = Existence(int(start.timestamp()) * 1000, (int(closed) - QUARTER_S) * 1000,
-                          before, after, {r.id for r in cfg.rigs})
+    existence = Existence(first_ms=int(start.timestamp()) * 1000,
+                          last_ms=(int(closed) - QUARTER_S) * 1000, before=before, after=after,
+                          inventory={r.id for r in cfg.rigs})
     sums = ledger_sums(db, measurement=measurement, site=cfg.site.name, start=start, end=end)
     groups = group_sums(sums, by, cfg.site.name, existence)
     names = _windows(cfg, {w for g in groups.values() for w in g.window_kwh})
@@ -277,8 +278,9 @@ def build_report(cfg: Config, db: InfluxQL, *, measurement: str, month: str,
     total["coverage"] = ((Decimal(covered) / existed).quantize(SHARE, ROUND_HALF_UP)
                          if existed else ZERO)
     total["rigs"] = len({u for g in gs for u in g.spans})
-    return Report(month, by, cfg.site.name, cfg.site.timezone, cfg.site.currency, hours, names,
-                  rows, total, _method(cfg, start, end, hours), tariff_lines(cfg))
+    return Report(month=month, by=by, site=cfg.site.name, timezone=cfg.site.timezone,
+                  currency=cfg.site.currency, hours=hours, windows=names, rows=rows, total=total,
+                  method=_method(cfg, start, end, hours), tariff=tariff_lines(cfg))
 
 
 def _method(cfg: Config, start: dt.datetime, end: dt.datetime, hours: int) -> list[str]:
