@@ -69,7 +69,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     cfg = _load(args.config, "init")
     try:
         url = cfg.influxdb.url if cfg.influxdb else ""
-        steps = apply(url, plan(cfg, args.reader, args.ops_reader, args.retention))
+        steps = apply(url, plan(cfg, readers=args.reader, ops_readers=args.ops_reader,
+                                raw_retention=args.retention))
         steps += setup_customers(cfg)
     except ConfigError as exc:
         for line in exc.problems:
@@ -199,7 +200,8 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         if any(c.has_view for c in cfg.customers):  # their ledger rows into their databases
             from exporters.customers.fanout import follow_customers
 
-            threading.Thread(target=follow_customers, args=(cfg, stop, interval, args.hours),
+            threading.Thread(target=follow_customers, args=(cfg, stop),
+                             kwargs={"interval_s": interval, "hours": args.hours},
                              daemon=True, name="customer-ledgers").start()
         follow(cfg, stop, interval_s=interval, hours=args.hours,  # the first run at once,
                errors=(WriteUnavailable, WriteRejected, InfluxQLError, OSError),  # logged
@@ -404,7 +406,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     output = _output_path(args.output)
     inventory = Path(args.inventory) if args.inventory else None
     try:
-        text, lines = run(args.cidr, output, inventory, args.concurrency, args.timeout)
+        text, lines = run(args.cidr, output=output, inventory=inventory,
+                          concurrency=args.concurrency, timeout_s=args.timeout)
     except DiscoverError as exc:
         raise CliError(str(exc)) from None
     if output is None:

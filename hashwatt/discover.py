@@ -105,7 +105,7 @@ async def identify(address: str, timeout_s: float, factory: Any) -> Found | None
                  serial=serial, hostname=hostname)
 
 
-async def scan(cidrs: list[str], concurrency: int = 256, timeout_s: float = 1.0,
+async def scan(cidrs: list[str], *, concurrency: int = 256, timeout_s: float = 1.0,
                terminal: bool | None = None) -> list[Found]:
     """Every rig on the networks, at most `concurrency` addresses at once."""
     from pyasic.miners.factory import MinerFactory
@@ -224,12 +224,12 @@ def report(result: Reconciled, scanned: int, seconds: float) -> list[str]:
     return lines
 
 
-def run(cidrs: list[str], output: Path | None, inventory: Path | None, concurrency: int,
+def run(cidrs: list[str], *, output: Path | None, inventory: Path | None, concurrency: int,
         timeout_s: float) -> tuple[str, list[str]]:
     """Scan, reconcile, and return the CSV text and the report lines."""
     known = read_known(inventory) if inventory is not None else []
     started = time.monotonic()
-    found = asyncio.run(scan(cidrs, concurrency, timeout_s))
+    found = asyncio.run(scan(cidrs, concurrency=concurrency, timeout_s=timeout_s))
     result = reconcile(found, known)
     text = to_csv(result.rows)
     if output is not None:

@@ -67,7 +67,7 @@ def _env(name: str, what: str) -> str:
     return value
 
 
-def plan(cfg: Config, readers: list[str], ops_readers: list[str],
+def plan(cfg: Config, *, readers: list[str], ops_readers: list[str],
          raw_retention: str = "8w") -> Plan:
     """What the config and the reader options ask for (no server contact)."""
     influx = cfg.influxdb
