@@ -342,6 +342,9 @@ class MeterConfig(Strict):
     timeout_s: float = Field(2.0, gt=0, le=60)
     # the prefix the meter is set to show energy with: "M" when an SDM630MCT shows MWh
     energy_prefix: Literal["k", "M"] = "k"
+    # the order of the words of a 32/64-bit value when a gateway swaps them; unset = the map's
+    # (the vendor's table: high word first on Eastron and Schneider)
+    word_order: Literal["big", "little"] | None = None
 
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]

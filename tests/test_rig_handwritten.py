@@ -127,3 +127,15 @@ def test_whatsminer_v3_error_code_shapes_pyasic_has_seen() -> None:
     [err] = WhatsminerV3Path._errors({"error-code": "btminer process is down err"})
     assert err.error_message == "btminer process is down err"
     assert WhatsminerV3Path._errors({}) == []  # no "error-code" in get.device.info: none
+
+
+def test_a_fan_the_reply_does_not_list_is_unknown_not_stopped() -> None:
+    # an S19 Pro has four fans; a stats entry listing only fan1/fan2 (own numbers): the other
+    # two are unknown (None: left out of fans_rpm), not 0 rpm ("fan dead" would fire)
+    miner = antminers.BMMinerS19Pro("127.0.0.1")
+    path = antminer.AntminerPath(miner, 1.0, DEFAULT)
+    assert [f.speed for f in path._fans({"fan1": 5400, "fan2": "5520"})] == [
+        5400, 5520, None, None]
+    assert [f.speed for f in path._fans({"fan1": 0, "fan2": 0, "fan3": 0, "fan4": 0})] == [
+        0, 0, 0, 0]  # reported 0: a stopped fan is a known 0
+    asyncio.run(path.close())

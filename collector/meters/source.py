@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -14,17 +15,24 @@ from hashwatt.contract import PduDoc, PhaseDoc, pdu_doc
 from hashwatt.errors import MeterError
 from hashwatt.payloads import DeviceValues, PhaseValues
 
+log = logging.getLogger(__name__)
 # an energy register shown with the M prefix (Eastron SDM630MCT set to MWh) counts MWh
 ENERGY_PREFIX = {"k": 1.0, "M": 1000.0}
+# magnitudes: a negative one is no measurement (power alone is signed: its direction)
+NON_NEGATIVE = ("energy_kwh", "voltage_v", "current_a")
 
 
-def _values(group: Values, words: dict[int, int], word_order: str,
+def _values(group: Values, words: dict[int, int], rmap: RegisterMap, word_order: str,
             energy_scale: float) -> dict[str, float]:
     out = {}
     for key, register in group.__dict__.items():
         if key != "phase" and register is not None:
             scale = energy_scale if key == "energy_kwh" else 1.0
-            value = decode(register, words, word_order, scale)
+            value = decode(register, words, word_order, scale, rmap.not_available)
+            if value is not None and key in NON_NEGATIVE and value < 0:
+                log.debug("meter register %d: %s %s is negative: left out", register.address,
+                          key, value)
+                value = None
             if value is not None:
                 out[key] = value
     return out
@@ -113,8 +121,10 @@ class MeterSource:
             doc["error"] = str(exc)[:500]
             return doc
         energy_scale = ENERGY_PREFIX[meter.energy_prefix]
-        device = _values(rmap.device, words, rmap.word_order, energy_scale)
-        phases = [_phase(p.phase, _values(p, words, rmap.word_order, energy_scale))
+        # a Modbus gateway that swaps the two words of 32-bit values: set on the meter
+        order = meter.word_order or rmap.word_order
+        device = _values(rmap.device, words, rmap, order, energy_scale)
+        phases = [_phase(p.phase, _values(p, words, rmap, order, energy_scale))
                   for p in rmap.phases]
         if rmap.current_from_phases:
             total = _total_current(phases)

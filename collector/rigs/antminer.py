@@ -90,8 +90,10 @@ class AntminerPath:
 
     def _fans(self, stats: dict[str, Any]) -> list[Fan]:
         offset = next((n for n in (1, 5) if any(stats.get(f"fan{n + i}") for i in range(4))), 1)
-        return [Fan(int(stats.get(f"fan{offset + i}", 0) or 0))
-                for i in range(self.miner.expected_fans or 0)]
+        # a fan key the reply lacks is unknown (None), not a stopped fan
+        speeds = [number(stats.get(f"fan{offset + i}"))
+                  for i in range(self.miner.expected_fans or 0)]
+        return [Fan(int(s) if s is not None else None) for s in speeds]
 
     async def _errors(self) -> list[Any] | None:
         """Errors from the web API; None (unknown) when the web API does not give them."""
