@@ -76,7 +76,8 @@ def _generated() -> list[Path]:
 
 
 def _code() -> list[Path]:
-    return [f for d in ("exporters", "hashwatt", "dashboards") for f in (REPO / d).rglob("*.py")]
+    return [f for d in ("exporters", "hashwatt", "dashboards", "collector", "sim", "bench")
+            for f in (REPO / d).rglob("*.py")]
 
 
 def test_the_generated_dashboards_and_alert_rules_read_only_named_measurements() -> None:
