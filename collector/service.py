@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from collector.diagnose import diagnose, is_silent, login_refused
+from collector.diagnose import diagnose, login_refused
 from collector.events import StateLog
 from collector.inventory_checks import PoolWatch, annotate
 from collector.mapping import Origin, offline_reading
@@ -23,7 +23,7 @@ from collector.rigs.credentials import credentials_lookup
 from collector.sanitise import sanitise_pdu, sanitise_rig
 from hashwatt.config import Config, ConfigError, MeterConfig, PduConfig, RigConfig
 from hashwatt.contract import CycleStatsDoc, PduDoc, RigDoc, pdu_doc
-from hashwatt.errors import PollTimeout
+from hashwatt.errors import NoAnswer, PollTimeout
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,28 +72,36 @@ async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> RigD
 async def _poll_rig(source: RigSource, origin: Origin,
                     deadline_s: float) -> tuple[RigDoc, bool]:
     """poll_rig's reading and whether the deadline passed."""
-    timed_out = False
+    # a LAN host answers a connect in milliseconds: 0.5 s is ample for the probes
+    probe_s = min(0.5, deadline_s / 4)
     try:
         reading = await within(source.poll(origin), deadline_s)
-    except PollTimeout as exc:
-        source.failed(origin.rig.id)
-        reading, timed_out = offline_reading(origin, str(exc)), True
+    except NoAnswer as exc:  # PollTimeout included: nothing came back, so probe why
+        timed_out = isinstance(exc, PollTimeout)
+        if timed_out:  # the source did not see its poll end
+            source.failed(origin.rig.id)
+        reading = offline_reading(origin, str(exc))
+        reading["error"] = await explain_offline(origin.rig.address, exc, probe_s)
+        return reading, timed_out
     except Exception as exc:  # a bug for one rig must not end the cycle for all
         log.exception("rig %s: unexpected error while polling", origin.rig.id)
         source.failed(origin.rig.id)
         return offline_reading(origin, f"collector error: {type(exc).__name__}"), False
-    if not reading["online"]:  # a LAN host answers a connect in milliseconds: 0.5 s is ample
+    if not reading["online"]:
         reading["error"] = await explain_offline(origin.rig.address, reading.get("error"),
-                                                 min(0.5, deadline_s / 4))
-    return reading, timed_out
+                                                 probe_s)
+    return reading, False
 
 
-async def explain_offline(address: str, error: str | None, timeout_s: float) -> str | None:
-    """Hung, dead or login refused: the reason an operator can act on."""
+async def explain_offline(address: str, error: str | NoAnswer | None,
+                          timeout_s: float) -> str | None:
+    """Hung, dead or login refused: the reason an operator can act on. A NoAnswer (nothing
+    answered: a timeout, no miner at identification) is probed; a text is the rig's own
+    words, checked for a refused login."""
     if error is None:
         return None
-    if is_silent(error):
-        return (await diagnose(address, error, timeout_s))[:512]
+    if isinstance(error, NoAnswer):
+        return (await diagnose(address, str(error), timeout_s))[:512]
     return login_refused(error) or error
 
 

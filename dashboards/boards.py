@@ -23,7 +23,14 @@ from dashboards.common import (
     transform,
 )
 from dashboards.influxql import DATASOURCE, LEDGER, Target
-from dashboards.operator import IN_SERVICE, down_rigs_table, suspects_table
+from dashboards.operator import (
+    IN_SERVICE,
+    SILENT_COLLECTORS,
+    SILENT_RIGS,
+    down_rigs_table,
+    silent_table,
+    suspects_table,
+)
 from dashboards.operator import RIGS_IN_MAINTENANCE as MAINTENANCE_COUNT
 from hashwatt.names import Field, Measurement, Tag
 
@@ -57,8 +64,13 @@ def zero_filled(name: str, counted: str) -> str:
 RIGS_HOT = zero_filled("hot", 'SELECT count("m") AS "hot" FROM '
                        + per_rig('last("temp_margin_c") AS "m"') + ' WHERE "m" < 5')
 RIGS_IN_MAINTENANCE = zero_filled("maintenance", MAINTENANCE_COUNT)
-COST_TODAY = ('SELECT sum("c") FROM (SELECT mean("cost_per_h") AS "c" FROM "rig" WHERE '
-              f'$timeFilter AND {RIG_FILTER} GROUP BY time(1h), "rig")')
+# cost so far today: per rig and quarter hour its mean cost rate times a quarter of an hour.
+# Quarters, not hours: `now/d` starts at the site's midnight and every timezone's offset is a
+# whole number of quarter hours (Kathmandu +05:45), so no bucket straddles midnight; InfluxQL
+# buckets are aligned to the epoch. The quarter in progress counts as a whole one (at most
+# 15 minutes of cost ahead).
+COST_TODAY = ('SELECT sum("c") / 4 FROM (SELECT mean("cost_per_h") AS "c" FROM "rig" WHERE '
+              f'$timeFilter AND {RIG_FILTER} GROUP BY time(15m), "rig")')
 
 
 def farm_overview(currency: str) -> dashboard.Dashboard:
@@ -86,6 +98,8 @@ def farm_overview(currency: str) -> dashboard.Dashboard:
         steps=((None, "blue"),)).time_from(LIVE), 18, 5))
     d.with_panel(g.add(rack_heat_map().time_from(LIVE), 24, 9))
     d.with_panel(g.add(down_rigs_table(), 24, 8))
+    d.with_panel(g.add(silent_table("Rigs silent (no reading: collector down?)",
+                                    SILENT_RIGS), 24, 6))
     d.with_panel(g.add(suspects_table(), 24, 8))
     d.with_panel(g.add(top_table("Hottest rigs", Field.TEMP_MAX_C, "celsius"), 12, 9))
     d.with_panel(g.add(top_table("Worst efficiency", Field.EFFICIENCY_J_TH, "J/TH"), 12, 9))
@@ -128,12 +142,18 @@ def rig_detail() -> dashboard.Dashboard:
         dashboard.QueryVariable("rig").label("Rig").datasource(DATASOURCE)
         .query('SHOW TAG VALUES FROM "rig" WITH KEY = "rig" WHERE "site" =~ /^$site$/')
         .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED))
-    where = "$timeFilter AND \"rig\" = '$rig'"
+    # ${rig:raw}: Grafana fills a raw query's variables with the `regex` format (the
+    # InfluxDB data source's applyVariables), which would escape a rig id's "." into "\."
+    # and break the string literal; ids are [A-Za-z0-9._-] (hashwatt.contract SEGMENT), so
+    # the raw value is a safe literal
+    where = "$timeFilter AND \"site\" =~ /^$site$/ AND \"rig\" = '${rig:raw}'"
     g = Grid()
-    last = (f'SELECT last("power_w") AS "power", last("power_source") AS "source", '
-            f'last("efficiency_j_th") AS "J/TH", last("nominal_efficiency_j_th") AS '
-            f'"nominal J/TH", last("uptime_s") AS "uptime", last("error") AS "error", '
-            f'last("errors") AS "errors" FROM "rig" WHERE {where}')
+    # the latest reading as a whole (not each field's last value: an online rig's reading has
+    # no error, and last("error") would show one from hours ago)
+    last = (f'SELECT "online", "power_w" AS "power", "power_source" AS "source", '
+            f'"efficiency_j_th" AS "J/TH", "nominal_efficiency_j_th" AS "nominal J/TH", '
+            f'"uptime_s" AS "uptime", "error", "errors" FROM "rig" WHERE {where} '
+            'ORDER BY time DESC LIMIT 1')
     d.with_panel(g.add(grid_table("Now", Target(last)), 24, 4))
     board = f'FROM "rig_board" WHERE {where} GROUP BY time($__interval), "board"'
     d.with_panel(g.add(series("Hashrate per board", "TH/s", Target(
@@ -224,6 +244,7 @@ def collector_health() -> dashboard.Dashboard:
     """Cycle times, failed polls, spool depth, exporter lag, set-aside messages."""
     d = new_dashboard("hashwatt-health", "Collector health", ["ops"])
     g = Grid()
+    d.with_panel(g.add(silent_table("Collectors silent", SILENT_COLLECTORS), 24, 5))
     per = 'GROUP BY time($__interval), "collector"'
     d.with_panel(g.add(series("Cycle time", "s", Target(
         f'SELECT max("cycle_s") FROM "collector" WHERE $timeFilter {per}')

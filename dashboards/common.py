@@ -76,9 +76,16 @@ def big_stat(title: str, unit: str, *queries: Target, decimals: int = 1,
     return panel
 
 
+# the smallest $__interval of a time series: two poll cycles (30 s). Grafana's own would be
+# range / panel width (6 h on 1,000 px: 20 s, rangeutil.ts calculateInterval), and a bucket
+# without a rig's reading drops it from a fleet sum: the total would saw-tooth
+MIN_INTERVAL = "1m"
+
+
 def series(title: str, unit: str, *queries: Target) -> timeseries.Panel:
-    """A time-series panel."""
-    panel = timeseries.Panel().title(title).datasource(DATASOURCE).unit(unit)
+    """A time-series panel, at least MIN_INTERVAL per point."""
+    panel = (timeseries.Panel().title(title).datasource(DATASOURCE).unit(unit)
+             .interval(MIN_INTERVAL))
     for n, query in enumerate(queries):
         panel.with_target(query.ref_id(chr(ord("A") + n)))
     return panel

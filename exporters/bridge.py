@@ -3,11 +3,12 @@
 The intake thread (exporters/intake.py) only queues messages; one worker thread decodes,
 batches, writes and then acknowledges. After InfluxDB accepted a batch the bridge tells each
 collector which of its spooled readings are stored (exact seqs as ranges, per spool epoch, on
-`.../collector/<id>/stored`): only then do they leave the collector's spool. A message that
-cannot be decoded or encoded is set aside (bounded dead-letter files + counter), counted as
-settled in the receipt and acked, so it never blocks the ones behind it; nothing a message
-holds stops the bridge. While InfluxDB is down the worker backs off and the unacknowledged
-messages stay with the broker (and, unstored, in the collectors' spools).
+`.../collector/<id>/stored`): only then do they leave the collector's spool. The sink encodes
+each message on its own (`Sink.encode`) and the batch goes in one write (`Sink.send`), so a
+message that cannot be decoded or encoded is set aside (bounded dead-letter files + counter),
+counted as settled in the receipt and acked, and never blocks the ones behind it; nothing a
+message holds stops the bridge. While InfluxDB is down the worker backs off and the
+unacknowledged messages stay with the broker (and, unstored, in the collectors' spools).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from exporters.customers.fanout import follow_customers, make_fanout
 from exporters.decode import Limits, Receipt, Rejected, decode_message, receipt_of
 from exporters.finance.ledger import follow
 from exporters.intake import Inbound, Session, Subscriber
-from exporters.lineproto import DROPPED, Point, encode
+from exporters.lineproto import DROPPED, Point
 from exporters.roster import roster_loop
 from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
@@ -171,11 +172,12 @@ class Inbox:
 
 
 class Good(NamedTuple):
-    """A message that decoded and encoded: its points, their line protocol, its receipt."""
+    """A message that decoded and encoded: its points, the sink's form of them
+    (Sink.encode), its receipt."""
 
     msg: Inbound
     points: list[Point]
-    body: bytes
+    encoded: Any
     receipt: Receipt | None
 
 
@@ -227,7 +229,7 @@ class Bridge:
 
     def connect(self, timeout: float = 30.0) -> None:
         """Open the persistent session and wait for the subscription."""
-        self.intake.start(timeout)
+        self.intake.start(timeout, cancel=self.stopping)
 
     def next_batch(self) -> list[Inbound]:
         """Up to batch_size messages: wait for one, then take what arrives within the flush."""
@@ -239,7 +241,7 @@ class Bridge:
         started = time.monotonic()
         good: list[Good] = []
         settled: list[Receipt] = []
-        prefix = self.cfg.mqtt.topic_prefix
+        prefix, encode = self.cfg.mqtt.topic_prefix, self.sink.encode
         for msg in batch:
             try:
                 points, receipt = decode_message(msg.topic, msg.payload, prefix=prefix,
@@ -294,28 +296,27 @@ class Bridge:
         self.intake.ack([msg])
 
     def _write(self, good: list[Good], settled: list[Receipt]) -> None:
-        body = b"".join(g.body for g in good)
         try:
-            self._write_retrying(body)
+            self._write_retrying([g.encoded for g in good])
         except WriteRejected:
             self._write_one_by_one(good, settled)
         if self.fanout is not None:  # after the site's write: a copy never holds up the ack
-            self.fanout.write([(g.points, g.body) for g in good])
+            self.fanout.write([g.points for g in good])
 
     def _write_one_by_one(self, good: list[Good], settled: list[Receipt]) -> None:
         """Find the messages the database refuses; set them aside, keep the others."""
         for g in list(good):
             try:
-                self._write_retrying(g.body)
+                self._write_retrying([g.encoded])
             except WriteRejected as exc:
                 good.remove(g)
                 self._set_aside(g.msg, f"database refused: {exc}", settled)
 
-    def _write_retrying(self, body: bytes) -> None:
+    def _write_retrying(self, encoded: list[Any]) -> None:
         delay = 0.5
         while True:
             try:
-                self.sink.write(body)
+                self.sink.send(encoded)
                 return
             except WriteUnavailable as exc:
                 self.counters.write_errors += 1
@@ -357,7 +358,7 @@ class Bridge:
                     self.fanout.flush()
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + self.cfg.bridge.stats_interval_s
-                    self._write_retrying(encode([self.stats_point()]))
+                    self._write_retrying([self.sink.encode([self.stats_point()])])
             except WriteUnavailable:
                 break  # stopping while InfluxDB is down: the broker keeps the rest
 
@@ -381,7 +382,12 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     bridge = Bridge(cfg, make_sink(cfg))
     if stop is not None:
         bridge.stopping = stop
+    log.info("bridge %s: subscribing at the broker %s:%d", cfg.bridge.client_id,
+             cfg.mqtt.host, cfg.mqtt.port)
     bridge.connect()
+    if bridge.stopping.is_set():  # Ctrl-C or SIGTERM before the broker answered
+        log.info("bridge %s: stopped before the subscription", cfg.bridge.client_id)
+        return bridge
     if ready is not None:
         ready()
     # every rig and collector seen stays known to the alert rules until forgotten

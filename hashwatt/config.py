@@ -7,6 +7,7 @@ as `SecretStr`, so they never show in a repr or a log line.
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
 import ipaddress
 import logging
@@ -15,7 +16,7 @@ import re
 import stat
 import tomllib
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from decimal import Decimal
@@ -173,33 +174,20 @@ class MqttConfig(Strict):
     ca_file: Path | None = None
 
 
-class InfluxConfig(Strict):
-    """InfluxDB: the v1 API (url, database, username/password) or v2 (url, org, bucket, token)."""
+class SinkConfig(Strict):
+    """`[influxdb]`, where the bridge writes: `api` names the sink type, whose own model
+    (beside its code, `exporters/sinks/<type>.py`, a subclass of this) checks the rest of
+    the table. Here only what every sink has; the application hands the sinks' models to
+    load_config (`sinks=`), so the vocabulary never imports the exporters."""
 
-    api: Literal["v1", "v2"] = "v1"
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    api: Annotated[str, Field(pattern=ID_PATTERN)] = "v1"
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/.*)?$")] = "http://127.0.0.1:8086"
-    database: str | None = None
-    username: str | None = None
-    password: SecretSpec | None = None
-    org: str | None = None
-    bucket: str | None = None
-    token: SecretSpec | None = None
     timeout_s: float = Field(10.0, gt=0, le=300)
-    # the energy ledger: a retention policy kept forever (v1), or a database of its own (set
-    # ledger_database: InfluxDB 3 Core has no retention policies, and access is granted per
-    # database on 1.x, so only then can a login read operations without the invoices), or
-    # its own bucket (v2)
-    ledger_retention_policy: str = "ledger"
-    ledger_database: str | None = None
-    ledger_bucket: str = "hashwatt-ledger"
 
-    @model_validator(mode="after")
-    def _api_fields(self) -> InfluxConfig:
-        need = ["database"] if self.api == "v1" else ["org", "bucket", "token"]
-        missing = [k for k in need if getattr(self, k) in (None, "")]
-        if missing:
-            raise ValueError(f"api = \"{self.api}\" needs {', '.join(missing)}")
-        return self
+
+SinkModels = Mapping[str, type[SinkConfig]]
 
 
 class CollectorConfig(Strict):
@@ -395,6 +383,17 @@ class CustomerConfig(Strict):
     availability_target_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(0)
     billing_contact: str = ""
     access: CustomerAccess = CustomerAccess()
+    # the contract's first and last local day: the capacity fee is pro rata for the part of
+    # a month the contract covers (a contract starting on the 15th pays from its midnight)
+    contract_start: _dt.date | None = None
+    contract_end: _dt.date | None = None
+
+    @model_validator(mode="after")
+    def _contract(self) -> CustomerConfig:
+        if (self.contract_start is not None and self.contract_end is not None
+                and self.contract_end < self.contract_start):
+            raise ValueError("contract_end is before contract_start")
+        return self
 
     @property
     def database(self) -> str:
@@ -438,7 +437,7 @@ class Config(Strict):
 
     site: SiteConfig
     mqtt: MqttConfig = MqttConfig()
-    influxdb: InfluxConfig | None = None
+    influxdb: SinkConfig | None = None
     collector: CollectorConfig = CollectorConfig()
     bridge: BridgeConfig = BridgeConfig()
     inventory: InventoryConfig = InventoryConfig()
@@ -496,9 +495,10 @@ def _key_path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
         "SecretRef", "SecretStr", "function-after", "str"))
 
 
-def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+def _model_at(loc: tuple[int | str, ...],
+              root: type[BaseModel] | None = None) -> type[BaseModel] | None:
     """The config model a (key path) loc lands in, for a "did you mean"."""
-    current: Any = Config
+    current: Any = root or Config
     for part in loc:
         if isinstance(part, int):
             continue
@@ -526,11 +526,11 @@ def _known_keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items() if name != "source"]
 
 
-def _message(err: Any) -> str:
+def _message(err: Any, root: type[BaseModel] | None = None) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         loc = _key_path(err["loc"])
-        model = _model_at(loc[:-1]) if loc else None
+        model = _model_at(loc[:-1], root) if loc else None
         hint = did_you_mean(str(loc[-1]), _known_keys(model)) if model else ""
         return f"unknown key{hint}"
     if kind == "missing":
@@ -549,20 +549,50 @@ def _message(err: Any) -> str:
 
 def format_problems(origin: str, exc: ValidationError, prefix: str = "",
                     places: TomlPlaces | None = None,
-                    column: Callable[[str], str] = str) -> list[str]:
+                    column: Callable[[str], str] = str, *, under: tuple[str, ...] = (),
+                    root: type[BaseModel] | None = None) -> list[str]:
     """One line per validation error: origin (with :line when known), dotted key (as
-    `column` names it), message."""
+    `column` names it), message. A model validated on its own (`root`, e.g. a sink's) names
+    its keys `under` its table."""
     seen: set[str] = set()
     lines = []
     for err in exc.errors():
-        where = column(_where(err["loc"]))
+        loc = (*under, *err["loc"])
+        where = column(_where(loc))
         if where in seen:  # a union gives one error per alternative: report the first
             continue
         seen.add(where)
-        line = places.line(_key_path(err["loc"])) if places is not None else None
+        line = places.line(_key_path(loc)) if places is not None else None
         at = f"{origin}:{line}" if line else origin
-        lines.append(f"{at}: {prefix}{where}: {_message(err)}")
+        lines.append(f"{at}: {prefix}{where}: {_message(err, root)}")
     return lines
+
+
+def sink_section(origin: str, section: SinkConfig, sinks: SinkModels,
+                 places: TomlPlaces | None = None) -> tuple[SinkConfig | None, list[str]]:
+    """[influxdb] checked by the model of the sink its `api` names: (the section, []) or
+    (None, one line per problem)."""
+    model = sinks.get(section.api)
+    if model is None:
+        line = places.line(("influxdb", "api")) if places is not None else None
+        return None, [f"{origin}{f':{line}' if line else ''}: influxdb.api: unknown sink type "
+                      f"{section.api!r} (known: {', '.join(sorted(sinks))})"]
+    if isinstance(section, model):
+        return section, []
+    try:
+        return model.model_validate(section.model_dump()), []
+    except ValidationError as exc:
+        return None, format_problems(origin, exc, places=places, under=("influxdb",),
+                                     root=model)
+
+
+def secret_keys(model: type[BaseModel]) -> list[str]:
+    """The keys of a model that hold secrets (typed SecretSpec)."""
+    return [name for name, f in model.model_fields.items() if _holds(f.annotation, SecretStr)]
+
+
+def _holds(annotation: Any, kind: type) -> bool:
+    return annotation is kind or any(_holds(a, kind) for a in getattr(annotation, "__args__", ()))
 
 
 def _read_text(path: Path, what: str = "config") -> str:
@@ -831,8 +861,8 @@ def _unneeded(raw: dict[str, Any], needs: frozenset[str]) -> list[tuple[str, ...
                                    if f"mqtt.{role}" not in needs]
     if not any(f"mqtt.{role}" in needs and role not in own for role in ("collector", "bridge")):
         skip.append(("mqtt", "password"))
-    if "influxdb" not in needs:
-        skip += [("influxdb", "password"), ("influxdb", "token")]
+    if "influxdb" not in needs:  # every secret of the sink's table, whatever its type
+        skip.append(("influxdb",))
     # (this pruned copy only feeds the secret check: whole lists can go)
     skip += [(section,) for section, need in (("pdus", "pdus"), ("rigs", "rigs"),
                                                 ("credentials", "rigs"),
@@ -869,10 +899,11 @@ def _resolve_secrets(cfg: Config, needs: frozenset[str] = EVERYTHING) -> Config:
     mqtt = cfg.mqtt.model_copy(update={
         "password": resolve(cfg.mqtt.password, shared), **roles})
     influx = cfg.influxdb
-    if influx is not None:
+    if influx is not None:  # every secret of the sink's own model (or, unchecked, its table);
+        # unneeded ones stay a reference (no value), so a later check still sees them given
         influx = influx.model_copy(update={
-            key: resolve(getattr(influx, key), "influxdb" in needs)
-            for key in ("password", "token")})
+            key: _resolve_secret(spec, base) if "influxdb" in needs else spec
+            for key, spec in _sink_secrets(influx)})
     # a customer's logins stay a reference where unneeded: whether it has a view of its own
     # (access.password given) decides what the bridge copies, without reading the secret
     customers = [c.model_copy(update={"access": c.access.model_copy(update={
@@ -892,6 +923,18 @@ def _resolve_secrets(cfg: Config, needs: frozenset[str] = EVERYTHING) -> Config:
         "customers": customers})
 
 
+def _sink_secrets(section: SinkConfig) -> list[tuple[str, SecretSpec]]:
+    """The secrets of [influxdb]: the values its sink's model made SecretRef/SecretStr, or,
+    not yet checked by that model, its `{ env = }` / `{ file = }` tables."""
+    found: list[tuple[str, SecretSpec]] = []
+    for key, value in {**dict(section), **(section.model_extra or {})}.items():
+        if isinstance(value, SecretRef | SecretStr):
+            found.append((key, value))
+        elif isinstance(value, dict) and len(value) == 1 and set(value) <= {"env", "file"}:
+            found.append((key, SecretRef.model_validate(value)))
+    return found
+
+
 def _csv_secret_problems(items: list[tuple[str, Any]], base: Path,
                          keys: tuple[str, ...] = PDU_SECRETS) -> list[str]:
     problems = []
@@ -906,10 +949,11 @@ def _csv_secret_problems(items: list[tuple[str, Any]], base: Path,
     return problems
 
 
-def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
+def _warn_plain_secrets(path: Path, raw: dict[str, Any], sink: SinkConfig | None) -> None:
     mqtt = raw.get("mqtt", {})
+    sink_keys = secret_keys(type(sink)) if sink is not None else []
     literal = [f"{section}.{key}" for section, key in
-               (("mqtt", "password"), ("influxdb", "password"), ("influxdb", "token"))
+               (("mqtt", "password"), *(("influxdb", k) for k in sink_keys))
                if isinstance(raw.get(section, {}).get(key), str)]
     literal += [f"mqtt.{role}.password" for role in ("collector", "bridge")
                 if isinstance(mqtt.get(role), dict) and isinstance(mqtt[role].get("password"), str)]
@@ -989,11 +1033,14 @@ class _Inventory:
         return added
 
 
-def load_config(path: Path | str, role: str | None = None) -> Config:
+def load_config(path: Path | str, role: str | None = None, *,
+                sinks: SinkModels | None = None) -> Config:
     """Read, validate and resolve a config file; raise ConfigError listing every problem
     (TOML keys, CSV rows, secrets, references, tariff windows) in one go. With a role
     ("collector", "bridge", "influxdb") only that role's secrets are checked and resolved
-    (the others stay unset), so its environment need not hold anybody else's."""
+    (the others stay unset), so its environment need not hold anybody else's. `sinks`
+    (api -> model, exporters.sinks.CONFIGS; the CLI gives it) checks [influxdb] by its
+    sink's own model here; without it the sink checks its table when it is built."""
     path = Path(path)
     text = _read_text(path)
     raw = _parse_toml(path, text)
@@ -1034,9 +1081,13 @@ def load_config(path: Path | str, role: str | None = None) -> Config:
     if cfg is not None:
         problems += _check_tariff(origin, places, cfg.tariff)
         problems += _check_customers(cfg, inv.rigs)
+        if cfg.influxdb is not None and sinks is not None:
+            sink, found = sink_section(origin, cfg.influxdb, sinks, places)
+            problems += found
+            cfg = cfg.model_copy(update={"influxdb": sink})
     if problems or cfg is None:
         raise ConfigError(problems)
-    _warn_plain_secrets(path, raw)
+    _warn_plain_secrets(path, raw, cfg.influxdb)
     _warn_unknown_models(inv.rigs)
     cfg = cfg.model_copy(update={"rigs": [r for _, r in inv.rigs],
                                  "pdus": [p for _, p in inv.pdus],

@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from dashboards.build import ALERTING
+from exporters.lineproto import Point, encode
 from exporters.roster import RosterKeeper
 from hashwatt.influxql import InfluxQL
 from tests.grafana import Firing, evaluate_rule, reduce, route
@@ -50,9 +52,9 @@ def rig_line(rig: str, age_s: float, maintenance: str = "", **fields: Any) -> st
 def marked(db: InfluxQL) -> None:
     """The bridge's roster marks, written a minute before the evaluation (exporters/roster.py:
     a bridge started now knows every rig and collector of the last 24 h)."""
-    def write_ms(body: bytes) -> None:
+    def write_ms(points: Sequence[Point]) -> None:  # as a line-protocol sink writes them
         resp = db.client.post("/write", params={"db": db.database, "precision": "ms"},
-                              content=body)
+                              content=encode(points))
         assert resp.status_code == 204, resp.text
 
     RosterKeeper(db, write_ms).run(NOW - 60)

@@ -18,6 +18,7 @@ from collector.rigs.credentials import DEFAULT, Credentials, Lookup
 from collector.rigs.registry import FastPath, HostileReply, fast_path_for, identify
 from hashwatt.config import RigConfig
 from hashwatt.contract import RigDoc
+from hashwatt.errors import NoAnswer
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ FAST_SHARE = 0.4
 EXCHANGE_SHARE = 0.85
 PATH_SHARE = 0.9
 FALLBACK_MIN_SHARE = 0.25
+NO_MINER = "identification: no miner answered"
 
 
 def apply_credentials(miner: Any, creds: Credentials) -> None:
@@ -71,7 +73,8 @@ class PyasicSource:
     reasons: dict[str, str] = field(default_factory=dict)
 
     async def poll(self, origin: Origin) -> RigDoc:
-        """Poll one rig and return its reading (offline readings included)."""
+        """Poll one rig and return its reading (offline readings included); NoAnswer when
+        no miner answered identification at all."""
         rig = origin.rig
         miner = self.miners.get(rig.id)
         if miner is None:
@@ -79,6 +82,8 @@ class PyasicSource:
             if miner is None:
                 self.failed(rig.id)
                 self._tell(rig.id, reason)
+                if reason == NO_MINER:  # typed: the collector probes why (collector.diagnose)
+                    raise NoAnswer(reason)
                 return offline_reading(origin, reason)
             creds = self.credentials(rig, str(miner.raw_model or ""))
             apply_credentials(miner, creds)
@@ -147,7 +152,7 @@ class PyasicSource:
             except Exception as exc:  # pyasic 0.79 raises e.g. TypeError on odd replies
                 return None, f"identification: {_cause(exc)}"
         if miner is None:
-            return None, "identification: no miner answered"
+            return None, NO_MINER
         if type(miner).__name__.startswith("Unknown"):
             return None, "identification: answered, but pyasic does not know the firmware"
         return miner, ""
@@ -158,7 +163,7 @@ class PyasicSource:
         if self.reasons.get(rig_id) != reason:
             self.reasons[rig_id] = reason
             # a firmware pyasic cannot identify needs a human; a silent rig does not
-            level = (logging.DEBUG if reason == "identification: no miner answered"
+            level = (logging.DEBUG if reason == NO_MINER
                      else logging.INFO if reason.startswith("fast path") else logging.WARNING)
             log.log(level, "rig %s: %s", rig_id, reason)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from exporters.customers import ledger_source as src
 from exporters.customers.render import Format, render
 from exporters.customers.statement import Statement, build_statement
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import customer_sink
 from hashwatt.config import Config, CustomerConfig
 from hashwatt.errors import UsageError
@@ -83,7 +83,7 @@ def publish(cfg: Config, st: Statement) -> None:
     """Write the statement's summary into the customer's database (ledger retention)."""
     sink = customer_sink(cfg, st.customer, ledger=True)
     try:
-        sink.write(encode([statement_point(st, src.month_bounds(st.month, st.timezone)[0])]))
+        sink.write([statement_point(st, src.month_bounds(st.month, st.timezone)[0])])
     finally:
         sink.close()
 

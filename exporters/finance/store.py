@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from exporters import sinks
+from exporters.sinks.influx_common import influx_settings
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQL
 from hashwatt.names import Measurement, Tag
@@ -30,7 +31,7 @@ def query_client(cfg: Config, database: str | None = None) -> InfluxQL:
 def ledger_client(cfg: Config, raw: InfluxQL | None = None) -> tuple[InfluxQL, str]:
     """A client for the ledger (raw's own when the ledger is a retention policy of the raw
     database) and the measurement's name as queries must give it."""
-    influx = cfg.influxdb
+    influx = influx_settings(cfg) if cfg.influxdb is not None else None
     if influx is not None and influx.ledger_database:  # on 2.x: a DBRP mapping's name
         return query_client(cfg, influx.ledger_database), f'"{MEASUREMENT}"'
     rp = influx.ledger_retention_policy if influx is not None else "ledger"
