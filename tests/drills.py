@@ -75,6 +75,7 @@ class Drill:
     peak_kb: dict[str, int] = field(default_factory=dict)
     sampling: threading.Event = field(default_factory=threading.Event)
     spool_file: Path | None = None  # the collector's spool, when not beside the config
+    proxy: Any = None  # a tests.faultproxy.FaultProxy between the bridge and influxd
 
     def spawn(self, role: str, *args: str) -> subprocess.Popen[bytes]:
         """A `hashwatt` subcommand as a process of its own, logging to a file."""
