@@ -20,12 +20,14 @@ class FaultProxy:
     """Forward every request to `upstream`; `fail` answers the next writes with these HTTP
     statuses instead (they never reach influxd), `slow` forwards the next writes and answers
     each only after that many seconds (the write has landed: a client that gave up and
-    retries writes it twice)."""
+    retries writes it twice), and every write before `slow_until` takes `slow_s`."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.fail: deque[int] = deque()
         self.slow: deque[float] = deque()
+        self.slow_until = 0.0  # writes until then (time.monotonic) all take slow_s
+        self.slow_s = 10.0
         self.writes = self.failed = self.delayed = 0
         self.lock = threading.Lock()
         proxy = self
@@ -70,6 +72,8 @@ class FaultProxy:
                     status, self.failed = self.fail.popleft(), self.failed + 1
                 elif self.slow:
                     delay, self.delayed = self.slow.popleft(), self.delayed + 1
+                elif time.monotonic() < self.slow_until:
+                    delay, self.delayed = self.slow_s, self.delayed + 1
         if status:
             self._answer(h, status, b'{"error":"injected by the drill"}')
             return
