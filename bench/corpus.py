@@ -27,6 +27,7 @@ from collector.mapping import Origin, reading_from_miner
 from collector.rigs import FIELDS
 from collector.rigs.registry import fast_path_for, identify
 from hashwatt.config import RigConfig
+from hashwatt.contract import RigDoc
 
 CASES = Path(__file__).resolve().parents[1] / "tests" / "cases" / "rigs"
 
@@ -66,7 +67,7 @@ async def _cpu(coro: Any) -> tuple[float, Any]:
     return time.process_time() - start, result
 
 
-async def hashwatt(ip: str, polls: int) -> tuple[float, dict[str, Any]]:
+async def hashwatt(ip: str, polls: int) -> tuple[float, RigDoc]:
     """CPU ms per fast-path poll and the last reading."""
     miner = await identify(ip, 5.0)
     path = fast_path_for(miner, 5.0)
@@ -78,7 +79,7 @@ async def hashwatt(ip: str, polls: int) -> tuple[float, dict[str, Any]]:
     return cpu * 1000 / polls, reading_from_miner(origin, last)
 
 
-async def pyasic_kept(ip: str, polls: int) -> tuple[float, dict[str, Any]]:
+async def pyasic_kept(ip: str, polls: int) -> tuple[float, RigDoc]:
     """CPU ms per pyasic get_data (telemetry fields only) with a kept miner object."""
     miner = await identify(ip, 5.0)
     origin = Origin("bench", "c1", RigConfig(id="rig", address=ip), 1)
@@ -115,7 +116,7 @@ def _rs_figures(data: Any) -> tuple[Any, Any, Any, list[Any]]:
     return th(data.hashrate), th(data.expected_hashrate), data.wattage, boards
 
 
-def _figures(r: dict[str, Any]) -> tuple[Any, Any, Any, list[Any]]:
+def _figures(r: RigDoc) -> tuple[Any, Any, Any, list[Any]]:
     power = r["power_w"] if r.get("power_source") == "miner" else None
     return (r["hashrate_ths"], r["expected_hashrate_ths"], power,
             [b["hashrate_ths"] for b in r["boards"]])

@@ -22,22 +22,21 @@ import threading
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from exporters.bridge import Bridge
 from exporters.intake import Inbound
-from exporters.sinks import InfluxV1Sink
+from exporters.sinks import InfluxV1Config, InfluxV1Sink
 from hashwatt.config import (
     BridgeConfig,
     Config,
     CustomerConfig,
-    InfluxConfig,
     MqttConfig,
     PriceConfig,
     SiteConfig,
 )
+from hashwatt.contract import RigDoc
 from hashwatt.influxql import InfluxQL
 from hashwatt.tariff import TariffConfig
 from sim.launch import Influxd, Mosquitto
@@ -49,9 +48,9 @@ TARIFF = {"periods": [{"from": "2026-01-01", "rate": 0.08, "windows": [
      "weekdays": ["mon", "tue", "wed", "thu", "fri"]}]}]}
 
 
-def documents(count: int, now_ms: int, customers: int = 0) -> list[dict[str, Any]]:
+def documents(count: int, now_ms: int, customers: int = 0) -> list[RigDoc]:
     """Realistic rig readings (three boards each), as the collector publishes them."""
-    out = []
+    out: list[RigDoc] = []
     for i in range(count):
         rig = f"r{i % 2000:04d}"
         out.append({
@@ -100,7 +99,7 @@ def baseline(messages: list[Inbound], sink: InfluxV1Sink, batch: int) -> float:
                 for key in ("hashrate_ths", "chip_temp_c", "board_temp_c", "chips"):
                     board.field(key, b[key])
                 lines.append(board.to_line_protocol())
-        sink.write(("\n".join(lines) + "\n").encode())
+        sink.post(("\n".join(lines) + "\n").encode())
     return time.process_time() - start
 
 
@@ -195,7 +194,7 @@ def measure(args: argparse.Namespace, run_dir: Path, url: str, port: int) -> dic
     def config(db: str) -> Config:
         return Config(site=SiteConfig(name="bench", timezone="Europe/Berlin"),
                       mqtt=MqttConfig(port=port),
-                      influxdb=InfluxConfig(url=url, database=db),
+                      influxdb=InfluxV1Config(url=url, database=db),
                       bridge=BridgeConfig(client_id="bench-bridge", batch_size=args.batch,
                                           dead_letter_file=run_dir / "dead.jsonl"),
                       tariff=TariffConfig.model_validate(TARIFF), customers=customers)

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from collector.pdu.profile import builtin_profiles
 from collector.pdu.source import PduSource
 from hashwatt.config import Config, PduConfig, SiteConfig
+from hashwatt.contract import PduDoc
 from sim.farm import rig_addresses
 from sim.launch import SnmpSim, find_binary
 from sim.pdus import static_recording
@@ -38,7 +39,7 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _hashwatt_round(source: PduSource, pdus: list[PduConfig]) -> list[dict[str, Any]]:
+async def _hashwatt_round(source: PduSource, pdus: list[PduConfig]) -> list[PduDoc]:
     return list(await asyncio.gather(*(source.poll(p, 1) for p in pdus)))
 
 

@@ -3,7 +3,10 @@ no route, no answer to connect) or refusing our login (HTTP 401/403, an auth err
 
 A hung rig and a switched-off rig both end in "no reply"; what tells them apart is whether
 the rig's TCP stack still accepts a connection. One short connect per port, only for rigs
-that failed, costs a dead rig at most `timeout_s` more within its own poll slot.
+that failed, costs a dead rig at most `timeout_s` more within its own poll slot. Which
+failures are probed is decided by type, not by text: a source raises
+`hashwatt.errors.NoAnswer` (the poll deadline's `PollTimeout` is one) when nothing answered
+(collector.service.explain_offline).
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ from dataclasses import dataclass
 
 # the ports pyasic's identification tries first: cgminer-family RPC and the web UI
 PORTS = (4028, 80)
-SILENT_ERRORS = ("no reply", "no miner answered identification",
-                 "identification: no miner answered")
 # HTTP 401/403 and the firmware clients' own words (pyasic's VNish client: "Could not
 # authenticate web token with miner")
 AUTH = re.compile(r"\b(401|403)\b|unauthori[sz]ed|forbidden|auth(entication)? fail|"
@@ -73,11 +74,6 @@ async def diagnose(address: str, first: str, timeout_s: float = 1.0) -> str:
     """A reason for a silent rig that tells hung from dead."""
     probes = await asyncio.gather(*(probe(address, port, timeout_s) for port in PORTS))
     return explain(list(probes), first)
-
-
-def is_silent(error: str | None) -> bool:
-    """True for the errors a connect probe can explain."""
-    return bool(error) and str(error).startswith(SILENT_ERRORS)
 
 
 def login_refused(text: str) -> str | None:

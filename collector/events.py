@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from hashwatt.contract import CycleStatsDoc, PduDoc, RigDoc
 
 log = logging.getLogger("collector")
 
@@ -19,16 +21,17 @@ class StateLog:
     cycles: int = 0
     overrunning: bool = False
 
-    def rig(self, reading: dict[str, Any]) -> None:
+    def rig(self, reading: RigDoc) -> None:
         """Log a rig that went down (with its reason) or came back."""
         self._change(self.rigs, "rig", reading["rig"], reading)
 
-    def pdu(self, reading: dict[str, Any]) -> None:
+    def pdu(self, reading: PduDoc) -> None:
         """Log a PDU or meter that stopped answering (e.g. an SNMP timeout) or came back."""
         self._change(self.pdus, "PDU", reading["pdu"], reading)
 
     @staticmethod
-    def _change(states: dict[str, bool], kind: str, name: str, reading: dict[str, Any]) -> None:
+    def _change(states: dict[str, bool], kind: str, name: str,
+                reading: Mapping[str, object]) -> None:
         online = bool(reading.get("online"))
         before = states.get(name)
         states[name] = online
@@ -40,7 +43,7 @@ class StateLog:
             note = " (maintenance)" if reading.get("maintenance") else ""
             log.info("%s %s down%s: %s", kind, name, note, reading.get("error") or "no reason")
 
-    def cycle(self, stats: dict[str, Any], interval_s: float) -> None:
+    def cycle(self, stats: CycleStatsDoc, interval_s: float) -> None:
         """The cycle line, and a warning when cycles start to overrun the interval."""
         self.cycles += 1
         pdus = (f", PDUs {stats['pdus_ok']}/{stats['pdus_total']}"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hashwatt.config import PoolsConfig, RigConfig
+from hashwatt.contract import RigDoc
 from hashwatt.models import ModelInfo, lookup
 
 log = logging.getLogger("collector")
@@ -37,7 +38,7 @@ def _same_model(a: str, b: str) -> bool:
     return a.replace(" ", "").casefold() == b.replace(" ", "").casefold()
 
 
-def check_model(reading: dict[str, Any], rig: RigConfig) -> None:
+def check_model(reading: RigDoc, rig: RigConfig) -> None:
     """Flag a rig that identified as another model than the inventory's."""
     found = reading.get("identified_model") or ""
     if not rig.model or not found:
@@ -50,7 +51,7 @@ def _expected_w(info: ModelInfo, hashrate_ths: float) -> float:
     return info.nominal_w * share
 
 
-def wiring_reason(reading: dict[str, Any], rig: RigConfig, outlet_w: float) -> str | None:
+def wiring_reason(reading: RigDoc, rig: RigConfig, outlet_w: float) -> str | None:
     """Why this outlet's power does not fit the rig, or None when it does (or cannot say)."""
     answering = reading.get("identified_model") or ""
     info = lookup(answering) or lookup(rig.model)
@@ -77,7 +78,7 @@ def wiring_reason(reading: dict[str, Any], rig: RigConfig, outlet_w: float) -> s
     return None
 
 
-def check_wiring(reading: dict[str, Any], rig: RigConfig, outlet_w: float | None) -> None:
+def check_wiring(reading: RigDoc, rig: RigConfig, outlet_w: float | None) -> None:
     """Flag an outlet whose power does not fit the rig (only for rigs mapped to an outlet
     that reported power this cycle)."""
     if rig.pdu is None or outlet_w is None:
@@ -122,7 +123,7 @@ class PoolWatch:
     known: dict[str, tuple[float, tuple[str, str] | None]] = field(default_factory=dict)
     unexpected: set[str] = field(default_factory=set)
 
-    async def annotate(self, reading: dict[str, Any], rig: RigConfig, miner: Any) -> None:
+    async def annotate(self, reading: RigDoc, rig: RigConfig, miner: Any) -> None:
         """Add pool_url, pool_user and the allow-list verdict to an online rig's reading."""
         if not reading.get("online") or miner is None:
             return
@@ -159,8 +160,8 @@ class PoolWatch:
             log.info("rig %s mines on an allowed pool again", rig_id)
 
 
-def annotate(reading: dict[str, Any], rig: RigConfig,
-             outlet_w: float | None = None) -> dict[str, Any]:
+def annotate(reading: RigDoc, rig: RigConfig,
+             outlet_w: float | None = None) -> RigDoc:
     """Add the inventory's flags and checks to a rig reading (in place) and return it."""
     if rig.maintenance:
         reading["maintenance"] = True

@@ -1,4 +1,4 @@
-"""pyasic's `MinerData` → the contract's rig reading (a plain dict, ready for JSON)."""
+"""pyasic's `MinerData` → the contract's rig reading (a RigDoc: a plain dict, ready for JSON)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hashwatt.config import RigConfig
-from hashwatt.contract import SCHEMA_VERSION
+from hashwatt.contract import SCHEMA_VERSION, BoardDoc, RigDoc
 from hashwatt.models import lookup
-from hashwatt.power import choose_power
+from hashwatt.power import PowerSource, choose_power
 
 HASHRATE_DECIMALS = 6  # TH/s to 1 MH/s: finer than any firmware reports
 
@@ -38,17 +38,18 @@ def _temp(value: Any) -> float | None:
     return value if -60 <= value <= 250 and value != 0 else None
 
 
-def base_reading(origin: Origin, online: bool, error: str | None = None) -> dict[str, Any]:
+def base_reading(origin: Origin, online: bool, error: str | None = None) -> RigDoc:
     """The fields every reading has, online or not."""
     rig = origin.rig
-    return {"schema": SCHEMA_VERSION, "kind": "rig", "ts_ms": origin.ts_ms,
+    reading: RigDoc = {"schema": SCHEMA_VERSION, "kind": "rig", "ts_ms": origin.ts_ms,
             "site": origin.site, "rig": rig.id, "collector": origin.collector,
             "rack": rig.rack, "slot": rig.slot, "customer": rig.customer,
             "model": rig.model or "",
             "online": online, "error": error}
+    return reading
 
 
-def offline_reading(origin: Origin, error: str, make: str = "", model: str = "") -> dict[str, Any]:
+def offline_reading(origin: Origin, error: str, make: str = "", model: str = "") -> RigDoc:
     """A rig that did not answer: published as offline, never skipped."""
     reading = base_reading(origin, online=False, error=error)
     reading["make"] = make
@@ -59,8 +60,8 @@ def offline_reading(origin: Origin, error: str, make: str = "", model: str = "")
     return reading
 
 
-def _boards(data: Any) -> list[dict[str, Any]]:
-    out = []
+def _boards(data: Any) -> list[BoardDoc]:
+    out: list[BoardDoc] = []
     for board in data.hashboards or []:
         out.append({"board": int(board.slot), "hashrate_ths": _ths(board.hashrate),
                     "chip_temp_c": _temp(board.chip_temp), "board_temp_c": _temp(board.temp),
@@ -68,21 +69,26 @@ def _boards(data: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _power(data: Any, model: str, outlet_w: float | None) -> tuple[float | None, str | None]:
+def _power(data: Any, model: str,
+           outlet_w: float | None) -> tuple[float | None, PowerSource | None]:
     """Wall power from the PDU outlet beats the miner's figure (0 W from a hashing rig is
-    unknown), which beats nominal (hashwatt.power, shared with the energy ledger)."""
+    unknown), which beats nominal (hashwatt.power, shared with the energy ledger). A rig known
+    to hash nothing (idle, soft-off) does not draw its nominal power: without a measured
+    figure its power stays unknown, never a made-up nominal (an idle Avalon Q draws ~146 W,
+    not 1674)."""
     info = lookup(model)
+    idle = _ths(data.hashrate) == 0
     return choose_power(outlet_w=outlet_w, miner_w=data.wattage,
-                        nominal_w=info.nominal_w if info is not None else None)
+                        nominal_w=info.nominal_w if info is not None and not idle else None)
 
 
-def _hottest(data: Any, boards: list[dict[str, Any]]) -> float | None:
+def _hottest(data: Any, boards: list[BoardDoc]) -> float | None:
     """The hottest sensor: the firmware's own per-sensor maximum where the fast path read one
     (four sensors per Antminer chain), else the hottest board figure."""
     hottest = _temp(getattr(data, "temp_max", None))
     if hottest is not None:
         return hottest
-    temps = [b["chip_temp_c"] if b["chip_temp_c"] is not None else b["board_temp_c"]
+    temps = [b.get("chip_temp_c") if b.get("chip_temp_c") is not None else b.get("board_temp_c")
              for b in boards]
     present = [t for t in temps if t is not None]
     return max(present) if present else None
@@ -100,7 +106,7 @@ def answered(data: Any) -> bool:
                for b in data.hashboards or [])
 
 
-def reading_from_miner(origin: Origin, data: Any) -> dict[str, Any]:
+def reading_from_miner(origin: Origin, data: Any) -> RigDoc:
     """Map one `MinerData` (or fast-path telemetry) to a reading. Unknown figures stay None;
     a rig that gave nothing at all did not answer."""
     model = origin.rig.model or str(data.model or "")

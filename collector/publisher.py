@@ -20,7 +20,8 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 
@@ -28,6 +29,12 @@ from collector.spool import Spool, Spooled
 from hashwatt.config import Config
 from hashwatt.contract import (
     SCHEMA_VERSION,
+    CycleDoc,
+    CycleStatsDoc,
+    PduDoc,
+    RigDoc,
+    SpoolStatsDoc,
+    StatusDoc,
     cycle_topic,
     pdu_topic,
     rig_topic,
@@ -84,13 +91,14 @@ class Publisher:
         self.was_connected = threading.Event()
         self.wake, self.stopping = threading.Event(), threading.Event()
         self.sender = threading.Thread(target=self._send_loop, daemon=True, name="spool-sender")
-        self.last_stats: dict[str, Any] | None = None
+        self.last_stats: CycleStatsDoc | None = None
         self.broker_lost = False  # logged once when lost, once when regained
 
-    def _status(self, state: str, stats: dict[str, Any] | None = None) -> str:
-        doc: dict[str, Any] = {"schema": SCHEMA_VERSION, "kind": "collector",
-                               "site": self.cfg.site.name, "collector": self.cfg.collector.id,
-                               "state": state}
+    def _status(self, state: Literal["online", "offline"],
+                stats: CycleStatsDoc | None = None) -> str:
+        doc: StatusDoc = {"schema": SCHEMA_VERSION, "kind": "collector",
+                          "site": self.cfg.site.name, "collector": self.cfg.collector.id,
+                          "state": state}
         if state == "online":
             doc["ts_ms"] = int(time.time() * 1000)
         if stats is not None:
@@ -272,7 +280,7 @@ class Publisher:
                                                message.payload[1:])
 
     # -- what the service calls --------------------------------------------------------------
-    def publish_readings(self, readings: list[dict[str, Any]]) -> None:
+    def publish_readings(self, readings: Sequence[RigDoc | PduDoc]) -> None:
         """Spool rig and PDU readings (one transaction) for the sender to publish."""
         prefix, site = self.cfg.mqtt.topic_prefix, self.cfg.site.name
         messages = [((rig_topic(prefix, site, r["rig"]) if r["kind"] == "rig"
@@ -281,11 +289,11 @@ class Publisher:
         self.spool.append(messages)
         self.wake.set()
 
-    def publish_reading(self, reading: dict[str, Any]) -> None:
+    def publish_reading(self, reading: RigDoc | PduDoc) -> None:
         """Spool one reading."""
         self.publish_readings([reading])
 
-    def spool_stats(self) -> dict[str, Any]:
+    def spool_stats(self) -> SpoolStatsDoc:
         """Spool depth, readings dropped at a bound or refused, delivery state."""
         with self.lock:
             unstored = len(self.waiting) + len(self.inflight)
@@ -294,13 +302,13 @@ class Publisher:
                 "spool_disk_errors": self.spool.disk_errors, "unstored": unstored,
                 "resent": self.resent, "broker_connected": self.client.is_connected()}
 
-    def publish_stats(self, stats: dict[str, Any]) -> None:
+    def publish_stats(self, stats: CycleStatsDoc) -> None:
         """Spool the cycle's statistics like a reading (stamped with the cycle's end, so a
         resend is the same point) and update the retained status for people."""
         self.last_stats = stats
-        doc = {"schema": SCHEMA_VERSION, "kind": "cycle", "site": self.cfg.site.name,
-               "collector": self.cfg.collector.id, "ts_ms": int(time.time() * 1000),
-               "stats": stats}
+        doc: CycleDoc = {"schema": SCHEMA_VERSION, "kind": "cycle", "site": self.cfg.site.name,
+                         "collector": self.cfg.collector.id, "ts_ms": int(time.time() * 1000),
+                         "stats": stats}
         self.spool.append([(self.cycle_topic, json.dumps(doc, separators=(",", ":")).encode())])
         self.wake.set()
         if self.client.is_connected():

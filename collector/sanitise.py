@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
-from hashwatt.contract import PduReading, RigReading
+from hashwatt.contract import PduDoc, PduReading, RigDoc, RigReading
 from hashwatt.models import Bounds, bounds
 
 log = logging.getLogger(__name__)
@@ -102,12 +102,18 @@ def _contract(doc: dict[str, Any], model: type[BaseModel]) -> list[str] | None:
     return None
 
 
+def _untyped(reading: RigDoc | PduDoc) -> dict[str, Any]:
+    """The reading as the mender sees it: keys named by the contract's validation errors."""
+    return cast(dict[str, Any], reading)
+
+
 REQUIRED = {"schema", "kind", "ts_ms", "site", "rig", "pdu", "collector", "online"}
 
 
-def sanitise_rig(reading: dict[str, Any]) -> int:
+def sanitise_rig(rig: RigDoc) -> int:
     """Check one rig reading in place (bounds of its model, then the contract); return the
     number of fields dropped. A reading that cannot be mended becomes offline."""
+    reading = _untyped(rig)
     invalid = _plausible(reading, bounds(reading.get("model")))
     mended = _contract(reading, RigReading)
     if mended is None:
@@ -116,8 +122,9 @@ def sanitise_rig(reading: dict[str, Any]) -> int:
     return _flag(reading, "rig", invalid)
 
 
-def sanitise_pdu(reading: dict[str, Any]) -> int:
+def sanitise_pdu(pdu: PduDoc) -> int:
     """Check one PDU/meter reading in place against the contract; return fields dropped."""
+    reading = _untyped(pdu)
     mended = _contract(reading, PduReading)
     if mended is None:
         return _unmendable(reading, [])

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from collector.diagnose import diagnose, is_silent, login_refused
+from collector.diagnose import diagnose, login_refused
 from collector.events import StateLog
 from collector.inventory_checks import PoolWatch, annotate
 from collector.mapping import Origin, offline_reading
@@ -22,8 +22,8 @@ from collector.rigs import PyasicSource
 from collector.rigs.credentials import credentials_lookup
 from collector.sanitise import sanitise_pdu, sanitise_rig
 from hashwatt.config import Config, ConfigError, MeterConfig, PduConfig, RigConfig
-from hashwatt.contract import SCHEMA_VERSION
-from hashwatt.errors import PollTimeout
+from hashwatt.contract import CycleStatsDoc, PduDoc, RigDoc, pdu_doc
+from hashwatt.errors import NoAnswer, PollTimeout
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,7 +34,7 @@ class RigSource(Protocol):
 
     identifications: int
 
-    async def poll(self, origin: Origin) -> dict[str, Any]:
+    async def poll(self, origin: Origin) -> RigDoc:
         """Poll one rig."""
         ...
 
@@ -63,66 +63,74 @@ async def within(poll: Awaitable[T], deadline_s: float) -> T:
         raise PollTimeout(deadline_s) from exc
 
 
-async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> dict[str, Any]:
+async def poll_rig(source: RigSource, origin: Origin, deadline_s: float) -> RigDoc:
     """Poll one rig under a hard deadline: a hung rig costs its own deadline and no more;
     a silent rig's reason says whether it is hung, dead or refusing our login."""
     return (await _poll_rig(source, origin, deadline_s))[0]
 
 
 async def _poll_rig(source: RigSource, origin: Origin,
-                    deadline_s: float) -> tuple[dict[str, Any], bool]:
+                    deadline_s: float) -> tuple[RigDoc, bool]:
     """poll_rig's reading and whether the deadline passed."""
-    timed_out = False
+    # a LAN host answers a connect in milliseconds: 0.5 s is ample for the probes
+    probe_s = min(0.5, deadline_s / 4)
     try:
         reading = await within(source.poll(origin), deadline_s)
-    except PollTimeout as exc:
-        source.failed(origin.rig.id)
-        reading, timed_out = offline_reading(origin, str(exc)), True
+    except NoAnswer as exc:  # PollTimeout included: nothing came back, so probe why
+        timed_out = isinstance(exc, PollTimeout)
+        if timed_out:  # the source did not see its poll end
+            source.failed(origin.rig.id)
+        reading = offline_reading(origin, str(exc))
+        reading["error"] = await explain_offline(origin.rig.address, exc, probe_s)
+        return reading, timed_out
     except Exception as exc:  # a bug for one rig must not end the cycle for all
         log.exception("rig %s: unexpected error while polling", origin.rig.id)
         source.failed(origin.rig.id)
         return offline_reading(origin, f"collector error: {type(exc).__name__}"), False
-    if not reading["online"]:  # a LAN host answers a connect in milliseconds: 0.5 s is ample
+    if not reading["online"]:
         reading["error"] = await explain_offline(origin.rig.address, reading.get("error"),
-                                                 min(0.5, deadline_s / 4))
-    return reading, timed_out
+                                                 probe_s)
+    return reading, False
 
 
-async def explain_offline(address: str, error: str | None, timeout_s: float) -> str | None:
-    """Hung, dead or login refused: the reason an operator can act on."""
+async def explain_offline(address: str, error: str | NoAnswer | None,
+                          timeout_s: float) -> str | None:
+    """Hung, dead or login refused: the reason an operator can act on. A NoAnswer (nothing
+    answered: a timeout, no miner at identification) is probed; a text is the rig's own
+    words, checked for a refused login."""
     if error is None:
         return None
-    if is_silent(error):
-        return (await diagnose(address, error, timeout_s))[:512]
+    if isinstance(error, NoAnswer):
+        return (await diagnose(address, str(error), timeout_s))[:512]
     return login_refused(error) or error
 
 
-OutletPower = dict[tuple[str, int], float]
+OutletPower = dict[str, float]  # rig id -> the power of the outlet the inventory maps it to
 
 
 class DeviceSource(Protocol):
     """A PDU or meter source."""
 
-    async def poll(self, device: Any, ts_ms: int) -> dict[str, Any]:
+    async def poll(self, device: Any, ts_ms: int) -> PduDoc:
         """Poll one device."""
         ...
 
 
-def _pdu_offline(cfg: Config, pdu_id: str, ts_ms: int, error: str) -> dict[str, Any]:
-    return {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms, "site": cfg.site.name,
-            "pdu": pdu_id, "collector": cfg.collector.id, "online": False, "error": error}
+def _pdu_offline(cfg: Config, pdu_id: str, ts_ms: int, error: str) -> PduDoc:
+    return pdu_doc(ts_ms=ts_ms, site=cfg.site.name, pdu=pdu_id, collector=cfg.collector.id,
+                   online=False, error=error)
 
 
 async def poll_pdus(cfg: Config, source: DeviceSource, publish: Any,
                     meters: DeviceSource | None = None,
                     states: StateLog | None = None) -> tuple[OutletPower, int]:
-    """Poll every PDU and meter under the deadline; return outlet power by (pdu, outlet)
-    and how many answered."""
+    """Poll every PDU and meter under the deadline; return outlet power by the rig the
+    inventory maps to the outlet, and how many answered."""
     semaphore = asyncio.Semaphore(cfg.collector.concurrency)
     devices: list[tuple[PduConfig | MeterConfig, DeviceSource]] = [(p, source) for p in cfg.pdus]
     devices += [(m, meters) for m in cfg.meters if meters is not None]
 
-    async def one(pdu: PduConfig | MeterConfig, source: DeviceSource) -> dict[str, Any]:
+    async def one(pdu: PduConfig | MeterConfig, source: DeviceSource) -> PduDoc:
         async with semaphore:
             ts_ms = int(time.time() * 1000)
             try:
@@ -140,10 +148,10 @@ async def poll_pdus(cfg: Config, source: DeviceSource, publish: Any,
         return reading
 
     readings = await asyncio.gather(*(one(device, src) for device, src in devices))
-    # only outlets the inventory maps (on a daisy chain, the master unit's): a link unit's
-    # outlet 3 must not overwrite the master's outlet 3
-    power = {(r["pdu"], o["outlet"]): o["power_w"] for r in readings if r["online"]
-             for o in r["outlets"] if o.get("power_w") is not None and o.get("rig")}
+    # keyed by the rig the source mapped to the outlet (pdu, daisy-chain unit and outlet):
+    # a link unit's outlet 3 is not the master's outlet 3
+    power = {rig: w for r in readings if r["online"] for o in r.get("outlets", [])
+             if (w := o.get("power_w")) is not None and (rig := o.get("rig"))}
     return power, sum(1 for r in readings if r["online"])
 
 
@@ -151,7 +159,7 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
                     rigs: list[RigConfig] | None = None,
                     outlet_power: OutletPower | None = None,
                     states: StateLog | None = None,
-                    pools: PoolWatch | None = None) -> dict[str, Any]:
+                    pools: PoolWatch | None = None) -> CycleStatsDoc:
     """Poll every rig once with bounded concurrency; publish each reading as it arrives."""
     rigs = cfg.rigs if rigs is None else rigs
     outlet_power = outlet_power or {}
@@ -161,7 +169,7 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
 
     async def one(rig: RigConfig) -> None:
         async with semaphore:
-            outlet_w = outlet_power.get((rig.pdu, rig.outlet)) if rig.pdu and rig.outlet else None
+            outlet_w = outlet_power.get(rig.id) if rig.pdu and rig.outlet else None
             origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000),
                             outlet_w)
             reading, timed_out = await _poll_rig(source, origin, cfg.collector.deadline_s)
@@ -190,7 +198,7 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
 Reload = Callable[[], Config]
 
 
-def _publish_counted(publisher: Publisher, flagged: list[int], reading: dict[str, Any]) -> None:
+def _publish_counted(publisher: Publisher, flagged: list[int], reading: PduDoc) -> None:
     """Spool a PDU or meter reading, noting how many fields its sanitising dropped."""
     flagged.append(len(reading.get("invalid") or ()))
     publisher.publish_reading(reading)

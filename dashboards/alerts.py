@@ -13,12 +13,14 @@ from typing import Any
 from grafana_foundation_sdk.builders import alerting, expr
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
+from dashboards.common import MUTE_LOCATION
 from dashboards.influxql import DATASOURCE_UID, Target
+from hashwatt.names import Roster, Tag, quoted
 
 FOLDER_TITLE = "hashwatt"
-RIG_TAGS = '"site", "rig", "rack", "model"'
+RIG_TAGS = quoted(Tag.SITE, Tag.RIG, Tag.RACK, Tag.MODEL)
 # rigs in maintenance (inventory column, a tag on their readings) page nobody
-IN_SERVICE = '$timeFilter AND "maintenance" != \'yes\''
+IN_SERVICE = f'$timeFilter AND "{Tag.MAINTENANCE}" != \'yes\''
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,27 +43,33 @@ class RuleSpec:
 
 # Rules whose subject can vanish (a rig whose collector died, a silent collector) must not
 # rely on the series: Grafana treats a series that stops arriving as *missing*, not 0, and
-# resolves it as stale instead of firing; the `last` reducer gives NaN for an empty or null
-# series (pkg/expressions/mathexp/reduce.go), and NaN never crosses a threshold. So these two
-# queries union a recent window with every rig/collector seen in the rule's long window
-# (KNOWN_S), each known one contributing 0: a vanished one still yields a value.
-KNOWN_S = 86400
+# resolves it as stale instead of firing (pkg/services/ngalert/state: MissingSeries); the
+# `last` reducer gives NaN for an empty or null series (pkg/expressions/mathexp/reduce.go),
+# and NaN never crosses a threshold. So these two queries union the recent window with the
+# roster marks the bridge writes every Roster.INTERVAL_S for every rig/collector ever seen
+# and not forgotten (exporters/roster.py), each mark contributing 0: a subject silent for
+# days still yields a value, with the tags of its last reading. The rule's own range
+# ($timeFilter, MARKS_S) spans three mark intervals, so a bridge restart leaves no gap.
+MARKS_S = 3 * Roster.INTERVAL_S
 RECENT = "5m"
+MARKED = f'"{Roster.FORGOTTEN}" = 0'
+MARK = f'count("{Roster.LAST_SEEN}") * 0'
 
-# A rig in maintenance pages nobody: its recent readings count as seen, never as failed.
+# A rig in maintenance pages nobody: its recent readings count as seen, never as failed, and
+# its marks (tagged as its last reading was) are left out.
 RIG_OFFLINE = (
     'SELECT sum("bad") + 3 - 3 * sum("seen") AS "failed_polls" FROM '
     f'(SELECT count("up") - sum("up") AS "bad", count("up") * 0 + 1 AS "seen" FROM "rig" '
     f'WHERE time > now() - {RECENT} AND "maintenance" != \'yes\' GROUP BY {RIG_TAGS}), '
     f'(SELECT count("up") * 0 AS "bad", count("up") * 0 + 1 AS "seen" FROM "rig" '
     f'WHERE time > now() - {RECENT} AND "maintenance" = \'yes\' GROUP BY {RIG_TAGS}), '
-    '(SELECT count("up") * 0 AS "bad", count("up") * 0 AS "seen" FROM "rig" '
-    f'WHERE {IN_SERVICE} GROUP BY {RIG_TAGS}) GROUP BY {RIG_TAGS}')
+    f'(SELECT {MARK} AS "bad", {MARK} AS "seen" FROM "rig" '
+    f'WHERE {IN_SERVICE} AND {MARKED} GROUP BY {RIG_TAGS}) GROUP BY {RIG_TAGS}')
 COLLECTOR_SILENT = (
     'SELECT sum("n") AS "cycles" FROM '
     f'(SELECT count("cycle_s") AS "n" FROM "collector" WHERE time > now() - {RECENT} '
     'GROUP BY "site", "collector"), '
-    '(SELECT count("cycle_s") * 0 AS "n" FROM "collector" WHERE $timeFilter '
+    f'(SELECT {MARK} AS "n" FROM "collector" WHERE $timeFilter AND {MARKED} '
     'GROUP BY "site", "collector") GROUP BY "site", "collector"')
 
 RULES = [
@@ -120,13 +128,14 @@ RULES = [
         severity="warning",
         summary="{{ $labels.rig }} delivers under 80 % of its expected hashrate",
     ),
-    # failed polls in the last 5 minutes; 3 when no reading arrived at all (collector dead)
+    # failed polls in the last 5 minutes; 3 when no reading arrived at all (collector dead,
+    # for as long as the rig stays on the roster)
     RuleSpec(
         uid="hw-rig-offline",
         title="Rig offline",
         group="rigs",
         query=RIG_OFFLINE,
-        window_s=KNOWN_S,
+        window_s=MARKS_S,
         reducer="last",
         op="gt",
         value=2,
@@ -190,14 +199,14 @@ RULES = [
         severity="page",
         summary="{{ $labels.pdu }} phase {{ $labels.phase }} carries over 80 % of its rating",
     ),
-    # cycles in the last 5 minutes of every collector seen in the last day (0 when silent);
-    # no collector at all in a day is NoData, which alerts too
+    # cycles in the last 5 minutes of every collector on the roster (0 when silent); no
+    # collector at all is NoData, which alerts too
     RuleSpec(
         uid="hw-collector-silent",
         title="Collector silent",
         group="pipeline",
         query=COLLECTOR_SILENT,
-        window_s=KNOWN_S,
+        window_s=MARKS_S,
         reducer="last",
         op="lt",
         value=1,
@@ -266,8 +275,9 @@ def rule_groups() -> dict[str, Any]:
     return {"apiVersion": 1, "groups": groups}
 
 
-def mute_timings(timezone: str = "Europe/Berlin") -> dict[str, Any]:
-    """Tuesday 06:00-08:00 site time: the weekly maintenance window.
+def mute_timings(timezone: str = MUTE_LOCATION) -> dict[str, Any]:
+    """Tuesday 06:00-08:00 site time: the weekly maintenance window (the site's timezone is
+    written in by deploy/grafana/entrypoint.sh).
 
     Written as data: the SDK's TimeInterval models the Alertmanager API (weekday numbers,
     minute offsets), not the provisioning file's names and clock times.

@@ -25,6 +25,7 @@ from dashboards.common import (
 from dashboards.influxql import DATASOURCE, LEDGER, Target
 from dashboards.operator import IN_SERVICE, down_rigs_table, suspects_table
 from dashboards.operator import RIGS_IN_MAINTENANCE as MAINTENANCE_COUNT
+from hashwatt.names import Field, Measurement, Tag
 
 LAST_PER_RIG = 'FROM "rig" WHERE $timeFilter AND {filter} GROUP BY "rig"'
 
@@ -56,8 +57,13 @@ def zero_filled(name: str, counted: str) -> str:
 RIGS_HOT = zero_filled("hot", 'SELECT count("m") AS "hot" FROM '
                        + per_rig('last("temp_margin_c") AS "m"') + ' WHERE "m" < 5')
 RIGS_IN_MAINTENANCE = zero_filled("maintenance", MAINTENANCE_COUNT)
-COST_TODAY = ('SELECT sum("c") FROM (SELECT mean("cost_per_h") AS "c" FROM "rig" WHERE '
-              f'$timeFilter AND {RIG_FILTER} GROUP BY time(1h), "rig")')
+# cost so far today: per rig and quarter hour its mean cost rate times a quarter of an hour.
+# Quarters, not hours: `now/d` starts at the site's midnight and every timezone's offset is a
+# whole number of quarter hours (Kathmandu +05:45), so no bucket straddles midnight; InfluxQL
+# buckets are aligned to the epoch. The quarter in progress counts as a whole one (at most
+# 15 minutes of cost ahead).
+COST_TODAY = ('SELECT sum("c") / 4 FROM (SELECT mean("cost_per_h") AS "c" FROM "rig" WHERE '
+              f'$timeFilter AND {RIG_FILTER} GROUP BY time(15m), "rig")')
 
 
 def farm_overview(currency: str) -> dashboard.Dashboard:
@@ -86,12 +92,12 @@ def farm_overview(currency: str) -> dashboard.Dashboard:
     d.with_panel(g.add(rack_heat_map().time_from(LIVE), 24, 9))
     d.with_panel(g.add(down_rigs_table(), 24, 8))
     d.with_panel(g.add(suspects_table(), 24, 8))
-    d.with_panel(g.add(top_table("Hottest rigs", "temp_max_c", "celsius"), 12, 9))
-    d.with_panel(g.add(top_table("Worst efficiency", "efficiency_j_th", "J/TH"), 12, 9))
+    d.with_panel(g.add(top_table("Hottest rigs", Field.TEMP_MAX_C, "celsius"), 12, 9))
+    d.with_panel(g.add(top_table("Worst efficiency", Field.EFFICIENCY_J_TH, "J/TH"), 12, 9))
     d.with_panel(g.add(series("Fleet hashrate over time", "TH/s", Target(fleet_over_time(
-        "hashrate_ths"))), 12, 8))
-    d.with_panel(g.add(series("Wall power over time", "watt", Target(fleet_over_time("power_w"))),
-                       12, 8))
+        Field.HASHRATE_THS))), 12, 8))
+    d.with_panel(g.add(series("Wall power over time", "watt",
+                              Target(fleet_over_time(Field.POWER_W))), 12, 8))
     return d
 
 
@@ -123,16 +129,22 @@ def top_table(title: str, field: str, unit: str) -> table.Panel:
 def rig_detail() -> dashboard.Dashboard:
     """One rig: boards, temperatures, fans, power and its source, efficiency, uptime, errors."""
     d = new_dashboard("hashwatt-rig", "Rig detail", ["rig"], time_from="now-6h")
-    d.with_variable(tag_variable("site")).with_variable(
+    d.with_variable(tag_variable(Tag.SITE)).with_variable(
         dashboard.QueryVariable("rig").label("Rig").datasource(DATASOURCE)
         .query('SHOW TAG VALUES FROM "rig" WITH KEY = "rig" WHERE "site" =~ /^$site$/')
         .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED))
-    where = "$timeFilter AND \"rig\" = '$rig'"
+    # ${rig:raw}: Grafana fills a raw query's variables with the `regex` format (the
+    # InfluxDB data source's applyVariables), which would escape a rig id's "." into "\."
+    # and break the string literal; ids are [A-Za-z0-9._-] (hashwatt.contract SEGMENT), so
+    # the raw value is a safe literal
+    where = "$timeFilter AND \"site\" =~ /^$site$/ AND \"rig\" = '${rig:raw}'"
     g = Grid()
-    last = (f'SELECT last("power_w") AS "power", last("power_source") AS "source", '
-            f'last("efficiency_j_th") AS "J/TH", last("nominal_efficiency_j_th") AS '
-            f'"nominal J/TH", last("uptime_s") AS "uptime", last("error") AS "error", '
-            f'last("errors") AS "errors" FROM "rig" WHERE {where}')
+    # the latest reading as a whole (not each field's last value: an online rig's reading has
+    # no error, and last("error") would show one from hours ago)
+    last = (f'SELECT "online", "power_w" AS "power", "power_source" AS "source", '
+            f'"efficiency_j_th" AS "J/TH", "nominal_efficiency_j_th" AS "nominal J/TH", '
+            f'"uptime_s" AS "uptime", "error", "errors" FROM "rig" WHERE {where} '
+            'ORDER BY time DESC LIMIT 1')
     d.with_panel(g.add(grid_table("Now", Target(last)), 24, 4))
     board = f'FROM "rig_board" WHERE {where} GROUP BY time($__interval), "board"'
     d.with_panel(g.add(series("Hashrate per board", "TH/s", Target(
@@ -158,7 +170,7 @@ def rig_detail() -> dashboard.Dashboard:
 def power() -> dashboard.Dashboard:
     """Site, PDU, phase and outlet power; phase load against breakers; energy counters."""
     d = new_dashboard("hashwatt-power", "Power", ["power"])
-    d.with_variable(tag_variable("site", "pdu"))
+    d.with_variable(tag_variable(Tag.SITE, Measurement.PDU))
     g = Grid()
     site = (f'SELECT sum("p") FROM (SELECT mean("power_w") AS "p" FROM "pdu" WHERE $timeFilter '
             f'AND {PDU_FILTER} GROUP BY time($__interval), "pdu") GROUP BY time($__interval)')
@@ -194,7 +206,8 @@ def finance(currency: str) -> dashboard.Dashboard:
     own and the operations database's default mapping would find nothing there."""
     d = new_dashboard("hashwatt-finance", "Finance", ["finance"], refresh="",
                       time_from="now/M")
-    d.with_variable(tag_variable("site", "energy_quarter", datasource=LEDGER)).with_variable(
+    d.with_variable(tag_variable(Tag.SITE, Measurement.ENERGY_QUARTER, datasource=LEDGER)
+                    ).with_variable(
         currency_variable(currency)).with_variable(
         dashboard.CustomVariable("by").label("Per").values("customer,site,rack,rig")
         .current(model.VariableOption(text="customer", value="customer", selected=True)))
@@ -243,30 +256,32 @@ def collector_health() -> dashboard.Dashboard:
     return d
 
 
-# (title, select, measurement) of the delivery and bad-input counters: the collector's cycle
-# point (collector/publisher.py spool_stats, collector/service.py) and the bridge's
-# `exporter` point (exporters/bridge.py stats_point)
+COLLECTOR, EXPORTER = Measurement.COLLECTOR, Measurement.EXPORTER
+# (title, (aggregate, field), measurement) of the delivery and bad-input counters: the
+# collector's cycle point (collector/publisher.py spool_stats, collector/service.py) and the
+# bridge's `exporter` point (exporters/bridge.py stats_point)
 DELIVERY_PANELS = [
     # gauges at the cycle's end: the largest in each interval
-    ("Readings held in memory (spool disk refused)", 'max("spool_memory")', "collector"),
-    ("Sent, not yet known stored", 'max("unstored")', "collector"),
+    ("Readings held in memory (spool disk refused)", ("max", Field.SPOOL_MEMORY), COLLECTOR),
+    ("Sent, not yet known stored", ("max", Field.UNSTORED), COLLECTOR),
     # counters since the process started: the latest (largest) in each interval
-    ("Readings resent (since start)", 'max("resent")', "collector"),
-    ("Spool disk errors (since start)", 'max("spool_disk_errors")', "collector"),
+    ("Readings resent (since start)", ("max", Field.RESENT), COLLECTOR),
+    ("Spool disk errors (since start)", ("max", Field.SPOOL_DISK_ERRORS), COLLECTOR),
     # a boolean: last() works on it where max() does not; the panel shows it as 1/0
-    ("Broker connected (1 = yes)", 'last("broker_connected")', "collector"),
+    ("Broker connected (1 = yes)", ("last", Field.BROKER_CONNECTED), COLLECTOR),
     # per cycle: the sum over the interval is what was dropped in it
-    ("Device fields dropped (collector)", 'sum("fields_dropped")', "collector"),
-    ("Derived fields dropped (bridge, since start)", 'max("fields_dropped")', "exporter"),
-    ("Dead-letter write errors (since start)", 'max("dead_letter_errors")', "exporter"),
-    ("QoS 0 messages dropped (since start)", 'max("qos0_dropped")', "exporter"),
+    ("Device fields dropped (collector)", ("sum", Field.FIELDS_DROPPED), COLLECTOR),
+    ("Derived fields dropped (bridge, since start)", ("max", Field.FIELDS_DROPPED), EXPORTER),
+    ("Dead-letter write errors (since start)", ("max", Field.DEAD_LETTER_ERRORS), EXPORTER),
+    ("QoS 0 messages dropped (since start)", ("max", Field.QOS0_DROPPED), EXPORTER),
 ]
 
 
 def delivery_health(d: dashboard.Dashboard, g: Grid) -> None:
     """One time series per delivery counter, per collector or bridge."""
-    for title, select, measurement in DELIVERY_PANELS:
-        query = (f'SELECT {select} FROM "{measurement}" WHERE $timeFilter '
+    for title, (aggregate, field), measurement in DELIVERY_PANELS:
+        # the collector and exporter measurements are tagged with their own name
+        query = (f'SELECT {aggregate}("{field}") FROM "{measurement}" WHERE $timeFilter '
                  f'GROUP BY time($__interval), "{measurement}"')
         d.with_panel(g.add(series(title, "none", Target(query).alias(f"$tag_{measurement}")),
                            12, 8))

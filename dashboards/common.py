@@ -12,11 +12,20 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
 from dashboards.influxql import DATASOURCE, Target
+from hashwatt.names import Measurement, Tag
 
 GRID_WIDTH = 24
-RIG_FILTER = ('"site" =~ /^$site$/ AND "rack" =~ /^$rack$/ AND "customer" =~ /^$customer$/ '
-              'AND "model" =~ /^$model$/')
-PDU_FILTER = '"site" =~ /^$site$/'
+
+
+def matches(*tags: str) -> str:
+    """Each tag matched against the template variable of its name (All = `.*`)."""
+    return " AND ".join(f'"{tag}" =~ /^${tag}$/' for tag in tags)
+
+
+# the fleet variables: every fleet dashboard filters by them
+FLEET_TAGS = (Tag.SITE, Tag.RACK, Tag.CUSTOMER, Tag.MODEL)
+RIG_FILTER = matches(*FLEET_TAGS)
+PDU_FILTER = matches(Tag.SITE)
 # a rig's latest reading must be this fresh to count on the wall screen (2 poll cycles at 30 s
 # plus margin): an offline rig then drops out of the fleet sums instead of lingering
 LIVE = "2m"
@@ -67,9 +76,16 @@ def big_stat(title: str, unit: str, *queries: Target, decimals: int = 1,
     return panel
 
 
+# the smallest $__interval of a time series: two poll cycles (30 s). Grafana's own would be
+# range / panel width (6 h on 1,000 px: 20 s, rangeutil.ts calculateInterval), and a bucket
+# without a rig's reading drops it from a fleet sum: the total would saw-tooth
+MIN_INTERVAL = "1m"
+
+
 def series(title: str, unit: str, *queries: Target) -> timeseries.Panel:
-    """A time-series panel."""
-    panel = timeseries.Panel().title(title).datasource(DATASOURCE).unit(unit)
+    """A time-series panel, at least MIN_INTERVAL per point."""
+    panel = (timeseries.Panel().title(title).datasource(DATASOURCE).unit(unit)
+             .interval(MIN_INTERVAL))
     for n, query in enumerate(queries):
         panel.with_target(query.ref_id(chr(ord("A") + n)))
     return panel
@@ -89,7 +105,7 @@ def coloured(panel: table.Panel) -> table.Panel:
         mode=common.TableCellBackgroundDisplayMode.BASIC))
 
 
-def tag_variable(name: str, measurement: str = "rig", label: str = "",
+def tag_variable(name: str, measurement: str = Measurement.RIG, label: str = "",
                  datasource: model.DataSourceRef = DATASOURCE) -> dashboard.QueryVariable:
     """A multi-select variable over a tag's values, All = every value."""
     return (dashboard.QueryVariable(name).label(label or name.capitalize())
@@ -102,8 +118,7 @@ def tag_variable(name: str, measurement: str = "rig", label: str = "",
 
 def fleet_variables() -> list[cogbuilder.Builder[model.VariableModel]]:
     """site, rack, customer and model: every fleet dashboard filters by them."""
-    return [tag_variable("site"), tag_variable("rack"), tag_variable("customer"),
-            tag_variable("model")]
+    return [tag_variable(tag) for tag in FLEET_TAGS]
 
 
 def currency_variable(currency: str) -> dashboard.ConstantVariable:
@@ -116,10 +131,15 @@ def transform(kind: str, **options: Any) -> model.DataTransformerConfig:
     return model.DataTransformerConfig(id_val=kind, options=options)
 
 
-# the site's timezone: "now/d" (cost today) and "now/M" (the finance month) start at the
-# site's midnight, not the viewer's browser's; another site sets its own here (and the
-# maintenance mute timing's location) and runs `make dashboards`
-TIMEZONE = "Europe/Berlin"
+# What the committed dashboards say: the viewer's browser clock. A Grafana provisioned for a
+# site gets the site's timezone (`[site] timezone` of the config it is given) written into
+# every dashboard and the maintenance mute timing at start by deploy/grafana/entrypoint.sh,
+# so "now/d" (cost today) and "now/M" (the finance month) start at the site's midnight
+# (Grafana's dateMath rounds in the dashboard's timezone; "browser" = the viewer's).
+TIMEZONE = "browser"
+# the mute timing's default location until the entrypoint writes the site's (Alertmanager
+# timeinterval.Location: an IANA name, "UTC" or "Local")
+MUTE_LOCATION = "UTC"
 
 
 def new_dashboard(uid: str, title: str, tags: list[str], refresh: str = "30s",

@@ -7,9 +7,10 @@ from grafana_foundation_sdk.builders import table
 
 from dashboards.common import RIG_FILTER, grid_table
 from dashboards.influxql import Target
+from hashwatt.names import Tag
 
-IN_SERVICE = "\"maintenance\" != 'yes'"
-MAINTENANCE = "\"maintenance\" = 'yes'"
+IN_SERVICE = f"\"{Tag.MAINTENANCE}\" != 'yes'"
+MAINTENANCE = f"\"{Tag.MAINTENANCE}\" = 'yes'"
 
 
 def latest_per_rig(fields: str, where: str = "", by: str = '"rig", "rack"') -> str:

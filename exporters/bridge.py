@@ -3,11 +3,12 @@
 The intake thread (exporters/intake.py) only queues messages; one worker thread decodes,
 batches, writes and then acknowledges. After InfluxDB accepted a batch the bridge tells each
 collector which of its spooled readings are stored (exact seqs as ranges, per spool epoch, on
-`.../collector/<id>/stored`): only then do they leave the collector's spool. A message that
-cannot be decoded or encoded is set aside (bounded dead-letter files + counter), counted as
-settled in the receipt and acked, so it never blocks the ones behind it; nothing a message
-holds stops the bridge. While InfluxDB is down the worker backs off and the unacknowledged
-messages stay with the broker (and, unstored, in the collectors' spools).
+`.../collector/<id>/stored`): only then do they leave the collector's spool. The sink encodes
+each message on its own (`Sink.encode`) and the batch goes in one write (`Sink.send`), so a
+message that cannot be decoded or encoded is set aside (bounded dead-letter files + counter),
+counted as settled in the receipt and acked, and never blocks the ones behind it; nothing a
+message holds stops the bridge. While InfluxDB is down the worker backs off and the
+unacknowledged messages stay with the broker (and, unstored, in the collectors' spools).
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ from exporters.customers.fanout import follow_customers, make_fanout
 from exporters.decode import Limits, Receipt, Rejected, decode_message, receipt_of
 from exporters.finance.ledger import follow
 from exporters.intake import Inbound, Session, Subscriber
-from exporters.lineproto import DROPPED, Point, encode
+from exporters.lineproto import DROPPED, Point
+from exporters.roster import roster_loop
 from exporters.sinks import Sink, WriteRejected, WriteUnavailable, make_sink
 from hashwatt.config import Config
-from hashwatt.contract import Measurement, stored_topic, subscriptions
+from hashwatt.contract import stored_topic, subscriptions
 from hashwatt.influxql import InfluxQLError
 from hashwatt.mqtt import tls_context
+from hashwatt.names import Field as F
+from hashwatt.names import Measurement, Tag
 from hashwatt.tariff import Tariff
 
 log = logging.getLogger(__name__)
@@ -172,11 +176,12 @@ class Inbox:
 
 
 class Good(NamedTuple):
-    """A message that decoded and encoded: its points, their line protocol, its receipt."""
+    """A message that decoded and encoded: its points, the sink's form of them
+    (Sink.encode), its receipt."""
 
     msg: Inbound
     points: list[Point]
-    body: bytes
+    encoded: Any
     receipt: Receipt | None
 
 
@@ -241,7 +246,7 @@ class Bridge:
         started = time.monotonic()
         good: list[Good] = []
         settled: list[Receipt] = []
-        prefix = self.cfg.mqtt.topic_prefix
+        prefix, encode = self.cfg.mqtt.topic_prefix, self.sink.encode
         for msg in batch:
             try:
                 points, receipt = decode_message(msg.topic, msg.payload, prefix, self.limits,
@@ -299,15 +304,14 @@ class Bridge:
         self.intake.ack([msg])
 
     def _write(self, good: list[Good], settled: list[Receipt]) -> None:
-        body = b"".join(g.body for g in good)
         try:
-            self._write_retrying(body)
+            self._write_retrying([g.encoded for g in good])
         except WriteRejected as exc:
             log.warning("InfluxDB refused a batch of %d messages (%s): writing it in halves to "
                         "find the refused ones", len(good), exc)
             good[:] = self._write_parts(good, settled, exc)
         if self.fanout is not None:  # after the site's write: a copy never holds up the ack
-            self.fanout.write([(g.points, g.body) for g in good])
+            self.fanout.write([g.points for g in good])
 
     def _write_parts(self, part: list[Good], settled: list[Receipt],
                      refusal: WriteRejected) -> list[Good]:
@@ -322,7 +326,7 @@ class Bridge:
         stored = []
         for piece in (part[:half], part[half:]):
             try:
-                self._write_retrying(b"".join(g.body for g in piece))
+                self._write_retrying([g.encoded for g in piece])
                 stored += piece
             except WriteRejected as exc:
                 stored += self._write_parts(piece, settled, exc)
@@ -343,9 +347,9 @@ class Bridge:
             left_out.append(f"{measurement}.{name}")
             if not points:
                 break
-            body = encode(points)
+            encoded = self.sink.encode(points)
             try:
-                self._write_retrying(body)
+                self._write_retrying([encoded])
             except WriteRejected as exc:
                 reason = str(exc)
                 continue
@@ -353,7 +357,7 @@ class Bridge:
             self._conflict_logged(left_out, first)
             self._dead_letter(g.msg, f"database refused {', '.join(left_out)}: {first}; "
                                      f"stored without {'it' if len(left_out) == 1 else 'them'}")
-            return [Good(g.msg, points, body, g.receipt)]
+            return [Good(g.msg, points, encoded, g.receipt)]
         self._set_aside(g.msg, f"database refused: {first}", settled)
         return []
 
@@ -366,11 +370,11 @@ class Bridge:
                       "messages kept in the dead letters; this field's type in the database "
                       "differs from the contract's", ", ".join(new), reason)
 
-    def _write_retrying(self, body: bytes) -> None:
+    def _write_retrying(self, encoded: list[Any]) -> None:
         delay = 0.5
         while True:
             try:
-                self.sink.write(body)
+                self.sink.send(encoded)
                 return
             except WriteUnavailable as exc:
                 self.counters.write_errors += 1
@@ -389,21 +393,21 @@ class Bridge:
         """The `exporter` self-monitoring point."""
         c = self.counters
         fields: dict[str, float | int | bool | str] = {
-            "messages": c.messages, "points": c.points, "dead_letters": c.dead_letters,
-            "dead_letter_errors": c.dead_letter_errors, "qos0_dropped": self.inbox.qos0_dropped,
-            "fields_dropped": DROPPED.count, "receipts": c.receipts,
-            "write_errors": c.write_errors, "batches": c.batches,
-            "queue_depth": self.inbox.qsize(), "lag_ms": round(c.last_lag_ms, 1),
-            "batch_ms": round(c.last_batch_ms, 3)}
+            F.MESSAGES: c.messages, F.POINTS: c.points, F.DEAD_LETTERS: c.dead_letters,
+            F.DEAD_LETTER_ERRORS: c.dead_letter_errors, F.QOS0_DROPPED: self.inbox.qos0_dropped,
+            F.FIELDS_DROPPED: DROPPED.count, F.RECEIPTS: c.receipts,
+            F.WRITE_ERRORS: c.write_errors, F.BATCHES: c.batches,
+            F.QUEUE_DEPTH: self.inbox.qsize(), F.LAG_MS: round(c.last_lag_ms, 1),
+            F.BATCH_MS: round(c.last_batch_ms, 3)}
         if c.lags_ms:
             lags = sorted(c.lags_ms)
-            fields["lag_p50_ms"] = round(lags[len(lags) // 2], 1)
-            fields["lag_p99_ms"] = round(lags[min(len(lags) - 1, len(lags) * 99 // 100)], 1)
-            fields["lag_samples"] = len(lags)
+            fields[F.LAG_P50_MS] = round(lags[len(lags) // 2], 1)
+            fields[F.LAG_P99_MS] = round(lags[min(len(lags) - 1, len(lags) * 99 // 100)], 1)
+            fields[F.LAG_SAMPLES] = len(lags)
             c.lags_ms.clear()
         if self.fanout is not None:
-            fields["customer_write_errors"] = self.fanout.errors
-        tags = {"site": self.cfg.site.name, "exporter": self.cfg.bridge.client_id}
+            fields[F.CUSTOMER_WRITE_ERRORS] = self.fanout.errors
+        tags = {Tag.SITE: self.cfg.site.name, Tag.EXPORTER: self.cfg.bridge.client_id}
         return Point(Measurement.EXPORTER, tags, fields, int(time.time() * 1000))
 
     def run(self) -> None:
@@ -418,7 +422,7 @@ class Bridge:
                     self.fanout.flush()
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + self.cfg.bridge.stats_interval_s
-                    self._write_retrying(encode([self.stats_point()]))
+                    self._write_retrying([self.sink.encode([self.stats_point()])])
             except WriteUnavailable:
                 break  # stopping while InfluxDB is down: the broker keeps the rest
 
@@ -445,6 +449,9 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     bridge.connect()
     if ready is not None:
         ready()
+    # every rig and collector seen stays known to the alert rules until forgotten
+    threading.Thread(target=roster_loop, args=(cfg, bridge.stopping), daemon=True,
+                     name="roster").start()
     if cfg.bridge.rollup_interval_s > 0:
         threading.Thread(target=ledger_loop, args=(cfg, bridge.stopping), daemon=True,
                          name="ledger").start()

@@ -18,11 +18,13 @@ from hashwatt.contract import (
     CollectorStatus,
     CycleReport,
     Delivered,
-    Measurement,
     PduReading,
     RigReading,
 )
 from hashwatt.errors import MessageError
+from hashwatt.names import Field as F
+from hashwatt.names import Measurement
+from hashwatt.names import Tag as T
 from hashwatt.tariff import Tariff
 
 _SEGMENT = re.compile(SEGMENT)
@@ -169,33 +171,27 @@ def pricing(ts_ms: int, power_w: float | None,
     if rate is None:
         return {}
     cost = round(power_w / 1000 * rate, 6) if power_w is not None else None
-    return {"rate_per_kwh": rate, "cost_per_h": cost}
+    return {F.RATE_PER_KWH: rate, F.COST_PER_H: cost}
 
 
 def rig_points(r: RigReading, tariff: Tariff | None = None) -> list[Point]:
     """The `rig` point and one `rig_board` point per board, with derived figures."""
-    tags = {"site": r.site, "rig": r.rig, "rack": r.rack, "customer": r.customer,
-            "make": r.make, "model": r.model, "firmware": r.firmware,
-            "slot": "" if r.slot is None else str(r.slot)}
+    tags = {T.SITE: r.site, T.RIG: r.rig, T.RACK: r.rack, T.CUSTOMER: r.customer,
+            T.MAKE: r.make, T.MODEL: r.model, T.FIRMWARE: r.firmware,
+            T.SLOT: "" if r.slot is None else str(r.slot)}
     if r.maintenance:  # a tag, so alert rules and availability leave the rig out with a WHERE
-        tags["maintenance"] = "yes"
+        tags[T.MAINTENANCE] = "yes"
     # the model already gives each value its one type (floats as float, counts as int)
-    fields: dict[str, FieldValue] = {"online": r.online, "up": int(r.online)}
-    for key, value in (
-            ("error", r.error), ("hashrate_ths", r.hashrate_ths),
-            ("expected_hashrate_ths", r.expected_hashrate_ths), ("power_w", r.power_w),
-            ("power_source", r.power_source), ("efficiency_j_th", _efficiency(r)),
-            ("temp_max_c", r.temp_max_c), ("temp_limit_c", r.temp_limit_c),
-            ("temp_margin_c", _margin(r)),
-            ("nominal_efficiency_j_th", r.nominal_efficiency_j_th),
-            ("env_temp_c", r.env_temp_c),
-            ("fan_min_rpm", min(r.fans_rpm) if r.fans_rpm else None),
-            ("boards_ok", _boards_ok(r)),
-            ("boards_total", r.boards_total), ("uptime_s", r.uptime_s),
-            ("errors", "; ".join(r.errors)[:1024] if r.errors else None),
-            ("invalid", "; ".join(r.invalid)[:1024] if r.invalid else None),
-            ("invalid_fields", len(r.invalid) if r.invalid else None),
-            *_operator_fields(r)):
+    fields: dict[str, FieldValue] = {F.ONLINE: r.online, F.UP: int(r.online)}
+    for key, value in zip(RIG_FIELDS, (
+            r.error, r.hashrate_ths, r.expected_hashrate_ths, r.power_w, r.power_source,
+            _efficiency(r), r.temp_max_c, r.temp_limit_c, _margin(r),
+            r.nominal_efficiency_j_th, r.env_temp_c,
+            min(r.fans_rpm) if r.fans_rpm else None, _boards_ok(r), r.boards_total, r.uptime_s,
+            "; ".join(r.errors)[:1024] if r.errors else None,
+            "; ".join(r.invalid)[:1024] if r.invalid else None,
+            len(r.invalid) if r.invalid else None,
+            *_operator_fields(r)), strict=True):
         if value is not None:
             fields[key] = value
     if tariff is not None:
@@ -215,13 +211,20 @@ def _flag(value: bool | None) -> int | None:
     return None if value is None else int(value)
 
 
-def _operator_fields(r: RigReading) -> tuple[tuple[str, FieldValue | None], ...]:
-    """Inventory sanity and pool integrity; flags as 0/1 integers so alert rules reduce them."""
-    return (("identified_model", r.identified_model or None),
-            ("model_mismatch", _flag(r.model_mismatch)),
-            ("wiring_suspect", _flag(r.wiring_suspect)), ("wiring_reason", r.wiring_reason),
-            ("pool_url", r.pool_url), ("pool_user", r.pool_user),
-            ("pool_unexpected", _flag(r.pool_unexpected)), ("pool_reason", r.pool_reason))
+# a rig point's optional fields, in the order rig_points gives their values
+RIG_FIELDS = (F.ERROR, F.HASHRATE_THS, F.EXPECTED_HASHRATE_THS, F.POWER_W, F.POWER_SOURCE,
+              F.EFFICIENCY_J_TH, F.TEMP_MAX_C, F.TEMP_LIMIT_C, F.TEMP_MARGIN_C,
+              F.NOMINAL_EFFICIENCY_J_TH, F.ENV_TEMP_C, F.FAN_MIN_RPM, F.BOARDS_OK,
+              F.BOARDS_TOTAL, F.UPTIME_S, F.ERRORS, F.INVALID, F.INVALID_FIELDS,
+              F.IDENTIFIED_MODEL, F.MODEL_MISMATCH, F.WIRING_SUSPECT, F.WIRING_REASON,
+              F.POOL_URL, F.POOL_USER, F.POOL_UNEXPECTED, F.POOL_REASON)
+
+
+def _operator_fields(r: RigReading) -> tuple[FieldValue | None, ...]:
+    """Inventory sanity and pool integrity (the last eight of RIG_FIELDS); flags as 0/1
+    integers so alert rules reduce them."""
+    return (r.identified_model or None, _flag(r.model_mismatch), _flag(r.wiring_suspect),
+            r.wiring_reason, r.pool_url, r.pool_user, _flag(r.pool_unexpected), r.pool_reason)
 
 
 def _efficiency(r: RigReading) -> float | None:
@@ -252,57 +255,57 @@ def _board_points(r: RigReading, tags: dict[str, str], text: str) -> list[Point]
     for b in r.boards:
         fields: dict[str, FieldValue] = {}
         if b.hashrate_ths is not None:
-            fields["hashrate_ths"] = b.hashrate_ths
+            fields[F.HASHRATE_THS] = b.hashrate_ths
         if b.chip_temp_c is not None:
-            fields["chip_temp_c"] = b.chip_temp_c
+            fields[F.CHIP_TEMP_C] = b.chip_temp_c
         if b.board_temp_c is not None:
-            fields["board_temp_c"] = b.board_temp_c
+            fields[F.BOARD_TEMP_C] = b.board_temp_c
         if b.chips is not None:
-            fields["chips"] = b.chips
+            fields[F.CHIPS] = b.chips
         if fields:
             board = str(b.board)
             # "board" sorts before every rig tag key, so the set stays sorted
-            points.append(Point(Measurement.RIG_BOARD, {**tags, "board": board}, fields, r.ts_ms,
-                                f",board={board}{text}"))
+            points.append(Point(Measurement.RIG_BOARD, {**tags, T.BOARD: board}, fields,
+                                r.ts_ms, f",{T.BOARD}={board}{text}"))
     return points
 
 
 def pdu_points(r: PduReading, tariff: Tariff | None = None) -> list[Point]:
     """The `pdu` point, one `pdu_phase` per phase and one `pdu_outlet` per outlet."""
-    tags = {"site": r.site, "pdu": r.pdu, "vendor": r.vendor, "model": r.model, "rack": r.rack}
-    fields = _float_fields({"online": r.online, "error": r.error, "power_w": r.power_w,
-                            "energy_kwh": r.energy_kwh, "voltage_v": r.voltage_v,
-                            "current_a": r.current_a,
-                            "energy_reset": r.energy_reset if r.online else None,
-                            "invalid": "; ".join(r.invalid)[:1024] if r.invalid else None,
-                            "invalid_fields": len(r.invalid) if r.invalid else None})
+    tags = {T.SITE: r.site, T.PDU: r.pdu, T.VENDOR: r.vendor, T.MODEL: r.model, T.RACK: r.rack}
+    fields = _float_fields({F.ONLINE: r.online, F.ERROR: r.error, F.POWER_W: r.power_w,
+                            F.ENERGY_KWH: r.energy_kwh, F.VOLTAGE_V: r.voltage_v,
+                            F.CURRENT_A: r.current_a,
+                            F.ENERGY_RESET: r.energy_reset if r.online else None,
+                            F.INVALID: "; ".join(r.invalid)[:1024] if r.invalid else None,
+                            F.INVALID_FIELDS: len(r.invalid) if r.invalid else None})
     points = [Point(Measurement.PDU, tags, fields, r.ts_ms)]
     for ph in r.phases:
         load = (_bounded(ph.current_a / ph.rating_a * 100, LOAD_MAX_PCT)
                 if ph.current_a is not None and ph.rating_a else None)
         phase_fields = _float_fields({
-            "current_a": ph.current_a, "voltage_v": ph.voltage_v, "power_w": ph.power_w,
-            "rating_a": ph.rating_a, "load_pct": load})
+            F.CURRENT_A: ph.current_a, F.VOLTAGE_V: ph.voltage_v, F.POWER_W: ph.power_w,
+            F.RATING_A: ph.rating_a, F.LOAD_PCT: load})
         if phase_fields:
-            phase_tags = {**tags, "phase": ph.phase, **({"unit": ph.unit} if ph.unit else {})}
+            phase_tags = {**tags, T.PHASE: ph.phase, **({T.UNIT: ph.unit} if ph.unit else {})}
             points.append(Point(Measurement.PDU_PHASE, phase_tags, phase_fields, r.ts_ms))
     for o in r.outlets:
         outlet_fields = _float_fields({
-            "power_w": o.power_w, "current_a": o.current_a, "voltage_v": o.voltage_v,
-            "energy_kwh": o.energy_kwh, "energy_reset": o.energy_reset,
+            F.POWER_W: o.power_w, F.CURRENT_A: o.current_a, F.VOLTAGE_V: o.voltage_v,
+            F.ENERGY_KWH: o.energy_kwh, F.ENERGY_RESET: o.energy_reset,
             **pricing(r.ts_ms, o.power_w, tariff)})
-        outlet_tags = {**tags, "outlet": str(o.outlet), "outlet_name": o.name,
-                       "rig": o.rig or "", "customer": o.customer,
-                       **({"unit": o.unit} if o.unit else {})}
+        outlet_tags = {**tags, T.OUTLET: str(o.outlet), T.OUTLET_NAME: o.name,
+                       T.RIG: o.rig or "", T.CUSTOMER: o.customer,
+                       **({T.UNIT: o.unit} if o.unit else {})}
         points.append(Point(Measurement.PDU_OUTLET, outlet_tags, outlet_fields, r.ts_ms))
     return points
 
 
-INT_FIELDS = {"up", "fan_min_rpm", "boards_ok", "boards_total", "uptime_s", "chips", "rigs_total",
-              "rigs_ok", "rigs_failed", "rigs_timeout", "identified", "published", "overruns",
-              "pdus_total", "pdus_ok", "spool_depth", "spool_dropped", "spool_refused",
-              "spool_memory", "spool_disk_errors", "unstored", "resent", "fields_dropped",
-              "invalid_fields"}
+INT_FIELDS = {F.UP, F.FAN_MIN_RPM, F.BOARDS_OK, F.BOARDS_TOTAL, F.UPTIME_S, F.CHIPS,
+              F.RIGS_TOTAL, F.RIGS_OK, F.RIGS_FAILED, F.RIGS_TIMEOUT, F.IDENTIFIED,
+              F.PUBLISHED, F.OVERRUNS, F.PDUS_TOTAL, F.PDUS_OK, F.SPOOL_DEPTH,
+              F.SPOOL_DROPPED, F.SPOOL_REFUSED, F.SPOOL_MEMORY, F.SPOOL_DISK_ERRORS,
+              F.UNSTORED, F.RESENT, F.FIELDS_DROPPED, F.INVALID_FIELDS}
 
 
 def _float_fields(fields: Mapping[str, FieldValue | None]) -> dict[str, FieldValue]:
@@ -326,12 +329,12 @@ def collector_points(s: CollectorStatus, now: float) -> list[Point]:
     """The `collector` online/offline point. A status's stats are for people: the cycle's
     figures come from its spooled cycle message, so a reconnect makes no phantom cycle."""
     ts_ms = s.ts_ms or int(now * 1000)
-    tags = {"site": s.site, "collector": s.collector}
-    return [Point(Measurement.COLLECTOR, tags, {"online": s.state == "online"}, ts_ms)]
+    tags = {T.SITE: s.site, T.COLLECTOR: s.collector}
+    return [Point(Measurement.COLLECTOR, tags, {F.ONLINE: s.state == "online"}, ts_ms)]
 
 
 def cycle_points(c: CycleReport) -> list[Point]:
     """The `collector` self-monitoring point of one poll cycle, at the cycle's end."""
-    fields: dict[str, FieldValue | None] = {"online": True, **c.stats.model_dump()}
-    tags = {"site": c.site, "collector": c.collector}
+    fields: dict[str, FieldValue | None] = {F.ONLINE: True, **c.stats.model_dump()}
+    tags = {T.SITE: c.site, T.COLLECTOR: c.collector}
     return [Point(Measurement.COLLECTOR, tags, _float_fields(fields), c.ts_ms)]

@@ -1,8 +1,10 @@
-"""InfluxDB line protocol, escaped so that no tag or field value can create another point."""
+"""Points, and InfluxDB line protocol for the sinks that speak it (exporters/sinks), escaped so
+that no tag or field value can create another point."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -90,7 +92,9 @@ def tag_text(tags: dict[str, str]) -> str:
 
 
 class Point(NamedTuple):
-    """One point: measurement, tags, fields and a timestamp in epoch milliseconds.
+    """One point: measurement, tags, fields and a timestamp in epoch milliseconds: what
+    exporters/decode.py produces and every sink takes (exporters/sinks; a sink with another
+    wire form reads the first four and ignores `tags_line`).
 
     A NamedTuple: the bridge builds several per message and a frozen dataclass's __init__
     costs three times as much. `tags_line` is tag_text(tags) when the caller has it already
@@ -133,6 +137,11 @@ class Point(NamedTuple):
         return ",".join(kept)
 
 
-def encode(points: list[Point]) -> bytes:
+def lines(points: Sequence[Point]) -> str:
+    """Points as line-protocol text, each line ending in a newline."""
+    return "\n".join([p.line() for p in points]) + "\n"
+
+
+def encode(points: Sequence[Point]) -> bytes:
     """Points as a line-protocol body."""
-    return ("\n".join(p.line() for p in points) + "\n").encode()
+    return lines(points).encode()

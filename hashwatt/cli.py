@@ -22,8 +22,12 @@ log = logging.getLogger("hashwatt")
 
 
 def _load(path: str, role: str | None = None) -> Config:
+    """The config with every sink's own [influxdb] checks (exporters/sinks), so every
+    command and service refuses a bad table at start-up with one line per problem."""
+    from exporters.sinks import CONFIGS
+
     try:
-        return load_config(path, role)
+        return load_config(path, role, sinks=CONFIGS)
     except ConfigError as exc:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
@@ -64,12 +68,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     """Create the InfluxDB 1.x database, retention policies and logins (idempotent), and the
     hosting customers' own databases and read-only logins."""
     from exporters.customers.access import setup_customers
+    from exporters.sinks import InfluxV1Config, settings
     from hashwatt.setup import apply, plan
 
     cfg = _load(args.config, "init")
     try:
         url = cfg.influxdb.url if cfg.influxdb else ""
-        steps = apply(url, plan(cfg, args.reader, args.ops_reader, args.retention))
+        influx = settings(cfg) if cfg.influxdb else None
+        v1 = influx if isinstance(influx, InfluxV1Config) else None
+        steps = apply(url, plan(cfg, args.reader, args.ops_reader, args.retention, influx=v1))
         steps += setup_customers(cfg)
     except ConfigError as exc:
         for line in exc.problems:
@@ -156,7 +163,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     def reload() -> Config:
         """The inventory again, for SIGHUP (the same shard)."""
-        fresh = load_config(args.config)
+        from exporters.sinks import CONFIGS
+
+        fresh = load_config(args.config, sinks=CONFIGS)
         if args.shard:
             return shard(fresh, int(index), int(count))
         return fresh
@@ -432,6 +441,37 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Take rigs or collectors off the roster: the alert rules stop paging for them."""
+    import time
+
+    from exporters.roster import forget
+    from exporters.sinks import make_sink, query_client
+
+    cfg = _load(args.config, "influxdb")
+    if cfg.influxdb is None:
+        raise CliError(f"{args.config}: forget writes to InfluxDB: add an [influxdb] section")
+    site = args.site or cfg.site.name
+    names = [("rig", n) for n in args.rig] + [("collector", n) for n in args.collector]
+    if not names:
+        raise CliError("name at least one --rig or --collector")
+    db, sink = query_client(cfg), make_sink(cfg)
+    unknown = []
+    try:
+        for measurement, name in names:
+            if forget(db, sink.write, measurement=measurement, site=site, name=name,
+                      now_s=time.time()) == 0:
+                unknown.append(f"{measurement} {name}")
+            else:
+                print(f"forgotten: {measurement} {name} (site {site})")
+    finally:
+        sink.close()
+        db.close()
+    if unknown:
+        raise CliError(f"not known in the last 72 h at site {site}: {', '.join(unknown)}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run mosquitto, influxd, a simulated farm, the collector and the bridge together."""
     from sim.demo import run_demo
@@ -638,6 +678,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--width", type=int, help="table width (default: the terminal's)")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("forget", help="take a retired rig or collector off the roster (its "
+                                      "offline/silent alert resolves)")
+    p.add_argument("config")
+    p.add_argument("--rig", action="append", default=[], help="rig id (repeatable)")
+    p.add_argument("--collector", action="append", default=[],
+                   help="collector id (repeatable)")
+    p.add_argument("--site", help="default: the config's site")
+    p.set_defaults(func=cmd_forget)
 
     p = sub.add_parser("demo", help="run the whole chain on a local simulated farm")
     p.add_argument("--rigs", type=int, default=50)

@@ -7,6 +7,7 @@ as `SecretStr`, so they never show in a repr or a log line.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import logging
 import os
@@ -14,6 +15,7 @@ import re
 import stat
 import tomllib
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from decimal import Decimal
@@ -24,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -52,6 +55,16 @@ def _address(value: str) -> str:
         return value
     except ValueError:
         pass
+    bracketed = re.fullmatch(r"\[([0-9A-Fa-f:.%\w]+)\](?::(\d+))?", value)
+    if bracketed:  # an IPv6 address as URLs write it: [fd00::13], [fd00::13]:4028
+        host, port = bracketed.groups()
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a valid IPv6 address") from None
+        if port:
+            raise ValueError(f"{value!r}: give the host only, without :{port} (e.g. {host})")
+        return host
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/:]*)", value)
     if scheme:
         raise ValueError(f"{value!r}: give the host only, without {scheme.group(1)}:// "
@@ -60,8 +73,33 @@ def _address(value: str) -> str:
     if sep and port.isdigit() and host.count(":") == 0:
         raise ValueError(f"{value!r}: give the host only, without :{port} (the ports are the "
                          f"firmware's or their own keys)")
-    if re.fullmatch(r"[0-9.]+", value) or not HOSTNAME.match(value):
+    if re.fullmatch(r"[0-9.]+", value):
+        zeros = " (leading zeros are not allowed)" if re.search(r"(^|\.)0\d", value) else ""
+        raise ValueError(f"{value!r} is not a valid IPv4 address{zeros}")
+    if value.count(":") >= 2:
+        raise ValueError(f"{value!r} is not a valid IPv6 address")
+    if not HOSTNAME.match(value):
         raise ValueError(f"{value!r} is not a valid IP address or hostname")
+    return value
+
+
+def address_key(address: str) -> str:
+    """An address as two inventory rows compare it: IPs in canonical form (fd00:0::1 is
+    fd00::1), hostnames in lower case."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address.lower().rstrip(".")
+
+
+def _yes_no(value: Any) -> Any:
+    """A spreadsheet's tick in a yes/no column: `x`, `✓` mean yes, `-` no."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("x", "\u2713", "\u2714", "\u2611"):
+            return True
+        if text in ("-", "\u2717", "\u2610"):
+            return False
     return value
 
 
@@ -135,33 +173,20 @@ class MqttConfig(Strict):
     ca_file: Path | None = None
 
 
-class InfluxConfig(Strict):
-    """InfluxDB: the v1 API (url, database, username/password) or v2 (url, org, bucket, token)."""
+class SinkConfig(Strict):
+    """`[influxdb]`, where the bridge writes: `api` names the sink type, whose own model
+    (beside its code, `exporters/sinks/<type>.py`, a subclass of this) checks the rest of
+    the table. Here only what every sink has; the application hands the sinks' models to
+    load_config (`sinks=`), so the vocabulary never imports the exporters."""
 
-    api: Literal["v1", "v2"] = "v1"
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    api: Annotated[str, Field(pattern=ID_PATTERN)] = "v1"
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/.*)?$")] = "http://127.0.0.1:8086"
-    database: str | None = None
-    username: str | None = None
-    password: SecretSpec | None = None
-    org: str | None = None
-    bucket: str | None = None
-    token: SecretSpec | None = None
     timeout_s: float = Field(10.0, gt=0, le=300)
-    # the energy ledger: a retention policy kept forever (v1), or a database of its own (set
-    # ledger_database: InfluxDB 3 Core has no retention policies, and access is granted per
-    # database on 1.x, so only then can a login read operations without the invoices), or
-    # its own bucket (v2)
-    ledger_retention_policy: str = "ledger"
-    ledger_database: str | None = None
-    ledger_bucket: str = "hashwatt-ledger"
 
-    @model_validator(mode="after")
-    def _api_fields(self) -> InfluxConfig:
-        need = ["database"] if self.api == "v1" else ["org", "bucket", "token"]
-        missing = [k for k in need if getattr(self, k) in (None, "")]
-        if missing:
-            raise ValueError(f"api = \"{self.api}\" needs {', '.join(missing)}")
-        return self
+
+SinkModels = Mapping[str, type[SinkConfig]]
 
 
 class CollectorConfig(Strict):
@@ -225,8 +250,11 @@ class RigConfig(Strict):
     model: str | None = None
     pdu: Id | None = None
     outlet: int | None = Field(None, ge=1)
+    # the daisy-chained unit the outlet is on, as the PDU's readings tag it (Sentry3 tower /
+    # Sentry4 unit 1, 2, ..., Eaton strapping index, Raritan pduId); unset = the master unit
+    pdu_unit: Annotated[str, Field(pattern=r"^[0-9]{1,3}$")] | None = None
     # a rig waiting for repair: its alerts are muted and it is left out of availability
-    maintenance: bool = False
+    maintenance: Annotated[bool, BeforeValidator(_yes_no)] = False
     # what `hashwatt discover` found (informational; `mac` tells a moved rig from a new one)
     make: str | None = None
     firmware: str | None = None
@@ -243,6 +271,9 @@ class RigConfig(Strict):
     def _outlet_pair(self) -> RigConfig:
         if (self.pdu is None) != (self.outlet is None):
             raise ValueError("pdu and outlet go together: give both or neither")
+        if self.pdu_unit is not None and self.pdu is None:
+            raise ValueError("pdu_unit needs pdu and outlet: it names the unit of a PDU's "
+                             "daisy chain the outlet is on")
         return self
 
 
@@ -298,6 +329,9 @@ class MeterConfig(Strict):
     timeout_s: float = Field(2.0, gt=0, le=60)
     # the prefix the meter is set to show energy with: "M" when an SDM630MCT shows MWh
     energy_prefix: Literal["k", "M"] = "k"
+    # the order of the words of a 32/64-bit value when a gateway swaps them; unset = the map's
+    # (the vendor's table: high word first on Eastron and Schneider)
+    word_order: Literal["big", "little"] | None = None
 
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
@@ -391,7 +425,7 @@ class Config(Strict):
 
     site: SiteConfig
     mqtt: MqttConfig = MqttConfig()
-    influxdb: InfluxConfig | None = None
+    influxdb: SinkConfig | None = None
     collector: CollectorConfig = CollectorConfig()
     bridge: BridgeConfig = BridgeConfig()
     inventory: InventoryConfig = InventoryConfig()
@@ -449,9 +483,10 @@ def _key_path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
         "SecretRef", "SecretStr", "function-after", "str"))
 
 
-def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+def _model_at(loc: tuple[int | str, ...],
+              root: type[BaseModel] | None = None) -> type[BaseModel] | None:
     """The config model a (key path) loc lands in, for a "did you mean"."""
-    current: Any = Config
+    current: Any = root or Config
     for part in loc:
         if isinstance(part, int):
             continue
@@ -479,34 +514,73 @@ def _known_keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items() if name != "source"]
 
 
-def _message(err: Any) -> str:
+def _message(err: Any, root: type[BaseModel] | None = None) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         loc = _key_path(err["loc"])
-        model = _model_at(loc[:-1]) if loc else None
+        model = _model_at(loc[:-1], root) if loc else None
         hint = did_you_mean(str(loc[-1]), _known_keys(model)) if model else ""
         return f"unknown key{hint}"
     if kind == "missing":
         return "required key is missing"
+    if kind == "string_pattern_mismatch" and err["ctx"]["pattern"] == ID_PATTERN:
+        return (f"{err['input']!r} is not a valid id: letters, digits, '.', '_' and '-' "
+                "(no spaces), starting with a letter or digit, at most 64")
     if kind == "string_pattern_mismatch":
         return f"{err['input']!r} has the wrong form (expected {err['ctx']['pattern']})"
+    if kind == "bool_parsing":
+        return f"{err['input']!r} is neither yes nor no"
+    if kind in ("int_parsing", "int_from_float"):
+        return f"{err['input']!r} is not a whole number"
     return str(msg).removeprefix("Value error, ")
 
 
 def format_problems(origin: str, exc: ValidationError, prefix: str = "",
-                    places: TomlPlaces | None = None) -> list[str]:
-    """One line per validation error: origin (with :line when known), dotted key, message."""
+                    places: TomlPlaces | None = None,
+                    column: Callable[[str], str] = str, *, under: tuple[str, ...] = (),
+                    root: type[BaseModel] | None = None) -> list[str]:
+    """One line per validation error: origin (with :line when known), dotted key (as
+    `column` names it), message. A model validated on its own (`root`, e.g. a sink's) names
+    its keys `under` its table."""
     seen: set[str] = set()
     lines = []
     for err in exc.errors():
-        where = _where(err["loc"])
+        loc = (*under, *err["loc"])
+        where = column(_where(loc))
         if where in seen:  # a union gives one error per alternative: report the first
             continue
         seen.add(where)
-        line = places.line(_key_path(err["loc"])) if places is not None else None
+        line = places.line(_key_path(loc)) if places is not None else None
         at = f"{origin}:{line}" if line else origin
-        lines.append(f"{at}: {prefix}{where}: {_message(err)}")
+        lines.append(f"{at}: {prefix}{where}: {_message(err, root)}")
     return lines
+
+
+def sink_section(origin: str, section: SinkConfig, sinks: SinkModels,
+                 places: TomlPlaces | None = None) -> tuple[SinkConfig | None, list[str]]:
+    """[influxdb] checked by the model of the sink its `api` names: (the section, []) or
+    (None, one line per problem)."""
+    model = sinks.get(section.api)
+    if model is None:
+        line = places.line(("influxdb", "api")) if places is not None else None
+        return None, [f"{origin}{f':{line}' if line else ''}: influxdb.api: unknown sink type "
+                      f"{section.api!r} (known: {', '.join(sorted(sinks))})"]
+    if isinstance(section, model):
+        return section, []
+    try:
+        return model.model_validate(section.model_dump()), []
+    except ValidationError as exc:
+        return None, format_problems(origin, exc, places=places, under=("influxdb",),
+                                     root=model)
+
+
+def secret_keys(model: type[BaseModel]) -> list[str]:
+    """The keys of a model that hold secrets (typed SecretSpec)."""
+    return [name for name, f in model.model_fields.items() if _holds(f.annotation, SecretStr)]
+
+
+def _holds(annotation: Any, kind: type) -> bool:
+    return annotation is kind or any(_holds(a, kind) for a in getattr(annotation, "__args__", ()))
 
 
 def _read_text(path: Path, what: str = "config") -> str:
@@ -562,34 +636,59 @@ def read_csv_models(path: Path, model: type[ModelT],
                     what: str = "inventory") -> tuple[list[tuple[int, ModelT]], list[str]]:
     """Rows of a CSV file validated into model, with their line numbers, and every problem
     (file:line: column: what is wrong); unknown columns are warned about and ignored."""
-    table = read_table(path, set(model.model_fields) - {"source"}, what=what)
+    secrets = frozenset((*PDU_SECRETS, *RIG_SECRETS))
+    table = read_table(path, set(model.model_fields) - {"source"}, what=what, raw=secrets)
     for warning in table.warnings:
         log.warning("%s", warning)
     items: list[tuple[int, ModelT]] = []
     problems = list(table.problems)
     for line, row in table.rows:
-        values: dict[str, Any] = {k: _secret_cell(v) if k in (*PDU_SECRETS, *RIG_SECRETS)
-                                  else v
+        values: dict[str, Any] = {k: _secret_cell(v) if k in secrets else v
                                   for k, v in row.items()}
         try:
             items.append((line, model.model_validate(values)))
         except ValidationError as exc:
-            problems += format_problems(f"{path}:{line}", exc)
+            problems += format_problems(f"{path}:{line}", exc, column=table.column)
     return items, problems
 
 
 def _check_unique(origin: str, rigs: list[tuple[str, RigConfig]]) -> list[str]:
+    """Ids (case-insensitive: `R1` beside `r1` is the same rig typed twice), addresses (as
+    hosts compare: fd00:0::1 is fd00::1) and MACs each name one rig."""
     problems: list[str] = []
-    ids: dict[str, str] = {}
-    addresses: dict[str, str] = {}
+    seen: dict[str, dict[str, tuple[str, str]]] = {"id": {}, "address": {}, "MAC": {}}
     for where, rig in rigs:
-        for seen, key, value in ((ids, "id", rig.id), (addresses, "address", rig.address)):
-            if value in seen:
-                problems.append(f"{where}: {key}: duplicate rig {key} {value!r} "
-                                f"(first at {seen[value]})")
+        for key, value, norm in (("id", rig.id, rig.id.lower()),
+                                 ("address", rig.address, address_key(rig.address)),
+                                 ("MAC", rig.mac, normalise_mac(rig.mac))):
+            if not value:
+                continue
+            if norm not in seen[key]:
+                seen[key][norm] = (value, where)
+                continue
+            first, at = seen[key][norm]
+            column = key.lower()
+            if first == value:
+                problems.append(f"{where}: {column}: duplicate rig {key} {value!r} "
+                                f"(first at {at})")
+            elif key == "id":
+                problems.append(f"{where}: id: rig id {value!r} differs from {first!r} "
+                                f"(at {at}) only in case: the same rig twice?")
             else:
-                seen[value] = where
+                problems.append(f"{where}: {column}: duplicate rig {key} {value!r} (the same "
+                                f"as {first!r} at {at})")
     return problems
+
+
+def normalise_mac(mac: str | None) -> str:
+    """AA:BB:CC:DD:EE:FF from the ways firmware and spreadsheets write a MAC (dashes, dots,
+    no separators, lower case); anything else as given, upper case."""
+    text = (mac or "").strip().upper()
+    digits = re.sub(r"[^0-9A-F]", "", text)
+    if len(digits) == 12 and re.fullmatch(r"[0-9A-F]{12}|([0-9A-F]{2}[:\-.]?){5}[0-9A-F]{2}|"
+                                          r"([0-9A-F]{4}\.){2}[0-9A-F]{4}", text):
+        return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+    return text
 
 
 Device = PduConfig | MeterConfig
@@ -605,16 +704,17 @@ def _check_outlets(devices: list[tuple[str, Device]],
             problems.append(f"{where}: id: duplicate PDU/meter id {device.id!r} "
                             f"(first at {seen[device.id]})")
         seen.setdefault(device.id, where)
-    taken: dict[tuple[str, int | None], str] = {}
+    taken: dict[tuple[str, str, int | None], str] = {}
     for where, rig in rigs:
         if rig.pdu is None:
             continue
         if rig.pdu not in pdus:
             problems.append(f"{where}: pdu: no PDU {rig.pdu!r} in [[pdus]]"
                             f"{did_you_mean(rig.pdu, pdus, cutoff=0.8)}")
-        key = (rig.pdu, rig.outlet)
+        key = (rig.pdu, rig.pdu_unit or "", rig.outlet)
         if key in taken:
-            problems.append(f"{where}: outlet: {rig.pdu} outlet {rig.outlet} is already "
+            unit = f" unit {rig.pdu_unit}" if rig.pdu_unit else ""
+            problems.append(f"{where}: outlet: {rig.pdu}{unit} outlet {rig.outlet} is already "
                             f"mapped to {taken[key]}")
         taken[key] = rig.id
     return problems
@@ -749,8 +849,8 @@ def _unneeded(raw: dict[str, Any], needs: frozenset[str]) -> list[tuple[str, ...
                                    if f"mqtt.{role}" not in needs]
     if not any(f"mqtt.{role}" in needs and role not in own for role in ("collector", "bridge")):
         skip.append(("mqtt", "password"))
-    if "influxdb" not in needs:
-        skip += [("influxdb", "password"), ("influxdb", "token")]
+    if "influxdb" not in needs:  # every secret of the sink's table, whatever its type
+        skip.append(("influxdb",))
     # (this pruned copy only feeds the secret check: whole lists can go)
     skip += [(section,) for section, need in (("pdus", "pdus"), ("rigs", "rigs"),
                                                 ("credentials", "rigs"),
@@ -787,10 +887,11 @@ def _resolve_secrets(cfg: Config, needs: frozenset[str] = EVERYTHING) -> Config:
     mqtt = cfg.mqtt.model_copy(update={
         "password": resolve(cfg.mqtt.password, shared), **roles})
     influx = cfg.influxdb
-    if influx is not None:
+    if influx is not None:  # every secret of the sink's own model (or, unchecked, its table);
+        # unneeded ones stay a reference (no value), so a later check still sees them given
         influx = influx.model_copy(update={
-            key: resolve(getattr(influx, key), "influxdb" in needs)
-            for key in ("password", "token")})
+            key: _resolve_secret(spec, base) if "influxdb" in needs else spec
+            for key, spec in _sink_secrets(influx)})
     # a customer's logins stay a reference where unneeded: whether it has a view of its own
     # (access.password given) decides what the bridge copies, without reading the secret
     customers = [c.model_copy(update={"access": c.access.model_copy(update={
@@ -810,6 +911,18 @@ def _resolve_secrets(cfg: Config, needs: frozenset[str] = EVERYTHING) -> Config:
         "customers": customers})
 
 
+def _sink_secrets(section: SinkConfig) -> list[tuple[str, SecretSpec]]:
+    """The secrets of [influxdb]: the values its sink's model made SecretRef/SecretStr, or,
+    not yet checked by that model, its `{ env = }` / `{ file = }` tables."""
+    found: list[tuple[str, SecretSpec]] = []
+    for key, value in {**dict(section), **(section.model_extra or {})}.items():
+        if isinstance(value, SecretRef | SecretStr):
+            found.append((key, value))
+        elif isinstance(value, dict) and len(value) == 1 and set(value) <= {"env", "file"}:
+            found.append((key, SecretRef.model_validate(value)))
+    return found
+
+
 def _csv_secret_problems(items: list[tuple[str, Any]], base: Path,
                          keys: tuple[str, ...] = PDU_SECRETS) -> list[str]:
     problems = []
@@ -824,10 +937,11 @@ def _csv_secret_problems(items: list[tuple[str, Any]], base: Path,
     return problems
 
 
-def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
+def _warn_plain_secrets(path: Path, raw: dict[str, Any], sink: SinkConfig | None) -> None:
     mqtt = raw.get("mqtt", {})
+    sink_keys = secret_keys(type(sink)) if sink is not None else []
     literal = [f"{section}.{key}" for section, key in
-               (("mqtt", "password"), ("influxdb", "password"), ("influxdb", "token"))
+               (("mqtt", "password"), *(("influxdb", k) for k in sink_keys))
                if isinstance(raw.get(section, {}).get(key), str)]
     literal += [f"mqtt.{role}.password" for role in ("collector", "bridge")
                 if isinstance(mqtt.get(role), dict) and isinstance(mqtt[role].get("password"), str)]
@@ -840,6 +954,24 @@ def _warn_plain_secrets(path: Path, raw: dict[str, Any]) -> None:
     if literal and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("%s holds secrets (%s) and is readable by other users: chmod 600 it, "
                     "or use { env = \"NAME\" } / { file = \"path\" }", path, ", ".join(literal))
+
+
+def _warn_unknown_models(rigs: list[tuple[str, RigConfig]]) -> None:
+    """One warning per inventory model the models table does not know (no nominal power or
+    hashrate for it: wiring checks and nominal power stay unknown)."""
+    from hashwatt.models import lookup, model_table
+
+    unknown: dict[str, list[str]] = {}
+    for where, rig in rigs:
+        if rig.model and lookup(rig.model) is None:
+            unknown.setdefault(rig.model, []).append(where)
+    folded = {name.casefold(): name for name in model_table()}
+    for model, places in unknown.items():
+        more = f" and {len(places) - 1} more rigs" if len(places) > 1 else ""
+        close = difflib.get_close_matches(model.casefold(), list(folded), n=1, cutoff=0.8)
+        hint = f"; did you mean {folded[close[0]]!r}?" if close else ""
+        log.warning("%s%s: model: %r is not in the models table, so its nominal power and "
+                    "hashrate are unknown%s", places[0], more, model, hint)
 
 
 def shard(cfg: Config, index: int, count: int) -> Config:
@@ -889,11 +1021,14 @@ class _Inventory:
         return added
 
 
-def load_config(path: Path | str, role: str | None = None) -> Config:
+def load_config(path: Path | str, role: str | None = None, *,
+                sinks: SinkModels | None = None) -> Config:
     """Read, validate and resolve a config file; raise ConfigError listing every problem
     (TOML keys, CSV rows, secrets, references, tariff windows) in one go. With a role
     ("collector", "bridge", "influxdb") only that role's secrets are checked and resolved
-    (the others stay unset), so its environment need not hold anybody else's."""
+    (the others stay unset), so its environment need not hold anybody else's. `sinks`
+    (api -> model, exporters.sinks.CONFIGS; the CLI gives it) checks [influxdb] by its
+    sink's own model here; without it the sink checks its table when it is built."""
     path = Path(path)
     text = _read_text(path)
     raw = _parse_toml(path, text)
@@ -934,9 +1069,14 @@ def load_config(path: Path | str, role: str | None = None) -> Config:
     if cfg is not None:
         problems += _check_tariff(origin, places, cfg.tariff)
         problems += _check_customers(cfg, inv.rigs)
+        if cfg.influxdb is not None and sinks is not None:
+            sink, found = sink_section(origin, cfg.influxdb, sinks, places)
+            problems += found
+            cfg = cfg.model_copy(update={"influxdb": sink})
     if problems or cfg is None:
         raise ConfigError(problems)
-    _warn_plain_secrets(path, raw)
+    _warn_plain_secrets(path, raw, cfg.influxdb)
+    _warn_unknown_models(inv.rigs)
     cfg = cfg.model_copy(update={"rigs": [r for _, r in inv.rigs],
                                  "pdus": [p for _, p in inv.pdus],
                                  "meters": [m for _, m in inv.meters]})

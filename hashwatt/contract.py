@@ -8,35 +8,31 @@ are ignored so that a newer collector can talk to an older exporter.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# re-exported: the names written to InfluxDB live in hashwatt.names
+from hashwatt.names import MEASUREMENTS as MEASUREMENTS
+from hashwatt.names import Measurement as Measurement
+
+# re-exported: the same messages as TypedDicts, for their senders (hashwatt.payloads)
+from hashwatt.payloads import SCHEMA_VERSION as SCHEMA_VERSION
+from hashwatt.payloads import BoardDoc as BoardDoc
+from hashwatt.payloads import CycleDoc as CycleDoc
+from hashwatt.payloads import CycleStatsDoc as CycleStatsDoc
+from hashwatt.payloads import OutletDoc as OutletDoc
+from hashwatt.payloads import PduBody as PduBody
+from hashwatt.payloads import PduDoc as PduDoc
+from hashwatt.payloads import PhaseDoc as PhaseDoc
+from hashwatt.payloads import RigDoc as RigDoc
+from hashwatt.payloads import SpoolStatsDoc as SpoolStatsDoc
+from hashwatt.payloads import StatusDoc as StatusDoc
+from hashwatt.payloads import pdu_doc as pdu_doc
 from hashwatt.power import PowerSource  # the precedence is defined once, there
 
-SCHEMA_VERSION: Literal[1] = 1
 TOPIC_VERSION = "v1"
 SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-
-
-
-class Measurement:
-    """The InfluxDB measurements, named once: decode, the bridge, the ledger and the
-    statements write them; the ledger, reports, status, dashboards and alert rules read them
-    (tests/test_contract_names.py checks every query's FROM against MEASUREMENTS)."""
-
-    RIG: Final = "rig"
-    RIG_BOARD: Final = "rig_board"
-    PDU: Final = "pdu"
-    PDU_PHASE: Final = "pdu_phase"
-    PDU_OUTLET: Final = "pdu_outlet"
-    COLLECTOR: Final = "collector"
-    EXPORTER: Final = "exporter"
-    ENERGY_QUARTER: Final = "energy_quarter"
-    STATEMENT: Final = "statement"
-
-
-MEASUREMENTS = frozenset(v for k, v in vars(Measurement).items() if k.isupper())
 
 Id = Annotated[str, Field(pattern=SEGMENT)]
 Tag = Annotated[str, Field(max_length=128)]

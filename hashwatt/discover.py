@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from collector.diagnose import probe
-from hashwatt.config import RigConfig, read_csv_models
-from hashwatt.errors import UsageError
+from hashwatt.config import RigConfig, normalise_mac, read_csv_models
+from hashwatt.errors import ConfigError, UsageError
 from hashwatt.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # cgminer-family RPC, the web UI (Antminer CGI, AxeOS), Whatsminer API v3
 MINER_PORTS = (4028, 80, 4433)
 COLUMNS = ["id", "address", "make", "model", "firmware", "mac", "serial", "rack", "slot",
-           "customer", "pdu", "outlet", "maintenance"]
+           "customer", "pdu", "outlet", "pdu_unit", "maintenance"]
 MAX_ADDRESSES = 65536
 ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -67,17 +67,6 @@ def addresses(cidrs: list[str]) -> list[str]:
         hosts = list(net.hosts()) if net.num_addresses > 2 else list(net)
         out.update((str(host), None) for host in hosts)
     return list(out)
-
-
-def normalise_mac(mac: str | None) -> str:
-    """AA:BB:CC:DD:EE:FF from the ways firmware and spreadsheets write a MAC (dashes, dots,
-    no separators, lower case); anything else as given, upper case."""
-    text = (mac or "").strip().upper()
-    digits = re.sub(r"[^0-9A-F]", "", text)
-    if len(digits) == 12 and re.fullmatch(r"[0-9A-F]{12}|([0-9A-F]{2}[:\-.]?){5}[0-9A-F]{2}|"
-                                          r"([0-9A-F]{4}\.){2}[0-9A-F]{4}", text):
-        return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
-    return text
 
 
 def _text(value: Any) -> str:
@@ -201,10 +190,10 @@ def reconcile(found: list[Found], known: list[RigConfig]) -> Reconciled:
 
 
 def read_known(path: Path) -> list[RigConfig]:
-    """The rigs of an existing inventory CSV (every problem in one DiscoverError)."""
+    """The rigs of an existing inventory CSV (every problem in one ConfigError)."""
     rigs, problems = read_csv_models(path, RigConfig)
-    if problems:
-        raise DiscoverError("; ".join(problems))
+    if problems:  # one line each, as check-config prints them
+        raise ConfigError(problems)
     return [rig for _, rig in rigs]
 
 

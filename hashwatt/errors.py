@@ -8,7 +8,9 @@
     │   ├── RigError               a rig (collector.rigs.base.FastPathError, ReplyTooLarge)
     │   ├── PduError               a PDU (collector.pdu.source.PduError, pdu.snmp.SnmpError)
     │   ├── MeterError             a power meter (collector.meters.source.MeterError)
-    │   └── PollTimeout            no reply within the deadline (also a TimeoutError)
+    │   └── NoAnswer               nothing answered at all (identification found no miner):
+    │       │                      a connect probe can tell a hung device from a dead one
+    │       └── PollTimeout        no reply within the deadline (also a TimeoutError)
     ├── MessageError               a message that breaks the MQTT contract or its transport
     │                              (exporters.decode.Rejected, exporters.intake.ProtocolError,
     │                              exporters.intake.Refused)
@@ -60,7 +62,12 @@ class MeterError(SourceError):
     """A power meter could not be read."""
 
 
-class PollTimeout(SourceError, TimeoutError):
+class NoAnswer(SourceError):
+    """Nothing answered at all, so a connect probe can tell hung from dead
+    (collector.diagnose); the text is the reading's published error."""
+
+
+class PollTimeout(NoAnswer, TimeoutError):
     """No reply within the poll deadline; the text is the reading's published error."""
 
     def __init__(self, deadline_s: float) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hashwatt.config import Config
+from hashwatt.contract import PduDoc
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ async def probe_devices(cfg: Config, rigs: list[Any]) -> list[Check]:
     from collector.service import poll_pdus, poll_rig
 
     checks: list[Check] = []
-    pdu_readings: list[dict[str, Any]] = []
+    pdu_readings: list[PduDoc] = []
     meters = MeterSource(cfg)
     try:
         outlets, _ok = await poll_pdus(cfg, PduSource(cfg), pdu_readings.append, meters)
@@ -125,7 +126,7 @@ async def probe_devices(cfg: Config, rigs: list[Any]) -> list[Check]:
     slots = asyncio.Semaphore(cfg.collector.concurrency)
 
     async def one(rig: Any) -> Check:
-        outlet_w = outlets.get((rig.pdu, rig.outlet)) if rig.pdu and rig.outlet else None
+        outlet_w = outlets.get(rig.id) if rig.pdu and rig.outlet else None
         origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000), outlet_w)
         async with slots:
             reading = annotate(await poll_rig(source, origin, cfg.collector.deadline_s), rig,
@@ -135,7 +136,7 @@ async def probe_devices(cfg: Config, rigs: list[Any]) -> list[Check]:
         rate = reading.get("hashrate_ths")
         detail = f"{reading.get('make', '')} {reading.get('identified_model') or ''}".strip()
         detail += f", {rate:g} TH/s" if rate is not None else ""
-        warnings = [reading[k] for k in ("wiring_reason",) if reading.get(k)]
+        warnings = [w for w in (reading.get("wiring_reason"),) if w]
         if reading.get("model_mismatch"):
             warnings.append(f"the inventory says {rig.model}")
         return Check(f"rig {rig.id} ({rig.address})", not warnings,

@@ -20,8 +20,9 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from hashwatt.config import Config, ConfigError
+from hashwatt.config import Config, ConfigError, SecretSpec
 from hashwatt.influxql import InfluxQL, InfluxQLError
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,28 @@ def _env(name: str, what: str) -> str:
     return value
 
 
+class V1Database(Protocol):
+    """What `hashwatt init` reads of [influxdb]: the v1 sink's config
+    (exporters.sinks.influx_v1.InfluxV1Config), handed in by the CLI: the vocabulary does not
+    import the sinks."""
+
+    @property
+    def database(self) -> str | None: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> SecretSpec | None: ...
+    @property
+    def ledger_database(self) -> str | None: ...
+    @property
+    def ledger_retention_policy(self) -> str: ...
+
+
 def plan(cfg: Config, readers: list[str], ops_readers: list[str],
-         raw_retention: str = "8w") -> Plan:
-    """What the config and the reader options ask for (no server contact)."""
-    influx = cfg.influxdb
-    if influx is None or influx.api != "v1" or not influx.database:
+         raw_retention: str = "8w", *, influx: V1Database | None) -> Plan:
+    """What the config (its v1 [influxdb], None for another sink) and the reader options ask
+    for (no server contact)."""
+    if influx is None or not influx.database:
         raise ConfigError([f"{cfg.source}: influxdb: `hashwatt init` sets up the v1 API "
                            "(api = \"v1\", database, username, password)"])
     ledger_db = influx.ledger_database

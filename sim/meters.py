@@ -49,11 +49,20 @@ def meter_server(rmap: RegisterMap, values: dict[int, float], host: str, port: i
                  unit_id: int = 1, max_registers: int | None = None) -> ModbusTcpServer:
     """A Modbus TCP server answering for unit_id with the given raw register values; with
     max_registers, longer reads are refused as the meter refuses them."""
+    return word_server(rmap.function, encode(rmap, values), host, port, unit_id=unit_id,
+                       max_registers=max_registers)
+
+
+def word_server(function: str, words: list[int], host: str, port: int, unit_id: int = 1,
+                max_registers: int | None = None) -> ModbusTcpServer:
+    """A Modbus TCP server holding these 16-bit words from protocol address 0, as input
+    (function 04) or holding (03) registers: a meter's registers written as its vendor's table
+    gives them, no register map involved."""
     # pymodbus' data blocks count from 1: block address 1 is protocol address 0
-    block = ModbusSequentialDataBlock(1, encode(rmap, values))
+    block = ModbusSequentialDataBlock(1, words)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pymodbus 3.x announces its 4.0 datastore
-        device = (ModbusDeviceContext(ir=block) if rmap.function == "input"
+        device = (ModbusDeviceContext(ir=block) if function == "input"
                   else ModbusDeviceContext(hr=block))
     if max_registers is not None:
         device.simdevice.action = read_limit(max_registers)

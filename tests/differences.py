@@ -43,6 +43,7 @@ DOCUMENTED: dict[str, dict[str, str]] = {
         "env_temp_c": "Temp, else ITemp (Avalon Q); pyasic reads Temp only",
         "power_w": "WALLPOWER, else PS[4] (Avalon Q); pyasic reads WALLPOWER only",
         "power_source": "follows power_w",
+        "errors": "not read (the RPC has no error list): unknown (null); pyasic reports []",
     },
     "LuxosPath": {
         "temp_max_c": "the hottest exhaust sensor; pyasic has only each board's mean",
@@ -54,6 +55,7 @@ DOCUMENTED: dict[str, dict[str, str]] = {
                               "(IndexError on a lost chain): the boards after it stay unknown",
         "boards.board_temp_c": "likewise",
         "boards.chips": "likewise",
+        "errors": "not read: unknown (null); pyasic reports []",
     },
     "EpicPath": {
         "power_w": "Input Power to the milliwatt; pyasic rounds to whole watts",
@@ -73,6 +75,7 @@ DOCUMENTED: dict[str, dict[str, str]] = {
     },
     "BitaxePath": {
         "power_w": "AxeOS watts to the milliwatt; pyasic rounds to whole watts",
+        "errors": "AxeOS has no error list: unknown (null); pyasic reports []",
     },
 }
 

@@ -1,9 +1,16 @@
 """What Grafana does with our queries, emulated for tests, each step after the Grafana code
 that does it:
 
-- macros: $timeFilter / $__interval and template variables (variables are offered only the
-  values their own query finds in the data, as Grafana's variable refresh does); InfluxQL's
-  now() is the evaluation time;
+- macros: $timeFilter (pkg/tsdb/influxdb/models/query.go renderTimeFilter: "time >= Xms and
+  time <= Yms") and $__interval, which the backend replaces; $__interval is Grafana's
+  calculateInterval (packages/grafana-data datetime/rangeutil.ts: roundInterval(range /
+  resolution), raised to the panel's min interval);
+- template variables, which the frontend replaces in the raw query text with the `regex`
+  format (public/app/plugins/datasource/influxdb/datasource.ts applyVariables:
+  templateSrv.replace(query, vars, 'regex')): each value escapeRegex'd
+  (grafana-data text/string.ts), several values as (a|b), a custom all value (".*") as is,
+  `${name:raw}` untouched; a variable is offered only the values its own query finds in the
+  data, as Grafana's variable refresh does; InfluxQL's now() is the evaluation time;
 - time ranges: "now-6h", and "now/d", "now/M" rounded in the *dashboard's* timezone
   (dashboard JSON "timezone"), as Grafana's dateMath does;
 - frames: one per InfluxQL series and value column, named "measurement.column" unless the
@@ -30,7 +37,12 @@ from zoneinfo import ZoneInfo
 
 from hashwatt.influxql import InfluxQL
 
-VARIABLE = re.compile(r"\$(\w+)")
+VARIABLE = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)|\[\[(\w+)\]\]")
+# the value a multi-select variable holds when "All" is chosen (Grafana's ALL_VARIABLE_VALUE);
+# the query then gets the variable's custom all value, unescaped
+ALL_SELECTED = "$__all"
+BACKEND_MACROS = ("timeFilter", "__interval", "__interval_ms", "interval")
+Value = str | list[str]
 Databases = dict[str, InfluxQL]  # data source uid -> a client on that data source's database
 
 
@@ -39,8 +51,16 @@ def time_filter(start_s: float, end_s: float) -> str:
     return f"time >= {int(start_s * 1000)}ms and time <= {int(end_s * 1000)}ms"
 
 
+# a dashboard whose timezone is "browser" (what the committed JSON says until the Grafana
+# entrypoint writes the site's in) rounds in the viewer's: the emulated viewer sits in UTC
+VIEWER_TZ = "UTC"
+
+
 def relative_start(time_from: str, now: float, timezone: str = "UTC") -> float:
-    """The start of a relative range: 2m, now-6h, or now/d, now/M in the given timezone."""
+    """The start of a relative range: 2m, now-6h, or now/d, now/M in the given timezone
+    (the dashboard JSON's "timezone": an IANA name, "utc", or "browser"/"" = the viewer's;
+    Grafana's dateMath.parse rounds with the dashboard's timeZone)."""
+    timezone = {"browser": VIEWER_TZ, "": VIEWER_TZ, "utc": "UTC"}.get(timezone, timezone)
     if time_from in ("now/d", "now/M"):
         local = dt.datetime.fromtimestamp(now, ZoneInfo(timezone))
         start = local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -54,24 +74,72 @@ def relative_start(time_from: str, now: float, timezone: str = "UTC") -> float:
     return now - int(spec[:-1]) * units[spec[-1]]
 
 
-def expand(query: str, start_s: float, end_s: float, variables: dict[str, str] | None = None,
+def escape_regex(value: str) -> str:
+    """Grafana's escapeRegex (packages/grafana-data/src/text/string.ts)."""
+    return re.sub(r"[\\^$*+?.()|\[\]{}/]", lambda m: "\\" + m.group(0), value)
+
+
+def format_value(value: Value, fmt: str = "regex", all_value: str = ".*") -> str:
+    """One variable's text in the query: the `regex` format (the InfluxDB data source's),
+    or `raw`; "All" gives the custom all value as it is."""
+    if value == ALL_SELECTED or value == [ALL_SELECTED]:
+        return all_value
+    if fmt == "raw":
+        return ",".join(value) if isinstance(value, list) else value
+    if isinstance(value, str):
+        return escape_regex(value)
+    escaped = [escape_regex(v) for v in value]
+    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
+
+
+def round_interval(ms: float) -> int:
+    """Grafana's roundInterval (rangeutil.ts), the steps this project's ranges reach."""
+    steps = [(10, 1), (15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500),
+             (1500, 1000), (3500, 2000), (7500, 5000), (12500, 10000), (17500, 15000),
+             (25000, 20000), (45000, 30000), (90000, 60000), (210000, 120000),
+             (450000, 300000), (750000, 600000), (1050000, 900000), (1500000, 1200000),
+             (2700000, 1800000), (5400000, 3600000), (9000000, 7200000),
+             (16200000, 10800000), (32400000, 21600000), (86400000, 43200000)]
+    return next((out for below, out in steps if ms < below), 86400000)
+
+
+def interval_for(start_s: float, end_s: float, min_interval: str = "",
+                 resolution: int = 1000) -> str:
+    """$__interval as Grafana's calculateInterval makes it: the range over the panel's
+    resolution (about its width in pixels), rounded, at least the panel's min interval."""
+    ms = round_interval((end_s - start_s) * 1000 / resolution)
+    if min_interval:
+        units = {"s": 1000, "m": 60_000, "h": 3_600_000}
+        ms = max(ms, int(min_interval[:-1]) * units[min_interval[-1]])
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def expand(query: str, start_s: float, end_s: float, variables: dict[str, Value] | None = None,
            interval: str = "1m") -> str:
     """Expand $timeFilter, $__interval and template variables the way Grafana does."""
-    values = {"timeFilter": time_filter(start_s, end_s), "__interval": interval,
-              **(variables or {})}
+    macros = {"timeFilter": time_filter(start_s, end_s), "__interval": interval,
+              "interval": interval}
+    values = variables or {}
 
     def one(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name = match.group(1) or match.group(3) or match.group(4)
+        fmt = match.group(2) or "regex"
+        if name in macros:
+            return macros[name]
         if name not in values:
             raise KeyError(f"query uses ${name}, which the test did not set")
-        return values[name]
+        return format_value(values[name], fmt)
 
     # InfluxDB evaluates now() when the query arrives, i.e. at Grafana's evaluation time: the
     # emulation's evaluation time is end_s, however long ago a slow test suite computed it
     return VARIABLE.sub(one, query).replace("now()", f"{int(end_s * 1000)}ms")
 
 
-ALL = {"site": ".*", "rack": ".*", "customer": ".*", "model": ".*", "currency": "EUR"}
+ALL: dict[str, Value] = {"site": ALL_SELECTED, "rack": ALL_SELECTED,
+                         "customer": ALL_SELECTED, "model": ALL_SELECTED, "currency": "EUR"}
 
 
 def _client(dbs: Databases | InfluxQL, uid: str) -> InfluxQL:
@@ -88,7 +156,7 @@ def panel_queries(board: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def variable_options(dbs: Databases | InfluxQL, board: dict[str, Any], name: str,
-                     now: float, variables: dict[str, str] | None = None) -> list[str]:
+                     now: float, variables: dict[str, Value] | None = None) -> list[str]:
     """The values a query variable offers: its query run on its own data source."""
     var = next(v for v in board["templating"]["list"] if v["name"] == name)
     if var["type"] != "query":
@@ -100,7 +168,8 @@ def variable_options(dbs: Databases | InfluxQL, board: dict[str, Any], name: str
 
 
 def run_panel(dbs: Databases | InfluxQL, board: dict[str, Any], title: str, now: float,
-              variables: dict[str, str] | None = None) -> list[list[dict[str, Any]]]:
+              variables: dict[str, Value] | None = None,
+              resolution: int = 1000) -> list[list[dict[str, Any]]]:
     """Rows of each target of the panel with this title, over its own time range, on its
     target's data source. A chosen variable value must be one the variable offers."""
     chosen = variables or {}
@@ -108,15 +177,18 @@ def run_panel(dbs: Databases | InfluxQL, board: dict[str, Any], title: str, now:
         declared = {v["name"]: v for v in board["templating"].get("list", [])}
         if name in declared and declared[name]["type"] == "query":
             offered = variable_options(dbs, board, name, now)
-            assert value in offered, f"${name} = {value!r} is not offered ({offered})"
+            for one in [value] if isinstance(value, str) else value:
+                assert one == ALL_SELECTED or one in offered, (
+                    f"${name} = {one!r} is not offered ({offered})")
     out = []
     tz = board.get("timezone", "UTC")
     for panel in board["panels"]:
         if panel["title"] != title:
             continue
         start = relative_start(panel.get("timeFrom") or board["time"]["from"], now, tz)
+        interval = interval_for(start, now, panel.get("interval", ""), resolution)
         for target in panel.get("targets", []):
-            query = expand(target["query"], start, now, {**ALL, **chosen})
+            query = expand(target["query"], start, now, {**ALL, **chosen}, interval)
             out.append(_client(dbs, target["datasource"]["uid"]).rows(query))
     if not out:
         raise KeyError(f"no panel titled {title!r}")

@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import pytest
 import yaml
 
 from dashboards.build import ALERTING
+from exporters.lineproto import Point, encode
+from exporters.roster import RosterKeeper
 from hashwatt.influxql import InfluxQL
 from tests.grafana import Firing, evaluate_rule, reduce, route
 
@@ -46,6 +49,17 @@ def rig_line(rig: str, age_s: float, maintenance: str = "", **fields: Any) -> st
     return f"rig,{tags} {body} {int(NOW - age_s)}"
 
 
+def marked(db: InfluxQL) -> None:
+    """The bridge's roster marks, written a minute before the evaluation (exporters/roster.py:
+    a bridge started now knows every rig and collector of the last 24 h)."""
+    def write_ms(points: Sequence[Point]) -> None:  # as a line-protocol sink writes them
+        resp = db.client.post("/write", params={"db": db.database, "precision": "ms"},
+                              content=encode(points))
+        assert resp.status_code == 204, resp.text
+
+    RosterKeeper(db, write_ms).run(NOW - 60)
+
+
 def fired(firing: list[Firing], key: str) -> dict[str, float]:
     return {dict(f.labels)[key]: f.value for f in firing}
 
@@ -60,11 +74,11 @@ def test_rig_offline_fires_per_rig_on_failed_polls_and_when_readings_stop(
     lines.append(rig_line("flaky", 120, up=1))
     for age in (30, 60):  # two failed: under the rule's three
         lines.append(rig_line("two", age, up=0))
-    # its collector died 20 minutes ago: the series is missing from the recent window
+    # its collector died 20 minutes ago: the series is missing from the recent window, the
+    # roster's mark keeps it (tests/test_roster.py: the same two days on)
     lines.append(rig_line("gone", 1200, up=1))
-    # last seen two days ago: outside the rule's 24 h memory, decommissioned
-    lines.append(rig_line("old", 2 * 86400, up=1))
     write(influx_db, lines)
+    marked(influx_db)
     got = fired(evaluate_rule(influx_db, rule("hw-rig-offline"), NOW), "rig")
     # by hand: flaky 3 failed polls; gone no reading in 5 min counts as 3; ok 0; two 2
     assert got == {"flaky": 3.0, "gone": 3.0}
@@ -75,6 +89,7 @@ def test_rig_offline_pages_nobody_for_a_rig_in_maintenance(influx_db: InfluxQL) 
     lines += [rig_line("serviced", age, maintenance="yes", up=0) for age in (30, 60, 90)]
     lines += [rig_line("down", age, up=0) for age in (30, 60, 90)]
     write(influx_db, lines)
+    marked(influx_db)  # serviced's mark carries its latest tags: maintenance=yes
     assert fired(evaluate_rule(influx_db, rule("hw-rig-offline"), NOW), "rig") == {"down": 3.0}
 
 
@@ -83,6 +98,7 @@ def test_collector_silent_fires_for_the_one_silent_collector_among_several(
     lines = [f"collector,site=north,collector=c1 cycle_s=2.5 {int(NOW - a)}" for a in (30, 60)]
     lines += [f"collector,site=north,collector=c2 cycle_s=2.5 {int(NOW - a)}" for a in (400, 900)]
     write(influx_db, lines)
+    marked(influx_db)
     firing = evaluate_rule(influx_db, rule("hw-collector-silent"), NOW)
     assert [(dict(f.labels)["collector"], f.value) for f in firing] == [("c2", 0.0)]
 
@@ -98,6 +114,7 @@ def test_overheat_fires_per_rig_and_a_vanished_rig_is_left_to_the_offline_rule(
                       rig_line("cool", 30, up=1, temp_margin_c=20.0),
                       # was hot, then stopped reporting 10 minutes ago: missing, not firing
                       rig_line("vanished", 600, up=1, temp_margin_c=-9.0)])
+    marked(influx_db)
     assert fired(evaluate_rule(influx_db, rule("hw-rig-overheat"), NOW), "rig") == {"hot": -4.0}
     assert fired(evaluate_rule(influx_db, rule("hw-rig-offline"), NOW), "rig") == {
         "vanished": 3.0}

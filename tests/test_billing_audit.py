@@ -35,7 +35,7 @@ from exporters.decode import pdu_points, rig_points
 from exporters.finance.ledger import LedgerRow, ledger_rows, rollup
 from exporters.finance.report import build_report, last_month
 from exporters.finance.store import ledger_client
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import InfluxV1Sink
 from hashwatt.config import Config, load_config
 from hashwatt.contract import OutletReading, PduReading, RigReading
@@ -146,7 +146,7 @@ def outlet(ts: float, energy: float, watts: float, *, rig_id: str = "p1",
 def write(db: InfluxQL, points: list[Point]) -> None:
     sink = InfluxV1Sink(str(db.client.base_url).rstrip("/"), db.database)
     for i in range(0, len(points), 5000):
-        sink.write(encode(points[i:i + 5000]))
+        sink.write(points[i:i + 5000])
     sink.close()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,7 +14,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from exporters.bridge import Bridge
-from exporters.sinks import make_sink
+from exporters.intake import Inbound
+from exporters.lineproto import Point
+from exporters.sinks import InfluxV1Sink, make_sink
 from hashwatt.config import Config, load_config
 from hashwatt.influxql import InfluxQL
 from sim.launch import Influxd, Mosquitto
@@ -96,6 +98,35 @@ def test_malformed_messages_are_set_aside_and_never_block_the_good_ones(
     assert letters[1]["reason"].startswith("schema: hashrate_ths: Input should be a valid number")
     assert "in the past" in letters[2]["reason"]
     assert exporter and exporter[0]["d"] == 3  # type: ignore[index]
+
+
+class NumbersOnly(InfluxV1Sink):
+    """A sink whose wire form carries numbers and flags only, as Prometheus remote write
+    does: it cannot encode a point with a text field."""
+
+    def encode(self, points: Sequence[Point]) -> str:
+        for p in points:
+            text = [k for k, v in p.fields.items() if isinstance(v, str)]
+            if text:
+                raise ValueError(f"cannot carry the text field {text[0]!r}")
+        return super().encode(points)
+
+
+def test_a_message_the_sink_cannot_encode_is_set_aside_and_its_batch_mates_are_stored(
+        tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, influx_db: InfluxQL) -> None:
+    cfg = config(tmp_path, mosquitto, influxd.url, influx_db.database, client_id="enc-bridge")
+    bridge = Bridge(cfg, NumbersOnly(influxd.url, influx_db.database))
+    docs = [{k: v for k, v in reading(n).items() if k != "power_source"} for n in (1, 2, 3)]
+    docs.insert(1, {**docs[0], "rig": "r902", "error": "fan 2 stopped"})
+    bridge.process([Inbound(0, 0, f"hashwatt/v1/testsite/rig/{d['rig']}",
+                            json.dumps(d).encode(), time.time()) for d in docs])
+    bridge.close()
+    # the three others in one write, exactly as sent (reading(): 100 + n/8 TH/s, 3000 + n W)
+    assert stored(influx_db) == {f"r{n:03d}": (100.0 + n / 8, 3000.0 + n) for n in (1, 2, 3)}
+    assert (bridge.counters.messages, bridge.counters.dead_letters) == (3, 1)
+    [letter] = read_deadletters(tmp_path / "deadletters.jsonl")
+    assert letter["topic"] == "hashwatt/v1/testsite/rig/r902"
+    assert letter["reason"] == "cannot encode: ValueError: cannot carry the text field 'error'"
 
 
 def test_readings_are_acknowledged_only_after_influxdb_stored_them(

@@ -6,11 +6,16 @@ from __future__ import annotations
 import re
 import tomllib
 
-from tests.case_index import CASES, README, REPO, current, render
+from tests.case_index import CASES, README, REPO, current, render, rig_table
 
 
 def test_the_readme_test_case_index_is_fresh() -> None:
     assert current(README.read_text()) == render(), "run: python -m tests.case_index"
+
+
+def test_the_rig_tables_verified_against_column_is_generated_from_the_case_folders() -> None:
+    text = README.read_text()
+    assert rig_table(text) == text, "run: python -m tests.case_index"
 
 
 def _pdu_table() -> dict[str, str]:

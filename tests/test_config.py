@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from exporters.sinks import CONFIGS
 from hashwatt.config import ConfigError, load_config
 
 GOOD = """
@@ -56,7 +57,7 @@ def write(tmp_path: Path, text: str, csv: str | None = None) -> Path:
 
 def problems(path: Path) -> list[str]:
     with pytest.raises(ConfigError) as err:
-        load_config(path)
+        load_config(path, sinks=CONFIGS)  # as every command loads it (hashwatt.cli._load)
     return err.value.problems
 
 
@@ -97,8 +98,8 @@ def test_an_unknown_key_is_named_with_its_section(tmp_path: Path, monkeypatch) -
 def test_a_bad_address_names_the_rig_and_the_value(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HW_TEST_MQTT_PASSWORD", "x")
     path = write(tmp_path, GOOD.replace("10.0.1.11", "10.0.1.311"))
-    assert problems(path) == [f"{path}:24: rigs[0].address: '10.0.1.311' is not a valid IP "
-                              "address or hostname"]
+    assert problems(path) == [f"{path}:24: rigs[0].address: '10.0.1.311' is not a valid IPv4 "
+                              "address"]
 
 
 def test_a_duplicate_rig_id_in_the_csv_names_the_line_and_the_first_one(
@@ -185,3 +186,27 @@ def test_snmpv3_needs_a_user(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HW_TEST_MQTT_PASSWORD", "x")
     path = write(tmp_path, GOOD.replace('community = "public"', 'snmp_version = "3"'))
     assert problems(path) == [f'{path}:17: pdus[0]: snmp_version = "3" needs v3_user']
+
+
+def test_a_rig_on_a_link_units_outlet_names_its_unit(tmp_path: Path, monkeypatch) -> None:
+    # outlet 3 of the master (no pdu_unit) and outlet 3 of link unit 2 are two outlets
+    monkeypatch.setenv("HW_TEST_MQTT_PASSWORD", "x")
+    path = write(tmp_path, GOOD + '\n[[rigs]]\nid = "r01-s02"\naddress = "10.0.1.12"\n'
+                 'pdu = "pdu-a1"\npdu_unit = "2"\noutlet = 3\n')
+    cfg = load_config(path)
+    assert [(r.id, r.pdu_unit, r.outlet) for r in cfg.rigs] == [
+        ("r01-s01", None, 3), ("r01-s02", "2", 3)]
+    again = write(tmp_path, GOOD + '\n[[rigs]]\nid = "r01-s02"\naddress = "10.0.1.12"\n'
+                  'pdu = "pdu-a1"\npdu_unit = "2"\noutlet = 3\n'
+                  '\n[[rigs]]\nid = "r01-s03"\naddress = "10.0.1.13"\n'
+                  'pdu = "pdu-a1"\npdu_unit = "2"\noutlet = 3\n')
+    assert problems(again) == [f"{again}:38: rigs[2]: outlet: pdu-a1 unit 2 outlet 3 is already "
+                               "mapped to r01-s02"]
+
+
+def test_a_pdu_unit_without_its_pdu_is_one_clear_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HW_TEST_MQTT_PASSWORD", "x")
+    path = write(tmp_path, GOOD + '\n[[rigs]]\nid = "r01-s02"\naddress = "10.0.1.12"\n'
+                 'pdu_unit = "2"\n')
+    [line] = problems(path)
+    assert line.startswith(f"{path}:31: rigs[1]") and "pdu_unit needs pdu and outlet" in line

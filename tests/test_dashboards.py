@@ -15,7 +15,7 @@ from dashboards.build import ALERTING, DASHBOARDS, main, outputs
 from dashboards.common import TIMEZONE as TZ
 from dashboards.influxql import DATASOURCE_UID, LEDGER_UID
 from exporters.decode import pdu_points, rig_points
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import InfluxV1Sink
 from hashwatt.contract import PduReading, PhaseReading, RigReading
 from hashwatt.influxql import InfluxQL
@@ -107,7 +107,7 @@ def seed(sink: InfluxV1Sink) -> None:
                         {"lag_ms": 120_000.0, "dead_letters": 2, "queue_depth": 0,
                          "fields_dropped": 6, "dead_letter_errors": 1, "qos0_dropped": 250},
                         int((NOW - 30) * 1000)))
-    sink.write(encode(points))
+    sink.write(points)
 
 
 LEDGER = [("acme", "R01", "a", 3.25, 0.39), ("acme", "R02", "d", 3.0, 0.36),
@@ -131,7 +131,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
                      "rate_per_kwh": RATE, "coverage": 1.0, "source": "pdu_energy"},
                     (hour + h * 3600) * 1000)
               for h in range(2) for c, rack, rig, kwh, cost in LEDGER]
-    InfluxV1Sink(server.url, "hashwatt_ledger").write(encode(ledger))
+    InfluxV1Sink(server.url, "hashwatt_ledger").write(ledger)
     yield {DATASOURCE_UID: db, LEDGER_UID: ledger_db}
     server.stop()
 
@@ -353,22 +353,6 @@ def test_the_finance_site_variable_reads_the_ledger_not_the_operations_database(
     # the same query on the operations database finds nothing (InfluxDB 2.x: another bucket)
     assert seeded[DATASOURCE_UID].rows('SHOW TAG VALUES FROM "energy_quarter" WITH KEY = '
                                        '"site"') == []
-
-
-def test_cost_today_starts_at_the_sites_midnight() -> None:
-    """now/d rounds in the dashboard's timezone (the site's), derived here with zoneinfo."""
-    import datetime as dt
-    from zoneinfo import ZoneInfo
-
-    board = boards()["farm-overview"]
-    assert board["timezone"] == "Europe/Berlin"
-    # 2026-10-25 is the autumn DST change in Berlin; 10:00 UTC is 11:00 CET that day
-    now = dt.datetime(2026, 10, 25, 10, 0, tzinfo=dt.UTC).timestamp()
-    midnight = dt.datetime(2026, 10, 25, tzinfo=ZoneInfo("Europe/Berlin"))
-    assert midnight.utcoffset() == dt.timedelta(hours=2)  # CEST until 03:00
-    assert relative_start("now/d", now, board["timezone"]) == midnight.timestamp()
-    # 11:00 on the clock, but 12 hours since midnight: the clock went back an hour at 03:00
-    assert relative_start("now/d", now, board["timezone"]) == now - 12 * 3600
 
 
 def shown(rows: list[dict[str, Any]]) -> list[Any]:

@@ -203,7 +203,9 @@ def test_the_systemd_units_keep_state_in_a_state_directory() -> None:
 
 def test_grafana_provisions_the_generated_dashboards_and_the_alerting_files() -> None:
     mounts = services()["grafana"]["volumes"]
-    assert "../dashboards/generated:/var/lib/grafana/dashboards/hashwatt:ro" in mounts
+    # entrypoint.sh copies them to the provider's path with the site's timezone written in
+    assert "../dashboards/generated:/etc/hashwatt/grafana/dashboards:ro" in mounts
+    assert "./hashwatt.compose.toml:/etc/hashwatt/hashwatt.toml:ro" in mounts
     assert "./grafana/provisioning:/etc/hashwatt/grafana/provisioning:ro" in mounts
     provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/hashwatt.yaml")
                               .read_text())["providers"][0]

@@ -68,8 +68,8 @@ def test_init_sets_up_an_auth_enabled_server_twice_and_every_login_gets_its_acce
     monkeypatch.setenv("T_WRITER", SECRETS["T_WRITER"])
     cfg = load_config(config)
     hour = int(time.time()) // 3600 * 3600 - 3600  # inside the 8-week policy
-    make_sink(cfg).write(f"rig,site=north,rig=r1 up=1i {hour * 1000}\n".encode())
-    make_sink(cfg, ledger=True).write(
+    make_sink(cfg).post(f"rig,site=north,rig=r1 up=1i {hour * 1000}\n".encode())
+    make_sink(cfg, ledger=True).post(
         f"{MEASUREMENT},site=north,customer=acme,rig=r1 kwh=3.25,kwh_measured=3.25,"
         f"kwh_estimated=0,cost=0.39,coverage=1 {hour * 1000}\n".encode())
     # the bridge's own ledger client reads it back where the finance code looks
@@ -97,7 +97,7 @@ def test_init_sets_up_an_auth_enabled_server_twice_and_every_login_gets_its_acce
 
     with pytest.raises(WriteUnavailable, match="HTTP 403"):
         InfluxV1Sink(server.url, "hashwatt", username="hashwatt-grafana",
-                     password=SECRETS["T_GRAFANA"]).write(
+                     password=SECRETS["T_GRAFANA"]).post(
             f"rig,site=north,rig=evil up=0i {hour * 1000}\n".encode())
 
 

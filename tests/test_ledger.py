@@ -28,7 +28,7 @@ from exporters.decode import pdu_points, rig_points
 from exporters.finance.ledger import LedgerRow, ledger_rows, recent_range, rollup
 from exporters.finance.report import apportion, build_report, last_month, month_bounds
 from exporters.finance.store import ledger_client
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import InfluxV1Sink
 from hashwatt.config import Config, ConfigError, load_config
 from hashwatt.contract import OutletReading, PduReading, RigReading
@@ -125,7 +125,7 @@ def outlet(ts: float, energy: float, watts: float, rig_id: str | None = "r1",
 def write(db: InfluxQL, points: list[Point]) -> None:
     sink = InfluxV1Sink(str(db.client.base_url).rstrip("/"), db.database)
     for i in range(0, len(points), 5000):
-        sink.write(encode(points[i:i + 5000]))
+        sink.write(points[i:i + 5000])
     sink.close()
 
 
@@ -741,7 +741,7 @@ def test_ledger_rows_go_through_the_v2_write_path_to_a_real_v2_server(
                     f'url = "{victoria.url}"\norg = "farm"\nbucket = "raw"\n'
                     'ledger_bucket = "ledger"\ntoken = { env = "HASHWATT_TEST_TOKEN" }\n')
     sink = make_sink(load_config(path), ledger=True)
-    sink.write(encode(points))
+    sink.write(points)
     sink.close()
     urllib.request.urlopen(f"{victoria.url}/internal/force_flush", timeout=10).read()
     query = urllib.parse.urlencode({"match[]": '{__name__="energy_quarter_cost",rig="r1"}'})

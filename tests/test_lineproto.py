@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import InfluxV1Sink
 from hashwatt.influxql import InfluxQL
 from sim.launch import Influxd
@@ -27,7 +27,7 @@ HOSTILE = ['rack 1,rig=evil x=1 1\nrig', 'a"b', "a=b,c", "a\\", "a\rb", "x y=1i 
 def test_a_hostile_tag_value_stays_one_tag_of_one_point_in_a_real_influxd(
         name: str, influx_db: InfluxQL, influxd: Influxd) -> None:
     sink = InfluxV1Sink(influxd.url, influx_db.database)
-    sink.write(encode([Point("rig", {"rig": name, "site": "s"}, {"x": 1.0}, 7)]))
+    sink.write([Point("rig", {"rig": name, "site": "s"}, {"x": 1.0}, 7)])
     rows = influx_db.rows('SELECT "x", "rig" FROM "rig"')
     assert len(rows) == 1
     # a tag cannot carry a newline or a backslash: they are stored as "\\n" and "/"

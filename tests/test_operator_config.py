@@ -55,7 +55,7 @@ def test_an_excel_export_from_windows_reads_as_written(tmp_path: Path, caplog) -
     assert [(r.id, r.address, r.rack, r.customer) for r in cfg.rigs] == [
         ("r01-s01", "10.0.1.11", "R01", "Bäckerei Müller"),
         ("r01-s02", "10.0.1.12", "R01", "Café Olé")]
-    assert f"{tmp_path / 'inventory.csv'}:1: unknown column 'notes' ignored" in caplog.text
+    assert f"{tmp_path / 'inventory.csv'}:1: unknown column 'Notes' ignored" in caplog.text
 
 
 @pytest.mark.parametrize("encoding,sep", [("utf-8-sig", ","), ("utf-8", "\t"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,23 @@ def test_reasons_from_connect_probes() -> None:
     assert explain([Probe(4028, "connected"), Probe(80, "connected")], first) == (
         "no reply within 8 s: rig hung? (ports 4028 and 80 accept connections but nothing "
         "answers)")
+
+
+def test_what_is_probed_is_decided_by_the_type_not_the_text() -> None:
+    from hashwatt.errors import NoAnswer, PollTimeout
+
+    nobody = f"127.{os.environ.get('HASHWATT_TEST_SUBNET', '60')}.250.1"  # nothing listens
+    # nothing answered: probed, and the published text is the same as before the types
+    assert asyncio.run(explain_offline(nobody, NoAnswer("identification: no miner answered"),
+                                       0.5)) == (
+        "identification: no miner answered: connection refused on 4028/80: rig off, "
+        "rebooting or its miner software stopped")
+    assert asyncio.run(explain_offline(nobody, PollTimeout(8), 0.5)) == (
+        "no reply within 8 s: connection refused on 4028/80: rig off, rebooting or its miner "
+        "software stopped")
+    # a rig's own words that merely begin like a timeout are not probed
+    said = "no reply within the pool's 30 s window"
+    assert asyncio.run(explain_offline(nobody, said, 0.5)) == said
 
 
 @pytest.mark.parametrize("error", [

@@ -20,7 +20,6 @@ from collector.rigs import PyasicSource
 from collector.service import poll_pdus, run_cycle
 from dashboards.build import ALERTING, DASHBOARDS
 from exporters.decode import rig_points
-from exporters.lineproto import encode
 from exporters.sinks import InfluxV1Sink
 from hashwatt.config import PoolsConfig, RigConfig, load_config
 from hashwatt.contract import RigReading
@@ -112,7 +111,7 @@ def test_swapped_addresses_a_drawing_silent_rig_and_foreign_workers_are_flagged(
 
     # stored and alerted on
     points = [p for r in readings.values() for p in rig_points(RigReading.model_validate(r))]
-    InfluxV1Sink(influxd.url, influx_db.database).write(encode(points))
+    InfluxV1Sink(influxd.url, influx_db.database).write(points)
     now = time.time() + 1
     fired = {uid: sorted(dict(x.labels)["rig"] for x in evaluate_rule(influx_db, rule(uid), now))
              for uid in ("hw-rig-wiring-suspect", "hw-rig-model-mismatch",

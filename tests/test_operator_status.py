@@ -19,7 +19,7 @@ import pytest
 from collector.service import run_collector
 from dashboards.build import ALERTING, DASHBOARDS
 from exporters.decode import rig_points
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import InfluxV1Sink
 from hashwatt.config import load_config
 from hashwatt.contract import RigReading
@@ -74,7 +74,7 @@ def seeded(influxd: Influxd) -> Iterator[InfluxQL]:
                         {"online": True, "cycle_s": 2.5, "rigs_total": 5, "rigs_ok": 3,
                          "rigs_failed": 1, "rigs_timeout": 1, "pdus_total": 0, "pdus_ok": 0,
                          "spool_depth": 0}, int((NOW - 30) * 1000)))
-    InfluxV1Sink(influxd.url, db.database).write(encode(points))
+    InfluxV1Sink(influxd.url, db.database).write(points)
     yield db
     db.close()
 

@@ -189,3 +189,30 @@ def test_a_raritan_sensor_marked_unavailable_is_unknown_not_zero() -> None:
     r = PduSource(Config(site=SiteConfig(name="s"))).reading(
         PduConfig(id="p", address="127.0.0.1"), raritan, walked)
     assert [(o["outlet"], o.get("power_w")) for o in r["outlets"]] == [(1, 120.0)]
+
+
+def test_outlets_indexed_per_input_are_numbered_on_through_their_unit() -> None:
+    from collector.pdu.source import outlet_numbers
+
+    # Sentry3 CWG tower: infeeds 1-3, ten outlets each (AA1-AA10, AB1-AB10, AC1-AC10)
+    keys = [("", f"{f}.{o}") for f in (1, 2, 3) for o in range(1, 11)]
+    numbers = outlet_numbers(keys)
+    assert [numbers[("", "1.1")], numbers[("", "1.10")], numbers[("", "2.1")],
+            numbers[("", "3.10")]] == [1, 10, 11, 30]
+    # a unit whose second cord already numbers on (9-16) keeps the device's numbers; units
+    # are numbered apart; a one-component index is the device's own number
+    run_on = outlet_numbers([("1", "1.1"), ("1", "1.8"), ("1", "2.9"), ("1", "2.16"),
+                             ("2", "1.1"), ("", "7")])
+    assert run_on == {("1", "1.1"): 1, ("1", "1.8"): 8, ("1", "2.9"): 9, ("1", "2.16"): 16,
+                      ("2", "1.1"): 1, ("", "7"): 7}
+
+
+def test_a_row_with_a_current_but_no_voltage_or_power_is_the_neutral() -> None:
+    from collector.pdu.source import name_neutral
+
+    phases = {("1", "1"): {"current_a": 1.11, "voltage_v": 230.0, "power_w": 147.0},
+              ("1", "4"): {"current_a": 2.12, "rating_a": 10.0},
+              # a tower that measures no voltage or power anywhere keeps its rows as phases
+              ("2", "1"): {"current_a": 3.0}, ("2", "2"): {"current_a": 2.0}}
+    assert list(name_neutral(phases, ["voltage_v", "power_w"])) == [
+        ("1", "1"), ("1", "N"), ("2", "1"), ("2", "2")]

@@ -204,13 +204,56 @@ def test_pdu_probe_takes_a_configured_pdu_and_its_secret_from_the_config(
     assert "apc_ap8853" not in done.stderr  # the community never reaches a log line
 
 
-def test_a_rig_maps_to_the_master_units_outlet_not_the_link_units(walk_agent: SnmpSim) -> None:
+def test_a_rig_without_pdu_unit_maps_to_the_master_units_outlet(walk_agent: SnmpSim) -> None:
     # hand-written Sentry4 chain: master outlet 1 "rig-c1" 1215 W, link outlet 1 "rig-d1" 1180 W
     rigs = [RigConfig(id="c1", address="10.0.0.1", customer="acme", pdu="pdu-1", outlet=1)]
     r, _ = poll(walk_agent, "sentry4-outlets-hand-written", rigs=rigs)
     assert [(o["unit"], o["outlet"], o.get("rig"), o["power_w"]) for o in r["outlets"]] == [
         ("1", 1, "c1", 1215.0), ("1", 2, None, 1195.0), ("2", 1, None, 1180.0),
         ("2", 2, None, 0.0)]
+
+
+def _rig(rig_id: str, outlet: int, unit: str | None = None) -> RigConfig:
+    return RigConfig(id=rig_id, address=f"10.0.0.{outlet}", customer="acme", pdu="pdu-1",
+                     outlet=outlet, pdu_unit=unit)
+
+
+@pytest.mark.parametrize(("walk", "rigs", "expected"), [
+    # hand-written Sentry4 chain (sentry4-outlets-hand-written.toml): master outlet 1
+    # st4OutletActivePower 1215 W, link unit 2 outlet 1 1180 W
+    ("sentry4-outlets-hand-written", [_rig("c1", 1), _rig("d1", 1, "2")],
+     {"c1": 1215.0, "d1": 1180.0}),
+    # hand-written strapped Eatons (eaton-strapped-3phase-hand-written.toml): strapping 0
+    # outlet 1 outletWatts 1120 W (also named as unit "0"), strapping 1 outlet 1 650 W
+    ("eaton-strapped-3phase-hand-written", [_rig("e1", 1, "0"), _rig("e2", 2), _rig("f1", 1, "1")],
+     {"e1": 1120.0, "e2": 1100.0, "f1": 650.0}),
+    # real Raritan PX2 (no chain, pduId 1): outlet 3 outletActivePower 68 W whether or not the
+    # rig names unit 1, outlet 10 35 W; a rig naming unit 2 gets nothing (and one warning)
+    ("raritan-pdu_px2", [_rig("x3", 3, "1"), _rig("x10", 10), _rig("x11", 11, "2")],
+     {"x3": 68.0, "x10": 35.0}),
+])
+def test_a_rig_on_a_daisy_chain_gets_the_power_of_its_units_outlet(
+        walk: str, rigs: list[RigConfig], expected: dict[str, float], walk_agent: SnmpSim,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from collector.service import poll_pdus
+
+    pdu = PduConfig(id="pdu-1", address="127.0.0.1", port=walk_agent.port,
+                    community=SecretStr(walk))
+    cfg = Config(site=SiteConfig(name="north"), pdus=[pdu], rigs=rigs)
+    source = PduSource(cfg)
+    published: list[dict[str, Any]] = []
+
+    async def two_cycles() -> dict[str, float]:
+        await poll_pdus(cfg, source, published.append)
+        return (await poll_pdus(cfg, source, published.append))[0]
+
+    assert asyncio.run(two_cycles()) == expected
+    warned = [r.getMessage() for r in caplog.records if "pdu_unit" in r.getMessage()]
+    if walk == "raritan-pdu_px2":  # once, not every cycle
+        assert warned == ["rig x11: pdu_unit 2: PDU pdu-1 has no unit 2 (its units: 1); the "
+                          "rig gets no outlet power"]
+    else:
+        assert warned == []
 
 
 def test_chain_units_become_a_unit_tag_on_phase_and_outlet_points(walk_agent: SnmpSim) -> None:

@@ -112,3 +112,30 @@ def test_antminer_overheat_figure_includes_the_firmwares_own_temp_max() -> None:
     # board (44+44+52+52)/4 = 48, 48, (40+40+50+50)/4 = 45
     assert [(th(b.hashrate), b.chips, b.chip_temp, b.temp) for b in t.hashboards] == [
         (190.0, 84, 50.0, 48.0), (191.0, 84, 48.0, 48.0), (189.0, 84, 49.5, 45.0)]
+
+
+def test_whatsminer_v3_error_code_shapes_pyasic_has_seen() -> None:
+    from collector.rigs.whatsminer_v3 import WhatsminerV3Path
+    # the "error-code" shapes in pyasic's tests/miners_tests/backends_tests/btminer_tests/
+    # test_v3_error_mapping.py: codes as strings, ints, {"code": text, "reason": ...} items,
+    # junk; the codes are 541, 2010, 5032 (sorted, once each)
+    got = WhatsminerV3Path._errors({"error-code": [
+        "2010", 541, {"541": "Slot 1 error reading chip id.", "reason": "hashboard"},
+        {"5032": "Slot 2 voltage abnormal"}, "not-a-code", None]})
+    assert [e.error_code for e in got] == [541, 2010, 5032]
+    # a plain string is one error in words (pyasic drops it): not "none", not its characters
+    [err] = WhatsminerV3Path._errors({"error-code": "btminer process is down err"})
+    assert err.error_message == "btminer process is down err"
+    assert WhatsminerV3Path._errors({}) == []  # no "error-code" in get.device.info: none
+
+
+def test_a_fan_the_reply_does_not_list_is_unknown_not_stopped() -> None:
+    # an S19 Pro has four fans; a stats entry listing only fan1/fan2 (own numbers): the other
+    # two are unknown (None: left out of fans_rpm), not 0 rpm ("fan dead" would fire)
+    miner = antminers.BMMinerS19Pro("127.0.0.1")
+    path = antminer.AntminerPath(miner, 1.0, DEFAULT)
+    assert [f.speed for f in path._fans({"fan1": 5400, "fan2": "5520"})] == [
+        5400, 5520, None, None]
+    assert [f.speed for f in path._fans({"fan1": 0, "fan2": 0, "fan3": 0, "fan4": 0})] == [
+        0, 0, 0, 0]  # reported 0: a stopped fan is a known 0
+    asyncio.run(path.close())

@@ -126,7 +126,7 @@ def test_a_client_without_tls_cannot_talk_to_the_tls_listener(
 def test_a_wrong_influxdb_password_is_refused(secure_influx: Influxd) -> None:
     sink = InfluxV1Sink(secure_influx.url, "hw", username="admin", password="wrong")
     with pytest.raises(WriteUnavailable, match="HTTP 401"):
-        sink.write(b"m v=1 1\n")
+        sink.post(b"m v=1 1\n")
 
 
 def test_readings_cross_tls_acl_and_influx_auth_and_no_secret_reaches_a_log_line(

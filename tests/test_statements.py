@@ -155,9 +155,9 @@ def seeded(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     db.create_database()
     db.execute(f'CREATE RETENTION POLICY "ledger" ON "{name}" DURATION INF REPLICATION 1')
     ledger = InfluxV1Sink(influxd.url, name, retention_policy="ledger")
-    ledger.write("\n".join(line for row in LEDGER for line in quarters(row)).encode())
+    ledger.post("\n".join(line for row in LEDGER for line in quarters(row)).encode())
     raw = InfluxV1Sink(influxd.url, name)
-    raw.write("\n".join(raw_rig_lines()).encode())
+    raw.post("\n".join(raw_rig_lines()).encode())
     ledger.close()
     raw.close()
     path = tmp_path_factory.mktemp("statements") / "site.toml"
@@ -285,12 +285,12 @@ def test_the_ledger_state_identifies_the_rows_used(seeded: Config, influxd: Infl
     sink = InfluxV1Sink(influxd.url, seeded.influxdb.database, retention_policy="ledger")
     row = LEDGER[0]
     try:
-        sink.write(ledger_line(row[0], row[1], row[2], ms(*row[3]), "0.81255", "0.81255", "0",
+        sink.post(ledger_line(row[0], row[1], row[2], ms(*row[3]), "0.81255", "0.81255", "0",
                                "0.065004", "pdu_energy").encode())
         changed = statement_json(seeded, "acme")
         assert changed["ledger_state"]["sha256"] != first["ledger_state"]["sha256"]
     finally:
-        sink.write(quarters(row)[0].encode())
+        sink.post(quarters(row)[0].encode())
         sink.close()
     assert statement_json(seeded, "acme") == first
     # the closed statement reproduces by its identifier; another identifier is refused

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hashwatt.config import load_data_file
 
@@ -62,8 +63,21 @@ class RegisterMap(BaseModel):
     # device current_a is the sum of the line currents (the total the device draws) on every
     # map: a meter that gives only an average gets the sum of its phases' currents
     current_from_phases: bool = False
+    # the raw patterns the vendor's table says mean "not available", per register type, as
+    # hex of the words in the meter's order (Schneider PowerLogic: INT16 0x8000); a float32
+    # NaN or infinity is "not available" on every map
+    not_available: dict[RegisterType, str] = {}
     device: Values = Values()
     phases: list[PhaseValues] = []
+
+    @field_validator("not_available")
+    @classmethod
+    def _hex_patterns(cls, value: dict[str, str]) -> dict[str, str]:
+        for kind, pattern in value.items():
+            if len(pattern.removeprefix("0x")) != 4 * WIDTH[kind]:
+                raise ValueError(f"{kind}: {pattern!r} is not {WIDTH[kind]} words of hex")
+            int(pattern, 16)
+        return value
 
     def registers(self) -> list[Register]:
         """Every register the map reads."""
@@ -93,11 +107,16 @@ def float32_text(value: float) -> float:
 
 
 def decode(register: Register, words: dict[int, int], word_order: str,
-           scale: float = 1.0) -> float | None:
-    """The scaled value of one register from the words read; None when not finite."""
+           scale: float = 1.0,
+           not_available: Mapping[RegisterType, str] | None = None) -> float | None:
+    """The scaled value of one register from the words read; None when not finite or when
+    its raw words are the map's "not available" pattern for its type."""
     raw = [words[register.address + i] for i in range(WIDTH[register.type])]
     if word_order == "little":
         raw.reverse()
+    pattern = (not_available or {}).get(register.type)
+    if pattern is not None and int("".join(f"{w:04x}" for w in raw), 16) == int(pattern, 16):
+        return None
     value = struct.unpack(FORMAT[register.type], struct.pack(f">{len(raw)}H", *raw))[0]
     if not math.isfinite(value):
         return None

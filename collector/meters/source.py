@@ -2,39 +2,56 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from collector.meters.registers import RegisterMap, Values, builtin_maps, decode
 from hashwatt.config import Config, MeterConfig
-from hashwatt.contract import SCHEMA_VERSION
+from hashwatt.contract import PduDoc, PhaseDoc, pdu_doc
 from hashwatt.errors import MeterError
+from hashwatt.payloads import DeviceValues, PhaseValues
 
+log = logging.getLogger(__name__)
 # an energy register shown with the M prefix (Eastron SDM630MCT set to MWh) counts MWh
 ENERGY_PREFIX = {"k": 1.0, "M": 1000.0}
+# magnitudes: a negative one is no measurement (power alone is signed: its direction)
+NON_NEGATIVE = ("energy_kwh", "voltage_v", "current_a")
 
 
-def _values(group: Values, words: dict[int, int], word_order: str,
+def _values(group: Values, words: dict[int, int], rmap: RegisterMap, word_order: str,
             energy_scale: float) -> dict[str, float]:
     out = {}
     for key, register in group.__dict__.items():
         if key != "phase" and register is not None:
             scale = energy_scale if key == "energy_kwh" else 1.0
-            value = decode(register, words, word_order, scale)
+            value = decode(register, words, word_order, scale, rmap.not_available)
+            if value is not None and key in NON_NEGATIVE and value < 0:
+                log.debug("meter register %d: %s %s is negative: left out", register.address,
+                          key, value)
+                value = None
             if value is not None:
                 out[key] = value
     return out
 
 
-def _total_current(phases: list[dict[str, Any]]) -> float | None:
+def _total_current(phases: list[PhaseDoc]) -> float | None:
     """The sum of the line currents; unknown when any phase's current is."""
     currents = [p.get("current_a") for p in phases]
     if not currents or any(c is None for c in currents):
         return None
     return round(sum(float(c) for c in currents if c is not None), 6)
+
+
+def _phase(name: str, values: dict[str, float]) -> PhaseDoc:
+    """One phase; the values' keys are the map's register names (MeterPhase: typed by
+    PhaseValues, tests/test_contract_payloads.py)."""
+    phase: PhaseDoc = {"phase": name}
+    phase.update(cast(PhaseValues, values))
+    return phase
 
 
 @dataclass
@@ -93,19 +110,21 @@ class MeterSource:
         if client is not None:
             client.close()
 
-    async def poll(self, meter: MeterConfig, ts_ms: int) -> dict[str, Any]:
+    async def poll(self, meter: MeterConfig, ts_ms: int) -> PduDoc:
         """Read one meter; errors give an offline reading with the reason."""
-        base = {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms,
-                "site": self.cfg.site.name, "pdu": meter.id, "collector": self.cfg.collector.id,
-                "rack": meter.rack}
+        doc = pdu_doc(ts_ms=ts_ms, site=self.cfg.site.name, pdu=meter.id,
+                      collector=self.cfg.collector.id, rack=meter.rack, online=False)
         try:
             rmap = self.register_map(meter)
             words = await self._read_reconnecting(meter, rmap)
         except (MeterError, ModbusException, OSError) as exc:
-            return {**base, "online": False, "error": str(exc)[:500]}
+            doc["error"] = str(exc)[:500]
+            return doc
         energy_scale = ENERGY_PREFIX[meter.energy_prefix]
-        device = _values(rmap.device, words, rmap.word_order, energy_scale)
-        phases = [{"phase": p.phase, **_values(p, words, rmap.word_order, energy_scale)}
+        # a Modbus gateway that swaps the two words of 32-bit values: set on the meter
+        order = meter.word_order or rmap.word_order
+        device = _values(rmap.device, words, rmap, order, energy_scale)
+        phases = [_phase(p.phase, _values(p, words, rmap, order, energy_scale))
                   for p in rmap.phases]
         if rmap.current_from_phases:
             total = _total_current(phases)
@@ -116,9 +135,10 @@ class MeterSource:
         if "energy_kwh" in device:
             self.energy[meter.id] = device["energy_kwh"]
         reset = previous is not None and device.get("energy_kwh", previous) < previous
-        return {**base, "online": True, "error": None, "vendor": rmap.vendor,
-                "model": rmap.model, "profile": rmap.name, **device, "energy_reset": reset,
-                "phases": phases, "outlets": []}
+        doc.update({"online": True, "error": None, "vendor": rmap.vendor, "model": rmap.model,
+                    "profile": rmap.name, **cast(DeviceValues, device), "energy_reset": reset,
+                    "phases": phases, "outlets": []})
+        return doc
 
     async def close(self) -> None:
         """Close every connection."""

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from collector.pdu.source import PduSource
 from hashwatt.config import Config, PduConfig
+from hashwatt.contract import PduDoc
 
 FIELDS = ("current_a", "voltage_v", "power_w", "energy_kwh", "rating_a")
 
 
-async def probe(cfg: Config, pdu: PduConfig) -> tuple[dict[str, Any], str]:
+async def probe(cfg: Config, pdu: PduConfig) -> tuple[PduDoc, str]:
     """One poll of the PDU and the reason its profile was chosen ("" when none was)."""
     source = PduSource(cfg)
     reading = await source.poll(pdu, 1)
     return reading, source.reasons.get(pdu.id, "")
 
 
-def _values(row: dict[str, Any]) -> str:
+def _values(row: Mapping[str, Any]) -> str:
     shown = [f"{k}={row[k]:g}" for k in FIELDS if isinstance(row.get(k), int | float)]
     return "  ".join(shown) or "(no readings)"
 
 
-def render(pdu: PduConfig, reading: dict[str, Any], reason: str) -> str:
+def render(pdu: PduConfig, reading: PduDoc, reason: str) -> str:
     """The reading as an operator reads it: profile and why, device, phases, outlets."""
     where = f"{pdu.address}:{pdu.port}"
     if reason:

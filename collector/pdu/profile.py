@@ -121,6 +121,10 @@ class Profile(BaseModel):
     phase: PhaseColumns = PhaseColumns()
     # used when `phase` has no rows: a single-phase unit's inlet is its phase (Raritan)
     phase_fallback: PhaseColumns | None = None
+    # a phase-table row with a current but none of these metrics, on a unit whose other rows
+    # have them, is that unit's neutral and is published as phase "N" (Sentry3 wye towers
+    # report their neutral as one more infeed whose voltage and power are -1)
+    neutral_without: list[Literal["voltage_v", "power_w"]] = []
     fixed_phases: list[FixedPhase] = []
     outlet: OutletColumns = OutletColumns()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from collector.pdu.profile import (
     SYS_OBJECT_ID,
@@ -17,8 +18,9 @@ from collector.pdu.profile import (
 )
 from collector.pdu.snmp import SnmpClient, SnmpCredentials, SnmpError, Value
 from hashwatt.config import Config, PduConfig, RigConfig
-from hashwatt.contract import SCHEMA_VERSION
+from hashwatt.contract import OutletDoc, PduBody, PduDoc, PhaseDoc, pdu_doc
 from hashwatt.errors import PduError
+from hashwatt.payloads import DeviceValues, OutletValues, PhaseValues
 
 log = logging.getLogger(__name__)
 DECIMALS = 6
@@ -26,6 +28,8 @@ SUMMED = ("power_w", "energy_kwh")  # device metrics that add up over units and 
 Walked = dict[str, dict[str, Value]]
 RowKey = tuple[str, str]  # (unit, key)
 TRUTH_FALSE = 2  # SNMPv2-TC TruthValue false(2)
+NEUTRAL = "N"
+T = TypeVar("T")
 
 
 def _row_key(index: str, column: Column) -> RowKey | None:
@@ -89,8 +93,9 @@ def _sort_key(key: str) -> tuple[int, ...]:
     return tuple(int(p) for p in key.split(".") if p.isdigit())
 
 
-def _row_order(key: RowKey) -> tuple[tuple[int, ...], tuple[int, ...], str]:
-    return _sort_key(key[0]), _sort_key(key[1]), key[1]
+def _row_order(key: RowKey) -> tuple[tuple[int, ...], bool, tuple[int, ...], str]:
+    # numbered rows first, named ones (a neutral "N") after them
+    return _sort_key(key[0]), not key[1][:1].isdigit(), _sort_key(key[1]), key[1]
 
 
 def device_value(walked: Walked, column: Column, metric: str, profile: Profile) -> Value:
@@ -106,6 +111,59 @@ def device_value(walked: Walked, column: Column, metric: str, profile: Profile) 
     if result is None and column.fallback is not None:
         return device_value(walked, column.fallback, metric, profile)
     return result
+
+
+def _named(kind: type[T], row: dict[str, Value]) -> T:
+    """A row whose keys are the profile's metric names, typed as what they are: the names
+    of DeviceColumns, PhaseColumns and OutletColumns (tests/test_contract_payloads.py checks
+    them against DeviceValues, PhaseValues and OutletValues)."""
+    return cast(T, row)
+
+
+def _phase(key: str, unit: str, row: dict[str, Value]) -> PhaseDoc:
+    """One phase of the reading; unit only on a daisy chain."""
+    phase: PhaseDoc = {"phase": key}
+    if unit:
+        phase["unit"] = unit
+    phase.update(_named(PhaseValues, row))
+    return phase
+
+
+def outlet_numbers(outlets: Iterable[RowKey]) -> dict[RowKey, int]:
+    """Each outlet's number on its unit. A key of one index component is the device's own
+    number. Keys of several (Sentry3/Sentry4 index outlets per infeed or cord: AA1, AB1) are
+    numbered on through the unit in index order: an infeed whose numbers restart is shifted
+    past the highest number before it (AA1-AA10 are 1-10, AB1 is 11); numbers that already
+    run on are kept."""
+    groups: dict[tuple[str, tuple[int, ...]], list[tuple[str, int]]] = {}
+    out: dict[RowKey, int] = {}
+    for unit, key in sorted(outlets, key=_row_order):
+        parts = _sort_key(key) or (0,)
+        if len(parts) == 1:
+            out[(unit, key)] = parts[0]
+        else:
+            groups.setdefault((unit, parts[:-1]), []).append((key, parts[-1]))
+    ends: dict[str, int] = {}
+    for (unit, _prefix), rows in groups.items():
+        end = ends.get(unit, 0)
+        shift = end if min(n for _, n in rows) <= end else 0
+        for key, number in rows:
+            out[(unit, key)] = shift + number
+        ends[unit] = max(end, *(shift + n for _, n in rows))
+    return out
+
+
+def name_neutral(phases: dict[RowKey, dict[str, Value]],
+                 without: Sequence[str]) -> dict[RowKey, dict[str, Value]]:
+    """Rows with a current but none of `without`, on a unit whose other rows have them, are
+    the unit's neutral: keyed "N". A unit that measures none of them anywhere keeps its rows."""
+    measured = {unit for (unit, _), row in phases.items() if any(m in row for m in without)}
+    out: dict[RowKey, dict[str, Value]] = {}
+    for (unit, key), row in phases.items():
+        neutral = (unit in measured and "current_a" in row
+                   and not any(m in row for m in without))
+        out[(unit, NEUTRAL) if neutral else (unit, key)] = row
+    return out
 
 
 def credentials(pdu: PduConfig, secret: Any) -> SnmpCredentials:
@@ -130,7 +188,9 @@ class PduSource:
     def __post_init__(self) -> None:
         if not self.profiles:
             self.profiles = all_profiles(self.cfg.pdu_profiles_dir)
-        self.outlets = {(r.pdu, r.outlet): r for r in self.cfg.rigs if r.pdu}
+        # (pdu, unit, outlet): unit "" is the master unit (a rig without pdu_unit)
+        self.outlets = {(r.pdu, r.pdu_unit or "", r.outlet): r for r in self.cfg.rigs if r.pdu}
+        self.unit_warned: set[str] = set()
 
     def client(self, pdu: PduConfig, profile: Profile | None) -> SnmpClient:
         """An SNMP client with the PDU's settings, else the profile's."""
@@ -170,19 +230,19 @@ class PduSource:
         raise PduError(f"no profile matches sysObjectID {sys_oid} and no profile's table "
                        "answered; set `profile`")
 
-    async def poll(self, pdu: PduConfig, ts_ms: int) -> dict[str, Any]:
+    async def poll(self, pdu: PduConfig, ts_ms: int) -> PduDoc:
         """Read one PDU; errors give an offline reading with the reason."""
-        base = {"schema": SCHEMA_VERSION, "kind": "pdu", "ts_ms": ts_ms,
-                "site": self.cfg.site.name, "pdu": pdu.id, "collector": self.cfg.collector.id,
-                "rack": pdu.rack}
+        doc = pdu_doc(ts_ms=ts_ms, site=self.cfg.site.name, pdu=pdu.id,
+                      collector=self.cfg.collector.id, rack=pdu.rack, online=False)
         try:
             profile = await self.profile_for(pdu)
             walked = await self.client(pdu, profile).walk_columns(profile.oids())
-            return {**base, **self.reading(pdu, profile, walked)}
+            doc.update(self.reading(pdu, profile, walked))
         except (SnmpError, PduError) as exc:
-            return {**base, "online": False, "error": str(exc)[:500]}
+            doc["error"] = str(exc)[:500]
+        return doc
 
-    def reading(self, pdu: PduConfig, profile: Profile, walked: Walked) -> dict[str, Any]:
+    def reading(self, pdu: PduConfig, profile: Profile, walked: Walked) -> PduBody:
         """The contract's PDU fields from walked columns; a PDU that answers without any of
         the profile's tables is an error, never an empty success."""
         device = {metric: device_value(walked, column, metric, profile)
@@ -197,14 +257,17 @@ class PduSource:
                  | self._device_units(walked, profile)) - {""}
         tagged = len(units) > 1  # a daisy chain: say which unit each row belongs to
         master = min(units, key=_sort_key) if units else ""
-        out: dict[str, Any] = {
+        numbers = outlet_numbers(outlets.keys())
+        self._check_units(pdu, units | {master})
+        out: PduBody = {
             "online": True, "error": None, "vendor": profile.vendor, "profile": profile.name,
             "model": str(device.get("model", "")),
-            **{k: v for k, v in device.items() if k != "model"},
-            "phases": [{"phase": key, **({"unit": unit} if tagged else {}), **row}
+            **_named(DeviceValues, {k: v for k, v in device.items() if k != "model"}),
+            "phases": [_phase(key, unit if tagged else "", row)
                        for (unit, key), row in sorted(phases.items(),
                                                       key=lambda kv: _row_order(kv[0]))],
-            "outlets": [self._outlet(pdu, key, row, unit if tagged else "", unit == master)
+            "outlets": [self._outlet(pdu, numbers[(unit, key)], row, unit, tagged=tagged,
+                                     master=unit == master)
                         for (unit, key), row in sorted(outlets.items(),
                                                        key=lambda kv: _row_order(kv[0]))],
         }
@@ -218,6 +281,8 @@ class PduSource:
         phases = table(walked, profile.phase, profile)
         if not phases and profile.phase_fallback is not None:
             phases = table(walked, profile.phase_fallback, profile)
+        if profile.neutral_without:
+            phases = name_neutral(phases, profile.neutral_without)
         for fixed in profile.fixed_phases:
             rows = table(walked, fixed, profile)
             if rows:
@@ -231,18 +296,33 @@ class PduSource:
             units |= {unit for unit, _ in column_rows(walked, column, profile)}
         return units
 
-    def _outlet(self, pdu: PduConfig, key: str, row: dict[str, Value], unit: str,
-                master: bool) -> dict[str, Any]:
-        number = _sort_key(key)[-1]
-        outlet: dict[str, Any] = {"outlet": number, **({"unit": unit} if unit else {}), **row}
+    def _outlet(self, pdu: PduConfig, number: int, row: dict[str, Value], unit: str, *,
+                tagged: bool, master: bool) -> OutletDoc:
+        shown = unit if tagged else ""
+        outlet: OutletDoc = {"outlet": number}
+        if shown:
+            outlet["unit"] = shown
+        outlet.update(_named(OutletValues, row))
         outlet["name"] = str(row.get("name", ""))
-        scope = f"outlet{unit}.{number}" if unit else f"outlet{number}"
+        scope = f"outlet{shown}.{number}" if shown else f"outlet{number}"
         outlet["energy_reset"] = self._reset(pdu.id, scope, row.get("energy_kwh"))
-        # the inventory maps rigs to outlet numbers of the PDU it names: the master unit's
-        rig: RigConfig | None = self.outlets.get((pdu.id, number)) if master else None
+        # a rig names its outlet by PDU, unit (pdu_unit; none = the master unit) and number
+        rig: RigConfig | None = self.outlets.get((pdu.id, unit, number)) if unit else None
+        if rig is None and master:
+            rig = self.outlets.get((pdu.id, "", number))
         if rig is not None:
             outlet.update({"rig": rig.id, "customer": rig.customer, "rack": rig.rack})
         return outlet
+
+    def _check_units(self, pdu: PduConfig, units: set[str]) -> None:
+        """One warning per rig whose pdu_unit the PDU does not have (its outlet power would
+        silently never arrive)."""
+        for (pdu_id, unit, _number), rig in self.outlets.items():
+            if pdu_id == pdu.id and unit and unit not in units and rig.id not in self.unit_warned:
+                self.unit_warned.add(rig.id)
+                have = ", ".join(sorted(units - {""}, key=_sort_key)) or "none (not a chain)"
+                log.warning("rig %s: pdu_unit %s: PDU %s has no unit %s (its units: %s); "
+                            "the rig gets no outlet power", rig.id, unit, pdu.id, unit, have)
 
     def _reset(self, pdu_id: str, scope: str, energy: Value) -> bool:
         """A counter that went backwards was reset: flag it, never report negative energy."""

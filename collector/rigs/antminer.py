@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -11,6 +12,7 @@ from pyasic import settings
 from pyasic.data.error_codes import X19Error
 from pyasic.device.algorithm import SHA256Unit
 from pyasic.miners.backends import AntminerModern
+from pyasic.miners.factory import MINER_CLASSES, MinerTypes
 
 from collector.rigs.base import (
     Board,
@@ -30,6 +32,9 @@ from collector.rigs.credentials import Credentials
 
 log = logging.getLogger(__name__)
 BACKEND = AntminerModern
+# what pyasic 0.79's factory builds for a stock Antminer model missing from its table (a
+# plain-RPC BMMiner, not AntminerModern): read by the same fast path
+UNKNOWN = MINER_CLASSES[MinerTypes.ANTMINER][None]
 # firmware without summary.cgi (or a login that fails) is asked again only after this many
 # error reads are skipped (with ERRORS_EVERY = 5: every 20 polls)
 WEB_RETRY_READS = 4
@@ -55,21 +60,31 @@ class AntminerPath:
 
     async def telemetry(self) -> Telemetry:
         """Read one poll's telemetry."""
-        replies = await self.session.many("stats", "summary")
+        # the web error list (every ERRORS_EVERY polls) is read beside the RPC, not after
+        # it: a slow rig costs one exchange's time, not two
+        read_errors = self.polls % ERRORS_EVERY == 0
+        self.polls += 1
+        replies, errors = await asyncio.gather(
+            self.session.many("stats", "summary"),
+            self._errors() if read_errors else _kept(self.errors))
+        self.errors = errors
         try:
-            stats = replies["stats"]["STATS"][1]
-            summary = replies["summary"]["SUMMARY"][0]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise FastPathError(f"unexpected stats/summary reply: {exc!r}") from None
+            head, stats = replies["stats"]["STATS"][:2]
+        except (KeyError, ValueError, TypeError) as exc:
+            raise FastPathError(f"unexpected stats reply: {exc!r}") from None
+        # stats carries its own "GHS 5s": a summary refused or cut short leaves the rest
+        summary = _first(replies["summary"].get("SUMMARY")) or {}
         t = base_telemetry(self.miner)
-        ghs = number(summary.get("GHS 5s"))
+        if self.miner.expected_hashboards is None:  # a model pyasic 0.79 does not know
+            unknown_model(t, head, stats)
+        ghs = number(summary.get("GHS 5s", stats.get("GHS 5s")))
         t.hashrate = rate(ghs, SHA256Unit.GH) if ghs is not None else None
         ideal = number(stats.get("total_rateideal"))
         if ideal is not None:
             t.expected_hashrate = rate(ideal, SHA256Unit.from_str(stats.get("rate_unit", "GH")))
         elapsed = number(stats.get("Elapsed", summary.get("Elapsed")))
         t.uptime = int(elapsed) if elapsed is not None else None
-        t.fans = self._fans(stats)
+        t.fans = self._fans(stats, t.model)
         hottest = [chain_board(board, stats) for board in t.hashboards]
         # the firmware's own `temp_max` (0 when it keeps none) can be hotter than the four
         # sensors per chain: an S23 Hydro (asic-rs s23_hydro_rpc_stats_captured.json) sends
@@ -77,16 +92,17 @@ class AntminerPath:
         hottest.append(number(stats.get("temp_max")) or None)
         present = [h for h in hottest if h is not None]
         t.temp_max = max(present) if present else None
-        if self.polls % ERRORS_EVERY == 0:
-            self.errors = await self._errors()
-        self.polls += 1
         t.errors = self.errors
         return t
 
-    def _fans(self, stats: dict[str, Any]) -> list[Fan]:
+    def _fans(self, stats: dict[str, Any], model: str = "") -> list[Fan]:
+        if self.miner.expected_fans is None:  # a model pyasic does not know: as listed
+            return _listed_fans(stats, model)
         offset = next((n for n in (1, 5) if any(stats.get(f"fan{n + i}") for i in range(4))), 1)
-        return [Fan(int(stats.get(f"fan{offset + i}", 0) or 0))
-                for i in range(self.miner.expected_fans or 0)]
+        # a fan key the reply lacks is unknown (None), not a stopped fan
+        speeds = [number(stats.get(f"fan{offset + i}"))
+                  for i in range(self.miner.expected_fans or 0)]
+        return [Fan(int(s) if s is not None else None) for s in speeds]
 
     async def _errors(self) -> list[Any] | None:
         """Errors from the web API; None (unknown) when the web API does not give them."""
@@ -113,6 +129,45 @@ class AntminerPath:
     async def close(self) -> None:
         """Close the HTTP client."""
         await self.web.aclose()
+
+
+def _first(items: Any) -> dict[str, Any] | None:
+    return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else None
+
+
+def chain_numbers(stats: dict[str, Any]) -> list[int]:
+    """The chains stats lists with chips (chain_acn{n} > 0), in order."""
+    found = []
+    for key, value in stats.items():
+        if key.startswith("chain_acn") and key[9:].isdigit() and (number(value) or 0) > 0:
+            found.append(int(key[9:]))
+    return sorted(found)
+
+
+def unknown_model(t: Telemetry, head: dict[str, Any], stats: dict[str, Any]) -> None:
+    """A stock Antminer whose model pyasic 0.79 does not know (it builds `AntminerUnknown`:
+    no model, no board count; e.g. "Antminer S21 XP Hyd." and "Antminer S23 Hyd." in asic-rs's
+    captured stats): the model from stats' own "Type", one board per chain it lists."""
+    if not t.model and head.get("Type"):
+        t.model = str(head["Type"])
+    count = number(stats.get("miner_count"))
+    chains = chain_numbers(stats)[:int(count)] if count else chain_numbers(stats)
+    t.hashboards = [Board(slot=n - 1, expected_chips=None) for n in chains]
+
+
+def _listed_fans(stats: dict[str, Any], model: Any) -> list[Fan]:
+    """Fans of an unknown model as stats lists them (fan_num of them); none for a hydro
+    model, whose fan slots read 0 without fans (an alert on them would be false)."""
+    name = str(model or "")
+    count = int(number(stats.get("fan_num")) or 0)
+    if "hyd" in name.lower():
+        return []
+    speeds = [number(stats.get(f"fan{i + 1}")) for i in range(count)]
+    return [Fan(int(s) if s is not None else None) for s in speeds]
+
+
+async def _kept(errors: list[Any] | None) -> list[Any] | None:
+    return errors
 
 
 def chain_board(board: Board, stats: dict[str, Any]) -> float | None:

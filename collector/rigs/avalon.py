@@ -23,6 +23,11 @@ from collector.rigs.whatsminer import apportion
 BACKEND = AvalonMiner
 
 
+def _int(value: Any) -> int | None:
+    figure = number(value)
+    return int(figure) if figure is not None else None
+
+
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -83,8 +88,9 @@ class AvalonPath:
         t.env_temp = number(mm.get("Temp", mm.get("ITemp")))
         elapsed = number(entry.get("Elapsed", mm.get("Elapsed")))
         t.uptime = int(elapsed) if elapsed is not None else None
-        t.fans = [Fan(int(number(mm.get(f"Fan{i + 1}")) or 0))
-                  for i in range(self.miner.expected_fans or 0)]
+        # a fan the reply does not list is unknown (None, dropped from the reading), not a
+        # stopped fan (0 fires "fan dead")
+        t.fans = [Fan(_int(mm.get(f"Fan{i + 1}"))) for i in range(self.miner.expected_fans or 0)]
         speed = number(mm.get("GHSspd"))
         self._boards(t, mm, entry, speed if speed is not None else
                      (mhs / 1000 if mhs is not None else None))

@@ -67,7 +67,9 @@ class Telemetry:
     uptime: int | None = None
     hashboards: list[Board] = field(default_factory=list)
     fans: list[Fan] = field(default_factory=list)
-    errors: list[Any] | None = field(default_factory=list)
+    # None until a path reads the rig's error list: a firmware whose API has none (Avalon
+    # RPC, AxeOS, LuxOS here) leaves it unknown, never "no errors" ([])
+    errors: list[Any] | None = None
     temp_max: float | None = None
 
 
@@ -111,23 +113,74 @@ def base_telemetry(miner: Any) -> Telemetry:
                      expected_hashboards=miner.expected_hashboards, hashboards=boards)
 
 
+# a peer that has sent a complete reply and then stays quiet this long without closing (or
+# sending cgminer's NUL) is done: the reply is used, not waited on until the deadline
+QUIET_S = 0.3
+
+
 async def read_to_eof(reader: asyncio.StreamReader, deadline: float,
-                      limit: int = READ_LIMIT) -> bytes:
-    """Everything the peer sends until it closes (cgminer `api.c send_result` writes the reply
-    and a NUL, then closes): on a LAN a reply arrives in ~1460-byte segments."""
+                      limit: int = READ_LIMIT, command: str = "") -> bytes:
+    """One whole reply: cgminer `api.c send_result` writes the reply and a NUL, then closes;
+    on a LAN it arrives in ~1460-byte segments. It ends at the NUL (anything after it is
+    not part of the reply), at EOF, or when a peer that keeps the socket open has sent a
+    complete reply and gone quiet."""
     chunks: list[bytes] = []
     size = 0
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             raise FastPathError(f"reply not complete within the deadline ({size} bytes read)")
-        chunk = await asyncio.wait_for(reader.read(65536), left)
+        try:
+            chunk = await asyncio.wait_for(reader.read(65536), min(left, QUIET_S))
+        except TimeoutError:
+            if chunks and _complete(b"".join(chunks)):
+                return b"".join(chunks)
+            continue
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise FastPathError(f"connection reset by the rig after {size} bytes of the "
+                                f"reply{' to ' + command if command else ''} "
+                                f"({type(exc).__name__})") from None
         if not chunk:
+            raw = b"".join(chunks)
+            if _cut_short(raw):
+                raise FastPathError(f"reply cut short: the rig closed after {size} bytes, "
+                                    "inside the JSON")
+            return raw
+        end = chunk.find(b"\0")
+        if end >= 0:  # cgminer's terminator: the reply is complete
+            chunks.append(chunk[:end])
             return b"".join(chunks)
         size += len(chunk)
         if size > limit:
             raise ReplyTooLarge(f"reply larger than {limit} bytes")
         chunks.append(chunk)
+
+
+def _complete(raw: bytes) -> bool:
+    """Whether what a quiet peer sent so far is a whole reply (pyasic's repairs alone would
+    turn a truncated reply into a shorter object)."""
+    if _cut_short(raw):
+        return False
+    try:
+        load_reply(raw, "")
+    except FastPathError:
+        return False
+    return True
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _cut_short(raw: bytes) -> bool:
+    """Whether a reply that opens a JSON object ends before closing it (brackets counted
+    outside strings; bmminer's `}{` glue and trailing commas are balanced)."""
+    text = raw.decode("utf-8", errors="replace").lstrip()
+    if not text.startswith("{"):
+        return False  # not an object (Avalon's leading-comma quirk): pyasic decides
+    bare = _STRINGS.sub('""', text)  # strings removed: their brackets do not count
+    if bare.count('"') % 2:
+        return True  # cut inside a string
+    return bare.count("{") + bare.count("[") > bare.count("}") + bare.count("]")
 
 
 def load_reply(raw: bytes, command: str) -> dict[str, Any]:
@@ -136,12 +189,27 @@ def load_reply(raw: bytes, command: str) -> dict[str, Any]:
     if not raw:
         raise FastPathError(f"empty reply to {command}")
     try:
-        parsed = BaseMinerRPCAPI._load_api_data(raw)
+        parsed = BaseMinerRPCAPI._load_api_data(_without_trailer(raw))
     except APIError:
         raise FastPathError(f"malformed reply to {command} ({len(raw)} bytes)") from None
     if not isinstance(parsed, dict):
         raise FastPathError(f"reply to {command} is not a JSON object")
     return parsed
+
+
+def _without_trailer(raw: bytes) -> bytes:
+    """The reply without bytes a rig wrote after its JSON object (garbage after the reply):
+    cut where the first whole object ends, so pyasic's repairs see the reply alone. A reply
+    that needs those repairs to parse at all (glue, trailing commas) is left as it is."""
+    text = raw.decode("utf-8", errors="replace")
+    start = len(text) - len(text.lstrip())
+    if text[start:start + 1] != "{":
+        return raw
+    try:
+        _, end = json.JSONDecoder().raw_decode(text, start)
+    except ValueError:
+        return raw
+    return text[:end].encode() if text[end:].strip(" \t\r\n\0") else raw
 
 
 async def rpc(ip: str, command: str, timeout: float, port: int = RPC_PORT) -> dict[str, Any]:
@@ -151,7 +219,7 @@ async def rpc(ip: str, command: str, timeout: float, port: int = RPC_PORT) -> di
     try:
         writer.write(json.dumps({"command": command}).encode())
         await writer.drain()
-        raw = await read_to_eof(reader, deadline)
+        raw = await read_to_eof(reader, deadline, command=command)
     finally:
         writer.close()
     return load_reply(raw, command)

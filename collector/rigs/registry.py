@@ -29,6 +29,7 @@ class FastPath(Protocol):
 
 REGISTRY: list[tuple[type, Any]] = [
     (antminer.BACKEND, antminer.AntminerPath),
+    (antminer.UNKNOWN, antminer.AntminerPath),
     (whatsminer.BACKEND, whatsminer.WhatsminerPath),
     (avalon.BACKEND, avalon.AvalonPath),
     (bitaxe.BACKEND, bitaxe.BitaxePath),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,8 @@ from collector.rigs.base import ReplyTooLarge
 from collector.rigs.credentials import DEFAULT, Credentials, Lookup
 from collector.rigs.registry import FastPath, HostileReply, fast_path_for, identify
 from hashwatt.config import RigConfig
+from hashwatt.contract import RigDoc
+from hashwatt.errors import NoAnswer
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +26,16 @@ log = logging.getLogger(__name__)
 FIELDS = [DataOptions.HASHRATE, DataOptions.EXPECTED_HASHRATE, DataOptions.WATTAGE,
           DataOptions.HASHBOARDS, DataOptions.FANS, DataOptions.UPTIME, DataOptions.ERRORS,
           DataOptions.ENVIRONMENT_TEMP]
-# the fast path gets this share of the deadline, so pyasic's fallback still fits in the poll
+# identification gets this share of the deadline, so the first poll still fits after it
 FAST_SHARE = 0.4
+# each fast-path exchange may take this share of the deadline (a slow rig answering at 80 %
+# of it is read, not abandoned), the whole fast path a little more; pyasic's fallback gets
+# what is left, and only when that is worth trying (a rig that failed the fast path by
+# being slow would be as slow for pyasic)
+EXCHANGE_SHARE = 0.85
+PATH_SHARE = 0.9
+FALLBACK_MIN_SHARE = 0.25
+NO_MINER = "identification: no miner answered"
 
 
 def apply_credentials(miner: Any, creds: Credentials) -> None:
@@ -61,8 +72,9 @@ class PyasicSource:
     identifications: int = 0
     reasons: dict[str, str] = field(default_factory=dict)
 
-    async def poll(self, origin: Origin) -> dict[str, Any]:
-        """Poll one rig and return its reading (offline readings included)."""
+    async def poll(self, origin: Origin) -> RigDoc:
+        """Poll one rig and return its reading (offline readings included); NoAnswer when
+        no miner answered identification at all."""
         rig = origin.rig
         miner = self.miners.get(rig.id)
         if miner is None:
@@ -70,11 +82,13 @@ class PyasicSource:
             if miner is None:
                 self.failed(rig.id)
                 self._tell(rig.id, reason)
+                if reason == NO_MINER:  # typed: the collector probes why (collector.diagnose)
+                    raise NoAnswer(reason)
                 return offline_reading(origin, reason)
             creds = self.credentials(rig, str(miner.raw_model or ""))
             apply_credentials(miner, creds)
             self.miners[rig.id] = miner
-            self.paths[rig.id] = (fast_path_for(miner, self.timeout_s * FAST_SHARE, creds)
+            self.paths[rig.id] = (fast_path_for(miner, self.timeout_s * EXCHANGE_SHARE, creds)
                                   if self.fast_paths else None)
         data, note = await self._read(rig.id, miner)
         if data is None:
@@ -88,22 +102,38 @@ class PyasicSource:
                 reading["error"] = note[:512]
         else:
             self.failed(rig.id)
+            if note:  # the fast path's reason says more than pyasic's empty data
+                text = note.removesuffix("; read by pyasic")
+                reading["error"] = f"{text}; pyasic read nothing"[:512]
         return reading
 
     async def _read(self, rig_id: str, miner: Any) -> tuple[Any, str | None]:
         """The fast path's telemetry, else pyasic's get_data; and what went wrong, if so."""
         path = self.paths.get(rig_id)
         note = None
+        start = time.monotonic()
+        budget = self.timeout_s
         if path is not None:
             try:
-                return await path.telemetry(), None
+                return await asyncio.wait_for(path.telemetry(), budget * PATH_SHARE), None
             except ReplyTooLarge as exc:  # pyasic would read the same reply without a bound
                 return None, f"fast path: {exc}"
+            except TimeoutError:
+                return None, (f"fast path: no complete reply within {budget * PATH_SHARE:g} s "
+                              "(rig too slow for the deadline)")
             except Exception as exc:  # any failure of the fast path: pyasic reads the rig
                 note = f"fast path: {_cause(exc)}; read by pyasic"
                 self._tell(rig_id, note)
+            left = budget * 0.95 - (time.monotonic() - start)
+            if left < budget * FALLBACK_MIN_SHARE:  # failed late: pyasic would not finish
+                return None, note.removesuffix("; read by pyasic") if note else None
+        else:
+            left = budget * 0.95
         try:
-            return await miner.get_data(include=FIELDS), note
+            return await asyncio.wait_for(miner.get_data(include=FIELDS), left), note
+        except TimeoutError:
+            return None, ((note.removesuffix("; read by pyasic") + "; " if note else "")
+                          + f"pyasic: no reply within {left:.1f} s")
         except Exception as exc:  # pyasic wraps any parser failure; the rig is in error
             return None, f"bad reply: {_cause(exc)}"
 
@@ -122,7 +152,7 @@ class PyasicSource:
             except Exception as exc:  # pyasic 0.79 raises e.g. TypeError on odd replies
                 return None, f"identification: {_cause(exc)}"
         if miner is None:
-            return None, "identification: no miner answered"
+            return None, NO_MINER
         if type(miner).__name__.startswith("Unknown"):
             return None, "identification: answered, but pyasic does not know the firmware"
         return miner, ""
@@ -133,7 +163,7 @@ class PyasicSource:
         if self.reasons.get(rig_id) != reason:
             self.reasons[rig_id] = reason
             # a firmware pyasic cannot identify needs a human; a silent rig does not
-            level = (logging.DEBUG if reason == "identification: no miner answered"
+            level = (logging.DEBUG if reason == NO_MINER
                      else logging.INFO if reason.startswith("fast path") else logging.WARNING)
             log.log(level, "rig %s: %s", rig_id, reason)
 

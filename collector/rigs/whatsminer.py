@@ -50,6 +50,33 @@ def apportion(total: float | None, averages: list[float | None]) -> list[float |
     return [None if a is None else (a * total / whole if whole else 0.0) for a in averages]
 
 
+def summary_errors(summary: dict[str, Any]) -> list[Any] | None:
+    """The error codes btminer API v1 firmware lists in `summary` ("Error Code Count" 2,
+    "Error Code 0" 110, ...: asic-rs whatsminer/v1 fixtures; pyasic reads them too); None
+    when the summary has no such count."""
+    count = number(summary.get("Error Code Count"))
+    if count is None:
+        return None
+    out = []
+    for i in range(max(int(count), 0)):
+        code = number(summary.get(f"Error Code {i}"))
+        if code is not None:
+            out.append(WhatsminerError(error_code=int(code)))
+    return out
+
+
+def merge_errors(*lists: list[Any] | None) -> list[Any] | None:
+    """Every code any source gave, once; None only when no source could be read."""
+    known = [lst for lst in lists if lst is not None]
+    if not known:
+        return None
+    seen: dict[int, Any] = {}
+    for lst in known:
+        for err in lst:
+            seen.setdefault(err.error_code, err)
+    return list(seen.values())
+
+
 class WhatsminerPath:
     """Whatsminer API v2 fast path."""
 
@@ -83,7 +110,7 @@ class WhatsminerPath:
         if t.temp_max is None:  # no board gave its hottest chip: the whole rig's, from summary
             top = number(summary.get("Chip Temp Max"))
             t.temp_max = top if top else None
-        t.errors = codes
+        t.errors = merge_errors(codes, summary_errors(summary))
         return t
 
     def _boards(self, t: Telemetry, devs: list[dict[str, Any]], total: float | None) -> None:

@@ -10,7 +10,7 @@ import struct
 import time
 from typing import Any
 
-from pyasic.data.error_codes import WhatsminerError
+from pyasic.data.error_codes import WhatsminerError, X19Error
 from pyasic.device.algorithm import SHA256Unit
 from pyasic.miners.backends import BTMinerV2, BTMinerV3
 from pyasic.miners.factory import MinerFactory, MinerTypes
@@ -141,8 +141,15 @@ class WhatsminerV3Path:
 
     @staticmethod
     def _errors(msg: dict[str, Any]) -> list[Any]:
+        """The codes in get.device.info's "error-code": numbers, numeric strings or
+        {"541": "text", "reason": ...} items (pyasic's test_v3_error_mapping); a plain string
+        there ("btminer process is down err") is an error in words, kept as it is (pyasic
+        drops it, and a string's characters are not codes)."""
+        raw = msg.get("error-code")
+        if isinstance(raw, str):
+            return [X19Error(error_message=raw.strip())] if raw.strip() else []
         codes = set()
-        for item in msg.get("error-code") or []:
+        for item in raw if isinstance(raw, list) else []:
             for key in item if isinstance(item, dict) else [item]:
                 if str(key).isdigit():
                     codes.add(int(key))

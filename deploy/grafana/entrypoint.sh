@@ -17,6 +17,18 @@
 # lets the search go on to its later *siblings*; the parent's receiver is used only when no
 # child matched. So pages reach on-call (continue) and then a sibling route to site-ops;
 # warnings go to site-ops, muted in the maintenance window.
+#
+# Timezone: every dashboard and the maintenance mute timing get the site's timezone, from
+# HASHWATT_SITE_TIMEZONE or else `[site] timezone` of the hashwatt config at HASHWATT_CONFIG
+# (default /etc/hashwatt/hashwatt.toml; hashwatt's own default is UTC). Grafana rounds
+# now/d and now/M in the dashboard's timezone ("browser" = the viewer's clock, what the
+# committed JSON says), and the mute timing's `location` decides when Tuesday 06:00 is.
+# Neither file is expanded by Grafana: dashboard JSON is read as is, and a mute timing is a
+# plain definitions.MuteTimeInterval (provisioning/alerting MuteTimeV1: no values.* type, so
+# no ${VAR}); so the values are written here, into copies: the dashboards from
+# HASHWATT_DASHBOARDS_SRC into HASHWATT_DASHBOARDS (the provider's path).
+# Used by both Grafanas; the wall screen's provisioning has no alerting folder, so no
+# receivers are written there.
 set -eu
 src="${HASHWATT_PROVISIONING_SRC:-/etc/hashwatt/grafana/provisioning}"
 # GF_PATHS_PROVISIONING is what the image's /run.sh hands to grafana server
@@ -26,6 +38,56 @@ out="${GF_PATHS_PROVISIONING:?GF_PATHS_PROVISIONING must name a writable directo
 rm -rf "$out"
 mkdir -p "$out"
 cp -R "$src/." "$out/"
+
+# the site's timezone: the environment, else the config's [site] table
+site_tz() {
+  if [ -n "${HASHWATT_SITE_TIMEZONE:-}" ]; then printf '%s\n' "$HASHWATT_SITE_TIMEZONE"; return 0; fi
+  cfg="${HASHWATT_CONFIG:-/etc/hashwatt/hashwatt.toml}"
+  [ -r "$cfg" ] || return 0
+  awk '
+    /^[ \t]*\[/ { in_site = ($0 ~ /^[ \t]*\[site\][ \t]*(#.*)?$/); if (in_site) seen = 1; next }
+    in_site && /^[ \t]*timezone[ \t]*=/ {
+      v = $0; sub(/^[^=]*=[ \t]*/, "", v)
+      if (match(v, /^"[^"]*"/) || match(v, /^\047[^\047]*\047/)) {
+        print substr(v, 2, RLENGTH - 2); found = 1; exit
+      }
+    }
+    END { if (seen && !found) print "UTC" }' "$cfg"
+}
+tz="$(site_tz)"
+case "$tz" in
+  "") echo "hashwatt: no site timezone (HASHWATT_SITE_TIMEZONE, or [site] timezone in ${HASHWATT_CONFIG:-/etc/hashwatt/hashwatt.toml}): dashboards keep the viewer's browser time, the maintenance window UTC" >&2 ;;
+  *[!A-Za-z0-9_+/-]*)
+    echo "hashwatt: site timezone '$tz' is not an IANA name like Europe/Berlin: dashboards keep the viewer's browser time, the maintenance window UTC" >&2
+    tz="" ;;
+esac
+
+dash_src="${HASHWATT_DASHBOARDS_SRC:-/etc/hashwatt/grafana/dashboards}"
+dash_out="${HASHWATT_DASHBOARDS:-/var/lib/grafana/dashboards/hashwatt}"
+if [ -d "$dash_src" ]; then
+  rm -rf "$dash_out"
+  mkdir -p "$dash_out"
+  for f in "$dash_src"/*.json; do
+    [ -e "$f" ] || continue
+    # the dashboard's own "timezone" is its only key at two spaces' indent (sorted JSON,
+    # dashboards/build.py render)
+    if [ -n "$tz" ]; then
+      sed "s#^  \"timezone\": \"[^\"]*\"#  \"timezone\": \"$tz\"#" "$f" > "$dash_out/${f##*/}"
+    else
+      cp "$f" "$dash_out/"
+    fi
+  done
+fi
+mute="$out/alerting/mute-timings.json"
+if [ -n "$tz" ] && [ -f "$mute" ]; then
+  sed "s#\"location\": \"[^\"]*\"#\"location\": \"$tz\"#" "$mute" > "$mute.new"
+  mv "$mute.new" "$mute"
+fi
+
+if [ ! -d "$src/alerting" ]; then  # the wall screen: no alerting here
+  if [ "$#" -eq 0 ]; then set -- /run.sh; fi
+  exec "$@"
+fi
 mkdir -p "$out/alerting"
 
 set_() { eval "[ -n \"\${$1:-}\" ]"; }

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from exporters.sinks.influx_v1 import v1_settings
 from hashwatt.config import Config, ConfigError, CustomerConfig
 from hashwatt.influxql import InfluxQL, InfluxQLError
 
@@ -66,11 +67,11 @@ def read_password(cfg: Config, c: CustomerConfig) -> str:
 def setup_influx(cfg: Config, admin: InfluxQL) -> list[str]:
     """Databases, retention policies and read-only logins of every customer (idempotent,
     InfluxDB 1.x); returns what was ensured, one line each."""
-    influx = cfg.influxdb
-    if influx is None or influx.api != "v1":
+    if cfg.influxdb is None or cfg.influxdb.api != "v1":
         raise ConfigError([f"{cfg.source}: influxdb: customer databases are set up here for "
                            "the v1 API; on 2.x create buckets and `influx v1 auth create "
                            "--read-bucket` logins (see README)"])
+    influx = v1_settings(cfg)
     version = admin.client.get("/ping").headers.get("X-Influxdb-Version", "")
     if not version.startswith("1."):  # 2.x answers InfluxQL reads only (v1 compatibility)
         raise ConfigError([f"{cfg.source}: influxdb: the server is InfluxDB {version or '?'}: "

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from exporters.finance.store import MEASUREMENT
+from exporters.sinks.influx_common import influx_settings
 from hashwatt.config import Config, CustomerConfig
 
 DATASOURCE = {"type": "influxdb", "uid": "hashwatt-customer"}
@@ -28,7 +29,7 @@ def _panel(pid: int, title: str, kind: str, query: str, grid: tuple[int, int, in
 def customer_dashboard(cfg: Config, c: CustomerConfig) -> dict[str, Any]:
     """The dashboard JSON (Grafana 11 schema)."""
     tz = cfg.site.timezone
-    rp = cfg.influxdb.ledger_retention_policy if cfg.influxdb else "ledger"
+    rp = influx_settings(cfg).ledger_retention_policy if cfg.influxdb else "ledger"
     panels = [
         _panel(1, "My rigs now", "table",
                'SELECT last("online") AS "online", last("hashrate_ths") AS "TH/s", '

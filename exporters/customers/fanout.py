@@ -15,9 +15,10 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from exporters.customers import ledger_source as src
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import Sink, WriteRejected, WriteUnavailable, customer_sink
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQLError
@@ -26,31 +27,17 @@ log = logging.getLogger(__name__)
 PRIVATE_FIELDS = frozenset({"rate_per_kwh", "cost_per_h"})
 LOG_EVERY_S = 60.0
 FLUSH_S = 2.0  # a customer's live view lags the site's by at most this (plus a batch)
-MAX_LINES = 5000
+MAX_MESSAGES = 1250  # ~5,000 points of rig readings
 
 
-def customer_line(point: Point, line: str | None = None) -> str:
-    """The point's line as the customer sees it: the site's tariff figures left out ("" when
-    nothing else is left). `line` is point.line() when the caller rendered it already."""
+def customer_point(point: Point) -> Point | None:
+    """The point as the customer sees it: the site's tariff figures left out (None when
+    nothing else is left)."""
     fields = point.fields
-    private = [k for k in PRIVATE_FIELDS if k in fields]
-    if not private:
-        return line if line is not None else point.line()
-    if line is not None:
-        newest = reversed(fields)
-        tail = [next(newest) for _ in private]
-        if set(tail) == set(private):
-            # the decoder appends the tariff figures last (exporters/decode.py, pricing), so
-            # they end the line's field set: cut them off instead of rendering the point
-            # again (this runs for every customer point). The last match is the real one:
-            # only numbers follow it, while a string field before it could hold the text.
-            first = tail[-1]
-            cut = max(line.rfind(f",{first}="), line.rfind(f" {first}="))
-            if line[cut] == " ":
-                return ""
-            return line[:cut] + line[line.rindex(" "):]
+    if not any(k in fields for k in PRIVATE_FIELDS):
+        return point
     kept = {k: v for k, v in fields.items() if k not in PRIVATE_FIELDS}
-    return point._replace(fields=kept).line() if kept else ""
+    return point._replace(fields=kept) if kept else None
 
 
 class CustomerFanout:
@@ -60,33 +47,38 @@ class CustomerFanout:
     ~7,500 readings per CPU-second)."""
 
     def __init__(self, sinks: dict[str, Sink], flush_s: float = FLUSH_S,
-                 max_lines: int = MAX_LINES) -> None:
+                 max_messages: int = MAX_MESSAGES) -> None:
         self.sinks = sinks
-        self.flush_s, self.max_lines = flush_s, max_lines
+        self.flush_s, self.max_messages = flush_s, max_messages
         self.errors = 0
         self._logged_at = 0.0
-        self._pending: dict[str, list[str]] = {}
+        self._pending: dict[str, list[Any]] = {}
         self._since: dict[str, float] = {}
 
-    def write(self, messages: Iterable[tuple[Sequence[Point], bytes]]) -> None:
-        """Queue each customer's points and write what is due. `messages` are the points of
-        each message with the body the site's write rendered from them, one line per point:
-        the customers' lines are cut from it, not rendered again."""
+    def write(self, messages: Iterable[Sequence[Point]]) -> None:
+        """Queue each customer's points of each message, encoded by the customer's sink, and
+        write what is due. A message whose copy the sink cannot encode is left out of the
+        copy (counted and logged), never the others."""
         sinks, pending = self.sinks, self._pending
-        for points, body in messages:
-            lines: list[str] | None = None
-            for i, p in enumerate(points):
+        for points in messages:
+            mine: dict[str, list[Point]] = {}
+            for p in points:
                 customer = p.tags.get("customer")
                 if not customer or customer not in sinks:
                     continue
-                if lines is None:
-                    lines = body.decode().split("\n")
-                line = customer_line(p, lines[i])
-                if line:
-                    if customer not in pending:
-                        pending[customer] = []
-                        self._since[customer] = time.monotonic()
-                    pending[customer].append(line)
+                copy = customer_point(p)
+                if copy is not None:
+                    mine.setdefault(customer, []).append(copy)
+            for customer, copies in mine.items():
+                try:
+                    encoded = sinks[customer].encode(copies)
+                except Exception as exc:  # the site's write has them: a copy never stops it
+                    self._failed(customer, f"cannot encode: {type(exc).__name__}: {exc}")
+                    continue
+                if customer not in pending:
+                    pending[customer] = []
+                    self._since[customer] = time.monotonic()
+                pending[customer].append(encoded)
         self.flush()
 
     def flush(self, force: bool = False) -> None:
@@ -95,18 +87,23 @@ class CustomerFanout:
         now = time.monotonic()
         for customer in list(self._pending):
             mine = self._pending[customer]
-            if not force and len(mine) < self.max_lines and \
+            if not force and len(mine) < self.max_messages and \
                     now - self._since[customer] < self.flush_s:
                 continue
             del self._pending[customer]
             try:
-                self.sinks[customer].write(("\n".join(mine) + "\n").encode())
+                self.sinks[customer].send(mine)
             except (WriteRejected, WriteUnavailable) as exc:
-                self.errors += 1
-                if now - self._logged_at >= LOG_EVERY_S:
-                    self._logged_at = now
-                    log.warning("customer %s: copy to its database failed (%s); %d failures "
-                                "so far", customer, exc, self.errors)
+                self._failed(customer, str(exc))
+
+    def _failed(self, customer: str, reason: str) -> None:
+        """Count a failed copy; log it at most once a minute."""
+        self.errors += 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY_S:
+            self._logged_at = now
+            log.warning("customer %s: copy to its database failed (%s); %d failures so far",
+                        customer, reason, self.errors)
 
     def close(self) -> None:
         """Write what is queued and close every customer's sink."""
@@ -153,7 +150,7 @@ def sync_ledgers(cfg: Config, start_s: int, end_s: int) -> int:
         try:
             points = ledger_points(mine, cfg.site.name)
             for i in range(0, len(points), 5000):
-                sink.write(encode(points[i:i + 5000]))
+                sink.write(points[i:i + 5000])
             copied += len(points)
         finally:
             sink.close()

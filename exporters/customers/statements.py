@@ -11,12 +11,12 @@ from pathlib import Path
 from exporters.customers import ledger_source as src
 from exporters.customers.render import Format, render
 from exporters.customers.statement import Statement, build_statement
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import customer_sink
 from hashwatt.config import Config, CustomerConfig
-from hashwatt.contract import Measurement
 from hashwatt.errors import UsageError
 from hashwatt.influxql import InfluxQL
+from hashwatt.names import Field, Measurement, Tag
 from hashwatt.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -73,17 +73,17 @@ def statement_point(st: Statement, start_s: int) -> Point:
     t = st.totals
     fields: dict[str, float | int | bool | str] = {
         k: float(v) for k, v in t.items() if v is not None and k != "rigs"}
-    fields.update({"rigs": len(st.rigs), "ledger_state": st.ledger_state,
-                   "total_text": str(t["total"]), "currency": st.customer.currency})
-    return Point(Measurement.STATEMENT, {"site": st.site, "customer": st.customer.id,
-                               "month": st.month}, fields, start_s * 1000)
+    fields.update({Field.RIGS: len(st.rigs), Field.LEDGER_STATE: st.ledger_state,
+                   Field.TOTAL_TEXT: str(t["total"]), Field.CURRENCY: st.customer.currency})
+    return Point(Measurement.STATEMENT, {Tag.SITE: st.site, Tag.CUSTOMER: st.customer.id,
+                                         Tag.MONTH: st.month}, fields, start_s * 1000)
 
 
 def publish(cfg: Config, st: Statement) -> None:
     """Write the statement's summary into the customer's database (ledger retention)."""
     sink = customer_sink(cfg, st.customer, ledger=True)
     try:
-        sink.write(encode([statement_point(st, src.month_bounds(st.month, st.timezone)[0])]))
+        sink.write([statement_point(st, src.month_bounds(st.month, st.timezone)[0])])
     finally:
         sink.close()
 

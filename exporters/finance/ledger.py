@@ -58,10 +58,13 @@ from exporters.finance.store import (
     series,
     window,
 )
-from exporters.lineproto import Point, encode
+from exporters.lineproto import Point
 from exporters.sinks import make_sink
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQL
+from hashwatt.names import Field as F
+from hashwatt.names import Tag as T
+from hashwatt.names import quoted
 from hashwatt.power import LEDGER_SOURCES, MEASURED_SOURCES, POWER_SOURCES, ledger_source
 from hashwatt.tariff import QUARTER_S, Tariff
 
@@ -72,10 +75,10 @@ ROLLUP_CHUNK_S = 86400  # computed and written a day at a time, whatever the ran
 COUNTER_LOOKBACK_S = CHUNK_S  # a counter gap up to this long is spread over its quarters
 FILL_QUARTERS = 3  # quarters without readings filled between readings at most 45 min apart
 FILL_GAP_S = 45 * 60  # the longest time between two readings whose gap is filled
-RIG_TAGS = '"rig", "customer", "rack"'
+RIG_TAGS = quoted(T.RIG, T.CUSTOMER, T.RACK)
 # "unit" is the PDU's link unit on a daisy chain: outlet numbers repeat across units
-OUTLET_TAGS = '"pdu", "unit", "outlet", "rig", "customer", "rack"'
-LEDGER_TAGS = '"rig", "pdu", "unit", "outlet", "customer", "rack", "window"'
+OUTLET_TAGS = quoted(T.PDU, T.UNIT, T.OUTLET, T.RIG, T.CUSTOMER, T.RACK)
+LEDGER_TAGS = quoted(T.RIG, T.PDU, T.UNIT, T.OUTLET, T.CUSTOMER, T.RACK, T.WINDOW)
 VOID = "void"
 UNTARIFFED = "untariffed"  # the window of a quarter no tariff period covers (cost 0)
 
@@ -409,12 +412,12 @@ def _nearest(unit: Unit, name: str, table: dict[int, Any], quarter: int) -> Any:
 
 def unit_tags(site: str, key: UnitKey, who: Attribution, window_name: str) -> dict[str, str]:
     """The ledger row's tags."""
-    tags = {"site": site}
+    tags = {T.SITE: site}
     if key[0] == "rig":
-        tags["rig"] = key[1]
+        tags[T.RIG] = key[1]
     else:
-        tags.update({"pdu": key[1], "unit": key[2], "outlet": key[3]})
-    tags.update({"customer": who[0], "rack": who[1], "window": window_name})
+        tags.update({T.PDU: key[1], T.UNIT: key[2], T.OUTLET: key[3]})
+    tags.update({T.CUSTOMER: who[0], T.RACK: who[1], T.WINDOW: window_name})
     return {k: v for k, v in tags.items() if v}
 
 
@@ -433,9 +436,9 @@ def quarter_points(readings: Readings, site: str, tariff: Tariff | None, start_s
                                  else (0.0, UNTARIFFED))
             kwh = q.kwh_measured + q.kwh_estimated
             fields: dict[str, float | int | bool | str] = {
-                "kwh": kwh, "kwh_measured": q.kwh_measured, "kwh_estimated": q.kwh_estimated,
-                "cost": kwh * rate, "rate_per_kwh": rate, "coverage": 1.0 if q.covered else 0.0,
-                "source": q.source}
+                F.KWH: kwh, F.KWH_MEASURED: q.kwh_measured, F.KWH_ESTIMATED: q.kwh_estimated,
+                F.COST: kwh * rate, F.RATE_PER_KWH: rate,
+                F.COVERAGE: 1.0 if q.covered else 0.0, F.SOURCE: q.source}
             tags = unit_tags(site, key, attribution(unit, quarter), window_name)
             points.append(Point(MEASUREMENT, tags, fields, quarter * 1000))
     return points
@@ -521,7 +524,7 @@ def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) ->
             lo, points = compute(cfg, db, lo, hi)
             points += voids(ledger, measurement, cfg.site.name, lo, hi, points)
             for i in range(0, len(points), 5000):
-                sink.write(encode(points[i:i + 5000]))
+                sink.write(points[i:i + 5000])
             written += len(points)
     finally:
         sink.close()

@@ -26,6 +26,7 @@ from exporters.finance.ledger import LEDGER_TAGS, VOID, closed_end, unit_key
 from exporters.finance.store import CHUNK_S, chunks, ledger_client, series, window
 from hashwatt.config import Config
 from hashwatt.influxql import InfluxQL
+from hashwatt.names import Field
 from hashwatt.tariff import QUARTER_S
 
 GroupBy = Literal["customer", "site", "rack", "rig"]
@@ -76,7 +77,7 @@ def ledger_sums(db: InfluxQL, measurement: str, site: str, start: dt.datetime,
                 end: dt.datetime) -> list[SeriesSum]:
     """Sums, covered quarters and first/last quarter per ledger series, 72 hours a query."""
     sums: dict[tuple[tuple[str, str], ...], SeriesSum] = {}
-    live = f"\"source\" != '{VOID}'"
+    live = f"\"{Field.SOURCE}\" != '{VOID}'"
     for lo, hi in chunks(int(start.timestamp()), int(end.timestamp())):
         where = f"{window(lo, hi, site)} AND {live}"
         query = (f'SELECT sum("kwh_measured") AS m, sum("kwh_estimated") AS e, '

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from exporters import sinks
+from exporters.sinks.influx_common import influx_settings
 from hashwatt.config import Config
-from hashwatt.contract import Measurement
 from hashwatt.influxql import InfluxQL
+from hashwatt.names import Measurement, Tag
 
 CHUNK_S = 72 * 3600  # InfluxDB 3 Core limits a query's time range to about 72 hours
 MEASUREMENT = Measurement.ENERGY_QUARTER
@@ -30,7 +31,7 @@ def query_client(cfg: Config, database: str | None = None) -> InfluxQL:
 def ledger_client(cfg: Config, raw: InfluxQL | None = None) -> tuple[InfluxQL, str]:
     """A client for the ledger (raw's own when the ledger is a retention policy of the raw
     database) and the measurement's name as queries must give it."""
-    influx = cfg.influxdb
+    influx = influx_settings(cfg) if cfg.influxdb is not None else None
     if influx is not None and influx.ledger_database:  # on 2.x: a DBRP mapping's name
         return query_client(cfg, influx.ledger_database), f'"{MEASUREMENT}"'
     rp = influx.ledger_retention_policy if influx is not None else "ledger"
@@ -47,7 +48,7 @@ def window(start_s: int, end_s: int, site: str) -> str:
     """The WHERE clause of a site and a time range (never more than CHUNK_S)."""
     assert end_s - start_s <= CHUNK_S, "a query may span 72 hours at most"
     return (f"time >= {start_s * 1000}ms AND time < {end_s * 1000}ms AND "
-            f"\"site\" = '{site}'")
+            f"\"{Tag.SITE}\" = '{site}'")
 
 
 Series = tuple[dict[str, str], list[dict[str, Any]]]

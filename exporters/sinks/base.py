@@ -1,17 +1,23 @@
 """What every sink shares: the protocol, the two ways a write fails, and a plugin's shape.
 
-A sink either accepts a whole body, raises `WriteRejected` when the database refuses the
-data itself (retrying cannot help), or `WriteUnavailable` when it is down or overloaded; both
-are `SinkError`s (hashwatt/errors.py).
+A sink takes points (exporters.lineproto.Point: measurement, tags, fields, a timestamp in
+epoch milliseconds) and puts them into its store in its own wire form. It works in two steps
+so that the bridge can set one message aside without losing its batch-mates: `encode` turns
+one message's points into the sink's form (raising for a point the form cannot carry;
+nothing is written), `send` writes many encoded messages in one request. `write(points)` is
+both at once. A send either stores everything, raises `WriteRejected` when the store refuses
+the data itself (retrying cannot help), or `WriteUnavailable` when it is down or overloaded;
+both are `SinkError`s (hashwatt/errors.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
-from hashwatt.config import Config, CustomerConfig, InfluxConfig
+from exporters.lineproto import Point, lines
+from hashwatt.config import Config, ConfigError, CustomerConfig, SinkConfig, sink_section
 from hashwatt.errors import SinkError
 from hashwatt.influxql import InfluxQL
 
@@ -25,10 +31,19 @@ class WriteUnavailable(SinkError):
 
 
 class Sink(Protocol):
-    """A destination of line protocol with millisecond timestamps."""
+    """A destination of points."""
 
-    def write(self, body: bytes) -> None:
-        """Write one body of line protocol."""
+    def encode(self, points: Sequence[Point]) -> Any:
+        """One message's points in the sink's own form; raises (writing nothing) for a point
+        the form cannot carry."""
+        ...
+
+    def send(self, encoded: Sequence[Any]) -> None:
+        """Write encoded messages (from `encode`) in one go: all stored, or an error."""
+        ...
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Encode and send points."""
         ...
 
     def close(self) -> None:
@@ -36,11 +51,53 @@ class Sink(Protocol):
         ...
 
 
-def influx_config(cfg: Config) -> InfluxConfig:
+class LineProtocolSink:
+    """The encoding every line-protocol sink shares (InfluxDB v1, v2; InfluxDB 3 and
+    VictoriaMetrics take the same): a message is its lines, a batch one body with
+    millisecond timestamps; a subclass only posts the body (`post`)."""
+
+    def encode(self, points: Sequence[Point]) -> str:
+        """The message's lines (ValueError for a point with no field line protocol can carry;
+        non-finite floats are left out and counted, see exporters.lineproto)."""
+        return lines(points)
+
+    def send(self, encoded: Sequence[str]) -> None:
+        """Write encoded messages as one body."""
+        self.post("".join(encoded).encode())
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Encode and send points."""
+        self.post(lines(points).encode())
+
+    def post(self, body: bytes) -> None:
+        """Write a body of line protocol as it is (milliseconds)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def influx_config(cfg: Config) -> SinkConfig:
     """The config's [influxdb] section; a sink cannot be built without one."""
     if cfg.influxdb is None:
         raise ValueError(f"{cfg.source}: [influxdb] section is required")
     return cfg.influxdb
+
+
+ModelT = TypeVar("ModelT", bound=SinkConfig)
+
+
+def checked(cfg: Config, model: type[ModelT]) -> ModelT:
+    """The [influxdb] table as `model` reads it: checked at start-up when the config was
+    loaded with the sinks' models (load_config(sinks=CONFIGS), as every command does), else
+    here, with the same one-line problems (ConfigError)."""
+    section = influx_config(cfg)
+    if isinstance(section, model):
+        return section
+    found, problems = sink_section(str(cfg.source), section, {section.api: model})
+    if not isinstance(found, model):
+        raise ConfigError(problems)
+    return found
 
 
 def raise_for(status: int, text: str) -> None:
@@ -54,9 +111,11 @@ def raise_for(status: int, text: str) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class SinkPlugin:
-    """One sink type: how it is built from the config for the site and for a customer, and
-    how the ledger reads back what it wrote (None: it cannot, so it cannot hold the ledger)."""
+    """One sink type: its config model (the `[influxdb]` keys it reads, checked at start-up),
+    how it is built from the config for the site and for a customer, and how the ledger
+    reads back what it wrote (None: it cannot, so it cannot hold the ledger)."""
 
+    config: type[SinkConfig]
     site: Callable[[Config, bool], Sink]  # (cfg, ledger)
     customer: Callable[[Config, CustomerConfig, bool], Sink]  # (cfg, customer, ledger)
     reader: Callable[[Config, str | None], InfluxQL] | None  # (cfg, database)

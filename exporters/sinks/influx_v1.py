@@ -4,9 +4,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 import httpx
 
-from exporters.sinks.base import SinkPlugin, WriteUnavailable, influx_config, raise_for
+from exporters.sinks.base import (
+    LineProtocolSink,
+    SinkPlugin,
+    WriteUnavailable,
+    checked,
+    raise_for,
+)
+from exporters.sinks.influx_common import InfluxSettings
 from hashwatt.config import Config, CustomerConfig
 from hashwatt.influxql import InfluxQL
 
@@ -17,7 +26,14 @@ from hashwatt.influxql import InfluxQL
 MAX_TIMEOUT_S = 300.0
 
 
-class InfluxV1Sink:
+class InfluxV1Config(InfluxSettings):
+    """[influxdb] with api = "v1": database (and username/password when auth is on)."""
+
+    api: Literal["v1"] = "v1"
+    NEEDS: ClassVar[tuple[str, ...]] = ("database",)
+
+
+class InfluxV1Sink(LineProtocolSink):
     """POST /write?db=...&precision=ms (InfluxDB 1.x, 2.x compatibility API, 3.x)."""
 
     def __init__(self, url: str, database: str, *, username: str | None = None,
@@ -30,8 +46,8 @@ class InfluxV1Sink:
         if retention_policy:
             self.params["rp"] = retention_policy
 
-    def write(self, body: bytes) -> None:
-        """Write one body; 204 means every point was stored."""
+    def post(self, body: bytes) -> None:
+        """Write one body of line protocol; 204 means every point was stored."""
         try:
             resp = self.client.post("/write", params=self.params, content=body,
                                     timeout=self.timeout_s)
@@ -49,8 +65,13 @@ class InfluxV1Sink:
         self.client.close()
 
 
+def v1_settings(cfg: Config) -> InfluxV1Config:
+    """The [influxdb] table, checked as the v1 API's."""
+    return checked(cfg, InfluxV1Config)
+
+
 def _sink(cfg: Config, database: str, retention_policy: str | None = None) -> InfluxV1Sink:
-    influx = influx_config(cfg)
+    influx = v1_settings(cfg)
     return InfluxV1Sink(influx.url, database, username=influx.username,
                         password=cfg.secret(influx.password), timeout_s=influx.timeout_s,
                         retention_policy=retention_policy)
@@ -58,7 +79,7 @@ def _sink(cfg: Config, database: str, retention_policy: str | None = None) -> In
 
 def site(cfg: Config, ledger: bool) -> InfluxV1Sink:
     """The site's raw readings, or with ledger=True its energy ledger."""
-    influx = influx_config(cfg)
+    influx = v1_settings(cfg)
     assert influx.database is not None
     if ledger and influx.ledger_database:  # a database of its own (InfluxDB 3 Core)
         return _sink(cfg, influx.ledger_database)
@@ -69,15 +90,15 @@ def customer(cfg: Config, customer: CustomerConfig, ledger: bool) -> InfluxV1Sin
     """A customer's database (its ledger retention policy with ledger=True), written with
     the site's writer credentials."""
     return _sink(cfg, customer.database,
-                 influx_config(cfg).ledger_retention_policy if ledger else None)
+                 v1_settings(cfg).ledger_retention_policy if ledger else None)
 
 
 def reader(cfg: Config, database: str | None) -> InfluxQL:
     """InfluxQL over /query with user and password."""
-    influx = influx_config(cfg)
+    influx = v1_settings(cfg)
     assert influx.database is not None
     return InfluxQL(influx.url, database or influx.database, username=influx.username,
                     password=cfg.secret(influx.password))
 
 
-PLUGIN = SinkPlugin(site=site, customer=customer, reader=reader)
+PLUGIN = SinkPlugin(config=InfluxV1Config, site=site, customer=customer, reader=reader)

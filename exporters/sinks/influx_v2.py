@@ -4,14 +4,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from exporters.sinks.base import SinkPlugin, WriteUnavailable, influx_config, raise_for
+from exporters.sinks.base import (
+    LineProtocolSink,
+    SinkPlugin,
+    WriteUnavailable,
+    checked,
+    raise_for,
+)
+from exporters.sinks.influx_common import InfluxSettings
 from hashwatt.config import Config, CustomerConfig
 from hashwatt.influxql import InfluxQL
 
 
-class InfluxV2Sink:
+class InfluxV2Config(InfluxSettings):
+    """[influxdb] with api = "v2": org, bucket and token."""
+
+    api: Literal["v2"] = "v2"
+    NEEDS: ClassVar[tuple[str, ...]] = ("org", "bucket", "token")
+
+
+class InfluxV2Sink(LineProtocolSink):
     """The v2 write API through influxdb-client (InfluxDB 1.8+, 2.x, 3.x)."""
 
     def __init__(self, url: str, *, org: str, bucket: str, token: str,
@@ -25,8 +39,8 @@ class InfluxV2Sink:
         self.bucket, self.org = bucket, org
         self.precision: Any = WritePrecision.MS
 
-    def write(self, body: bytes) -> None:
-        """Write one body; raise by the kind of failure."""
+    def post(self, body: bytes) -> None:
+        """Write one body of line protocol; raise by the kind of failure."""
         from influxdb_client.rest import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -43,8 +57,13 @@ class InfluxV2Sink:
         self.client.close()
 
 
+def v2_settings(cfg: Config) -> InfluxV2Config:
+    """The [influxdb] table, checked as the v2 API's."""
+    return checked(cfg, InfluxV2Config)
+
+
 def _sink(cfg: Config, bucket: str) -> InfluxV2Sink:
-    influx = influx_config(cfg)
+    influx = v2_settings(cfg)
     assert influx.org is not None
     return InfluxV2Sink(influx.url, org=influx.org, bucket=bucket,
                         token=cfg.secret(influx.token) or "", timeout_s=influx.timeout_s)
@@ -52,7 +71,7 @@ def _sink(cfg: Config, bucket: str) -> InfluxV2Sink:
 
 def site(cfg: Config, ledger: bool) -> InfluxV2Sink:
     """The site's raw readings, or with ledger=True its energy ledger's bucket."""
-    influx = influx_config(cfg)
+    influx = v2_settings(cfg)
     assert influx.org and influx.bucket
     return _sink(cfg, influx.ledger_bucket if ledger else influx.bucket)
 
@@ -65,9 +84,9 @@ def customer(cfg: Config, customer: CustomerConfig, ledger: bool) -> InfluxV2Sin
 
 def reader(cfg: Config, database: str | None) -> InfluxQL:
     """InfluxQL over /query with the token, through the bucket's DBRP mapping."""
-    influx = influx_config(cfg)
+    influx = v2_settings(cfg)
     assert influx.bucket is not None
     return InfluxQL(influx.url, database or influx.bucket, token=cfg.secret(influx.token))
 
 
-PLUGIN = SinkPlugin(site=site, customer=customer, reader=reader)
+PLUGIN = SinkPlugin(config=InfluxV2Config, site=site, customer=customer, reader=reader)
