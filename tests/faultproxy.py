@@ -28,7 +28,7 @@ class FaultProxy:
         self.slow: deque[float] = deque()
         self.slow_until = 0.0  # writes until then (time.monotonic) all take slow_s
         self.slow_s = 10.0
-        self.writes = self.failed = self.delayed = 0
+        self.writes = self.failed = self.delayed = self.landed = 0
         self.lock = threading.Lock()
         proxy = self
 
@@ -86,6 +86,9 @@ class FaultProxy:
             code, data = exc.code, exc.read()
         except OSError:
             code, data = 503, b'{"error":"influxd unreachable"}'
+        if delay and code == 204:
+            with self.lock:
+                self.landed += 1  # in influxd, its answer held back
         time.sleep(delay)
         self._answer(h, code, data)
 

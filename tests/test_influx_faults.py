@@ -78,6 +78,32 @@ def test_influxd_answering_503_500_413_and_slowly_loses_nothing(
         assert "HTTP 413" in logged
 
 
+def test_a_bridge_killed_between_write_and_ack_doubles_nothing(
+        tmp_path: Path, farm: FarmFactory) -> None:
+    """Three times: a batch reaches influxd (stored), its answer is held back, and the
+    bridge is SIGKILLed before it could acknowledge or send a receipt. The restarted bridge
+    gets the same messages again from its persistent session and writes them again. InfluxDB
+    identifies a point by measurement, tag set and timestamp and overwrites it (docs:
+    write-data/best-practices/duplicate-points); the bridge's tags and timestamp come from
+    the message alone, so the rewrite is the same point: nothing doubled."""
+    with drill(tmp_path, farm, proxy=True) as d:
+        bridge = d.bridge()
+        collector = d.collector()
+        assert wait_for(lambda: cycles_stored(d, 1), timeout=60)
+        for _ in range(3):
+            landed = d.proxy.landed
+            d.proxy.slow.append(20.0)
+            assert wait_for(lambda n=landed: d.proxy.landed > n, timeout=30)  # not answered
+            bridge.kill()
+            bridge.wait()
+            bridge = d.bridge()
+        time.sleep(2 * INTERVAL)
+        v = d.conclude(collector)
+        report("bridge killed between write and ack", f"3 batches stored and not acked; "
+                                                      f"{v.line()}")
+        assert v.ok(), v.line()
+
+
 def test_a_field_type_conflict_costs_that_field_only(tmp_path: Path, farm: FarmFactory) -> None:
     """The database already holds `uptime_s` of `rig` as a float and `chip_temp_c` of
     `rig_board` as an integer (another writer, an older schema). influxd refuses every point
