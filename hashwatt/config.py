@@ -7,6 +7,7 @@ as `SecretStr`, so they never show in a repr or a log line.
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
 import ipaddress
 import logging
@@ -382,6 +383,17 @@ class CustomerConfig(Strict):
     availability_target_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(0)
     billing_contact: str = ""
     access: CustomerAccess = CustomerAccess()
+    # the contract's first and last local day: the capacity fee is pro rata for the part of
+    # a month the contract covers (a contract starting on the 15th pays from its midnight)
+    contract_start: _dt.date | None = None
+    contract_end: _dt.date | None = None
+
+    @model_validator(mode="after")
+    def _contract(self) -> CustomerConfig:
+        if (self.contract_start is not None and self.contract_end is not None
+                and self.contract_end < self.contract_start):
+            raise ValueError("contract_end is before contract_start")
+        return self
 
     @property
     def database(self) -> str:

@@ -25,7 +25,7 @@ from hashwatt.contract import RigReading, unknown_keys
 from hashwatt.influxql import InfluxQL
 from sim.launch import Influxd, Mosquitto
 from sim.replay import CAPTURES, ReplayFarm, reference_dir
-from tests.conftest import _subnets, wait_for, write_config
+from tests.conftest import next_octet, wait_for, write_config
 from tests.differences import without_documented
 from tests.test_e2e import bridge_running, last_rig_points
 
@@ -57,7 +57,7 @@ def replay() -> Iterator[ReplayFarm]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    farm = ReplayFarm(base=f"127.{next(_subnets)}.250")
+    farm = ReplayFarm(base=f"127.{next_octet()}.250")
     asyncio.run_coroutine_threadsafe(farm.start(), loop).result(30)
     yield farm
     asyncio.run_coroutine_threadsafe(farm.stop(), loop).result(30)

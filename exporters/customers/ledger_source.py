@@ -34,7 +34,9 @@ class EnergyRow:
     """One ledger row: the energy one rig (or outlet) drew in [start_s, start_s + seconds)."""
 
     start_s: int
-    seconds: int
+    # how much of the quarter the customer held the rig: all of it (900) unless the rig
+    # moved inside the quarter (the ledger splits such a quarter at the move)
+    seconds: int | Decimal
     customer: str
     rack: str
     unit: str  # the rig id, or "pdu/outlet" for an outlet no rig is mapped to
@@ -105,11 +107,17 @@ def energy_rows(cfg: Config, start_s: int, end_s: int) -> list[EnergyRow]:
     its rigs' rows of other customers to see moves)."""
     start = dt.datetime.fromtimestamp(start_s, dt.UTC)
     end = dt.datetime.fromtimestamp(end_s, dt.UTC)
-    out = [EnergyRow(int(r.time.timestamp()), LEDGER_ROW_S, r.customer, r.rack, r.unit,
+    out = [EnergyRow(int(r.time.timestamp()), _seconds(r.seconds), r.customer, r.rack, r.unit,
                      r.source, _dec(r.kwh) or Decimal(0), _dec(r.kwh_measured) or Decimal(0),
                      _dec(r.kwh_estimated) or Decimal(0), _dec(r.cost) or Decimal(0))
            for r in finance_ledger.ledger_rows(cfg, start, end)]
     return sorted(out, key=lambda e: (e.unit, e.start_s, e.customer))
+
+
+def _seconds(value: float) -> int | Decimal:
+    """A row's seconds: an int when whole (as every row before splits existed, so the
+    ledger state of an older month is unchanged), else its exact decimal."""
+    return int(value) if value == int(value) else Decimal(repr(float(value)))
 
 
 def activity_rows(cfg: Config, db: InfluxQL, start_s: int, end_s: int,

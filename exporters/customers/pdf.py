@@ -133,8 +133,11 @@ def render_pdf(st: Statement) -> bytes:
     story += [_table(energy, [28 * mm, 20 * mm, 22 * mm, 24 * mm, 24 * mm, 60 * mm,
                               26 * mm, 22 * mm], total=True),
               Paragraph(f"Energy cost and rig fees in {cur}. Capacity fee: "
-                        f"{c.fees.contracted_kw} kW x {c.fees.per_kw_month} {cur} = "
-                        f"{st.capacity_fee} {cur}.", styles["Normal"]),
+                        f"{c.fees.contracted_kw} kW x {c.fees.per_kw_month} {cur}"
+                        + ("" if st.contract_hours is None else
+                           f" x {st.contract_hours.normalize():f} of {st.month_hours:f} h "
+                           "under contract")
+                        + f" = {st.capacity_fee} {cur}.", styles["Normal"]),
               Spacer(1, 3 * mm), Paragraph("Availability and performance per rig",
                                            styles["Heading3"])]
     avail = [[LABELS[k] for k in AVAIL_KEYS]] + [[_cell(r[k]) for k in AVAIL_KEYS]

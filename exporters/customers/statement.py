@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from exporters.customers.ledger_source import ActivityRow, EnergyRow
+from exporters.customers.ledger_source import LEDGER_ROW_S, ActivityRow, EnergyRow
 from hashwatt.config import CustomerConfig
 
 KWH, MONEY, PCT, THS = Decimal("0.001"), Decimal("0.01"), Decimal("0.01"), Decimal("0.01")
@@ -84,6 +84,9 @@ class Statement:
     ledger_rows: int
     activity_rows: int
     method: list[str] = field(default_factory=list)
+    # hours of the month the contract covers, when it covers only part of it (the capacity
+    # fee is pro rata for them); None for a whole month
+    contract_hours: Decimal | None = None
 
 
 def ledger_state(energy: Iterable[EnergyRow], activity: Iterable[ActivityRow]) -> str:
@@ -95,18 +98,20 @@ def ledger_state(energy: Iterable[EnergyRow], activity: Iterable[ActivityRow]) -
     return digest.hexdigest()
 
 
-def assigned_seconds(unit_rows: list[EnergyRow], customer: str) -> int:
-    """Time a rig was the customer's: each run of its consecutive ledger rows attributed to
-    the customer counts from the start of its first row to the end of its last row."""
-    total, run_start, run_end = 0, None, 0
+def assigned_seconds(unit_rows: list[EnergyRow], customer: str) -> Decimal:
+    """Time a rig was the customer's: each run of its ledger rows attributed to the customer
+    (no other customer's row between them) counts from the start of its first row to the end
+    of its last, quarters without rows inside the run included; a quarter split by a move
+    counts only the customer's part of it."""
+    total, run_end = Decimal(0), None  # run_end: the end of the run's last quarter
     for row in sorted(unit_rows, key=lambda r: r.start_s):
-        if row.customer == customer:
-            run_start = row.start_s if run_start is None else run_start
-            run_end = row.start_s + row.seconds
-        elif run_start is not None:
-            total, run_start = total + run_end - run_start, None
-    if run_start is not None:
-        total += run_end - run_start
+        if row.customer != customer:
+            run_end = None  # another holder: the run is over
+            continue
+        if run_end is not None and row.start_s > run_end:
+            total += row.start_s - run_end  # quarters without rows, still the customer's
+        total += Decimal(row.seconds)
+        run_end = row.start_s + LEDGER_ROW_S
     return total
 
 
@@ -233,6 +238,9 @@ def method_text(c: CustomerConfig, timezone: str) -> list[str]:
         "and fill short gaps between readings. The source "
         "column names where each rig's energy came from.",
         f"Energy is charged at {price}; each rig's cost is rounded to the cent.",
+        "The capacity fee is per kW of contracted capacity and month, pro rata for the hours "
+        "of the month the contract covers (from the local midnight of its first day to that "
+        "after its last).",
         "The per-rig fee is charged pro rata for the time the rig was yours: from the first "
         "to the last ledger quarter hour attributed to you in the month (per run, if it moved).",
         "Availability = hours hashing outside maintenance / (hours the rig was yours - hours "
@@ -265,7 +273,8 @@ def build_statement(c: CustomerConfig, *, site: str, timezone: str, site_currenc
         mine = [r for r in rows if r.customer == c.id]
         if mine:
             lines.append(_rig_line(c, unit, mine, rows, acts.get(unit, []), month_s))
-    capacity = q(c.fees.per_kw_month * c.fees.contracted_kw, MONEY)
+    covered = contract_seconds(c, start_s, end_s, timezone)
+    capacity = q(c.fees.per_kw_month * c.fees.contracted_kw * covered / month_s, MONEY)
     used_activity = [a for a in activity if a.customer == c.id]
     totals = _totals(lines, capacity)
     zone = ZoneInfo(timezone)
@@ -278,7 +287,21 @@ def build_statement(c: CustomerConfig, *, site: str, timezone: str, site_currenc
         days=_days(c, mine_all, used_activity, timezone),
         ledger_state=ledger_state(mine_all, used_activity),
         ledger_rows=len(mine_all), activity_rows=len(used_activity),
-        method=method_text(c, timezone))
+        method=method_text(c, timezone),
+        contract_hours=(None if covered == month_s else Decimal(covered) / 3600))
+
+
+def contract_seconds(c: CustomerConfig, start_s: int, end_s: int, timezone: str) -> int:
+    """How much of [start, end) the contract covers: from contract_start's local midnight to
+    the local midnight after contract_end (the whole range when neither is set)."""
+    zone = ZoneInfo(timezone)
+    lo, hi = start_s, end_s
+    if c.contract_start is not None:
+        lo = max(lo, int(dt.datetime.combine(c.contract_start, dt.time(), zone).timestamp()))
+    if c.contract_end is not None:
+        after = c.contract_end + dt.timedelta(days=1)
+        hi = min(hi, int(dt.datetime.combine(after, dt.time(), zone).timestamp()))
+    return max(hi - lo, 0)
 
 
 def _totals(lines: list[RigLine], capacity: Decimal) -> dict[str, Decimal | None]:
