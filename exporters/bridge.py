@@ -234,7 +234,7 @@ class Bridge:
 
     def connect(self, timeout: float = 30.0) -> None:
         """Open the persistent session and wait for the subscription."""
-        self.intake.start(timeout)
+        self.intake.start(timeout, cancel=self.stopping)
 
     def next_batch(self) -> list[Inbound]:
         """Up to batch_size messages: wait for one, then take what arrives within the flush."""
@@ -446,7 +446,12 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     bridge = Bridge(cfg, make_sink(cfg))
     if stop is not None:
         bridge.stopping = stop
+    log.info("bridge %s: subscribing at the broker %s:%d", cfg.bridge.client_id,
+             cfg.mqtt.host, cfg.mqtt.port)
     bridge.connect()
+    if bridge.stopping.is_set():  # Ctrl-C or SIGTERM before the broker answered
+        log.info("bridge %s: stopped before the subscription", cfg.bridge.client_id)
+        return bridge
     if ready is not None:
         ready()
     # every rig and collector seen stays known to the alert rules until forgotten

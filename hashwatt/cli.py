@@ -151,24 +151,17 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return _run_workers(args)
     cfg = _load(args.config, "collector")
-    if args.shard:
-        from hashwatt.config import shard
+    from hashwatt.config import shard
 
-        index, _, count = args.shard.partition("/")
-        try:
-            cfg = shard(cfg, int(index), int(count))
-        except (ValueError, ConfigError) as exc:
-            print(f"error: --shard {args.shard}: {exc}", file=sys.stderr)
-            return 2
+    if args.shard:
+        cfg = shard(cfg, *args.shard)
 
     def reload() -> Config:
         """The inventory again, for SIGHUP (the same shard)."""
         from exporters.sinks import CONFIGS
 
         fresh = load_config(args.config, sinks=CONFIGS)
-        if args.shard:
-            return shard(fresh, int(index), int(count))
-        return fresh
+        return shard(fresh, *args.shard) if args.shard else fresh
 
     _run_async(run_collector(cfg, cycles=args.cycles, reload=reload))
     return 0
@@ -264,6 +257,12 @@ def _output_path(value: str | None) -> Path | None:
         raise CliError(f"--output {value}: is a folder; give a file name")
     if not path.parent.is_dir():
         raise CliError(f"--output {value}: the folder {path.parent} does not exist")
+    try:  # a real write: access() says yes to root on a read-only mount
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".hashwatt-"):
+            pass
+    except OSError as exc:
+        raise CliError(f"--output {value}: cannot write in {path.parent}: "
+                       f"{exc.strerror}") from None
     return path
 
 
@@ -323,7 +322,7 @@ def cmd_statement(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (InfluxQLError, OSError) as exc:
-        print(f"error: reading the ledger: {exc}", file=sys.stderr)
+        print(f"error: reading the ledger: {describe_error(exc)}", file=sys.stderr)
         return 1
 
 
@@ -342,6 +341,9 @@ def cmd_customers(args: argparse.Namespace) -> int:
         print(f"ok: {sync_ledgers(cfg, *recent_range(cfg, args.hours))} ledger rows copied")
         return 0
     steps = setup_customers(cfg)
+    if not any(c.has_view for c in cfg.customers):
+        print(f"{args.config}: no customer has a view of its own (access.password): nothing "
+              "to set up", file=sys.stderr)
     if args.grafana_url:
         user = os.environ.get("GF_SECURITY_ADMIN_USER", "admin")
         password = os.environ.get("GF_SECURITY_ADMIN_PASSWORD")
@@ -381,12 +383,18 @@ def _probe_target(args: argparse.Namespace) -> tuple[Config, Any]:
               "--community-env NAME", file=sys.stderr)
     community = (args.community if args.community is not None
                  else os.environ.get(args.community_env, "public"))
+    from pydantic import ValidationError
+
+    from hashwatt.config import format_problems
+
+    if port and not port.isdigit():
+        raise CliError(f"{args.address}: the port {port!r} is not a number")
     try:
         pdu = PduConfig(id="probe", address=host, port=int(port or args.port),
                         community=SecretStr(community), snmp_version=args.snmp_version,
                         profile=args.profile, timeout_s=args.timeout, retries=args.retries)
-    except ValueError as exc:
-        raise CliError(f"{args.address}: {str(exc).splitlines()[-1].strip()}") from None
+    except ValidationError as exc:
+        raise CliError("; ".join(format_problems(args.address, exc))) from None
     return Config(site=SiteConfig(name="probe")), pdu
 
 
@@ -511,6 +519,30 @@ def month(value: str) -> str:
     return value
 
 
+def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` above zero."""
+    def parse(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+        if not number > 0:
+            raise argparse.ArgumentTypeError(f"{value!r}: must be above 0")
+        return number
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def shard_spec(value: str) -> tuple[int, int]:
+    """An argparse type: I/N with 0 <= I < N."""
+    import re
+
+    match = re.fullmatch(r"(\d+)/(\d+)", value.strip())
+    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+        raise argparse.ArgumentTypeError(f"{value!r}: give I/N with 0 <= I < N, e.g. 0/4")
+    return int(match.group(1)), int(match.group(2))
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -593,9 +625,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collect", help="poll rigs and publish readings over MQTT")
     p.add_argument("config")
     p.add_argument("--cycles", type=int, help="stop after this many cycles")
-    p.add_argument("--shard", metavar="I/N",
+    p.add_argument("--shard", metavar="I/N", type=shard_spec,
                    help="poll only shard I of N of the inventory (run N collectors)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=positive(int), default=1,
                    help="run this many collector processes, one shard each (use every core)")
     p.set_defaults(func=cmd_collect)
 
@@ -668,8 +700,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write the inventory CSV here (default: stdout)")
     p.add_argument("--inventory", help="an existing inventory CSV: report new, missing and "
                                        "moved rigs and keep its columns")
-    p.add_argument("--concurrency", type=int, default=256, help="addresses probed at once")
-    p.add_argument("--timeout", type=float, default=1.0,
+    p.add_argument("--concurrency", type=positive(int), default=256,
+                   help="addresses probed at once")
+    p.add_argument("--timeout", type=positive(float), default=1.0,
                    help="seconds a connect may take (a LAN answers in milliseconds)")
     p.set_defaults(func=cmd_discover)
 
@@ -704,10 +737,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `hashwatt` console script: every error is one line on stderr
     (the traceback only with -v)."""
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
     try:
+        setup_logging(args.verbose)  # (imports pyasic: a Ctrl-C may land in it)
         return int(args.func(args))
     except KeyboardInterrupt:
+        print(f"error: hashwatt {args.command}: interrupted", file=sys.stderr)
         return 130
     except ConfigError as exc:
         for line in exc.problems:
@@ -727,6 +761,8 @@ def describe_error(exc: BaseException) -> str:
     """One line for an unexpected error, naming the server when it is a connection."""
     import httpx
 
+    from hashwatt.influxql import InfluxQLError
+
     if isinstance(exc, httpx.TransportError):
         try:
             url = exc.request.url
@@ -737,10 +773,26 @@ def describe_error(exc: BaseException) -> str:
                 else "refused or unreachable")
         return f"cannot reach {where}: connection {kind} ({exc or type(exc).__name__}); is " \
                f"InfluxDB running there?"
+    if isinstance(exc, InfluxQLError):
+        return _influx_error(exc)
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror}"
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _influx_error(exc: Any) -> str:
+    """An InfluxDB answer that is an error, said for the person who configured it."""
+    where = f"InfluxDB at {exc.url.rstrip('/')}" if exc.url else "InfluxDB"
+    text = " ".join(str(exc).removeprefix(f"HTTP {exc.status}: ").split())  # one line
+    if exc.status in (401, 403):
+        return (f"{where} refused the login (HTTP {exc.status}: {text}): check [influxdb] "
+                "username and password (or token)")
+    if exc.status >= 500:
+        return f"{where} failed (HTTP {exc.status}: {text}): see the server's log"
+    if exc.status:
+        return f"{where} answered HTTP {exc.status}: {text}"
+    return f"{where}: {text}"
 
 
 class _QuietPyasic(logging.Filter):

@@ -144,6 +144,9 @@ def admin_client(url: str) -> InfluxQL:
     try:
         anonymous.execute("SHOW USERS")  # answers only with auth-enabled = false
     except InfluxQLError as exc:
+        if exc.status not in (401, 403) and "create admin user first" not in str(exc):
+            anonymous.close()
+            raise  # not a question of logging in: a broken server (5xx) says so itself
         try:
             if not user or not password:
                 raise ConfigError(["hashwatt init: the server requires authentication: set "
