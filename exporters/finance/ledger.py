@@ -144,6 +144,7 @@ class Unit:
     times: dict[str, list[float]] = field(default_factory=dict)
     values: dict[str, list[float]] = field(default_factory=dict)
     offline_times: list[float] = field(default_factory=list)
+    changes: list[tuple[float, Attribution]] = field(default_factory=list)  # see holders
 
     def prepare(self) -> None:
         """Sort the streams once (offline readings are 0 W in the miner and nominal ones)."""
@@ -160,6 +161,9 @@ class Unit:
             self.values[name] = [w for _, w in ordered]
         self.holders = _settle(self.holders)
         self.outlet_holders = _settle(self.outlet_holders)
+        timeline = self.holders or self.outlet_holders
+        self.changes = [(move_instant(t0, t1), w1) for (t0, w0), (t1, w1) in pairwise(timeline)
+                        if w1 != w0]
 
 
 def _settle(timeline: Timeline) -> Timeline:
@@ -457,19 +461,16 @@ def holders(unit: Unit, quarter: int) -> list[tuple[float, float, Attribution]]:
     timeline = unit.holders or unit.outlet_holders
     if not timeline:
         return [(quarter, quarter + QUARTER_S, ("", ""))]
-    changes = [(move_instant(t0, t1), w1) for (t0, w0), (t1, w1) in pairwise(timeline)
-               if w1 != w0]
     end = quarter + QUARTER_S
-    who = timeline[0][1]
+    # the holder at the quarter's start: the last change at or before it, else the first
+    i = bisect.bisect_right(unit.changes, float(quarter), key=lambda c: c[0])
+    who = unit.changes[i - 1][1] if i > 0 else timeline[0][1]
     out, at = [], float(quarter)
-    for instant, new in changes:
-        if instant <= quarter:
-            who = new
-        elif instant < end:
-            out.append((at, instant, who))
-            at, who = instant, new
-        else:
+    for instant, new in unit.changes[i:]:
+        if instant >= end:
             break
+        out.append((at, instant, who))
+        at, who = instant, new
     out.append((at, end, who))
     return [h for h in out if h[1] > h[0]]
 
