@@ -167,21 +167,28 @@ class Unit:
 
 
 def _settle(timeline: Timeline) -> Timeline:
-    """The timeline in time order; of two holders at one instant (a duplicated timestamp
-    across a move) the one that holds the next reading after it goes last, so it holds on."""
-    timeline = sorted(timeline, key=lambda e: e[0])
-    out: Timeline = []
-    i = 0
-    while i < len(timeline):
-        j = i
-        while j < len(timeline) and timeline[j][0] == timeline[i][0]:
+    """The timeline in time order, cut down to what a move needs (the first reading, and the
+    readings on either side of each change of holder); of two holders at one instant (a
+    duplicated timestamp across a move) the one that holds the next reading after it goes
+    last, so it holds on."""
+    timeline = sorted(timeline)  # by time (equal times are sorted out below)
+    ordered: Timeline = []
+    i, n = 0, len(timeline)
+    while i < n:
+        j = i + 1
+        while j < n and timeline[j][0] == timeline[i][0]:
             j += 1
-        group = list(dict.fromkeys(who for _, who in timeline[i:j]))
-        following = timeline[j][1] if j < len(timeline) else None
-        group.sort(key=lambda who: who == following)
-        out += [(timeline[i][0], who) for who in group]
+        if j - i == 1 or all(who == timeline[i][1] for _, who in timeline[i:j]):
+            ordered.append(timeline[i])
+        else:
+            group = list(dict.fromkeys(who for _, who in timeline[i:j]))
+            following = timeline[j][1] if j < n else None
+            group.sort(key=lambda who: who == following)
+            ordered += [(timeline[i][0], who) for who in group]
         i = j
-    return out
+    return [e for k, e in enumerate(ordered)
+            if k == 0 or e[1] != ordered[k - 1][1]
+            or (k + 1 < len(ordered) and ordered[k + 1][1] != e[1])]
 
 
 @dataclass(kw_only=True)
@@ -395,14 +402,18 @@ def _power(unit: Unit, quarter: int) -> tuple[list[Step], str, bool] | None:
     """The quarter's power as steps, its ledger source and whether the quarter has readings
     of its own (else it lies inside a gap of at most FILL_GAP_S: a fill), best stream first
     (hashwatt.power)."""
-    found = [(source, _regions(unit, name, quarter)) for name, source in STREAMS]
-    for source, regions in found:
+    found = []  # the streams' regions, computed best first until one has own readings
+    for name, source in STREAMS:
+        if name not in unit.times:
+            continue
+        regions = _regions(unit, name, quarter)
         if regions is not None and regions[1]:
             steps = regions[0]
             if (source in ("miner", "nominal") and not any(w for _, _, w in steps)
                     and _has(unit.offline_times, quarter)):
                 return steps, "offline", True  # only offline readings in it
             return steps, source, True
+        found.append((source, regions))
     if _has(unit.offline_times, quarter):
         return [(quarter, quarter + QUARTER_S, 0.0)], "offline", True
     for source, regions in found:
