@@ -76,7 +76,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         url = cfg.influxdb.url if cfg.influxdb else ""
         influx = settings(cfg) if cfg.influxdb else None
         v1 = influx if isinstance(influx, InfluxV1Config) else None
-        steps = apply(url, plan(cfg, args.reader, args.ops_reader, args.retention, influx=v1))
+        steps = apply(url, plan(cfg, readers=args.reader, ops_readers=args.ops_reader,
+                                raw_retention=args.retention, influx=v1))
         steps += setup_customers(cfg)
     except ConfigError as exc:
         for line in exc.problems:
@@ -201,10 +202,12 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         if any(c.has_view for c in cfg.customers):  # their ledger rows into their databases
             from exporters.customers.fanout import follow_customers
 
-            threading.Thread(target=follow_customers, args=(cfg, stop, interval, args.hours),
+            threading.Thread(target=follow_customers, args=(cfg, stop),
+                             kwargs={"interval_s": interval, "hours": args.hours},
                              daemon=True, name="customer-ledgers").start()
-        follow(cfg, stop, interval, args.hours,  # the first run at once, its errors logged
-               (WriteUnavailable, WriteRejected, InfluxQLError, OSError), immediately=True)
+        follow(cfg, stop, interval_s=interval, hours=args.hours,  # the first run at once,
+               errors=(WriteUnavailable, WriteRejected, InfluxQLError, OSError),  # logged
+               immediately=True)
         return 0
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)
@@ -420,7 +423,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     output = _output_path(args.output)
     inventory = Path(args.inventory) if args.inventory else None
     try:
-        text, lines = run(args.cidr, output, inventory, args.concurrency, args.timeout)
+        text, lines = run(args.cidr, output=output, inventory=inventory,
+                          concurrency=args.concurrency, timeout_s=args.timeout)
     except DiscoverError as exc:
         raise CliError(str(exc)) from None
     if output is None:

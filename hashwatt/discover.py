@@ -40,7 +40,7 @@ class DiscoverError(UsageError, ValueError):
     """A bad network argument or inventory: one line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Found:
     """One rig that answered (`missing`: what it did not tell, and why)."""
 
@@ -54,7 +54,7 @@ class Found:
     missing: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Unknown:
     """An address that answers on a miner port but is no rig we could identify, and why."""
 
@@ -105,17 +105,18 @@ async def identify(address: str, timeout_s: float, factory: Any) -> Found | Unkn
     try:
         miner = await asyncio.wait_for(factory.get_miner(address), deadline)
     except TimeoutError:
-        return Unknown(address, f"{_ports(ports)} connections but nothing answered "
-                                f"identification within {deadline:g} s: a hung rig?")
+        return Unknown(address=address, reason=f"{_ports(ports)} connections but nothing "
+                       f"answered identification within {deadline:g} s: a hung rig?")
     except Exception as exc:  # pyasic's identification can raise (DESIGN.md)
-        return Unknown(address, f"identification failed ({type(exc).__name__}: "
-                                f"{str(exc)[:80]}); {await describe(address, ports, timeout_s)}")
+        seen = await describe(address, ports, timeout_s)
+        return Unknown(address=address, reason=f"identification failed "
+                       f"({type(exc).__name__}: {str(exc)[:80]}); {seen}")
     if miner is None or type(miner).__name__.startswith("Unknown"):
         seen = await describe(address, ports, timeout_s)
         if _silent(seen):
-            return Unknown(address, f"{_ports(ports)} connections but nothing answers: a hung "
-                                    "rig?")
-        return Unknown(address, f"no miner firmware pyasic knows: {seen}")
+            return Unknown(address=address, reason=f"{_ports(ports)} connections but nothing "
+                           "answers: a hung rig?")
+        return Unknown(address=address, reason=f"no miner firmware pyasic knows: {seen}")
     calls = ("get_mac", "get_serial_number", "get_fw_ver", "get_hostname")
     mac, serial, firmware, hostname = await asyncio.gather(
         *(_call(miner, name, deadline) for name in calls))
@@ -132,8 +133,8 @@ async def identify(address: str, timeout_s: float, factory: Any) -> Found | Unkn
                else "its replies were slow, refused or did not parse")
         family = "" if model else f" (pyasic took it for {type(miner).__name__})"
         missing = f"{', '.join(lacking)} not read: {why}{family}"
-    return Found(address, make, model, firmware, normalise_mac(mac), serial, hostname,
-                 missing)
+    return Found(address=address, make=make, model=model, firmware=firmware,
+                 mac=normalise_mac(mac), serial=serial, hostname=hostname, missing=missing)
 
 
 async def _rpc_mac(address: str, timeout_s: float) -> str:
@@ -235,7 +236,7 @@ def _printable(data: bytes) -> str:
     return " ".join(data.decode("utf-8", "replace").split())[:80]
 
 
-async def scan(cidrs: list[str], concurrency: int = 256, timeout_s: float = 1.0,
+async def scan(cidrs: list[str], *, concurrency: int = 256, timeout_s: float = 1.0,
                terminal: bool | None = None) -> tuple[list[Found], list[Unknown]]:
     """Every rig on the networks and every address that answers without being one, at most
     `concurrency` addresses at once."""
@@ -264,7 +265,7 @@ async def scan(cidrs: list[str], concurrency: int = 256, timeout_s: float = 1.0,
     return sorted(found, key=order), sorted(unknown, key=order)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Reconciled:
     """The inventory after a scan, and what changed."""
 
@@ -345,7 +346,7 @@ def to_csv(rows: list[dict[str, str]]) -> str:
     return out.getvalue()
 
 
-def report(result: Reconciled, scanned: int, seconds: float,
+def report(result: Reconciled, scanned: int, seconds: float, *,
            unknown: list[Unknown] | None = None, found: list[Found] | None = None) -> list[str]:
     """What changed, one line each, what answered without being a rig we know (and what a
     rig did not tell), and a summary line."""
@@ -369,15 +370,15 @@ def report(result: Reconciled, scanned: int, seconds: float,
     return lines
 
 
-def run(cidrs: list[str], output: Path | None, inventory: Path | None, concurrency: int,
+def run(cidrs: list[str], *, output: Path | None, inventory: Path | None, concurrency: int,
         timeout_s: float) -> tuple[str, list[str]]:
     """Scan, reconcile, and return the CSV text and the report lines."""
     known = read_known(inventory) if inventory is not None else []
     started = time.monotonic()
-    found, unknown = asyncio.run(scan(cidrs, concurrency, timeout_s))
+    found, unknown = asyncio.run(scan(cidrs, concurrency=concurrency, timeout_s=timeout_s))
     result = reconcile(found, known)
     text = to_csv(result.rows)
     if output is not None:
         output.write_text(text)
-    return text, report(result, len(addresses(cidrs)), time.monotonic() - started, unknown,
-                        found)
+    return text, report(result, len(addresses(cidrs)), time.monotonic() - started,
+                        unknown=unknown, found=found)

@@ -29,7 +29,7 @@ def q(value: Decimal, step: Decimal) -> Decimal:
     return value.quantize(step, rounding=ROUND_HALF_UP)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RigLine:
     """One rig's part of the month (only the time it was the customer's)."""
 
@@ -53,7 +53,7 @@ class RigLine:
     efficiency_j_th: Decimal | None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DayGroup:
     """One day of one rig group (rack) for the chart."""
 
@@ -64,7 +64,7 @@ class DayGroup:
     availability_pct: Decimal | None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Statement:
     """Everything a statement shows, exact."""
 
@@ -214,8 +214,8 @@ def _days(c: CustomerConfig, energy: list[EnergyRow], activity: list[ActivityRow
             eligible[key] -= QUARTER_H
         elif a.hashrate_ths is not None and a.hashrate_ths > 0:
             hashing[key] += QUARTER_H
-    return [DayGroup(d, g, q(kwh[(d, g)], KWH), q(cost[(d, g)], MONEY),
-                     _availability(hashing[(d, g)], eligible[(d, g)]))
+    return [DayGroup(day=d, group=g, kwh=q(kwh[(d, g)], KWH), cost=q(cost[(d, g)], MONEY),
+                     availability_pct=_availability(hashing[(d, g)], eligible[(d, g)]))
             for d, g in sorted(set(kwh) | set(hashing))]
 
 

@@ -112,7 +112,7 @@ def quarter_floor(ts_s: float) -> int:
     return int(ts_s // QUARTER_S * QUARTER_S)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Read:
     """One energy-counter read of an outlet."""
 
@@ -180,7 +180,7 @@ def _settle(timeline: Timeline) -> Timeline:
     return out
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Quarter:
     """The ledger's account of one unit in one quarter hour, for one holder."""
 
@@ -254,8 +254,8 @@ class Readings:
             for tags, rows in series(self.db, query):
                 unit, who = unit_key(tags), _attribution(tags)  # once per series, not per read
                 streams[outlet_key(tags)] += [
-                    Read(row["time"] / 1000, float(row["energy_kwh"]),
-                         bool(row["energy_reset"]), unit, who)
+                    Read(ts_s=row["time"] / 1000, kwh=float(row["energy_kwh"]),
+                         reset=bool(row["energy_reset"]), unit=unit, attribution=who)
                     for row in rows if row["energy_kwh"] is not None]
         for edge, selector in ((start_s - COUNTER_LOOKBACK_S, "last"),
                                (end_s, "first")):
@@ -285,8 +285,9 @@ def _attribution(tags: dict[str, str]) -> Attribution:
 
 
 def _read(tags: dict[str, str], row: dict[str, Any]) -> Read:
-    return Read(row["time"] / 1000, float(row["energy_kwh"]), bool(row.get("energy_reset")),
-                unit_key(tags), _attribution(tags))
+    return Read(ts_s=row["time"] / 1000, kwh=float(row["energy_kwh"]),
+                reset=bool(row.get("energy_reset")), unit=unit_key(tags),
+                attribution=_attribution(tags))
 
 
 def interval_kwh(before: Read, after: Read) -> float | None:
@@ -496,7 +497,8 @@ def quarter_energy(unit: Unit, quarter: int) -> list[tuple[Attribution, Quarter]
         drawn = _watt_seconds(steps, lo, hi) / QUARTER_S / 1000 * QUARTER_S / HOUR_S
         measured = counted + (drawn if measured_power else 0.0)
         estimated = 0.0 if measured_power else drawn
-        out.append((who, Quarter(measured, estimated, source, covered, hi - lo)))
+        out.append((who, Quarter(kwh_measured=measured, kwh_estimated=estimated, source=source,
+                                 covered=covered, seconds=hi - lo)))
     return out
 
 
@@ -523,7 +525,7 @@ def unit_tags(site: str, key: UnitKey, who: Attribution, window_name: str) -> di
     return {k: v for k, v in tags.items() if v}
 
 
-def quarter_points(readings: Readings, site: str, tariff: Tariff | None, start_s: int,
+def quarter_points(readings: Readings, *, site: str, tariff: Tariff | None, start_s: int,
                    end_s: int) -> list[Point]:
     """One ledger point per unit per quarter of [start, end) with anything known."""
     points = []
@@ -576,10 +578,11 @@ def compute(cfg: Config, db: InfluxQL, start_s: int, end_s: int) -> tuple[int, l
     readings.load_power(start_s - pad, end_s + pad)
     spread_counters(readings, streams)
     tariff = Tariff(cfg.tariff, cfg.site.timezone) if cfg.tariff is not None else None
-    return start_s, quarter_points(readings, site, tariff, start_s, end_s)
+    return start_s, quarter_points(readings, site=site, tariff=tariff, start_s=start_s,
+                                   end_s=end_s)
 
 
-def voids(ledger: InfluxQL, measurement: str, site: str, start_s: int, end_s: int,
+def voids(ledger: InfluxQL, *, measurement: str, site: str, start_s: int, end_s: int,
           points: list[Point]) -> list[Point]:
     """Zero rows for every row of the range whose unit and quarter now carry other tags."""
     if not points:  # nothing rewritten, nothing superseded
@@ -612,7 +615,7 @@ def closed_end(end_s: float, timezone: str, now_s: float | None = None) -> int:
     return quarter_floor(min(end_s, hour))
 
 
-def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) -> int:
+def rollup(cfg: Config, start_s: int, end_s: int, *, now_s: float | None = None) -> int:
     """Write the ledger for [start, end), clipped to closed hours; returns the rows written
     (voided rows included)."""
     start_s, end_s = quarter_floor(start_s), closed_end(end_s, cfg.site.timezone, now_s)
@@ -625,7 +628,8 @@ def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) ->
     try:
         for lo, hi in chunks(start_s, end_s, ROLLUP_CHUNK_S):
             lo, points = compute(cfg, db, lo, hi)
-            points += voids(ledger, measurement, cfg.site.name, lo, hi, points)
+            points += voids(ledger, measurement=measurement, site=cfg.site.name, start_s=lo,
+                            end_s=hi, points=points)
             for i in range(0, len(points), 5000):
                 sink.write(points[i:i + 5000])
             written += len(points)
@@ -646,7 +650,7 @@ def recent_range(cfg: Config, hours: int, now_s: float | None = None) -> tuple[i
     return end - hours * HOUR_S, end
 
 
-def follow(cfg: Config, stop: threading.Event, interval_s: float, hours: int,
+def follow(cfg: Config, stop: threading.Event, *, interval_s: float, hours: int,
            errors: tuple[type[BaseException], ...], immediately: bool = False) -> None:
     """Rewrite the last closed hours every interval until stopped (in the bridge, or as
     `hashwatt rollup --follow`, which starts at once); a failed run is logged and tried
@@ -661,7 +665,7 @@ def follow(cfg: Config, stop: threading.Event, interval_s: float, hours: int,
             log.warning("ledger rollup failed (%s); next try in %.0f s", exc, interval_s)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LedgerRow:
     """One ledger row: a unit's energy and cost in one quarter hour."""
 
@@ -691,7 +695,7 @@ class LedgerRow:
         return self.rig or "/".join(x for x in (self.pdu, self.pdu_unit, self.outlet) if x)
 
 
-def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime,
+def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime, *,
                 site: str | None = None) -> list[LedgerRow]:
     """Every live ledger row of the site in [start, end), oldest first (void rows skipped)."""
     db, measurement = ledger_client(cfg)
@@ -705,13 +709,14 @@ def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime,
                      f'GROUP BY {LEDGER_TAGS}')
             for tags, rows in series(db, query):
                 out += [LedgerRow(
-                    dt.datetime.fromtimestamp(r["time"] / 1000, dt.UTC), site,
-                    tags.get("rig", ""), tags.get("pdu", ""), tags.get("unit", ""),
-                    tags.get("outlet", ""),
-                    tags.get("customer", ""), tags.get("rack", ""), tags.get("window", ""),
-                    r["kwh"], r["kwh_measured"], r["kwh_estimated"], r["cost"],
-                    r["rate_per_kwh"], r["coverage"], r["source"],
-                    QUARTER_S if r.get("seconds") is None else r["seconds"])
+                    time=dt.datetime.fromtimestamp(r["time"] / 1000, dt.UTC), site=site,
+                    rig=tags.get("rig", ""), pdu=tags.get("pdu", ""),
+                    pdu_unit=tags.get("unit", ""), outlet=tags.get("outlet", ""),
+                    customer=tags.get("customer", ""), rack=tags.get("rack", ""),
+                    window=tags.get("window", ""), kwh=r["kwh"], kwh_measured=r["kwh_measured"],
+                    kwh_estimated=r["kwh_estimated"], cost=r["cost"],
+                    rate_per_kwh=r["rate_per_kwh"], coverage=r["coverage"], source=r["source"],
+                    seconds=QUARTER_S if r.get("seconds") is None else r["seconds"])
                     for r in rows if r["source"] != VOID]
     finally:
         db.close()
