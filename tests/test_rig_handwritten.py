@@ -165,10 +165,10 @@ def test_axeos_2_9_without_asic_count_in_system_info(pyasic_class: str) -> None:
     from pyasic.miners.backends.bitaxe import BitAxe
 
     from collector.rigs.bitaxe import BitaxePath
-    from tests.conftest import _subnets
+    from tests.conftest import next_octet
 
     spec = case("axeos_2_9_multi_asic")
-    ip = f"127.{next(_subnets)}.6.6"
+    ip = f"127.{next_octet()}.6.6"
 
     async def run() -> Telemetry:
         server = await _http(ip, spec["routes"])
@@ -202,3 +202,14 @@ def test_axeos_expected_hashrate_from_cores_when_the_firmware_gives_none() -> No
     assert _expected({"smallCoreCount": 1276, "frequency": 490}, None) is None  # ASICs unknown
     # faults: none listed on v2.6.0+ is none; on older firmware unknown
     assert _faults({"version": "v2.6.0"}) == [] and _faults({"version": "v2.4.5"}) is None
+
+
+def test_epic_miner_error_shapes_are_one_line() -> None:
+    from collector.rigs.epic import _error_text
+
+    # PowerPlay 1.30.0's MinerError (asic-rs meta/epic/1.30.0/powerplay.json): a name, or
+    # one key with its detail
+    assert _error_text("NoHashboardsEnabled") == "NoHashboardsEnabled"
+    assert _error_text({"UartReadError": 3}) == "UartReadError: 3"
+    assert _error_text({"MismatchingBoardTypes": [[0, "S19XP"]]}) == (
+        'MismatchingBoardTypes: [[0, "S19XP"]]')
