@@ -278,7 +278,10 @@ class PduSource:
             try:
                 doc.update(self.reading(pdu, profile, walked))
             except NoReadings as exc:  # say what the device is, when it is a known other
-                what = await identify(client, None)
+                try:
+                    what = await identify(client, None)
+                except SnmpError:  # the probe failing must not hide the reason found
+                    what = None
                 raise PduError(f"{exc.head}: {what}" if what else str(exc)) from exc
         except (SnmpError, PduError) as exc:
             doc["error"] = str(exc)[:500]
