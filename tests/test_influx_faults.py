@@ -110,18 +110,21 @@ def test_a_field_type_conflict_costs_that_field_only(tmp_path: Path, farm: FarmF
     that carries them ("field type conflict", the whole point) and writes the rest of the
     batch. Each such point is stored without the refused field and its message kept in the
     dead letters with the reason: before, every such message was set aside whole (every
-    reading lost)."""
-    with drill(tmp_path, farm) as d:
+    reading lost), and the bridge's own `exporter` point, refused for `messages`, ended the
+    bridge (an exception out of its loop, again at every restart)."""
+    with drill(tmp_path, farm, bridge="stats_interval_s = 1") as d:
         seeded = int(time.time() * 1000)
         body = (f"rig,rig=seed uptime_s=1.5 {seeded}\n"
-                f"rig_board,rig=seed chip_temp_c=1i {seeded}\n")
+                f"rig_board,rig=seed chip_temp_c=1i {seeded}\n"
+                f"exporter,exporter=seed messages=1.5 {seeded}\n")
         answer = httpx.post(f"{d.influx.url}/write", params={"db": "drill", "precision": "ms"},
                             content=body.encode())
         assert answer.status_code == 204, answer.text
-        d.bridge()
+        bridge = d.bridge()
         collector = d.collector()
         assert wait_for(lambda: cycles_stored(d, 3), timeout=90)
         v = d.conclude(collector)
+        assert bridge.poll() is None  # before: its own statistics' refusal ended it
         letters = read_deadletters(tmp_path / "deadletters.jsonl")
         # derived from what the collector took, not from the bridge: a reading conflicts
         # when it carries an uptime or a board with a chip temperature
@@ -137,7 +140,11 @@ def test_a_field_type_conflict_costs_that_field_only(tmp_path: Path, farm: FarmF
                    in str(r["reason"]) for r in letters)
         stored_uptimes = d.db.rows('SELECT count("uptime_s") FROM "rig"')
         assert stored_uptimes[0]["count"] == 1  # the seed's own
-        assert d.logs("bridge").count("InfluxDB refuses rig.uptime_s") == 1
+        logged = d.logs("bridge")
+        assert logged.count("InfluxDB refuses rig.uptime_s") == 1
+        assert logged.count("InfluxDB refuses exporter.messages") == 1
+        stats = d.db.rows('SELECT count("batches"), count("messages") FROM "exporter"')
+        assert stats[0]["count"] > 0 and stats[0]["count_1"] == 1  # only the seed's own
 
 
 def test_influxd_killed_mid_write_and_out_of_disk_loses_nothing(
