@@ -226,7 +226,8 @@ class Bridge:
 
     def __post_init__(self) -> None:
         bc = self.cfg.bridge
-        self.limits = Limits(bc.max_payload_bytes, bc.max_clock_skew_s)
+        self.limits = Limits(max_payload_bytes=bc.max_payload_bytes,
+                             max_clock_skew_s=bc.max_clock_skew_s)
         self.tariff = (Tariff(self.cfg.tariff, self.cfg.site.timezone)
                        if self.cfg.tariff is not None else None)
         self.dead = DeadLetters(self.cfg.state_path(bc.dead_letter_file),
@@ -244,8 +245,8 @@ class Bridge:
         topics = subscriptions(m.topic_prefix)
         if group:
             topics = [f"$share/{group}/{t}" for t in topics]
-        return Session(m.host, m.port, self.cfg.bridge.client_id, topics,
-                       keepalive_s=m.keepalive_s,
+        return Session(host=m.host, port=m.port, client_id=self.cfg.bridge.client_id,
+                       topics=topics, keepalive_s=m.keepalive_s,
                        receive_maximum=min(65535, self.cfg.bridge.batch_size * 2),
                        username=username, password=password if username else None,
                        tls=tls_context(self.cfg))
@@ -267,8 +268,8 @@ class Bridge:
         prefix, encode = self.cfg.mqtt.topic_prefix, self.sink.encode
         for msg in batch:
             try:
-                points, receipt = decode_message(msg.topic, msg.payload, prefix, self.limits,
-                                                 tariff=self.tariff)
+                points, receipt = decode_message(msg.topic, msg.payload, prefix=prefix,
+                                                 limits=self.limits, tariff=self.tariff)
                 if self.conflicts:  # fields the database refuses: left out before the write
                     points, left_out = without(points, self.conflicts)
                     if left_out:
@@ -484,8 +485,8 @@ class Bridge:
 
 def ledger_loop(cfg: Config, stop: threading.Event) -> None:
     """Rewrite the last closed hours of the energy ledger every rollup interval."""
-    follow(cfg, stop, cfg.bridge.rollup_interval_s, cfg.bridge.rollup_hours,
-           (WriteUnavailable, WriteRejected, InfluxQLError, OSError))
+    follow(cfg, stop, interval_s=cfg.bridge.rollup_interval_s, hours=cfg.bridge.rollup_hours,
+           errors=(WriteUnavailable, WriteRejected, InfluxQLError, OSError))
 
 
 def run_bridge(cfg: Config, stop: threading.Event | None = None,

@@ -72,7 +72,7 @@ class Refused(MessageError, ConnectionError):
     """The broker refused the connection or the subscription."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Session:
     """Where to connect and what to ask for."""
 

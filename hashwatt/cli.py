@@ -76,7 +76,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         url = cfg.influxdb.url if cfg.influxdb else ""
         influx = settings(cfg) if cfg.influxdb else None
         v1 = influx if isinstance(influx, InfluxV1Config) else None
-        steps = apply(url, plan(cfg, args.reader, args.ops_reader, args.retention, influx=v1))
+        steps = apply(url, plan(cfg, readers=args.reader, ops_readers=args.ops_reader,
+                                raw_retention=args.retention, influx=v1))
         steps += setup_customers(cfg)
     except ConfigError as exc:
         for line in exc.problems:
@@ -201,10 +202,12 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         if any(c.has_view for c in cfg.customers):  # their ledger rows into their databases
             from exporters.customers.fanout import follow_customers
 
-            threading.Thread(target=follow_customers, args=(cfg, stop, interval, args.hours),
+            threading.Thread(target=follow_customers, args=(cfg, stop),
+                             kwargs={"interval_s": interval, "hours": args.hours},
                              daemon=True, name="customer-ledgers").start()
-        follow(cfg, stop, interval, args.hours,  # the first run at once, its errors logged
-               (WriteUnavailable, WriteRejected, InfluxQLError, OSError), immediately=True)
+        follow(cfg, stop, interval_s=interval, hours=args.hours,  # the first run at once,
+               errors=(WriteUnavailable, WriteRejected, InfluxQLError, OSError),  # logged
+               immediately=True)
         return 0
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)
@@ -273,12 +276,25 @@ def cmd_report(args: argparse.Namespace) -> int:
         return cmd_statement(args)
     if args.format == "pdf":
         raise CliError("report energy: --format is csv, xlsx or json")
-    from exporters.finance.report import energy_report, last_month, notes, render, sidecar_path
+    from exporters.finance.report import (
+        energy_report,
+        last_month,
+        legacy_only_hours,
+        notes,
+        render,
+        sidecar_path,
+    )
 
     _output_path(args.output)
     cfg = _load(args.config, "influxdb")
     month = args.month or last_month(cfg.site.timezone)
     report = energy_report(cfg, month, args.by)
+    old = legacy_only_hours(cfg, month)
+    if old:
+        print(f"warning: {old} hours of {month} are only in the old hourly ledger "
+              "(energy_hourly), which reports do not read: rebuild them from raw readings with "
+              "`hashwatt rollup --backfill` while those are kept (README: Upgrading from the "
+              "hourly ledger)", file=sys.stderr)
     if not report.rows:
         print(f"warning: no ledger rows for site {cfg.site.name} in {month}: nothing to "
               f"report (has `hashwatt rollup --backfill` run for it?)", file=sys.stderr)
@@ -420,7 +436,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     output = _output_path(args.output)
     inventory = Path(args.inventory) if args.inventory else None
     try:
-        text, lines = run(args.cidr, output, inventory, args.concurrency, args.timeout)
+        text, lines = run(args.cidr, output=output, inventory=inventory,
+                          concurrency=args.concurrency, timeout_s=args.timeout)
     except DiscoverError as exc:
         raise CliError(str(exc)) from None
     if output is None:

@@ -173,7 +173,7 @@ def row_cost(rows: list[LedgerRow]) -> Decimal:
 def report(cfg: Config, month: str, by: str = "customer") -> Any:
     db, measurement = ledger_client(cfg)
     try:
-        return build_report(cfg, db, measurement, month, by)  # type: ignore[arg-type]
+        return build_report(cfg, db, measurement=measurement, month=month, by=by)  # type: ignore[arg-type]
     finally:
         db.close()
 

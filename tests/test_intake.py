@@ -27,7 +27,8 @@ def publish_packet(topic: str, payload: bytes, qos: int, mid: int = 0,
 
 def collecting() -> tuple[Subscriber, list[Inbound]]:
     got: list[Inbound] = []
-    return Subscriber(Session("127.0.0.1", 1, "t", ["x/#"]), got.extend), got
+    session = Session(host="127.0.0.1", port=1, client_id="t", topics=["x/#"])
+    return Subscriber(session, got.extend), got
 
 
 STREAM = [("hashwatt/v1/s/rig/r1", b'{"a":1}', 1, 7, b""),
@@ -69,8 +70,9 @@ def test_only_this_connections_qos1_messages_are_acknowledged() -> None:
 @pytest.fixture()
 def subscriber(mosquitto: Mosquitto) -> Iterator[tuple[Subscriber, list[Inbound]]]:
     got: list[Inbound] = []
-    sub = Subscriber(Session("127.0.0.1", mosquitto.port, f"intake-{time.time_ns()}",
-                             ["intake/#"], keepalive_s=1), got.extend)
+    sub = Subscriber(Session(host="127.0.0.1", port=mosquitto.port,
+                             client_id=f"intake-{time.time_ns()}", topics=["intake/#"],
+                             keepalive_s=1), got.extend)
     sub.start(20)
     yield sub, got
     sub.stop()
@@ -99,8 +101,8 @@ def test_unacknowledged_messages_come_again_and_acknowledged_ones_do_not(
         mosquitto: Mosquitto) -> None:
     def session() -> tuple[Subscriber, list[Inbound]]:
         got: list[Inbound] = []
-        sub = Subscriber(Session("127.0.0.1", mosquitto.port, "intake-session",
-                                 ["again/#"]), got.extend)
+        sub = Subscriber(Session(host="127.0.0.1", port=mosquitto.port,
+                                 client_id="intake-session", topics=["again/#"]), got.extend)
         sub.start(20)
         return sub, got
 
@@ -123,8 +125,9 @@ def test_unacknowledged_messages_come_again_and_acknowledged_ones_do_not(
 def test_a_wrong_password_fails_at_once_with_the_brokers_reason(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path, passwords={"bridge": "right"}).start()
     try:
-        sub = Subscriber(Session("127.0.0.1", broker.port, "intake-auth", ["x/#"],
-                                 username="bridge", password="wrong"), lambda m: None)
+        sub = Subscriber(Session(host="127.0.0.1", port=broker.port, client_id="intake-auth",
+                                 topics=["x/#"], username="bridge", password="wrong"),
+                         lambda m: None)
         with pytest.raises(ConnectionError) as err:
             sub.start(20)
         assert str(err.value) == "bridge: the broker refused the connection: Not authorized"

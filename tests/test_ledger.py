@@ -150,7 +150,7 @@ def rows_of(cfg: Config, start: int, end: int) -> list[LedgerRow]:
 def report(cfg: Config, month: str, by: str = "customer") -> Any:
     db, measurement = ledger_client(cfg)
     try:
-        return build_report(cfg, db, measurement, month, by)  # type: ignore[arg-type]
+        return build_report(cfg, db, measurement=measurement, month=month, by=by)  # type: ignore[arg-type]
     finally:
         db.close()
 
@@ -849,7 +849,7 @@ def test_a_counter_step_back_is_a_reset_only_below_half_flagged_or_not() -> None
     from exporters.finance.ledger import Read, interval_kwh
 
     def read(kwh: float, reset: bool = False) -> Read:
-        return Read(0.0, kwh, reset, ("rig", "r1"), ("", ""))
+        return Read(ts_s=0.0, kwh=kwh, reset=reset, unit=("rig", "r1"), attribution=("", ""))
 
     assert interval_kwh(read(150.0), read(150.25)) == 0.25
     assert interval_kwh(read(150.0), read(0.75)) == 0.75  # reset, unflagged: from zero

@@ -123,7 +123,8 @@ def test_the_collector_logs_in_to_a_rig_with_its_groups_password(
     try:
         rig = farm.rigs[0]
         inventory = next(r for r in cfg.rigs if r.id == "csv-model")
-        origin = Origin("north", "c1", inventory.model_copy(update={"address": rig.ip}), 1)
+        origin = Origin(site="north", collector="c1",
+                        rig=inventory.model_copy(update={"address": rig.ip}), ts_ms=1)
         source = PyasicSource(credentials=credentials_lookup(cfg))
         reading = asyncio.run(source.poll(origin))
     finally:

@@ -111,7 +111,8 @@ def read(folder: Path, fast: bool) -> dict[str, Any]:
                 await path.close()  # type: ignore[union-attr]
 
     data = asyncio.run(run())
-    origin = Origin("north", "c1", RigConfig(id="rig-1", address=ip), 1_790_000_000_000)
+    origin = Origin(site="north", collector="c1", rig=RigConfig(id="rig-1", address=ip),
+                    ts_ms=1_790_000_000_000)
     return reading_from_miner(origin, data)
 
 

@@ -149,7 +149,8 @@ def _poll_with(make: Callable[[], Awaitable[asyncio.Server]],
             path.session.ip, path.session.port = "127.0.0.1", server.sockets[0].getsockname()[1]
             source = PyasicSource(timeout_s=deadline)
             source.miners["r1"], source.paths["r1"] = miner, path
-            origin = Origin("north", "c1", RigConfig(id="r1", address=ip), 1_790_000_000_000)
+            origin = Origin(site="north", collector="c1", rig=RigConfig(id="r1", address=ip),
+                            ts_ms=1_790_000_000_000)
             start = time.monotonic()
             reading = await poll_rig(source, origin, deadline)
             return reading, time.monotonic() - start

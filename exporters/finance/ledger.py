@@ -112,7 +112,7 @@ def quarter_floor(ts_s: float) -> int:
     return int(ts_s // QUARTER_S * QUARTER_S)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Read:
     """One energy-counter read of an outlet."""
 
@@ -144,6 +144,7 @@ class Unit:
     times: dict[str, list[float]] = field(default_factory=dict)
     values: dict[str, list[float]] = field(default_factory=dict)
     offline_times: list[float] = field(default_factory=list)
+    changes: list[tuple[float, Attribution]] = field(default_factory=list)  # see holders
 
     def prepare(self) -> None:
         """Sort the streams once (offline readings are 0 W in the miner and nominal ones)."""
@@ -160,27 +161,37 @@ class Unit:
             self.values[name] = [w for _, w in ordered]
         self.holders = _settle(self.holders)
         self.outlet_holders = _settle(self.outlet_holders)
+        timeline = self.holders or self.outlet_holders
+        self.changes = [(move_instant(t0, t1), w1) for (t0, w0), (t1, w1) in pairwise(timeline)
+                        if w1 != w0]
 
 
 def _settle(timeline: Timeline) -> Timeline:
-    """The timeline in time order; of two holders at one instant (a duplicated timestamp
-    across a move) the one that holds the next reading after it goes last, so it holds on."""
-    timeline = sorted(timeline, key=lambda e: e[0])
-    out: Timeline = []
-    i = 0
-    while i < len(timeline):
-        j = i
-        while j < len(timeline) and timeline[j][0] == timeline[i][0]:
+    """The timeline in time order, cut down to what a move needs (the first reading, and the
+    readings on either side of each change of holder); of two holders at one instant (a
+    duplicated timestamp across a move) the one that holds the next reading after it goes
+    last, so it holds on."""
+    timeline = sorted(timeline)  # by time (equal times are sorted out below)
+    ordered: Timeline = []
+    i, n = 0, len(timeline)
+    while i < n:
+        j = i + 1
+        while j < n and timeline[j][0] == timeline[i][0]:
             j += 1
-        group = list(dict.fromkeys(who for _, who in timeline[i:j]))
-        following = timeline[j][1] if j < len(timeline) else None
-        group.sort(key=lambda who: who == following)
-        out += [(timeline[i][0], who) for who in group]
+        if j - i == 1 or all(who == timeline[i][1] for _, who in timeline[i:j]):
+            ordered.append(timeline[i])
+        else:
+            group = list(dict.fromkeys(who for _, who in timeline[i:j]))
+            following = timeline[j][1] if j < n else None
+            group.sort(key=lambda who: who == following)
+            ordered += [(timeline[i][0], who) for who in group]
         i = j
-    return out
+    return [e for k, e in enumerate(ordered)
+            if k == 0 or e[1] != ordered[k - 1][1]
+            or (k + 1 < len(ordered) and ordered[k + 1][1] != e[1])]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Quarter:
     """The ledger's account of one unit in one quarter hour, for one holder."""
 
@@ -254,8 +265,8 @@ class Readings:
             for tags, rows in series(self.db, query):
                 unit, who = unit_key(tags), _attribution(tags)  # once per series, not per read
                 streams[outlet_key(tags)] += [
-                    Read(row["time"] / 1000, float(row["energy_kwh"]),
-                         bool(row["energy_reset"]), unit, who)
+                    Read(ts_s=row["time"] / 1000, kwh=float(row["energy_kwh"]),
+                         reset=bool(row["energy_reset"]), unit=unit, attribution=who)
                     for row in rows if row["energy_kwh"] is not None]
         for edge, selector in ((start_s - COUNTER_LOOKBACK_S, "last"),
                                (end_s, "first")):
@@ -285,8 +296,9 @@ def _attribution(tags: dict[str, str]) -> Attribution:
 
 
 def _read(tags: dict[str, str], row: dict[str, Any]) -> Read:
-    return Read(row["time"] / 1000, float(row["energy_kwh"]), bool(row.get("energy_reset")),
-                unit_key(tags), _attribution(tags))
+    return Read(ts_s=row["time"] / 1000, kwh=float(row["energy_kwh"]),
+                reset=bool(row.get("energy_reset")), unit=unit_key(tags),
+                attribution=_attribution(tags))
 
 
 def interval_kwh(before: Read, after: Read) -> float | None:
@@ -390,14 +402,18 @@ def _power(unit: Unit, quarter: int) -> tuple[list[Step], str, bool] | None:
     """The quarter's power as steps, its ledger source and whether the quarter has readings
     of its own (else it lies inside a gap of at most FILL_GAP_S: a fill), best stream first
     (hashwatt.power)."""
-    found = [(source, _regions(unit, name, quarter)) for name, source in STREAMS]
-    for source, regions in found:
+    found = []  # the streams' regions, computed best first until one has own readings
+    for name, source in STREAMS:
+        if name not in unit.times:
+            continue
+        regions = _regions(unit, name, quarter)
         if regions is not None and regions[1]:
             steps = regions[0]
             if (source in ("miner", "nominal") and not any(w for _, _, w in steps)
                     and _has(unit.offline_times, quarter)):
                 return steps, "offline", True  # only offline readings in it
             return steps, source, True
+        found.append((source, regions))
     if _has(unit.offline_times, quarter):
         return [(quarter, quarter + QUARTER_S, 0.0)], "offline", True
     for source, regions in found:
@@ -456,19 +472,16 @@ def holders(unit: Unit, quarter: int) -> list[tuple[float, float, Attribution]]:
     timeline = unit.holders or unit.outlet_holders
     if not timeline:
         return [(quarter, quarter + QUARTER_S, ("", ""))]
-    changes = [(move_instant(t0, t1), w1) for (t0, w0), (t1, w1) in pairwise(timeline)
-               if w1 != w0]
     end = quarter + QUARTER_S
-    who = timeline[0][1]
+    # the holder at the quarter's start: the last change at or before it, else the first
+    i = bisect.bisect_right(unit.changes, float(quarter), key=lambda c: c[0])
+    who = unit.changes[i - 1][1] if i > 0 else timeline[0][1]
     out, at = [], float(quarter)
-    for instant, new in changes:
-        if instant <= quarter:
-            who = new
-        elif instant < end:
-            out.append((at, instant, who))
-            at, who = instant, new
-        else:
+    for instant, new in unit.changes[i:]:
+        if instant >= end:
             break
+        out.append((at, instant, who))
+        at, who = instant, new
     out.append((at, end, who))
     return [h for h in out if h[1] > h[0]]
 
@@ -496,7 +509,8 @@ def quarter_energy(unit: Unit, quarter: int) -> list[tuple[Attribution, Quarter]
         drawn = _watt_seconds(steps, lo, hi) / QUARTER_S / 1000 * QUARTER_S / HOUR_S
         measured = counted + (drawn if measured_power else 0.0)
         estimated = 0.0 if measured_power else drawn
-        out.append((who, Quarter(measured, estimated, source, covered, hi - lo)))
+        out.append((who, Quarter(kwh_measured=measured, kwh_estimated=estimated, source=source,
+                                 covered=covered, seconds=hi - lo)))
     return out
 
 
@@ -523,7 +537,7 @@ def unit_tags(site: str, key: UnitKey, who: Attribution, window_name: str) -> di
     return {k: v for k, v in tags.items() if v}
 
 
-def quarter_points(readings: Readings, site: str, tariff: Tariff | None, start_s: int,
+def quarter_points(readings: Readings, *, site: str, tariff: Tariff | None, start_s: int,
                    end_s: int) -> list[Point]:
     """One ledger point per unit per quarter of [start, end) with anything known."""
     points = []
@@ -576,10 +590,11 @@ def compute(cfg: Config, db: InfluxQL, start_s: int, end_s: int) -> tuple[int, l
     readings.load_power(start_s - pad, end_s + pad)
     spread_counters(readings, streams)
     tariff = Tariff(cfg.tariff, cfg.site.timezone) if cfg.tariff is not None else None
-    return start_s, quarter_points(readings, site, tariff, start_s, end_s)
+    return start_s, quarter_points(readings, site=site, tariff=tariff, start_s=start_s,
+                                   end_s=end_s)
 
 
-def voids(ledger: InfluxQL, measurement: str, site: str, start_s: int, end_s: int,
+def voids(ledger: InfluxQL, *, measurement: str, site: str, start_s: int, end_s: int,
           points: list[Point]) -> list[Point]:
     """Zero rows for every row of the range whose unit and quarter now carry other tags."""
     if not points:  # nothing rewritten, nothing superseded
@@ -612,7 +627,7 @@ def closed_end(end_s: float, timezone: str, now_s: float | None = None) -> int:
     return quarter_floor(min(end_s, hour))
 
 
-def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) -> int:
+def rollup(cfg: Config, start_s: int, end_s: int, *, now_s: float | None = None) -> int:
     """Write the ledger for [start, end), clipped to closed hours; returns the rows written
     (voided rows included)."""
     start_s, end_s = quarter_floor(start_s), closed_end(end_s, cfg.site.timezone, now_s)
@@ -625,7 +640,8 @@ def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) ->
     try:
         for lo, hi in chunks(start_s, end_s, ROLLUP_CHUNK_S):
             lo, points = compute(cfg, db, lo, hi)
-            points += voids(ledger, measurement, cfg.site.name, lo, hi, points)
+            points += voids(ledger, measurement=measurement, site=cfg.site.name, start_s=lo,
+                            end_s=hi, points=points)
             for i in range(0, len(points), 5000):
                 sink.write(points[i:i + 5000])
             written += len(points)
@@ -646,7 +662,7 @@ def recent_range(cfg: Config, hours: int, now_s: float | None = None) -> tuple[i
     return end - hours * HOUR_S, end
 
 
-def follow(cfg: Config, stop: threading.Event, interval_s: float, hours: int,
+def follow(cfg: Config, stop: threading.Event, *, interval_s: float, hours: int,
            errors: tuple[type[BaseException], ...], immediately: bool = False) -> None:
     """Rewrite the last closed hours every interval until stopped (in the bridge, or as
     `hashwatt rollup --follow`, which starts at once); a failed run is logged and tried
@@ -661,7 +677,7 @@ def follow(cfg: Config, stop: threading.Event, interval_s: float, hours: int,
             log.warning("ledger rollup failed (%s); next try in %.0f s", exc, interval_s)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LedgerRow:
     """One ledger row: a unit's energy and cost in one quarter hour."""
 
@@ -691,7 +707,7 @@ class LedgerRow:
         return self.rig or "/".join(x for x in (self.pdu, self.pdu_unit, self.outlet) if x)
 
 
-def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime,
+def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime, *,
                 site: str | None = None) -> list[LedgerRow]:
     """Every live ledger row of the site in [start, end), oldest first (void rows skipped)."""
     db, measurement = ledger_client(cfg)
@@ -705,13 +721,14 @@ def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime,
                      f'GROUP BY {LEDGER_TAGS}')
             for tags, rows in series(db, query):
                 out += [LedgerRow(
-                    dt.datetime.fromtimestamp(r["time"] / 1000, dt.UTC), site,
-                    tags.get("rig", ""), tags.get("pdu", ""), tags.get("unit", ""),
-                    tags.get("outlet", ""),
-                    tags.get("customer", ""), tags.get("rack", ""), tags.get("window", ""),
-                    r["kwh"], r["kwh_measured"], r["kwh_estimated"], r["cost"],
-                    r["rate_per_kwh"], r["coverage"], r["source"],
-                    QUARTER_S if r.get("seconds") is None else r["seconds"])
+                    time=dt.datetime.fromtimestamp(r["time"] / 1000, dt.UTC), site=site,
+                    rig=tags.get("rig", ""), pdu=tags.get("pdu", ""),
+                    pdu_unit=tags.get("unit", ""), outlet=tags.get("outlet", ""),
+                    customer=tags.get("customer", ""), rack=tags.get("rack", ""),
+                    window=tags.get("window", ""), kwh=r["kwh"], kwh_measured=r["kwh_measured"],
+                    kwh_estimated=r["kwh_estimated"], cost=r["cost"],
+                    rate_per_kwh=r["rate_per_kwh"], coverage=r["coverage"], source=r["source"],
+                    seconds=QUARTER_S if r.get("seconds") is None else r["seconds"])
                     for r in rows if r["source"] != VOID]
     finally:
         db.close()
