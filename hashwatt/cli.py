@@ -276,12 +276,25 @@ def cmd_report(args: argparse.Namespace) -> int:
         return cmd_statement(args)
     if args.format == "pdf":
         raise CliError("report energy: --format is csv, xlsx or json")
-    from exporters.finance.report import energy_report, last_month, notes, render, sidecar_path
+    from exporters.finance.report import (
+        energy_report,
+        last_month,
+        legacy_only_hours,
+        notes,
+        render,
+        sidecar_path,
+    )
 
     _output_path(args.output)
     cfg = _load(args.config, "influxdb")
     month = args.month or last_month(cfg.site.timezone)
     report = energy_report(cfg, month, args.by)
+    old = legacy_only_hours(cfg, month)
+    if old:
+        print(f"warning: {old} hours of {month} are only in the old hourly ledger "
+              "(energy_hourly), which reports do not read: rebuild them from raw readings with "
+              "`hashwatt rollup --backfill` while those are kept (README: Upgrading from the "
+              "hourly ledger)", file=sys.stderr)
     if not report.rows:
         print(f"warning: no ledger rows for site {cfg.site.name} in {month}: nothing to "
               f"report (has `hashwatt rollup --backfill` run for it?)", file=sys.stderr)

@@ -376,7 +376,7 @@ name = "night"
 rate = 0.05
 weekdays = ["mon", "tue", "wed", "thu", "fri", "sat"]
 start = "22:00"
-end = "06:00"
+end = "02:00"
 [[tariff.periods]]
 from = "{change}"
 rate = 0.12
@@ -391,7 +391,7 @@ name = "night"
 rate = 0.06
 weekdays = ["mon", "tue", "wed", "thu", "fri", "sat"]
 start = "22:00"
-end = "06:00"
+end = "02:00"
 """
 
 
@@ -399,10 +399,10 @@ def tou_periods(change: dt.datetime) -> list[RefPeriod]:
     six = frozenset(range(6))  # mon-sat: the night that begins on a Sunday is "day"
     return [(dt.datetime(2026, 1, 1), Decimal("0.10"), "day",
              [("dst-hour", Decimal("0.30"), ALL_DAYS, (2, 0), (3, 0), ALL_MONTHS),
-              ("night", Decimal("0.05"), six, (22, 0), (6, 0), ALL_MONTHS)]),
+              ("night", Decimal("0.05"), six, (22, 0), (2, 0), ALL_MONTHS)]),
             (change, Decimal("0.12"), "day",
              [("dst-hour", Decimal("0.30"), ALL_DAYS, (2, 0), (3, 0), ALL_MONTHS),
-              ("night", Decimal("0.06"), six, (22, 0), (6, 0), ALL_MONTHS)])]
+              ("night", Decimal("0.06"), six, (22, 0), (2, 0), ALL_MONTHS)])]
 
 
 @pytest.mark.parametrize(("zone_name", "day", "change", "hours"), [
@@ -413,7 +413,7 @@ def test_dst_days_with_a_night_window_across_midnight_and_a_change_at_13_45(
         ledger_db: InfluxQL, tmp_path: Path, zone_name: str, day: tuple[int, int, int],
         change: str, hours: int) -> None:
     """Saturday and the DST Sunday after it, local midnight to midnight (49 h in Berlin,
-    47 h in New York). A night window 22:00-06:00 (Mon-Sat nights: Saturday's night runs into
+    47 h in New York). A night window 22:00-02:00 (Mon-Sat nights: Saturday's night runs into
     Sunday morning and is "night"; Sunday's own 22:00 is "day"), a 02:00-03:00 window that
     happens twice in Berlin's fall-back night and not at all in New York's spring-forward
     night, and a tariff change on Saturday at 13:45. One nominal rig (1500 W, then 2500 W
@@ -601,3 +601,24 @@ def test_moves_inside_a_quarter_twice_a_day_and_unmapped_then_remapped(
     assert_report(report(cfg, "2026-10"), want)
     # 16 kWh of m1 (8 h x 2 kW) and 32 of m2: the customers and "" add up to 48 exactly
     assert sum((v["kwh"] for v in want.values()), Decimal(0)).quantize(MILLI) == Decimal("48.000")
+
+
+def test_a_window_across_midnight_is_checked_for_overlaps_on_the_day_after(
+        tmp_path: Path) -> None:
+    """A Friday 22:00-06:00 window covers Saturday 00:00-06:00: a Saturday 05:00-07:00 window
+    overlaps it (on Saturday, the day after), a Saturday 06:00-07:00 one does not."""
+    from hashwatt.errors import ConfigError
+
+    def load(second: str) -> None:
+        path = tmp_path / f"t-{uuid.uuid4().hex[:6]}.toml"
+        path.write_text('[site]\nname = "east"\ntimezone = "UTC"\n[[tariff.periods]]\n'
+                        'from = 2026-01-01\nrate = 0.1\n[[tariff.periods.windows]]\n'
+                        'name = "night"\nrate = 0.05\nweekdays = ["fri"]\nstart = "22:00"\n'
+                        'end = "06:00"\n[[tariff.periods.windows]]\nname = "early"\n'
+                        f'rate = 0.2\nweekdays = ["sat"]\nstart = "{second}"\nend = "07:00"\n')
+        load_config(path)
+
+    load("06:00")
+    with pytest.raises(ConfigError, match=r"window 'early' 05:00-07:00 overlaps window "
+                                          r"'night' 22:00-06:00 \(windows\[0\]\) on sat"):
+        load("05:00")

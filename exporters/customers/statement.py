@@ -132,26 +132,34 @@ def _availability(hashing: Decimal, eligible: Decimal) -> Decimal | None:
 
 @dataclass
 class _Activity:
-    hashing: int = 0  # quarters, outside maintenance
-    hashing_all: int = 0
-    drawing: int = 0
-    maintenance: int = 0
+    hashing: Decimal = Decimal(0)  # hours, outside maintenance
+    hashing_all: Decimal = Decimal(0)
+    drawing: Decimal = Decimal(0)
+    maintenance: Decimal = Decimal(0)
     hashrates: list[Decimal] = field(default_factory=list)
     expected: list[Decimal] = field(default_factory=list)
     power_hashing: list[Decimal] = field(default_factory=list)
     hash_hashing: list[Decimal] = field(default_factory=list)
 
 
-def _activity(rows: list[ActivityRow]) -> _Activity:
+def held_hours(mine: list[EnergyRow]) -> dict[tuple[str, int], Decimal]:
+    """Hours of each (rig, quarter) the customer held the rig, where it held only part of the
+    quarter (a move inside it); other quarters count whole (QUARTER_H)."""
+    return {(r.unit, r.start_s): Decimal(r.seconds) / 3600 for r in mine
+            if Decimal(r.seconds) != LEDGER_ROW_S}
+
+
+def _activity(rows: list[ActivityRow], held: dict[tuple[str, int], Decimal]) -> _Activity:
     a = _Activity()
     for r in rows:
+        hours = held.get((r.rig, r.start_s), QUARTER_H)  # a split quarter: its part only
         hashing = r.hashrate_ths is not None and r.hashrate_ths > 0
-        a.hashing_all += hashing
-        a.drawing += r.power_w is not None and r.power_w > 0
+        a.hashing_all += hours * hashing
+        a.drawing += hours * (r.power_w is not None and r.power_w > 0)
         if r.maintenance:
-            a.maintenance += 1
+            a.maintenance += hours
             continue
-        a.hashing += hashing
+        a.hashing += hours * hashing
         if r.hashrate_ths is not None:
             a.hashrates.append(r.hashrate_ths)
         if r.expected_ths is not None:
@@ -170,8 +178,8 @@ def _rig_line(c: CustomerConfig, unit: str, mine: list[EnergyRow], all_rows: lis
     for r in mine:
         sources[r.source] += r.kwh
     assigned = Decimal(assigned_seconds(all_rows, c.id))
-    a = _activity(activity)
-    eligible = assigned / 3600 - a.maintenance * QUARTER_H
+    a = _activity(activity, held_hours(mine))
+    eligible = assigned / 3600 - a.maintenance
     avg, expected = _mean(a.hashrates), _mean(a.expected)
     power, hashed = sum(a.power_hashing, Decimal(0)), sum(a.hash_hashing, Decimal(0))
     return RigLine(
@@ -182,9 +190,9 @@ def _rig_line(c: CustomerConfig, unit: str, mine: list[EnergyRow], all_rows: lis
         energy_cost=q(_energy_cost(c, kwh, sum((r.cost for r in mine), Decimal(0))), MONEY),
         fee=q(c.fees.per_rig_month * assigned / month_s, MONEY),
         assigned_hours=q(assigned / 3600, HOURS),
-        hours_hashing=a.hashing_all * QUARTER_H, hours_drawing=a.drawing * QUARTER_H,
-        hours_maintenance=a.maintenance * QUARTER_H, hours_available=a.hashing * QUARTER_H,
-        availability_pct=_availability(a.hashing * QUARTER_H, eligible),
+        hours_hashing=q(a.hashing_all, HOURS), hours_drawing=q(a.drawing, HOURS),
+        hours_maintenance=q(a.maintenance, HOURS), hours_available=q(a.hashing, HOURS),
+        availability_pct=_availability(a.hashing, eligible),
         avg_hashrate_ths=q(avg, THS) if avg is not None else None,
         expected_hashrate_ths=q(expected, THS) if expected is not None else None,
         hashrate_pct=(q(avg / expected * HUNDRED, PCT)
@@ -208,12 +216,14 @@ def _days(c: CustomerConfig, energy: list[EnergyRow], activity: list[ActivityRow
         cost[key] += _energy_cost(c, r.kwh, r.cost)
         eligible[key] += Decimal(r.seconds) / 3600
     hashing: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    held = held_hours(energy)
     for a in activity:
         key = (day(a.start_s), a.rack or "(no rack)")
+        hours = held.get((a.rig, a.start_s), QUARTER_H)
         if a.maintenance:
-            eligible[key] -= QUARTER_H
+            eligible[key] -= hours
         elif a.hashrate_ths is not None and a.hashrate_ths > 0:
-            hashing[key] += QUARTER_H
+            hashing[key] += hours
     return [DayGroup(day=d, group=g, kwh=q(kwh[(d, g)], KWH), cost=q(cost[(d, g)], MONEY),
                      availability_pct=_availability(hashing[(d, g)], eligible[(d, g)]))
             for d, g in sorted(set(kwh) | set(hashing))]

@@ -23,9 +23,11 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from exporters.finance.ledger import LEDGER_TAGS, VOID, closed_end, unit_key
-from exporters.finance.store import CHUNK_S, chunks, ledger_client, series, window
+from exporters.finance.reproducible import fixed_xlsx
+from exporters.finance.store import CHUNK_S, chunks, ledger_client, query_client, series, window
+from exporters.sinks.influx_common import influx_settings
 from hashwatt.config import Config
-from hashwatt.influxql import InfluxQL
+from hashwatt.influxql import InfluxQL, InfluxQLError
 from hashwatt.names import Field
 from hashwatt.tariff import QUARTER_S
 
@@ -421,7 +423,8 @@ def _xlsx(report: Report) -> bytes:
         method.append([line])
     out = io.BytesIO()
     book.save(out)
-    return out.getvalue()
+    end = month_bounds(report.month, report.timezone)[1].astimezone(dt.UTC)
+    return fixed_xlsx(out.getvalue(), end.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def energy_report(cfg: Config, month: str, by: GroupBy) -> Report:
@@ -431,3 +434,43 @@ def energy_report(cfg: Config, month: str, by: GroupBy) -> Report:
         return build_report(cfg, db, measurement=measurement, month=month, by=by)
     finally:
         db.close()
+
+
+LEGACY_MEASUREMENT = "energy_hourly"  # the hourly ledger before energy_quarter (UTC hours)
+
+
+def legacy_only_hours(cfg: Config, month: str) -> int:
+    """Hours of the month found only in the old hourly ledger (`energy_hourly`, which no
+    report reads) and not in `energy_quarter`: the README's stance is to rebuild such months
+    from raw data with `rollup --backfill` while it is kept, never to convert the old rows
+    (UTC hours carrying the attribution bugs the quarter ledger fixed)."""
+    start, end = month_bounds(month, cfg.site.timezone)
+    influx = influx_settings(cfg) if cfg.influxdb is not None else None
+    rp = influx.ledger_retention_policy if influx is not None else "ledger"
+    raw = query_client(cfg)
+    ledger, measurement = ledger_client(cfg, raw)
+    old: set[int] = set()
+    new: set[int] = set()
+    try:
+        for lo, hi in chunks(int(start.timestamp()), int(end.timestamp())):
+            where = window(lo, hi, cfg.site.name)
+            places = [(raw, f'"{rp}"."{LEGACY_MEASUREMENT}"')]
+            if ledger is not raw:  # a ledger database of its own may hold old rows too
+                places.append((ledger, f'"{LEGACY_MEASUREMENT}"'))
+            for db, source in places:
+                try:
+                    old |= _hours(db, f'SELECT count("kwh") FROM {source} WHERE {where} '
+                                      'GROUP BY time(1h) fill(none)')
+                except InfluxQLError:  # no such retention policy or database: nothing old
+                    continue
+            new |= _hours(ledger, f'SELECT count("kwh") FROM {measurement} WHERE {where} AND '
+                                  f"\"source\" != '{VOID}' GROUP BY time(1h) fill(none)")
+    finally:
+        raw.close()
+        if ledger is not raw:
+            ledger.close()
+    return len(old - new)
+
+
+def _hours(db: InfluxQL, query: str) -> set[int]:
+    return {int(row["time"]) for _, rows in series(db, query) for row in rows if row["count"]}
