@@ -23,7 +23,6 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -33,14 +32,12 @@ import pytest
 
 from exporters.decode import pdu_points, rig_points
 from exporters.finance.ledger import LedgerRow, ledger_rows, rollup
-from exporters.finance.report import build_report, last_month
-from exporters.finance.store import ledger_client
+from exporters.finance.report import last_month
 from exporters.lineproto import Point
-from exporters.sinks import InfluxV1Sink
 from hashwatt.config import Config, load_config
 from hashwatt.contract import OutletReading, PduReading, RigReading
 from hashwatt.influxql import InfluxQL
-from sim.launch import Influxd
+from tests.ledger_seed import report, write_points
 
 pytestmark = pytest.mark.e2e
 Q = 900
@@ -105,14 +102,6 @@ def at(zone: ZoneInfo, *args: int, fold: int = 0) -> int:
 # ---------------------------------------------------------------- seeding, the bridge's path
 
 
-@pytest.fixture
-def ledger_db(influxd: Influxd) -> Iterator[InfluxQL]:
-    db = InfluxQL(influxd.url, f"a_{uuid.uuid4().hex[:10]}")
-    db.create_database()
-    db.execute(f'CREATE RETENTION POLICY "ledger" ON "{db.database}" DURATION INF '
-               'REPLICATION 1')
-    yield db
-    db.close()
 
 
 def make_config(db: InfluxQL, tmp: Path, zone: str, tariff: str, currency: str = "EUR",
@@ -144,10 +133,7 @@ def outlet(ts: float, energy: float, watts: float, *, rig_id: str = "p1",
 
 
 def write(db: InfluxQL, points: list[Point]) -> None:
-    sink = InfluxV1Sink(str(db.client.base_url).rstrip("/"), db.database)
-    for i in range(0, len(points), 5000):
-        sink.write(points[i:i + 5000])
-    sink.close()
+    write_points(db, points)
 
 
 def rows_of(cfg: Config, start: int, end: int) -> list[LedgerRow]:
@@ -168,14 +154,6 @@ def kwh_per_quarter(rows: list[LedgerRow]) -> dict[int, Decimal]:
 
 def row_cost(rows: list[LedgerRow]) -> Decimal:
     return sum((dec(r.cost) for r in rows), Decimal(0)).quantize(Decimal("1e-9"))
-
-
-def report(cfg: Config, month: str, by: str = "customer") -> Any:
-    db, measurement = ledger_client(cfg)
-    try:
-        return build_report(cfg, db, measurement=measurement, month=month, by=by)  # type: ignore[arg-type]
-    finally:
-        db.close()
 
 
 def adds_up(r: Any) -> None:

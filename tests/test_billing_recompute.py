@@ -31,7 +31,6 @@ import itertools
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -41,14 +40,11 @@ import pytest
 
 from exporters.decode import pdu_points, rig_points
 from exporters.finance.ledger import ledger_rows, rollup
-from exporters.finance.report import build_report
-from exporters.finance.store import ledger_client
 from exporters.lineproto import Point
-from exporters.sinks import InfluxV1Sink
 from hashwatt.config import Config, load_config
 from hashwatt.contract import OutletReading, PduReading, RigReading
 from hashwatt.influxql import InfluxQL
-from sim.launch import Influxd
+from tests.ledger_seed import report, write_points
 
 pytestmark = pytest.mark.e2e
 Q = 900
@@ -225,14 +221,6 @@ def largest_remainder(values: list[Decimal], step: Decimal) -> list[Decimal]:
 # ---------------------------------------------------------------------------- seeding
 
 
-@pytest.fixture
-def ledger_db(influxd: Influxd) -> Iterator[InfluxQL]:
-    db = InfluxQL(influxd.url, f"r_{uuid.uuid4().hex[:10]}")
-    db.create_database()
-    db.execute(f'CREATE RETENTION POLICY "ledger" ON "{db.database}" DURATION INF '
-               'REPLICATION 1')
-    yield db
-    db.close()
 
 
 def make_config(db: InfluxQL, tmp: Path, zone: str, tariff: str, extra: str = "") -> Config:
@@ -261,10 +249,7 @@ def outlet(ts: Decimal | float, kwh: Decimal, watts: float, who: Who, *,
 
 
 def write(db: InfluxQL, points: list[Point]) -> None:
-    sink = InfluxV1Sink(str(db.client.base_url).rstrip("/"), db.database)
-    for i in range(0, len(points), 5000):
-        sink.write(points[i:i + 5000])
-    sink.close()
+    write_points(db, points)
 
 
 def jittered(start: int, end: int, rng: random.Random, lo: int = 20, hi: int = 40) -> list[Decimal]:
@@ -278,14 +263,6 @@ def jittered(start: int, end: int, rng: random.Random, lo: int = 20, hi: int = 4
 
 def at(zone: ZoneInfo, *args: int, fold: int = 0) -> int:
     return int(dt.datetime(*args, tzinfo=zone, fold=fold).timestamp())
-
-
-def report(cfg: Config, month: str, by: str = "customer") -> Any:
-    db, measurement = ledger_client(cfg)
-    try:
-        return build_report(cfg, db, measurement=measurement, month=month, by=by)  # type: ignore[arg-type]
-    finally:
-        db.close()
 
 
 def ledger_kwh(cfg: Config, start: int, end: int) -> dict[tuple[int, Who], Decimal]:
@@ -361,38 +338,16 @@ def test_irregular_polls_a_7_minute_gap_and_duplicates_are_integrated_by_time(
 
 # --------------------------------------- 2. DST both ways, a night window across midnight
 
-TOU = """
-[[tariff.periods]]
-from = 2026-01-01
-rate = 0.10
-name = "day"
-[[tariff.periods.windows]]
-name = "dst-hour"
-rate = 0.30
-start = "02:00"
-end = "03:00"
-[[tariff.periods.windows]]
-name = "night"
-rate = 0.05
-weekdays = ["mon", "tue", "wed", "thu", "fri", "sat"]
-start = "22:00"
-end = "02:00"
-[[tariff.periods]]
-from = "{change}"
-rate = 0.12
-name = "day"
-[[tariff.periods.windows]]
-name = "dst-hour"
-rate = 0.30
-start = "02:00"
-end = "03:00"
-[[tariff.periods.windows]]
-name = "night"
-rate = 0.06
-weekdays = ["mon", "tue", "wed", "thu", "fri", "sat"]
-start = "22:00"
-end = "02:00"
-"""
+def tou(change: str) -> str:
+    """Two periods (the second from `change`), each with a 02:00-03:00 window on every day and
+    a night window 22:00-02:00 on Mon-Sat nights."""
+    period = ('[[tariff.periods]]\nfrom = {start}\nrate = {day}\nname = "day"\n'
+              '[[tariff.periods.windows]]\nname = "dst-hour"\nrate = 0.30\nstart = "02:00"\n'
+              'end = "03:00"\n[[tariff.periods.windows]]\nname = "night"\nrate = {night}\n'
+              'weekdays = ["mon", "tue", "wed", "thu", "fri", "sat"]\nstart = "22:00"\n'
+              'end = "02:00"\n')
+    return (period.format(start="2026-01-01", day="0.10", night="0.05")
+            + period.format(start=f'"{change}"', day="0.12", night="0.06"))
 
 
 def tou_periods(change: dt.datetime) -> list[RefPeriod]:
@@ -421,7 +376,7 @@ def test_dst_days_with_a_night_window_across_midnight_and_a_change_at_13_45(
     01:50 to 02:20 (local, first pass): offline readings are 0 W."""
     zone = ZoneInfo(zone_name)
     local = dt.datetime(*day)
-    tariff = TOU.format(change=change)
+    tariff = tou(change)
     cfg = make_config(ledger_db, tmp_path, zone_name, tariff)
     start = at(zone, *day)
     end = at(zone, *(local + dt.timedelta(days=2)).timetuple()[:3])
