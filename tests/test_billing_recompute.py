@@ -7,10 +7,11 @@ the real `rollup` builds the ledger, and the reports/statements are compared wit
 reference to the 0.001 kWh and the cent.
 
 The definitions, as the README states them:
-- power: each reading stands for the time nearer to it than to the readings beside it (of
-  the same stream: outlet power, or the rig's own/nominal figure with offline readings as
-  0 W); beside a gap of more than 45 minutes a reading stands for the rest of its own quarter
-  only; a quarter without readings is filled only when that covers all of it;
+- power: each reading stands for the part of its quarter nearer to it than to the quarter's
+  other readings (of the same stream: outlet power, or the rig's own/nominal figure with
+  offline readings as 0 W), the first reaching back to the quarter's start and the last on to
+  its end; a quarter without readings between readings at most 45 minutes apart takes the
+  power of the quarter before the gap;
 - counters: consecutive reads, the difference spread evenly over the time between them; a
   step back to at least half the read before is jitter (0, the next read counts from the
   higher one); a 32-bit counter that wraps counts through the wrap; a restart counts the
@@ -95,16 +96,26 @@ def floor_q(t: Decimal) -> Decimal:
     return (t / Q).to_integral_value(rounding=ROUND_FLOOR) * Q
 
 
-def regions(readings: list[tuple[Decimal, Decimal]]) -> list[Step]:
-    """Each reading's span of time (see the module docstring)."""
-    pts = sorted(dict(sorted(readings)).items())
-    out = []
-    for i, (t, w) in enumerate(pts):
-        lo = (pts[i - 1][0] + t) / 2 if i > 0 and t - pts[i - 1][0] <= GAP else floor_q(t)
-        hi = ((t + pts[i + 1][0]) / 2 if i + 1 < len(pts) and pts[i + 1][0] - t <= GAP
-              else floor_q(t) + Q)
-        out.append((lo, hi, w))
-    return out
+def quarter_steps(readings: list[tuple[Decimal, Decimal]], q: Decimal) -> list[Step] | None:
+    """The quarter's readings' spans of time within it (see the module docstring)."""
+    pts = sorted(dict(sorted((t, w) for t, w in readings if q <= t < q + Q)).items())
+    if not pts:
+        return None
+    cuts = [q, *((a[0] + b[0]) / 2 for a, b in itertools.pairwise(pts)), q + Q]
+    return [(cuts[n], cuts[n + 1], w) for n, (_, w) in enumerate(pts)]
+
+
+def fill_steps(readings: list[tuple[Decimal, Decimal]], q: Decimal) -> list[Step] | None:
+    """A quarter inside a gap of at most 45 minutes: the quarter before the gap's power."""
+    before = [t for t, _ in readings if t < q]
+    after = [t for t, _ in readings if t >= q + Q]
+    if not before or not after or min(after) - max(before) > GAP:
+        return None
+    last_q = floor_q(max(before))
+    steps = quarter_steps(readings, last_q)
+    assert steps is not None
+    watts = sum((w * (b - a) for a, b, w in steps), Decimal(0)) / Q
+    return [(q, q + Q, watts)]
 
 
 def counter_pieces(reads: list[tuple[Decimal, Decimal]]) -> list[Step]:
@@ -173,22 +184,19 @@ def ref_rig(power: list[tuple[Decimal, Decimal]], timeline: list[tuple[Decimal, 
             start: int, end: int,
             counter: list[tuple[Decimal, Decimal]] | None = None) -> dict[tuple[int, Who], Decimal]:
     """kWh per (quarter, holder) of one rig in [start, end)."""
-    steps = regions(power) if power else []
     pieces = counter_pieces(counter) if counter else []
     out: dict[tuple[int, Who], Decimal] = defaultdict(Decimal)
     for qi in range(start, end, Q):
         q = Decimal(qi)
-        own = any(q <= t < q + Q for t, _ in power)
         mine = [(a, b, k) for a, b, k in pieces if overlap(a, b, q, q + Q) > 0]
-        covered = sum((overlap(a, b, q, q + Q) for a, b, _ in steps), Decimal(0))
-        use_power = own or covered == Q
-        if not mine and not use_power:
+        steps = quarter_steps(power, q) or fill_steps(power, q) or []
+        if not mine and not steps:
             continue
         rest = uncovered(q, mine)
         for a, b, who in holder_parts(timeline, q, q + Q):
             kwh = sum((k * overlap(lo, hi, a, b) / (hi - lo) for lo, hi, k in mine),
                       Decimal(0))
-            if use_power:
+            if steps:
                 kwh += sum((w * overlap(lo, hi, max(a, x), min(b, y)) / 3_600_000
                             for lo, hi, w in steps for x, y in rest if min(b, y) > max(a, x)),
                            Decimal(0))

@@ -497,7 +497,10 @@ def test_coverage_counts_the_quarters_a_rig_existed_in_the_month(
 def test_an_offline_nominal_rig_draws_nothing_while_it_says_it_is_offline(
         ledger_db: InfluxQL, tmp_path: Path) -> None:
     """A rig without a meter or a power figure of its own (nominal 3250 W) reports itself
-    offline from 02:00 to 04:40: those quarters bill 0 kWh (the 04:30 quarter one third)."""
+    offline from 02:00 to 04:35 (its 04:40 reading is online): those quarters bill 0 kWh; in
+    the 04:30 quarter the offline 04:30 and 04:35 readings stand for 04:30-04:37:30 and the
+    online 04:40 one for 04:37:30-04:45 (each reading for the part of its quarter nearest
+    it): half of it, 0.40625 kWh."""
     zone = ZoneInfo("Europe/Berlin")
     cfg = make_config(ledger_db, tmp_path, "Europe/Berlin",
                       '[[tariff.periods]]\nfrom = 2026-01-01\nrate = 0.2\n')
@@ -510,8 +513,8 @@ def test_an_offline_nominal_rig_draws_nothing_while_it_says_it_is_offline(
     write(ledger_db, points)
     rollup(cfg, day, day + 6 * 3600)
     rows = rows_of(cfg, day, day + 6 * 3600)
-    # 6 h minus 2 h 40 min offline = 3 h 20 min at 3.25 kW
-    assert per(rows, "rig") == {"r5": (Decimal("3.25") * 200 / 60).quantize(
+    # 6 h minus 2 h 37.5 min offline (02:00-04:37:30) = 3 h 22.5 min at 3.25 kW
+    assert per(rows, "rig") == {"r5": (Decimal("3.25") * Decimal("202.5") / 60).quantize(
         Decimal("0.000001"))}
     assert {r.source for r in rows if off[0] <= r.time.timestamp() < off[0] + 2 * 3600} == {
         "offline"}
