@@ -300,7 +300,7 @@ class Bridge:
         except WriteRejected:
             self._write_one_by_one(good, settled)
         if self.fanout is not None:  # after the site's write: a copy never holds up the ack
-            self.fanout.write([g.points for g in good])
+            self.fanout.write([(g.points, g.encoded) for g in good])
 
     def _write_one_by_one(self, good: list[Good], settled: list[Receipt]) -> None:
         """Find the messages the database refuses; set them aside, keep the others."""
