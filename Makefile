@@ -10,7 +10,7 @@ DURATION ?=
 SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp \
   pdftoppm:poppler-utils
 
-.PHONY: all test soak demo bench dashboards lint layers typecheck unit system-deps venv clean
+.PHONY: all test soak finance-check demo bench dashboards lint layers typecheck unit system-deps venv clean
 
 all: test
 
@@ -61,6 +61,13 @@ SEED ?= 1
 soak: system-deps venv
 	HASHWATT_SOAK_SEED=$(SEED) HASHWATT_SOAK_SECONDS=$(or $(DURATION),600) \
 	  $(BIN)/pytest -q -s -p no:cacheprovider tests/test_soak.py
+
+# the finance files opened as a finance user would: LibreOffice (Debian's headless Calc)
+# evaluates the XLSX totals and reads the CSV; `make test` skips that part when it is absent
+finance-check: system-deps venv
+	command -v soffice >/dev/null 2>&1 || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	  $$SUDO apt-get install -y --no-install-recommends libreoffice-calc-nogui; }
+	$(BIN)/pytest -q tests/test_finance_outputs.py tests/test_billing_recompute.py
 
 demo: system-deps venv
 	$(BIN)/hashwatt demo $(if $(DURATION),--duration $(DURATION))

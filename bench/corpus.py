@@ -72,7 +72,7 @@ async def hashwatt(ip: str, polls: int) -> tuple[float, RigDoc]:
     miner = await identify(ip, 5.0)
     path = fast_path_for(miner, 5.0)
     assert path is not None, ip
-    origin = Origin("bench", "c1", RigConfig(id="rig", address=ip), 1)
+    origin = Origin(site="bench", collector="c1", rig=RigConfig(id="rig", address=ip), ts_ms=1)
     await path.telemetry()
     cpu, last = await _cpu(_repeat(lambda: path.telemetry(), polls))
     await path.close()
@@ -82,7 +82,7 @@ async def hashwatt(ip: str, polls: int) -> tuple[float, RigDoc]:
 async def pyasic_kept(ip: str, polls: int) -> tuple[float, RigDoc]:
     """CPU ms per pyasic get_data (telemetry fields only) with a kept miner object."""
     miner = await identify(ip, 5.0)
-    origin = Origin("bench", "c1", RigConfig(id="rig", address=ip), 1)
+    origin = Origin(site="bench", collector="c1", rig=RigConfig(id="rig", address=ip), ts_ms=1)
     await miner.get_data(include=FIELDS)
     cpu, last = await _cpu(_repeat(lambda: miner.get_data(include=FIELDS), polls))
     return cpu * 1000 / polls, reading_from_miner(origin, last)

@@ -13,7 +13,7 @@ from hashwatt.power import PowerSource, choose_power
 HASHRATE_DECIMALS = 6  # TH/s to 1 MH/s: finer than any firmware reports
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Origin:
     """Who polled which rig when: the tags and stamp every reading carries."""
 
@@ -49,7 +49,7 @@ def base_reading(origin: Origin, online: bool, error: str | None = None) -> RigD
     return reading
 
 
-def offline_reading(origin: Origin, error: str, make: str = "", model: str = "") -> RigDoc:
+def offline_reading(origin: Origin, error: str, *, make: str = "", model: str = "") -> RigDoc:
     """A rig that did not answer: published as offline, never skipped."""
     reading = base_reading(origin, online=False, error=error)
     reading["make"] = make
@@ -111,8 +111,8 @@ def reading_from_miner(origin: Origin, data: Any) -> RigDoc:
     a rig that gave nothing at all did not answer."""
     model = origin.rig.model or str(data.model or "")
     if not answered(data):
-        return offline_reading(origin, "miner returned no data", str(data.make or ""),
-                               str(data.model or ""))
+        return offline_reading(origin, "miner returned no data", make=str(data.make or ""),
+                               model=str(data.model or ""))
     hashrate = _ths(data.hashrate)
     boards = _boards(data)
     power_w, source = _power(data, model, origin.outlet_w)

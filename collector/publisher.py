@@ -93,6 +93,7 @@ class Publisher:
         self.sender = threading.Thread(target=self._send_loop, daemon=True, name="spool-sender")
         self.last_stats: CycleStatsDoc | None = None
         self.broker_lost = False  # logged once when lost, once when regained
+        self.refusal = ""  # the broker's last CONNACK refusal, logged once
 
     def _status(self, state: Literal["online", "offline"],
                 stats: CycleStatsDoc | None = None) -> str:
@@ -110,9 +111,13 @@ class Publisher:
                     reason_code: mqtt.ReasonCode, properties: Any) -> None:
         broker = f"{self.cfg.mqtt.host}:{self.cfg.mqtt.port}"
         if reason_code.is_failure:
-            log.warning("broker %s refused the connection: %s; readings stay in the spool",
-                        broker, reason_code)
+            if str(reason_code) != self.refusal:  # said once; paho keeps retrying
+                log.warning("broker %s refused the connection: %s; readings stay in the "
+                            "spool", broker, reason_code)
+            self.refusal = str(reason_code)
+            self.broker_lost = True  # (so the disconnect that follows says nothing more)
             return
+        self.refusal = ""
         self.connected = True
         self.was_connected.set()
         if self.broker_lost:
@@ -327,16 +332,22 @@ class Publisher:
         return False
 
     def settle(self, timeout: float) -> bool:
-        """Wait until the spool is empty (everything stored) or the timeout passes."""
+        """Wait until the spool is empty (everything stored), the timeout passes or the
+        broker is known to be away (unreachable, refusing, lost)."""
         deadline = time.monotonic() + timeout
-        while self.spool.depth() and time.monotonic() < deadline:
+        while self.spool.depth() and time.monotonic() < deadline and not self.broker_lost:
             time.sleep(0.05)
         return self.spool.depth() == 0
 
     def stop(self, timeout: float = 10.0) -> None:
         """Wait (up to timeout) for the bridge to store what is spooled, say offline,
-        disconnect. What is still spooled stays on disk and goes out after the next start."""
+        disconnect. What is still spooled stays on disk and goes out after the next start
+        (without a broker there is nothing to wait for: Ctrl-C then stops at once)."""
         self.settle(timeout)
+        left = self.spool.depth()
+        if left:
+            log.info("stopping: %d readings stay in the spool and go out after the next start",
+                     left)
         self.stopping.set()
         self.wake.set()
         self.sender.join(timeout=5)

@@ -121,7 +121,7 @@ def _pdu_offline(cfg: Config, pdu_id: str, ts_ms: int, error: str) -> PduDoc:
                    online=False, error=error)
 
 
-async def poll_pdus(cfg: Config, source: DeviceSource, publish: Any,
+async def poll_pdus(cfg: Config, source: DeviceSource, publish: Any, *,
                     meters: DeviceSource | None = None,
                     states: StateLog | None = None) -> tuple[OutletPower, int]:
     """Poll every PDU and meter under the deadline; return outlet power by the rig the
@@ -155,7 +155,7 @@ async def poll_pdus(cfg: Config, source: DeviceSource, publish: Any,
     return power, sum(1 for r in readings if r["online"])
 
 
-async def run_cycle(cfg: Config, source: RigSource, publish: Any,
+async def run_cycle(cfg: Config, source: RigSource, publish: Any, *,
                     rigs: list[RigConfig] | None = None,
                     outlet_power: OutletPower | None = None,
                     states: StateLog | None = None,
@@ -170,8 +170,8 @@ async def run_cycle(cfg: Config, source: RigSource, publish: Any,
     async def one(rig: RigConfig) -> None:
         async with semaphore:
             outlet_w = outlet_power.get(rig.id) if rig.pdu and rig.outlet else None
-            origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000),
-                            outlet_w)
+            origin = Origin(site=cfg.site.name, collector=cfg.collector.id, rig=rig,
+                            ts_ms=int(time.time() * 1000), outlet_w=outlet_w)
             reading, timed_out = await _poll_rig(source, origin, cfg.collector.deadline_s)
             reading = annotate(reading, rig, outlet_w)
             if pools is not None:
@@ -243,7 +243,7 @@ def _on_hangup(flag: asyncio.Event) -> bool:
     return True
 
 
-async def run_collector(cfg: Config, cycles: int | None = None,
+async def run_collector(cfg: Config, *, cycles: int | None = None,
                         source: RigSource | None = None,
                         reload: Reload | None = None) -> None:
     """Poll forever (or `cycles` times), one cycle every interval; with `reload`, SIGHUP
@@ -276,7 +276,7 @@ async def run_collector(cfg: Config, cycles: int | None = None,
             flagged: list[int] = []  # fields the PDU and meter readings had dropped
             outlet_power, pdus_ok = await poll_pdus(
                 cfg, pdu_source, functools.partial(_publish_counted, publisher, flagged),
-                meter_source, states)
+                meters=meter_source, states=states)
             stats = await run_cycle(cfg, source, publisher.publish_reading,
                                     outlet_power=outlet_power, states=states, pools=pools)
             stats.update({"pdus_total": len(cfg.pdus) + len(cfg.meters), "pdus_ok": pdus_ok,

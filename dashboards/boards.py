@@ -23,7 +23,14 @@ from dashboards.common import (
     transform,
 )
 from dashboards.influxql import DATASOURCE, LEDGER, Target
-from dashboards.operator import IN_SERVICE, down_rigs_table, suspects_table
+from dashboards.operator import (
+    IN_SERVICE,
+    SILENT_COLLECTORS,
+    SILENT_RIGS,
+    down_rigs_table,
+    silent_table,
+    suspects_table,
+)
 from dashboards.operator import RIGS_IN_MAINTENANCE as MAINTENANCE_COUNT
 from hashwatt.names import Field, Measurement, Tag
 
@@ -91,6 +98,8 @@ def farm_overview(currency: str) -> dashboard.Dashboard:
         steps=((None, "blue"),)).time_from(LIVE), 18, 5))
     d.with_panel(g.add(rack_heat_map().time_from(LIVE), 24, 9))
     d.with_panel(g.add(down_rigs_table(), 24, 8))
+    d.with_panel(g.add(silent_table("Rigs silent (no reading: collector down?)",
+                                    SILENT_RIGS), 24, 6))
     d.with_panel(g.add(suspects_table(), 24, 8))
     d.with_panel(g.add(top_table("Hottest rigs", Field.TEMP_MAX_C, "celsius"), 12, 9))
     d.with_panel(g.add(top_table("Worst efficiency", Field.EFFICIENCY_J_TH, "J/TH"), 12, 9))
@@ -235,6 +244,7 @@ def collector_health() -> dashboard.Dashboard:
     """Cycle times, failed polls, spool depth, exporter lag, set-aside messages."""
     d = new_dashboard("hashwatt-health", "Collector health", ["ops"])
     g = Grid()
+    d.with_panel(g.add(silent_table("Collectors silent", SILENT_COLLECTORS), 24, 5))
     per = 'GROUP BY time($__interval), "collector"'
     d.with_panel(g.add(series("Cycle time", "s", Target(
         f'SELECT max("cycle_s") FROM "collector" WHERE $timeFilter {per}')

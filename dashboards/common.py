@@ -91,7 +91,7 @@ def series(title: str, unit: str, *queries: Target) -> timeseries.Panel:
     return panel
 
 
-def grid_table(title: str, query: Target, unit: str = "none",
+def grid_table(title: str, query: Target, unit: str = "none", *,
                datasource: model.DataSourceRef = DATASOURCE) -> table.Panel:
     """A table panel over a table-format query."""
     return (table.Panel().title(title).datasource(datasource).unit(unit)
@@ -105,7 +105,7 @@ def coloured(panel: table.Panel) -> table.Panel:
         mode=common.TableCellBackgroundDisplayMode.BASIC))
 
 
-def tag_variable(name: str, measurement: str = Measurement.RIG, label: str = "",
+def tag_variable(name: str, measurement: str = Measurement.RIG, *, label: str = "",
                  datasource: model.DataSourceRef = DATASOURCE) -> dashboard.QueryVariable:
     """A multi-select variable over a tag's values, All = every value."""
     return (dashboard.QueryVariable(name).label(label or name.capitalize())
@@ -142,7 +142,7 @@ TIMEZONE = "browser"
 MUTE_LOCATION = "UTC"
 
 
-def new_dashboard(uid: str, title: str, tags: list[str], refresh: str = "30s",
+def new_dashboard(uid: str, title: str, tags: list[str], *, refresh: str = "30s",
                   time_from: str = "now-6h", timezone: str = TIMEZONE) -> dashboard.Dashboard:
     """A dashboard with hashwatt's defaults."""
     return (dashboard.Dashboard(title).uid(uid).tags(["hashwatt", *tags]).refresh(refresh)

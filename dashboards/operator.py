@@ -7,7 +7,7 @@ from grafana_foundation_sdk.builders import table
 
 from dashboards.common import RIG_FILTER, grid_table
 from dashboards.influxql import Target
-from hashwatt.names import Tag
+from hashwatt.names import Roster, Tag
 
 IN_SERVICE = f"\"{Tag.MAINTENANCE}\" != 'yes'"
 MAINTENANCE = f"\"{Tag.MAINTENANCE}\" = 'yes'"
@@ -50,3 +50,27 @@ def suspects_table() -> table.Panel:
 RIGS_IN_MAINTENANCE = ('SELECT count("u") AS "maintenance" FROM (SELECT last("up") AS "u" '
                        f'FROM "rig" WHERE $timeFilter AND {RIG_FILTER} AND {MAINTENANCE} '
                        'GROUP BY "rig")')
+
+
+# Rigs and collectors that sent nothing for five minutes (the rules' window), from the
+# bridge's roster marks (exporters/roster.py): listed for as long as they stay silent, days
+# if need be, until `hashwatt forget`; the newest mark of the last three intervals counts
+SILENT_AFTER_S = 300
+MARKS = f"{3 * Roster.INTERVAL_S // 60}m"
+
+
+def silent_query(measurement: str, by: str, where: str = "") -> str:
+    """Each subject's newest mark, kept when it says silent for SILENT_AFTER_S or more."""
+    extra = f" AND {where}" if where else ""
+    return (f'SELECT "s" AS "silent for" FROM (SELECT last("{Roster.SILENT}") AS "s" FROM '
+            f'"{measurement}" WHERE $timeFilter{extra} AND "{Roster.FORGOTTEN}" = 0 '
+            f'GROUP BY {by}) WHERE "s" >= {SILENT_AFTER_S} GROUP BY {by}')
+
+
+SILENT_RIGS = silent_query("rig", '"rig", "rack"', f"{RIG_FILTER} AND {IN_SERVICE}")
+SILENT_COLLECTORS = silent_query("collector", '"site", "collector"')
+
+
+def silent_table(title: str, query: str) -> table.Panel:
+    """Subjects with no reading, and for how long (seconds, shown as a duration)."""
+    return grid_table(title, Target(query), "s").time_from(MARKS)

@@ -17,6 +17,7 @@ import base64
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
 LINGER_S = 0.02
+# InfluxDB 1.x, tsdb/shard.go (ErrFieldTypeConflict), as the /write answer carries it
+FIELD_CONFLICT = re.compile(r'field type conflict: input field \\?"(?P<field>[^"\\]+)\\?" '
+                            r'on measurement \\?"(?P<measurement>[^"\\]+)\\?"')
 
 
 @dataclass
@@ -204,7 +208,8 @@ class Bridge:
 
     def __post_init__(self) -> None:
         bc = self.cfg.bridge
-        self.limits = Limits(bc.max_payload_bytes, bc.max_clock_skew_s)
+        self.limits = Limits(max_payload_bytes=bc.max_payload_bytes,
+                             max_clock_skew_s=bc.max_clock_skew_s)
         self.tariff = (Tariff(self.cfg.tariff, self.cfg.site.timezone)
                        if self.cfg.tariff is not None else None)
         self.dead = DeadLetters(self.cfg.state_path(bc.dead_letter_file),
@@ -213,6 +218,8 @@ class Bridge:
         self.intake = Subscriber(self._session(), self.inbox.put_many)
         # customers' own databases get a copy of their points (exporters/customers/)
         self.fanout = make_fanout(self.cfg)
+        self.conflicts: set[str] = set()  # fields whose type the database refuses (logged)
+        self.disk_full_said = False
 
     def _session(self) -> Session:
         m, group = self.cfg.mqtt, self.cfg.bridge.shared_group
@@ -220,15 +227,15 @@ class Bridge:
         topics = subscriptions(m.topic_prefix)
         if group:
             topics = [f"$share/{group}/{t}" for t in topics]
-        return Session(m.host, m.port, self.cfg.bridge.client_id, topics,
-                       keepalive_s=m.keepalive_s,
+        return Session(host=m.host, port=m.port, client_id=self.cfg.bridge.client_id,
+                       topics=topics, keepalive_s=m.keepalive_s,
                        receive_maximum=min(65535, self.cfg.bridge.batch_size * 2),
                        username=username, password=password if username else None,
                        tls=tls_context(self.cfg))
 
     def connect(self, timeout: float = 30.0) -> None:
         """Open the persistent session and wait for the subscription."""
-        self.intake.start(timeout)
+        self.intake.start(timeout, cancel=self.stopping)
 
     def next_batch(self) -> list[Inbound]:
         """Up to batch_size messages: wait for one, then take what arrives within the flush."""
@@ -243,8 +250,8 @@ class Bridge:
         prefix, encode = self.cfg.mqtt.topic_prefix, self.sink.encode
         for msg in batch:
             try:
-                points, receipt = decode_message(msg.topic, msg.payload, prefix, self.limits,
-                                                 tariff=self.tariff)
+                points, receipt = decode_message(msg.topic, msg.payload, prefix=prefix,
+                                                 limits=self.limits, tariff=self.tariff)
                 good.append(Good(msg, points, encode(points), receipt))
             except Rejected as exc:
                 self._set_aside(msg, str(exc), settled)
@@ -285,10 +292,13 @@ class Bridge:
             c.last_lag_ms = now_ms - max(stamps)
             c.lags_ms.extend(now_ms - ts for ts in stamps)
 
-    def _set_aside(self, msg: Inbound, reason: str, settled: list[Receipt]) -> None:
+    def _dead_letter(self, msg: Inbound, reason: str) -> None:
         if not self.dead.put(msg, reason):
             self.counters.dead_letter_errors += 1
         self.counters.dead_letters += 1
+
+    def _set_aside(self, msg: Inbound, reason: str, settled: list[Receipt]) -> None:
+        self._dead_letter(msg, reason)
         receipt = receipt_of(msg.topic, msg.payload, self.cfg.mqtt.topic_prefix)
         if receipt is not None:  # sending it again cannot help: the collector may forget it
             settled.append(receipt)
@@ -297,19 +307,69 @@ class Bridge:
     def _write(self, good: list[Good], settled: list[Receipt]) -> None:
         try:
             self._write_retrying([g.encoded for g in good])
-        except WriteRejected:
-            self._write_one_by_one(good, settled)
+        except WriteRejected as exc:
+            log.warning("InfluxDB refused a batch of %d messages (%s): writing it in halves to "
+                        "find the refused ones", len(good), exc)
+            good[:] = self._write_parts(good, settled, exc)
         if self.fanout is not None:  # after the site's write: a copy never holds up the ack
             self.fanout.write([(g.points, g.encoded) for g in good])
 
-    def _write_one_by_one(self, good: list[Good], settled: list[Receipt]) -> None:
-        """Find the messages the database refuses; set them aside, keep the others."""
-        for g in list(good):
+    def _write_parts(self, part: list[Good], settled: list[Receipt],
+                     refusal: WriteRejected) -> list[Good]:
+        """The database refused some of these (InfluxDB 1.x stores the rest of a batch and
+        answers 400 "partial write"; 413 refuses it all): halve until each refused message
+        is alone, so a batch of n with one bad message costs about 2·log2(n) writes, not n.
+        Writing the others again is harmless (same series and timestamp overwrite).
+        Returns the messages now stored."""
+        if len(part) == 1:
+            return self._refused(part[0], settled, str(refusal))
+        half = len(part) // 2
+        stored = []
+        for piece in (part[:half], part[half:]):
             try:
-                self._write_retrying([g.encoded])
+                self._write_retrying([g.encoded for g in piece])
+                stored += piece
             except WriteRejected as exc:
-                good.remove(g)
-                self._set_aside(g.msg, f"database refused: {exc}", settled)
+                stored += self._write_parts(piece, settled, exc)
+        return stored
+
+    def _refused(self, g: Good, settled: list[Receipt], first: str) -> list[Good]:
+        """One message the database refuses. A field type conflict (InfluxDB keeps one type
+        per field and shard: "input field "x" on measurement "rig" is type integer, already
+        exists as type float") refuses the whole point, so the point is written again
+        without that field; the message goes to the dead letters with the reason either
+        way. Anything else: the message is set aside."""
+        points, left_out, reason = g.points, list[str](), first
+        while (conflict := FIELD_CONFLICT.search(reason)) and len(left_out) < 16:
+            measurement, name = conflict["measurement"], conflict["field"]
+            points = [p._replace(fields={k: v for k, v in p.fields.items() if k != name})
+                      if p.measurement == measurement else p for p in points]
+            points = [p for p in points if p.fields]
+            left_out.append(f"{measurement}.{name}")
+            if not points:
+                break
+            encoded = self.sink.encode(points)
+            try:
+                self._write_retrying([encoded])
+            except WriteRejected as exc:
+                reason = str(exc)
+                continue
+            DROPPED.count += len(left_out)
+            self._conflict_logged(left_out, first)
+            self._dead_letter(g.msg, f"database refused {', '.join(left_out)}: {first}; "
+                                     f"stored without {'it' if len(left_out) == 1 else 'them'}")
+            return [Good(g.msg, points, encoded, g.receipt)]
+        self._set_aside(g.msg, f"database refused: {first}", settled)
+        return []
+
+    def _conflict_logged(self, fields: list[str], reason: str) -> None:
+        """Say once per field that the database keeps refusing its type."""
+        new = [f for f in fields if f not in self.conflicts]
+        if new and len(self.conflicts) < 1000:
+            self.conflicts.update(new)
+            log.error("InfluxDB refuses %s (%s): such points are stored without it and the "
+                      "messages kept in the dead letters; this field's type in the database "
+                      "differs from the contract's", ", ".join(new), reason)
 
     def _write_retrying(self, encoded: list[Any]) -> None:
         delay = 0.5
@@ -319,6 +379,12 @@ class Bridge:
                 return
             except WriteUnavailable as exc:
                 self.counters.write_errors += 1
+                if "no space left on device" in str(exc) and not self.disk_full_said:
+                    self.disk_full_said = True  # once per bridge: the warnings below repeat
+                    log.error("InfluxDB's own disk is full. influxd 1.x keeps refusing writes "
+                              "even after space is freed, until it is restarted "
+                              "(influxdata/influxdb#9923); the readings wait in the broker "
+                              "and in the collectors' spools meanwhile")
                 log.warning("InfluxDB write failed (%s); retrying in %.1f s", exc, delay)
                 if self.stopping.wait(delay):
                     raise
@@ -371,8 +437,8 @@ class Bridge:
 
 def ledger_loop(cfg: Config, stop: threading.Event) -> None:
     """Rewrite the last closed hours of the energy ledger every rollup interval."""
-    follow(cfg, stop, cfg.bridge.rollup_interval_s, cfg.bridge.rollup_hours,
-           (WriteUnavailable, WriteRejected, InfluxQLError, OSError))
+    follow(cfg, stop, interval_s=cfg.bridge.rollup_interval_s, hours=cfg.bridge.rollup_hours,
+           errors=(WriteUnavailable, WriteRejected, InfluxQLError, OSError))
 
 
 def run_bridge(cfg: Config, stop: threading.Event | None = None,
@@ -381,7 +447,12 @@ def run_bridge(cfg: Config, stop: threading.Event | None = None,
     bridge = Bridge(cfg, make_sink(cfg))
     if stop is not None:
         bridge.stopping = stop
+    log.info("bridge %s: subscribing at the broker %s:%d", cfg.bridge.client_id,
+             cfg.mqtt.host, cfg.mqtt.port)
     bridge.connect()
+    if bridge.stopping.is_set():  # Ctrl-C or SIGTERM before the broker answered
+        log.info("bridge %s: stopped before the subscription", cfg.bridge.client_id)
+        return bridge
     if ready is not None:
         ready()
     # every rig and collector seen stays known to the alert rules until forgotten

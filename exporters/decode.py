@@ -57,7 +57,7 @@ EFFICIENCY_MAX_J_TH = 100_000.0  # the least efficient SHA-256 rig ever sold: ~1
 LOAD_MAX_PCT = 1000.0  # ten times a breaker's rating: a wrong reading, not a load
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Limits:
     """What the decoder accepts."""
 
@@ -91,13 +91,14 @@ def _check_time(ts_ms: int, limits: Limits, now: float) -> None:
         raise Rejected(f"timestamp {ts_ms} is {abs(skew):.0f} s in the {side}")
 
 
-def decode(topic: str, payload: bytes, prefix: str, limits: Limits,
+def decode(topic: str, payload: bytes, *, prefix: str, limits: Limits,
            now: float | None = None, tariff: Tariff | None = None) -> list[Point]:
     """Points for one message, or Rejected with the reason it is set aside."""
-    return decode_message(topic, payload, prefix, limits, now, tariff).points
+    return decode_message(topic, payload, prefix=prefix, limits=limits, now=now,
+                          tariff=tariff).points
 
 
-def decode_message(topic: str, payload: bytes, prefix: str, limits: Limits,
+def decode_message(topic: str, payload: bytes, *, prefix: str, limits: Limits,
                    now: float | None = None, tariff: Tariff | None = None) -> Decoded:
     """Points and receipt for one message, or Rejected with the reason it is set aside."""
     if len(payload) > limits.max_payload_bytes:

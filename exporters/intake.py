@@ -72,7 +72,7 @@ class Refused(MessageError, ConnectionError):
     """The broker refused the connection or the subscription."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Session:
     """Where to connect and what to ask for."""
 
@@ -207,12 +207,19 @@ class Subscriber:
         self.error = ""
         self.thread = threading.Thread(target=self._run, daemon=True, name="mqtt-intake")
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Connect and subscribe; raise with the broker's reason if that fails in time."""
+    def start(self, timeout: float = 30.0, cancel: threading.Event | None = None) -> None:
+        """Connect and subscribe; raise with the broker's reason if that fails in time.
+        Setting `cancel` (Ctrl-C, SIGTERM) ends the wait at once, without an error."""
         self.thread.start()
-        refused = self.settled.wait(timeout) and not self.subscribed.is_set()
+        deadline = time.monotonic() + timeout
+        while not self.settled.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+            if (cancel is not None and cancel.is_set()) or time.monotonic() >= deadline:
+                break
+        refused = self.settled.is_set() and not self.subscribed.is_set()
         if not self.subscribed.is_set():
             self.stop()
+            if cancel is not None and cancel.is_set():
+                return
             if refused:
                 raise ConnectionError(f"bridge: {self.error}")
             detail = f": {self.error}" if self.error else ""

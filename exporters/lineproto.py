@@ -13,6 +13,9 @@ from hashwatt.errors import SinkError
 FieldValue = float | int | bool | str
 
 _INF = float("inf")
+# line protocol integers are signed 64-bit: influxd refuses the whole point for one outside
+# ("unable to parse integer ...: value out of range"), so such a value is left out instead
+_I64 = 2**63
 _MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\\": "/"})
 # InfluxDB 1.x has no escape for a backslash in a tag: one before "," or at the end breaks
 # the line. Tags are identifiers, so a backslash becomes "/" there (string fields keep it).
@@ -27,7 +30,7 @@ def _escape_key(text: str) -> str:
 
 
 class NonFinite(SinkError, ValueError):
-    """A float that line protocol cannot carry (inf, NaN)."""
+    """A number that line protocol cannot carry (inf, NaN, an integer beyond 64 bits)."""
 
 
 class _Dropped:
@@ -48,6 +51,8 @@ def _field_value(value: FieldValue) -> str:
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
+        if not -_I64 <= value < _I64:  # type: ignore[operator]
+            raise NonFinite(f"line protocol cannot carry the integer {value}")
         return f"{value}i"
     if isinstance(value, str):
         escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -111,7 +116,7 @@ class Point(NamedTuple):
         try:
             fields = ",".join([
                 f"{keys[k]}={v!r}" if type(v) is float and -_INF < v < _INF
-                else f"{keys[k]}={v}i" if type(v) is int
+                else f"{keys[k]}={v}i" if type(v) is int and -_I64 <= v < _I64
                 else f"{keys[k]}={_field_value(v)}"
                 for k, v in self.fields.items()])
         except NonFinite:
@@ -119,8 +124,8 @@ class Point(NamedTuple):
         return f"{_measurement(self.measurement)}{tags} {fields} {self.ts_ms}"
 
     def _finite_fields(self) -> str:
-        """The fields without the non-finite ones (line protocol cannot carry them; each
-        left out is counted in DROPPED)."""
+        """The fields without the ones line protocol cannot carry (non-finite floats,
+        integers beyond 64 bits; each left out is counted in DROPPED)."""
         kept = []
         for key, value in self.fields.items():
             try:

@@ -5,8 +5,9 @@ stale and resolved (pkg/services/ngalert/state/manager.go, "MissingSeries"), and
 only look back so far (InfluxDB 3 limits a query to about 72 h). So a rig whose collector died,
 or a collector that died, would page for a while and then disappear. The bridge therefore
 writes, every Roster.INTERVAL_S, one *mark* per known subject into the subject's own
-measurement, with the tags of its latest reading and two fields: `last_seen_s` (its latest
-real reading) and `forgotten` (0). The "rig offline" and "collector silent" rules read the
+measurement, with the tags of its latest reading and three fields: `last_seen_s` (its
+latest real reading), `silent_s` (seconds since then: what the dashboards list as silent)
+and `forgotten` (0). The "rig offline" and "collector silent" rules read the
 marks of the last few intervals as "known" (each contributing 0 readings), so a subject silent
 for two days still fires, with the labels of its last reading.
 
@@ -100,7 +101,8 @@ class RosterKeeper:
             for (m, _site, _name), k in sorted(self.known.items()):
                 if m == measurement:
                     points.append(Point(measurement, k.tags, {
-                        R.LAST_SEEN: int(k.seen_s), R.FORGOTTEN: 0}, int(now_s * 1000)))
+                        R.LAST_SEEN: round(k.seen_s, 3), R.FORGOTTEN: 0,
+                        R.SILENT: max(0, round(now_s - k.seen_s))}, int(now_s * 1000)))
         if points:
             self.write(points)
         self.last_run_s = now_s
@@ -133,8 +135,8 @@ class RosterKeeper:
             current = self.known.get(subject)
             if forgotten:
                 # forgotten unless it sent a reading after the one the forget mark names
-                # (marks hold whole seconds)
-                if current is not None and int(current.seen_s) <= seen:
+                # (marks hold seconds to the millisecond, as readings' times are)
+                if current is not None and round(current.seen_s, 3) <= seen:
                     del self.known[subject]
             elif current is None or seen > current.seen_s:
                 self.known[subject] = Known(_present(tags), float(seen))
@@ -148,16 +150,16 @@ def forget(db: InfluxQL, write: Callable[[Sequence[Point]], None], *, measuremen
     quoted = {v: v.replace("\\", "\\\\").replace("'", "\\'") for v in (site, name)}
     where = (f'{_window(now_s - MARKS_LOOKBACK_S, now_s)} AND "site" = \'{quoted[site]}\' '
              f'AND "{key}" = \'{quoted[name]}\' GROUP BY *')
-    seen: dict[tuple[tuple[str, str], ...], int] = {}
+    seen: dict[tuple[tuple[str, str], ...], float] = {}
     for tags, (ts_ms, _v) in _series(db, f'SELECT last("{reading_field}") FROM '
                                          f'"{measurement}" WHERE {where}'):
-        seen[tuple(sorted(_present(tags).items()))] = int(ts_ms / 1000)
+        seen[tuple(sorted(_present(tags).items()))] = ts_ms / 1000
     for tags, (_ts, mark) in _series(db, f'SELECT last("{R.LAST_SEEN}") FROM '
                                          f'"{measurement}" WHERE {where}'):
         series = tuple(sorted(_present(tags).items()))
         if mark is not None:
-            seen[series] = max(seen.get(series, 0), int(mark))
-    points = [Point(measurement, dict(series), {R.LAST_SEEN: last, R.FORGOTTEN: 1},
+            seen[series] = max(seen.get(series, 0.0), float(mark))
+    points = [Point(measurement, dict(series), {R.LAST_SEEN: round(last, 3), R.FORGOTTEN: 1},
                     int(now_s * 1000)) for series, last in seen.items()]
     if points:
         write(points)

@@ -76,7 +76,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         url = cfg.influxdb.url if cfg.influxdb else ""
         influx = settings(cfg) if cfg.influxdb else None
         v1 = influx if isinstance(influx, InfluxV1Config) else None
-        steps = apply(url, plan(cfg, args.reader, args.ops_reader, args.retention, influx=v1))
+        steps = apply(url, plan(cfg, readers=args.reader, ops_readers=args.ops_reader,
+                                raw_retention=args.retention, influx=v1))
         steps += setup_customers(cfg)
     except ConfigError as exc:
         for line in exc.problems:
@@ -151,24 +152,17 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return _run_workers(args)
     cfg = _load(args.config, "collector")
-    if args.shard:
-        from hashwatt.config import shard
+    from hashwatt.config import shard
 
-        index, _, count = args.shard.partition("/")
-        try:
-            cfg = shard(cfg, int(index), int(count))
-        except (ValueError, ConfigError) as exc:
-            print(f"error: --shard {args.shard}: {exc}", file=sys.stderr)
-            return 2
+    if args.shard:
+        cfg = shard(cfg, *args.shard)
 
     def reload() -> Config:
         """The inventory again, for SIGHUP (the same shard)."""
         from exporters.sinks import CONFIGS
 
         fresh = load_config(args.config, sinks=CONFIGS)
-        if args.shard:
-            return shard(fresh, int(index), int(count))
-        return fresh
+        return shard(fresh, *args.shard) if args.shard else fresh
 
     _run_async(run_collector(cfg, cycles=args.cycles, reload=reload))
     return 0
@@ -208,10 +202,12 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         if any(c.has_view for c in cfg.customers):  # their ledger rows into their databases
             from exporters.customers.fanout import follow_customers
 
-            threading.Thread(target=follow_customers, args=(cfg, stop, interval, args.hours),
+            threading.Thread(target=follow_customers, args=(cfg, stop),
+                             kwargs={"interval_s": interval, "hours": args.hours},
                              daemon=True, name="customer-ledgers").start()
-        follow(cfg, stop, interval, args.hours,  # the first run at once, its errors logged
-               (WriteUnavailable, WriteRejected, InfluxQLError, OSError), immediately=True)
+        follow(cfg, stop, interval_s=interval, hours=args.hours,  # the first run at once,
+               errors=(WriteUnavailable, WriteRejected, InfluxQLError, OSError),  # logged
+               immediately=True)
         return 0
     if args.backfill:
         zone = ZoneInfo(cfg.site.timezone)
@@ -264,6 +260,12 @@ def _output_path(value: str | None) -> Path | None:
         raise CliError(f"--output {value}: is a folder; give a file name")
     if not path.parent.is_dir():
         raise CliError(f"--output {value}: the folder {path.parent} does not exist")
+    try:  # a real write: access() says yes to root on a read-only mount
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".hashwatt-"):
+            pass
+    except OSError as exc:
+        raise CliError(f"--output {value}: cannot write in {path.parent}: "
+                       f"{exc.strerror}") from None
     return path
 
 
@@ -274,12 +276,25 @@ def cmd_report(args: argparse.Namespace) -> int:
         return cmd_statement(args)
     if args.format == "pdf":
         raise CliError("report energy: --format is csv, xlsx or json")
-    from exporters.finance.report import energy_report, last_month, notes, render, sidecar_path
+    from exporters.finance.report import (
+        energy_report,
+        last_month,
+        legacy_only_hours,
+        notes,
+        render,
+        sidecar_path,
+    )
 
     _output_path(args.output)
     cfg = _load(args.config, "influxdb")
     month = args.month or last_month(cfg.site.timezone)
     report = energy_report(cfg, month, args.by)
+    old = legacy_only_hours(cfg, month)
+    if old:
+        print(f"warning: {old} hours of {month} are only in the old hourly ledger "
+              "(energy_hourly), which reports do not read: rebuild them from raw readings with "
+              "`hashwatt rollup --backfill` while those are kept (README: Upgrading from the "
+              "hourly ledger)", file=sys.stderr)
     if not report.rows:
         print(f"warning: no ledger rows for site {cfg.site.name} in {month}: nothing to "
               f"report (has `hashwatt rollup --backfill` run for it?)", file=sys.stderr)
@@ -323,7 +338,7 @@ def cmd_statement(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (InfluxQLError, OSError) as exc:
-        print(f"error: reading the ledger: {exc}", file=sys.stderr)
+        print(f"error: reading the ledger: {describe_error(exc)}", file=sys.stderr)
         return 1
 
 
@@ -342,6 +357,9 @@ def cmd_customers(args: argparse.Namespace) -> int:
         print(f"ok: {sync_ledgers(cfg, *recent_range(cfg, args.hours))} ledger rows copied")
         return 0
     steps = setup_customers(cfg)
+    if not any(c.has_view for c in cfg.customers):
+        print(f"{args.config}: no customer has a view of its own (access.password): nothing "
+              "to set up", file=sys.stderr)
     if args.grafana_url:
         user = os.environ.get("GF_SECURITY_ADMIN_USER", "admin")
         password = os.environ.get("GF_SECURITY_ADMIN_PASSWORD")
@@ -381,12 +399,18 @@ def _probe_target(args: argparse.Namespace) -> tuple[Config, Any]:
               "--community-env NAME", file=sys.stderr)
     community = (args.community if args.community is not None
                  else os.environ.get(args.community_env, "public"))
+    from pydantic import ValidationError
+
+    from hashwatt.config import format_problems
+
+    if port and not port.isdigit():
+        raise CliError(f"{args.address}: the port {port!r} is not a number")
     try:
         pdu = PduConfig(id="probe", address=host, port=int(port or args.port),
                         community=SecretStr(community), snmp_version=args.snmp_version,
                         profile=args.profile, timeout_s=args.timeout, retries=args.retries)
-    except ValueError as exc:
-        raise CliError(f"{args.address}: {str(exc).splitlines()[-1].strip()}") from None
+    except ValidationError as exc:
+        raise CliError("; ".join(format_problems(args.address, exc))) from None
     return Config(site=SiteConfig(name="probe")), pdu
 
 
@@ -412,7 +436,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     output = _output_path(args.output)
     inventory = Path(args.inventory) if args.inventory else None
     try:
-        text, lines = run(args.cidr, output, inventory, args.concurrency, args.timeout)
+        text, lines = run(args.cidr, output=output, inventory=inventory,
+                          concurrency=args.concurrency, timeout_s=args.timeout)
     except DiscoverError as exc:
         raise CliError(str(exc)) from None
     if output is None:
@@ -511,6 +536,30 @@ def month(value: str) -> str:
     return value
 
 
+def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` above zero."""
+    def parse(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+        if not number > 0:
+            raise argparse.ArgumentTypeError(f"{value!r}: must be above 0")
+        return number
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def shard_spec(value: str) -> tuple[int, int]:
+    """An argparse type: I/N with 0 <= I < N."""
+    import re
+
+    match = re.fullmatch(r"(\d+)/(\d+)", value.strip())
+    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+        raise argparse.ArgumentTypeError(f"{value!r}: give I/N with 0 <= I < N, e.g. 0/4")
+    return int(match.group(1)), int(match.group(2))
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -593,9 +642,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collect", help="poll rigs and publish readings over MQTT")
     p.add_argument("config")
     p.add_argument("--cycles", type=int, help="stop after this many cycles")
-    p.add_argument("--shard", metavar="I/N",
+    p.add_argument("--shard", metavar="I/N", type=shard_spec,
                    help="poll only shard I of N of the inventory (run N collectors)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=positive(int), default=1,
                    help="run this many collector processes, one shard each (use every core)")
     p.set_defaults(func=cmd_collect)
 
@@ -668,8 +717,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write the inventory CSV here (default: stdout)")
     p.add_argument("--inventory", help="an existing inventory CSV: report new, missing and "
                                        "moved rigs and keep its columns")
-    p.add_argument("--concurrency", type=int, default=256, help="addresses probed at once")
-    p.add_argument("--timeout", type=float, default=1.0,
+    p.add_argument("--concurrency", type=positive(int), default=256,
+                   help="addresses probed at once")
+    p.add_argument("--timeout", type=positive(float), default=1.0,
                    help="seconds a connect may take (a LAN answers in milliseconds)")
     p.set_defaults(func=cmd_discover)
 
@@ -704,10 +754,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `hashwatt` console script: every error is one line on stderr
     (the traceback only with -v)."""
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
     try:
+        setup_logging(args.verbose)  # (imports pyasic: a Ctrl-C may land in it)
         return int(args.func(args))
     except KeyboardInterrupt:
+        print(f"error: hashwatt {args.command}: interrupted", file=sys.stderr)
         return 130
     except ConfigError as exc:
         for line in exc.problems:
@@ -727,6 +778,8 @@ def describe_error(exc: BaseException) -> str:
     """One line for an unexpected error, naming the server when it is a connection."""
     import httpx
 
+    from hashwatt.influxql import InfluxQLError
+
     if isinstance(exc, httpx.TransportError):
         try:
             url = exc.request.url
@@ -737,10 +790,26 @@ def describe_error(exc: BaseException) -> str:
                 else "refused or unreachable")
         return f"cannot reach {where}: connection {kind} ({exc or type(exc).__name__}); is " \
                f"InfluxDB running there?"
+    if isinstance(exc, InfluxQLError):
+        return _influx_error(exc)
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror}"
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _influx_error(exc: Any) -> str:
+    """An InfluxDB answer that is an error, said for the person who configured it."""
+    where = f"InfluxDB at {exc.url.rstrip('/')}" if exc.url else "InfluxDB"
+    text = " ".join(str(exc).removeprefix(f"HTTP {exc.status}: ").split())  # one line
+    if exc.status in (401, 403):
+        return (f"{where} refused the login (HTTP {exc.status}: {text}): check [influxdb] "
+                "username and password (or token)")
+    if exc.status >= 500:
+        return f"{where} failed (HTTP {exc.status}: {text}): see the server's log"
+    if exc.status:
+        return f"{where} answered HTTP {exc.status}: {text}"
+    return f"{where}: {text}"
 
 
 class _QuietPyasic(logging.Filter):

@@ -7,6 +7,7 @@ as `SecretStr`, so they never show in a repr or a log line.
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
 import ipaddress
 import logging
@@ -382,6 +383,17 @@ class CustomerConfig(Strict):
     availability_target_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(0)
     billing_contact: str = ""
     access: CustomerAccess = CustomerAccess()
+    # the contract's first and last local day: the capacity fee is pro rata for the part of
+    # a month the contract covers (a contract starting on the 15th pays from its midnight)
+    contract_start: _dt.date | None = None
+    contract_end: _dt.date | None = None
+
+    @model_validator(mode="after")
+    def _contract(self) -> CustomerConfig:
+        if (self.contract_start is not None and self.contract_end is not None
+                and self.contract_end < self.contract_start):
+            raise ValueError("contract_end is before contract_start")
+        return self
 
     @property
     def database(self) -> str:
@@ -720,9 +732,29 @@ def _check_outlets(devices: list[tuple[str, Device]],
     return problems
 
 
-def _windows_overlap(a: Any, b: Any) -> bool:
-    return (bool(set(a.weekdays) & set(b.weekdays)) and bool(set(a.months) & set(b.months))
-            and a.start < b.end and b.start < a.end)
+def _window_cells(w: Any) -> set[tuple[int, str]]:
+    """(weekday, quarter hour) a window covers; a window across midnight (end before start)
+    covers the day after each of its weekdays until its end."""
+    quarters = [f"{h:02d}:{m:02d}" for h in range(24) for m in (0, 15, 30, 45)]
+    cells = set()
+    for day in (list(WEEKDAYS).index(d) for d in w.weekdays):
+        for q in quarters:
+            if w.start < w.end and w.start <= q < w.end:
+                cells.add((day, q))
+            elif w.start > w.end:
+                if q >= w.start:
+                    cells.add((day, q))
+                if q < w.end:
+                    cells.add(((day + 1) % 7, q))
+    return cells
+
+
+def _windows_overlap(a: Any, b: Any) -> list[str]:
+    """The weekdays two windows share time on (none when they are disjoint)."""
+    if not set(a.months) & set(b.months):
+        return []
+    shared = {day for day, _ in _window_cells(a) & _window_cells(b)}
+    return [WEEKDAYS[d] for d in sorted(shared)]
 
 
 def _check_tariff(origin: str, places: TomlPlaces, tariff: TariffConfig | None) -> list[str]:
@@ -731,9 +763,8 @@ def _check_tariff(origin: str, places: TomlPlaces, tariff: TariffConfig | None) 
     for p, period in enumerate(tariff.periods if tariff else []):
         for j, later in enumerate(period.windows):
             for i, earlier in enumerate(period.windows[:j]):
-                if _windows_overlap(earlier, later):
-                    days = sorted(set(earlier.weekdays) & set(later.weekdays),
-                                  key=list(WEEKDAYS).index)
+                days = _windows_overlap(earlier, later)
+                if days:
                     loc = ("tariff", "periods", p, "windows", j)
                     line = places.line(loc)
                     problems.append(

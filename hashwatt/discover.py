@@ -39,7 +39,7 @@ class DiscoverError(UsageError, ValueError):
     """A bad network argument or inventory: one line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Found:
     """One rig that answered."""
 
@@ -100,11 +100,12 @@ async def identify(address: str, timeout_s: float, factory: Any) -> Found | None
     calls = ("get_mac", "get_serial_number", "get_fw_ver", "get_hostname")
     mac, serial, firmware, hostname = await asyncio.gather(
         *(_call(miner, name, 4 * timeout_s + 5) for name in calls))
-    return Found(address, _text(miner.make), _text(miner.raw_model),
-                 firmware or _text(miner.firmware), normalise_mac(mac), serial, hostname)
+    return Found(address=address, make=_text(miner.make), model=_text(miner.raw_model),
+                 firmware=firmware or _text(miner.firmware), mac=normalise_mac(mac),
+                 serial=serial, hostname=hostname)
 
 
-async def scan(cidrs: list[str], concurrency: int = 256, timeout_s: float = 1.0,
+async def scan(cidrs: list[str], *, concurrency: int = 256, timeout_s: float = 1.0,
                terminal: bool | None = None) -> list[Found]:
     """Every rig on the networks, at most `concurrency` addresses at once."""
     from pyasic.miners.factory import MinerFactory
@@ -125,7 +126,7 @@ async def scan(cidrs: list[str], concurrency: int = 256, timeout_s: float = 1.0,
     return sorted(found, key=lambda r: ipaddress.ip_address(r.address))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Reconciled:
     """The inventory after a scan, and what changed."""
 
@@ -223,12 +224,12 @@ def report(result: Reconciled, scanned: int, seconds: float) -> list[str]:
     return lines
 
 
-def run(cidrs: list[str], output: Path | None, inventory: Path | None, concurrency: int,
+def run(cidrs: list[str], *, output: Path | None, inventory: Path | None, concurrency: int,
         timeout_s: float) -> tuple[str, list[str]]:
     """Scan, reconcile, and return the CSV text and the report lines."""
     known = read_known(inventory) if inventory is not None else []
     started = time.monotonic()
-    found = asyncio.run(scan(cidrs, concurrency, timeout_s))
+    found = asyncio.run(scan(cidrs, concurrency=concurrency, timeout_s=timeout_s))
     result = reconcile(found, known)
     text = to_csv(result.rows)
     if output is not None:

@@ -10,7 +10,13 @@ from hashwatt.errors import SinkError
 
 
 class InfluxQLError(SinkError, RuntimeError):
-    """The server answered the query with an error."""
+    """The server answered the query with an error (`status`: its HTTP status, 0 for an
+    error inside a 200 answer; `url`: the server)."""
+
+    def __init__(self, message: str, *, status: int = 0, url: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
 
 
 class InfluxQL:
@@ -29,8 +35,14 @@ class InfluxQL:
         resp = self.client.post("/query", params={"db": self.database, "q": statement,
                                                   "epoch": "ms"})
         if resp.status_code >= 400:
-            raise InfluxQLError(f"HTTP {resp.status_code}: {resp.text[:300]}")
-        results = resp.json().get("results", [])
+            raise InfluxQLError(f"HTTP {resp.status_code}: {resp.text[:300].strip()}",
+                                status=resp.status_code, url=str(self.client.base_url))
+        try:
+            results = resp.json().get("results", [])
+        except (ValueError, AttributeError):  # a proxy's or another server's page
+            raise InfluxQLError(f"HTTP {resp.status_code} without an InfluxDB answer (not "
+                                f"JSON results): is InfluxDB at this URL?",
+                                status=resp.status_code, url=str(self.client.base_url)) from None
         for result in results:
             if "error" in result:
                 raise InfluxQLError(result["error"])

@@ -8,7 +8,7 @@ from functools import cache
 from importlib import resources
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelInfo:
     """Nominal figures of one miner model."""
 
@@ -25,7 +25,7 @@ class ModelInfo:
     temp_max_c: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Bounds:
     """What a device value may be before it is taken for a broken reading."""
 
@@ -47,15 +47,17 @@ def bounds(model: str | None) -> Bounds:
     d = _table()["plausible"]
     info = lookup(model)
     if info is None:
-        return Bounds(float(d["max_hashrate_ths"]), float(d["max_power_w"]),
-                      int(d["max_fan_rpm"]), float(d["temp_min_c"]), float(d["temp_max_c"]))
+        return Bounds(max_hashrate_ths=float(d["max_hashrate_ths"]),
+                      max_power_w=float(d["max_power_w"]), max_fan_rpm=int(d["max_fan_rpm"]),
+                      temp_min_c=float(d["temp_min_c"]), temp_max_c=float(d["temp_max_c"]))
     return Bounds(
-        info.max_hashrate_ths or min(info.nominal_ths * d["hashrate_factor"],
-                                     d["max_hashrate_ths"]),
-        info.max_power_w or min(info.nominal_w * d["power_factor"], d["max_power_w"]),
-        info.max_fan_rpm or int(d["max_fan_rpm"]),
-        d["temp_min_c"] if info.temp_min_c is None else info.temp_min_c,
-        d["temp_max_c"] if info.temp_max_c is None else info.temp_max_c)
+        max_hashrate_ths=info.max_hashrate_ths or min(info.nominal_ths * d["hashrate_factor"],
+                                                      d["max_hashrate_ths"]),
+        max_power_w=info.max_power_w or min(info.nominal_w * d["power_factor"],
+                                            d["max_power_w"]),
+        max_fan_rpm=info.max_fan_rpm or int(d["max_fan_rpm"]),
+        temp_min_c=d["temp_min_c"] if info.temp_min_c is None else info.temp_min_c,
+        temp_max_c=d["temp_max_c"] if info.temp_max_c is None else info.temp_max_c)
 
 
 @cache

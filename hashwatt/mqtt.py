@@ -10,7 +10,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from hashwatt.config import Config, Role
 
 
-def make_client(cfg: Config, client_id: str,
+def make_client(cfg: Config, client_id: str, *,
                 protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
                 role: Role = "collector") -> mqtt.Client:
     """A paho client with the role's credentials and TLS from the config (not connected)."""

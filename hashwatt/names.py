@@ -140,6 +140,7 @@ class Field:
     KWH_ESTIMATED: Final = "kwh_estimated"
     COST: Final = "cost"
     COVERAGE: Final = "coverage"
+    SECONDS: Final = "seconds"  # the part of the quarter the row's holder held the unit
     SOURCE: Final = "source"  # measured | estimated | ... | void (a superseded row)
     # statement (a customer's month; its totals, hashwatt/exporters/customers/statement.py)
     RIGS: Final = "rigs"
@@ -157,8 +158,9 @@ class Field:
     AVAILABILITY_PCT: Final = "availability_pct"
     LEDGER_STATE: Final = "ledger_state"
     # roster marks on rig and collector (exporters/roster.py; Roster below)
-    LAST_SEEN_S: Final = "last_seen_s"  # epoch seconds of the subject's latest real reading
+    LAST_SEEN_S: Final = "last_seen_s"  # epoch seconds (to the ms) of the latest real reading
     FORGOTTEN: Final = "forgotten"  # 1 on the mark `hashwatt forget` writes, else 0
+    SILENT_S: Final = "silent_s"  # seconds from the latest real reading to the mark
 
 
 class Roster:
@@ -170,6 +172,7 @@ class Roster:
 
     LAST_SEEN: Final = Field.LAST_SEEN_S
     FORGOTTEN: Final = Field.FORGOTTEN
+    SILENT: Final = Field.SILENT_S
     INTERVAL_S: Final = 300
     # (measurement, the identity tag beside "site", a field every real reading carries)
     SUBJECTS: Final = ((Measurement.RIG, Tag.RIG, Field.UP),
@@ -227,7 +230,7 @@ SCHEMA: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     M.ENERGY_QUARTER: (frozenset({T.SITE, T.RIG, T.PDU, T.UNIT, T.OUTLET, T.CUSTOMER, T.RACK,
                                   T.WINDOW}),
                        frozenset({F.KWH, F.KWH_MEASURED, F.KWH_ESTIMATED, F.COST,
-                                  F.RATE_PER_KWH, F.COVERAGE, F.SOURCE})),
+                                  F.RATE_PER_KWH, F.COVERAGE, F.SOURCE, F.SECONDS})),
     M.STATEMENT: (frozenset({T.SITE, T.CUSTOMER, T.MONTH}), _STATEMENT_FIELDS),
 }
 del M, T, F

@@ -111,7 +111,7 @@ async def probe_devices(cfg: Config, rigs: list[Any]) -> list[Check]:
     pdu_readings: list[PduDoc] = []
     meters = MeterSource(cfg)
     try:
-        outlets, _ok = await poll_pdus(cfg, PduSource(cfg), pdu_readings.append, meters)
+        outlets, _ok = await poll_pdus(cfg, PduSource(cfg), pdu_readings.append, meters=meters)
     finally:
         await meters.close()
     for r in sorted(pdu_readings, key=lambda r: str(r["pdu"])):  # gathered as they came
@@ -127,7 +127,8 @@ async def probe_devices(cfg: Config, rigs: list[Any]) -> list[Check]:
 
     async def one(rig: Any) -> Check:
         outlet_w = outlets.get(rig.id) if rig.pdu and rig.outlet else None
-        origin = Origin(cfg.site.name, cfg.collector.id, rig, int(time.time() * 1000), outlet_w)
+        origin = Origin(site=cfg.site.name, collector=cfg.collector.id, rig=rig,
+                        ts_ms=int(time.time() * 1000), outlet_w=outlet_w)
         async with slots:
             reading = annotate(await poll_rig(source, origin, cfg.collector.deadline_s), rig,
                                outlet_w)

@@ -39,7 +39,7 @@ class Login:
     access: str  # ALL (write and read) | READ
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Plan:
     """Everything `init` makes sure of."""
 
@@ -85,18 +85,18 @@ class V1Database(Protocol):
     def ledger_retention_policy(self) -> str: ...
 
 
-def plan(cfg: Config, readers: list[str], ops_readers: list[str],
-         raw_retention: str = "8w", *, influx: V1Database | None) -> Plan:
+def plan(cfg: Config, *, readers: list[str], ops_readers: list[str],
+         raw_retention: str = "8w", influx: V1Database | None) -> Plan:
     """What the config (its v1 [influxdb], None for another sink) and the reader options ask
     for (no server contact)."""
     if influx is None or not influx.database:
         raise ConfigError([f"{cfg.source}: influxdb: `hashwatt init` sets up the v1 API "
                            "(api = \"v1\", database, username, password)"])
     ledger_db = influx.ledger_database
-    p = Plan(_checked("database", influx.database),
-             _checked("retention", raw_retention, DURATION),
-             _checked("ledger database", ledger_db) if ledger_db else None,
-             _checked("ledger retention policy", influx.ledger_retention_policy))
+    p = Plan(database=_checked("database", influx.database),
+             raw_retention=_checked("retention", raw_retention, DURATION),
+             ledger_database=_checked("ledger database", ledger_db) if ledger_db else None,
+             ledger_policy=_checked("ledger retention policy", influx.ledger_retention_policy))
     ops, ledger = p.database, ledger_db or p.database
     if influx.username:
         writer = Login(_checked("user", influx.username), cfg.secret(influx.password) or "",
@@ -144,6 +144,9 @@ def admin_client(url: str) -> InfluxQL:
     try:
         anonymous.execute("SHOW USERS")  # answers only with auth-enabled = false
     except InfluxQLError as exc:
+        if exc.status not in (401, 403) and "create admin user first" not in str(exc):
+            anonymous.close()
+            raise  # not a question of logging in: a broken server (5xx) says so itself
         try:
             if not user or not password:
                 raise ConfigError(["hashwatt init: the server requires authentication: set "

@@ -21,7 +21,7 @@ HOT_MARGIN_C = 5.0  # the wall screen's "hot" (dashboards/boards.py RIGS_HOT)
 LOOKBACK = "72h"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RigState:
     """A rig's latest reading."""
 
@@ -58,9 +58,10 @@ def latest(db: InfluxQL, site: str, window: str) -> dict[str, RigState]:
                    '"maintenance" ORDER BY time DESC LIMIT 1')
     out: dict[str, RigState] = {}
     for row in rows:  # a rig whose tags changed has several series: the newest wins
-        state = RigState(row["rig"], row.get("rack", ""), int(row["time"]), bool(row["up"]),
-                         row.get("error") or "", row.get("temp_margin_c"),
-                         row.get("maintenance") == "yes")
+        state = RigState(rig=row["rig"], rack=row.get("rack", ""), ts_ms=int(row["time"]),
+                         up=bool(row["up"]), error=row.get("error") or "",
+                         margin_c=row.get("temp_margin_c"),
+                         maintenance=row.get("maintenance") == "yes")
         if state.rig not in out or out[state.rig].ts_ms < state.ts_ms:
             out[state.rig] = state
     return out

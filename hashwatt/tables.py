@@ -132,7 +132,7 @@ def cell(text: str) -> str:
     return " ".join(text.split()) if any(c in text for c in "\r\n\t") else text.strip()
 
 
-def read_table(path: Path, columns: set[str], required: tuple[str, ...] = ("id", "address"),
+def read_table(path: Path, columns: set[str], *, required: tuple[str, ...] = ("id", "address"),
                what: str = "inventory", raw: frozenset[str] = frozenset()) -> Table:
     """Read a CSV table whose known columns are `columns` (those in `raw` keep their cells as
     written, but for blanks around them); never raises for bad content."""

@@ -37,9 +37,9 @@ class Window(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
-        if self.start >= self.end:
-            raise ValueError(f"window {self.name!r}: start {self.start} must be before end "
-                             f"{self.end} (split a window that crosses midnight in two)")
+        if self.start == self.end:
+            raise ValueError(f"window {self.name!r}: start {self.start} and end {self.end} "
+                             "are the same time")
         return self
 
     @property
@@ -48,10 +48,18 @@ class Window(BaseModel):
         return self.name or f"{self.start}-{self.end}"
 
     def matches(self, local: dt.datetime) -> bool:
-        """True when the local time falls in this window."""
+        """True when the local time falls in this window. A window whose end is before its
+        start crosses midnight (22:00-06:00): the hours after midnight belong to the day the
+        window began, so its weekdays and months are that day's."""
         clock = local.strftime("%H:%M")
-        return (WEEKDAYS[local.weekday()] in self.weekdays and local.month in self.months
-                and self.start <= clock < self.end)
+        if self.start < self.end:
+            return self._on(local) and self.start <= clock < self.end
+        if clock >= self.start:
+            return self._on(local)
+        return clock < self.end and self._on(local - dt.timedelta(days=1))
+
+    def _on(self, day: dt.datetime) -> bool:
+        return WEEKDAYS[day.weekday()] in self.weekdays and day.month in self.months
 
 
 def _local_start(value: object) -> object:

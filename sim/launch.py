@@ -220,6 +220,7 @@ class Influxd(HttpService):
     name = "influxd"
     health_path = "/ping"
     auth: bool = False
+    http_extra: str = ""  # more [http] settings, e.g. "max-body-size = 20000" (drills)
 
     def command(self) -> list[str]:
         """Write influxd.conf pointing every dir and port at this run directory."""
@@ -236,6 +237,7 @@ class Influxd(HttpService):
             f'[http]\n  bind-address = "{self.host}:{self.port}"\n'
             "  log-enabled = false\n"
             f"  auth-enabled = {'true' if self.auth else 'false'}\n"
+            f"{self.http_extra}\n"
         )
         return [find_binary("influxd"), "run", "-config", str(conf)]
 

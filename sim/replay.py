@@ -98,6 +98,9 @@ class Capture:
     luci_redirect: bool = False                              # http -> https LuCI (Whatsminer)
     derived_estats: bool = False
     note: str = ""
+    # replies bundled in one JSON file (command stem -> reply), e.g. a real reply vendored
+    # with attribution in tests/cases/rigs/<family>/<case>/replies.json; None: `folder`
+    bundle: Path | None = None
 
 
 def _btminer_joinable(command: str) -> bool:
@@ -175,6 +178,8 @@ class ReplayRig:
 
     def load(self, stem: str) -> Any:
         """A captured reply, parsed (sent compact, as firmware sends it)."""
+        if self.capture.bundle is not None:
+            return json.loads(self.capture.bundle.read_text())[stem]
         return json.loads((self.folder / f"{stem}.json").read_text())
 
     def _description(self) -> str:
@@ -377,6 +382,7 @@ class ReplayFarm:
     root: Path | None = None
     names: tuple[str, ...] | None = None
     web_password: str = "root"
+    extra: tuple[Capture, ...] = ()  # served beside the reference captures (bundled replies)
     rigs: list[ReplayRig] = field(default_factory=list)
     _servers: list[asyncio.Server] = field(default_factory=list)
 
@@ -385,7 +391,8 @@ class ReplayFarm:
         root = self.root or reference_dir()
         if root is None:
             raise FileNotFoundError(f"no {REFERENCE} beside the repository")
-        captures = [c for c in CAPTURES if self.names is None or c.name in self.names]
+        captures = [c for c in (*CAPTURES, *self.extra)
+                    if self.names is None or c.name in self.names]
         tls: ssl.SSLContext | None = None
         with tempfile.TemporaryDirectory() as tmp:
             if any(c.luci_redirect for c in captures):

@@ -28,9 +28,15 @@ warnings.filterwarnings("ignore", module="pyasic")
 _subnets = itertools.count(int(os.environ.get("HASHWATT_TEST_SUBNET", "20")))
 
 
+def next_octet() -> int:
+    """The second octet of the next loopback /16 of this run (20-249, wrapping: a high
+    HASHWATT_TEST_SUBNET must not run past 127.255)."""
+    return 20 + (next(_subnets) - 20) % 230
+
+
 def next_base() -> str:
     """The next loopback /16 for a simulated farm of this run."""
-    return f"127.{20 + (next(_subnets) - 20) % 230}.0.0"
+    return f"127.{next_octet()}.0.0"
 
 
 @pytest.fixture(autouse=True)

@@ -75,12 +75,14 @@ class Drill:
     peak_kb: dict[str, int] = field(default_factory=dict)
     sampling: threading.Event = field(default_factory=threading.Event)
     spool_file: Path | None = None  # the collector's spool, when not beside the config
+    proxy: Any = None  # a tests.faultproxy.FaultProxy between the bridge and influxd
 
-    def spawn(self, role: str, *args: str) -> subprocess.Popen[bytes]:
+    def spawn(self, role: str, *args: str,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """A `hashwatt` subcommand as a process of its own, logging to a file."""
         log = (self.tmp / f"{role}-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen([sys.executable, "-m", "hashwatt.cli", *args], stdout=log,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, env=env)
         self.procs.append(proc)
         self.roles[proc.pid] = role
         return proc
@@ -94,10 +96,11 @@ class Drill:
             assert wait_for(ready.exists, timeout=60), "bridge did not subscribe"
         return proc
 
-    def collector(self, cycles: int | None = None) -> subprocess.Popen[bytes]:
-        """A collector process."""
+    def collector(self, cycles: int | None = None,
+                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """A collector process (env: its whole environment, when not ours)."""
         extra = [f"--cycles={cycles}"] if cycles is not None else []
-        return self.spawn("collector", "collect", str(self.config), *extra)
+        return self.spawn("collector", "collect", str(self.config), *extra, env=env)
 
     def logs(self, role: str) -> str:
         """Everything processes of this role logged."""

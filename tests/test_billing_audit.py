@@ -173,7 +173,7 @@ def row_cost(rows: list[LedgerRow]) -> Decimal:
 def report(cfg: Config, month: str, by: str = "customer") -> Any:
     db, measurement = ledger_client(cfg)
     try:
-        return build_report(cfg, db, measurement, month, by)  # type: ignore[arg-type]
+        return build_report(cfg, db, measurement=measurement, month=month, by=by)  # type: ignore[arg-type]
     finally:
         db.close()
 
@@ -397,11 +397,14 @@ def test_a_counter_metered_rig_moving_customer_and_rack_twice_in_a_day(
         ledger_db: InfluxQL, tmp_path: Path) -> None:
     """Berlin, Wednesday 7 October 2026. p1 draws 3 kW on a counter (a read every 60 s at :30,
     0.05 kWh apart): alpha/R1 until 10:00, beta/R2 until 14:07 (inside the 14:00 quarter),
-    alpha/R3 afterwards. The ledger's unit of account is the quarter: the 14:00 quarter has 7
-    beta and 8 alpha readings and goes whole to alpha (its documented rule).
-    By hand (0.75 kWh a quarter): alpha 40 q R1 + 40 q R3 = 60.000 kWh, of it peak
-    (08:00-20:00) 8 + 24 q: 0.75 x (32 x 0.10 + 32 x 0.25 + 16 x 0.10) = 9.60 EUR;
-    beta 16 q = 12.000 kWh, all peak: 0.75 x 16 x 0.25 = 3.00 EUR."""
+    alpha/R3 afterwards. A move inside a quarter splits it by time at the midpoint of the
+    last old and first new reading (14:06:30 and 14:07:30: 14:07:00): 7 min beta, 8 min
+    alpha, and the counter's energy (spread evenly between its reads) split there.
+    By hand (0.75 kWh a quarter, 0.05 kWh a minute): alpha 40 q R1 = 30.000 kWh, R3 39 q +
+    8 min = 29.250 + 0.400 = 29.650; beta 16 q + 7 min = 12.350 kWh. Cost: alpha off-peak
+    32 q + 16 q, peak 8 q + 23 q + 0.4 kWh: 0.10 x 36 + 0.25 x (6.0 + 17.25 + 0.4) =
+    3.60 + 5.9125 = 9.5125; beta all peak 12.35 x 0.25 = 3.0875; together 12.60 exactly.
+    Rounded by largest remainder: 9.51 + 3.09 (remainders .25 and .75)."""
     zone = ZoneInfo("Europe/Berlin")
     cfg = make_config(ledger_db, tmp_path, "Europe/Berlin", BERLIN_TARIFF)
     day = at(zone, 2026, 10, 7)
@@ -416,31 +419,35 @@ def test_a_counter_metered_rig_moving_customer_and_rack_twice_in_a_day(
     write(ledger_db, points)
     rollup(cfg, day, day + 86400, now_s=day + 90000)
     rows = rows_of(cfg, day, day + 86400)
-    assert len(rows) == 96 and {r.source for r in rows} == {"pdu_energy"}
+    assert len(rows) == 97 and {r.source for r in rows} == {"pdu_energy"}  # one split
     kwh: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for r in rows:
         kwh[(r.customer, r.rack)] += dec(r.kwh)
     assert {k: v.quantize(MILLI) for k, v in kwh.items()} == {
-        ("alpha", "R1"): Decimal("30.000"), ("beta", "R2"): Decimal("12.000"),
-        ("alpha", "R3"): Decimal("30.000")}
-    quarter = {r.time: (r.customer, r.rack) for r in rows}
-    assert quarter[dt.datetime.fromtimestamp(move // Q * Q, dt.UTC)] == ("alpha", "R3")
-    alpha = {q: Decimal("0.75") for q in range(day, day + 86400, Q) if not ten <= q < move // Q * Q}
+        ("alpha", "R1"): Decimal("30.000"), ("beta", "R2"): Decimal("12.350"),
+        ("alpha", "R3"): Decimal("29.650")}
+    split = {(r.customer, r.rack): (r.seconds, dec(r.kwh).quantize(MILLI))
+             for r in rows if int(r.time.timestamp()) == move // Q * Q}
+    assert split == {("beta", "R2"): (420, Decimal("0.350")),
+                     ("alpha", "R3"): (480, Decimal("0.400"))}
+    alpha = {q: Decimal("0.75") for q in range(day, day + 86400, Q) if not ten <= q <= move}
+    alpha[move // Q * Q] = Decimal("0.40")
     beta = {q: Decimal("0.75") for q in range(ten, move // Q * Q, Q)}
-    assert ref_costs(alpha, zone, BERLIN)[0] == Decimal("9.6000")
-    assert ref_costs(beta, zone, BERLIN)[0] == Decimal("3.0000")
+    beta[move // Q * Q] = Decimal("0.35")
+    assert ref_costs(alpha, zone, BERLIN)[0] == Decimal("9.5125")
+    assert ref_costs(beta, zone, BERLIN)[0] == Decimal("3.0875")
     r = report(cfg, "2026-10")
     got = {row["customer"]: (row["kwh"], row["kwh_measured"], row["cost"], row["kwh_peak"],
                              row["rigs"]) for row in r.rows}
-    assert got == {"alpha": (Decimal("60.000"), Decimal("60.000"), Decimal("9.60"),
-                             Decimal("24.000"), 1),
-                   "beta": (Decimal("12.000"), Decimal("12.000"), Decimal("3.00"),
-                            Decimal("12.000"), 1)}
+    assert got == {"alpha": (Decimal("59.650"), Decimal("59.650"), Decimal("9.51"),
+                             Decimal("23.650"), 1),
+                   "beta": (Decimal("12.350"), Decimal("12.350"), Decimal("3.09"),
+                            Decimal("12.350"), 1)}
     assert r.total["rigs"] == 1 and r.total["cost"] == Decimal("12.60")
     adds_up(r)
     by_rack = {row["rack"]: row["kwh"] for row in report(cfg, "2026-10", "rack").rows}
-    assert by_rack == {"R1": Decimal("30.000"), "R2": Decimal("12.000"),
-                       "R3": Decimal("30.000")}
+    assert by_rack == {"R1": Decimal("30.000"), "R2": Decimal("12.350"),
+                       "R3": Decimal("29.650")}
 
 
 def _counter_day(ledger_db: InfluxQL, tmp_path: Path, jitter: bool) -> tuple[Config, int]:
@@ -526,11 +533,14 @@ def _nominal_morning(ledger_db: InfluxQL, tmp_path: Path) -> tuple[Config, int]:
 
 def test_a_nominal_rig_offline_at_quarter_edges_and_a_40_minute_gap_filled(
         ledger_db: InfluxQL, tmp_path: Path) -> None:
-    """By hand, 0.5 kWh a full quarter (2 kW x 0.25 h): 07:15 and 07:30 have no reading, the
-    readings around them are 40 min apart: filled with the 07:00 quarter's power, 0.5 each,
-    estimated, coverage 0. 10:00 and 10:15: offline readings only, 0 kWh. 10:45 (10:45,
-    10:50 online, 10:55 offline) and 11:00 (11:00 offline, 11:05, 11:10 online): 2/3 of 0.5
-    = 1/3 kWh each."""
+    """By hand, 0.5 kWh a full quarter (2 kW x 0.25 h); a reading stands for the time nearer
+    to it than to its neighbours (up to 45 minutes apart). 07:15 and 07:30 have no reading;
+    07:05 and 07:45 are 40 min apart: 07:05 stands for 07:02:30-07:25, 07:45 for 07:25 on,
+    both 2 kW: 0.5 each, estimated, coverage 0. Offline readings 10:00-10:25 stand for
+    09:57:30-10:27:30: 10:00 is 0 kWh (offline); 10:15 has 10:27:30-10:30 of 10:30's 2 kW,
+    150 s = 1/12 kWh (nominal); 09:45 loses 150 s: 5/12. Offline 10:55 and 11:00 stand for
+    10:52:30-11:02:30: 10:45 draws 7.5 min = 0.25 kWh, 11:00 draws 12.5 min = 5/12 kWh
+    (the plain mean of each quarter's readings said 1/3 and 1/3)."""
     cfg, six = _nominal_morning(ledger_db, tmp_path)
     got = {int(r.time.timestamp()): r for r in rows_of(cfg, six, six + 6 * 3600)}
 
@@ -539,11 +549,14 @@ def test_a_nominal_rig_offline_at_quarter_edges_and_a_40_minute_gap_filled(
 
     for q in (hm(7, 15), hm(7, 30)):
         assert (dec(got[q].kwh_estimated), got[q].coverage) == (Decimal("0.5"), 0.0)
-    for q in (hm(10, 0), hm(10, 15)):
-        assert (dec(got[q].kwh), got[q].source, got[q].coverage) == (Decimal(0), "offline", 1.0)
-    for q in (hm(10, 45), hm(11, 0)):
-        assert dec(got[q].kwh).quantize(Decimal("1e-9")) == (Decimal(1) / 3).quantize(
-            Decimal("1e-9"))
+    assert (dec(got[hm(10, 0)].kwh), got[hm(10, 0)].source, got[hm(10, 0)].coverage) == (
+        Decimal(0), "offline", 1.0)
+    nine = Decimal("1e-9")
+    for q, source, kwh in ((hm(9, 45), "nominal", Decimal(5) / 12),
+                           (hm(10, 15), "nominal", Decimal(1) / 12),
+                           (hm(10, 45), "nominal", Decimal("0.25")),
+                           (hm(11, 0), "nominal", Decimal(5) / 12)):
+        assert (dec(got[q].kwh).quantize(nine), got[q].source) == (kwh.quantize(nine), source)
     assert dec(got[hm(10, 30)].kwh) == Decimal("0.5")
 
 

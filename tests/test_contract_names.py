@@ -76,7 +76,8 @@ def _generated() -> list[Path]:
 
 
 def _code() -> list[Path]:
-    return [f for d in ("exporters", "hashwatt", "dashboards") for f in (REPO / d).rglob("*.py")]
+    return [f for d in ("exporters", "hashwatt", "dashboards", "collector", "sim", "bench")
+            for f in (REPO / d).rglob("*.py")]
 
 
 def test_the_generated_dashboards_and_alert_rules_read_only_named_measurements() -> None:
@@ -168,8 +169,8 @@ TARIFF = Tariff(TariffConfig.model_validate({"periods": [{"from": "2020-01-01", 
 
 def test_every_point_decode_writes_uses_only_its_measurements_names() -> None:
     def run(topic: str, doc: dict[str, Any]) -> list[Point]:
-        return decode(f"hw/v1/s1/{topic}", json.dumps(doc).encode(), "hw",
-                      Limits(), tariff=TARIFF)
+        return decode(f"hw/v1/s1/{topic}", json.dumps(doc).encode(), prefix="hw",
+                      limits=Limits(), tariff=TARIFF)
 
     points = [*run("rig/r1", RIG), *run("pdu/p1", PDU),
               *run("collector/c1/cycle", {"schema": 1, "kind": "cycle", "site": "s1",
@@ -183,3 +184,20 @@ def test_every_point_decode_writes_uses_only_its_measurements_names() -> None:
     rig = next(p for p in points if p.measurement == Measurement.RIG)
     # every rig field the schema names is written by a full reading (nothing stale in SCHEMA)
     assert set(rig.fields) == SCHEMA[Measurement.RIG][1]
+
+
+def test_the_readmes_schema_table_lists_each_measurements_fields() -> None:
+    """README "InfluxDB schema": a promise to the people who query the data."""
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| measurement | tags | fields |"):]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        if not line.startswith("| `"):
+            break
+        name, _tags, fields = (cell.strip() for cell in line.strip("|").split("|"))
+        # "efficiency_j_th (= power_w / hashrate_ths)": the note is not a field
+        listed = re.sub(r"\([^)]*\)", "", fields)
+        rows[name.split("`")[1]] = {f.strip() for f in listed.split(",") if f.strip()}
+    assert set(rows) == set(SCHEMA)
+    for measurement, listed in rows.items():
+        assert listed == SCHEMA[measurement][1], measurement

@@ -6,6 +6,7 @@ type."""
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from typing import Any, get_args, get_origin, get_type_hints
 
 import pytest
@@ -38,25 +39,20 @@ def model_keys(model: type[BaseModel]) -> set[str]:
     return {field.alias or name for name, field in model.model_fields.items()}
 
 
+def _inside(annotation: Any, wanted: Callable[[Any], bool]) -> Any:
+    """The wanted type inside an annotation (`list[PhaseDoc]`, `CycleStatsDoc | None`)."""
+    if wanted(annotation):
+        return annotation
+    return next((found for arg in get_args(annotation)
+                 if (found := _inside(arg, wanted)) is not None), None)
+
+
 def _typed_dict(annotation: Any) -> Any:
-    """The TypedDict inside an annotation (`list[PhaseDoc]`, `CycleStatsDoc | None`)."""
-    if typing.is_typeddict(annotation):
-        return annotation
-    for arg in get_args(annotation):
-        found = _typed_dict(arg)
-        if found is not None:
-            return found
-    return None
+    return _inside(annotation, typing.is_typeddict)
 
 
-def _model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model(arg)
-        if found is not None:
-            return found
-    return None
+def _model(annotation: Any) -> Any:
+    return _inside(annotation, lambda a: isinstance(a, type) and issubclass(a, BaseModel))
 
 
 @pytest.mark.parametrize(("doc", "model"), PAIRS, ids=[m.__name__ for _, m in PAIRS])

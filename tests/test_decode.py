@@ -31,7 +31,7 @@ def reading(**overrides: object) -> dict:
 
 def run(doc: object, topic: str = TOPIC) -> list:
     payload = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-    return decode(topic, payload, "hashwatt", Limits(), now=NOW)
+    return decode(topic, payload, prefix="hashwatt", limits=Limits(), now=NOW)
 
 
 def reason(doc: object, topic: str = TOPIC) -> str:
@@ -127,7 +127,8 @@ def test_a_cycle_message_gives_a_collector_point_at_the_cycles_time_with_its_rec
                        "rigs_timeout": 0, "identified": 0, "published": 10,
                        "broker_connected": False, "spool_memory": 3}}
     points, receipt = decode_message("hashwatt/v1/north/collector/c1/cycle",
-                                     json.dumps(cycle).encode(), "hashwatt", Limits(), NOW)
+                                     json.dumps(cycle).encode(), prefix="hashwatt",
+                                     limits=Limits(), now=NOW)
     [point] = points
     assert point.ts_ms == int(NOW * 1000) - 5000
     assert (point.fields["rigs_ok"], point.fields["cycle_s"]) == (9, 2.5)
@@ -137,10 +138,10 @@ def test_a_cycle_message_gives_a_collector_point_at_the_cycles_time_with_its_rec
 
 def test_a_reading_names_its_receipt_and_an_old_one_has_none() -> None:
     payload = json.dumps(reading(spool="0f", seq=5)).encode()
-    assert decode_message(TOPIC, payload, "hashwatt", Limits(), NOW).receipt == Receipt(
-        "north", "c1", "0f", 5)
-    assert decode_message(TOPIC, json.dumps(reading()).encode(), "hashwatt", Limits(),
-                          NOW).receipt is None
+    assert decode_message(TOPIC, payload, prefix="hashwatt", limits=Limits(),
+                          now=NOW).receipt == Receipt("north", "c1", "0f", 5)
+    assert decode_message(TOPIC, json.dumps(reading()).encode(), prefix="hashwatt",
+                          limits=Limits(), now=NOW).receipt is None
 
 
 def test_a_set_aside_message_still_names_its_receipt() -> None:

@@ -83,8 +83,8 @@ def test_networks_are_expanded_once_and_bad_ones_named() -> None:
 
 def test_two_rigs_never_take_one_inventory_row() -> None:
     known = [RigConfig(id="a", address="10.0.0.1", mac="02:00:00:00:00:01")]
-    found = [Found("10.0.0.1", mac="02:00:00:00:00:01"), Found("10.0.0.2",
-                                                              mac="02:00:00:00:00:01")]
+    found = [Found(address="10.0.0.1", mac="02:00:00:00:00:01"),
+             Found(address="10.0.0.2", mac="02:00:00:00:00:01")]
     result = reconcile(found, known)
     assert [r["id"] for r in result.rows] == ["a", "rig-10-0-0-2"]
 
@@ -150,5 +150,5 @@ def test_a_mac_matches_however_it_is_written(written: str) -> None:
 
     assert normalise_mac(written) == "02:48:57:AB:00:03"
     known = [RigConfig(id="a", address="10.0.0.9", mac=written)]
-    result = reconcile([Found("10.0.0.3", mac="02:48:57:AB:00:03")], known)
+    result = reconcile([Found(address="10.0.0.3", mac="02:48:57:AB:00:03")], known)
     assert [(r["id"], old) for r, old in result.moved] == [("a", "10.0.0.9")]

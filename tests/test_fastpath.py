@@ -41,7 +41,7 @@ def both_readings(ip: str, rig_id: str) -> tuple[dict[str, Any], dict[str, Any],
         return slow, fast, type(path).__name__
 
     slow, fast, kind = asyncio.run(run())
-    origin = Origin("north", "c1", RigConfig(id=rig_id, address=ip), 1)
+    origin = Origin(site="north", collector="c1", rig=RigConfig(id=rig_id, address=ip), ts_ms=1)
     if isinstance(slow, Exception):
         return {"pyasic failed": f"{type(slow).__name__}"}, reading_from_miner(origin, fast), kind
     return reading_from_miner(origin, slow), reading_from_miner(origin, fast), kind

@@ -28,7 +28,7 @@ FIELDS = {"schema": st.just(1), "kind": st.just("rig"), "ts_ms": st.integers(),
 
 def decoded_or_rejected(topic: str, payload: bytes) -> None:
     try:
-        points = decode(topic, payload, "hashwatt", Limits(), now=1.79e9)
+        points = decode(topic, payload, prefix="hashwatt", limits=Limits(), now=1.79e9)
     except Rejected as exc:
         assert str(exc)
         return

@@ -150,7 +150,7 @@ def rows_of(cfg: Config, start: int, end: int) -> list[LedgerRow]:
 def report(cfg: Config, month: str, by: str = "customer") -> Any:
     db, measurement = ledger_client(cfg)
     try:
-        return build_report(cfg, db, measurement, month, by)  # type: ignore[arg-type]
+        return build_report(cfg, db, measurement=measurement, month=month, by=by)  # type: ignore[arg-type]
     finally:
         db.close()
 
@@ -326,7 +326,9 @@ def test_half_and_quarter_hour_zones_bill_local_months_and_local_windows(
         ledger_db: InfluxQL, tmp_path: Path, zone_name: str, offset: tuple[int, int]) -> None:
     """October 2026 in a +05:30 and a +05:45 zone: 1.2 kW inside the month and 9 kW outside
     it, a peak window from 18:15 to 21:45 local. The month starts at 18:30 (18:15) UTC on
-    30 September; a ledger on UTC hours would be off by 30 (45) minutes at both ends."""
+    30 September; a ledger on UTC hours would be off by 30 (45) minutes at both ends. One
+    reading in the middle of each quarter: a reading stands for the time nearer to it than to
+    its neighbours, so the step from 9 to 1.2 kW falls exactly on the month's edge."""
     zone = ZoneInfo(zone_name)
     tariff = ('[[tariff.periods]]\nfrom = 2026-01-01\nrate = 7.25\nname = "normal"\n'
               '[[tariff.periods.windows]]\nname = "peak"\nrate = 11.5\nstart = "18:15"\n'
@@ -340,7 +342,7 @@ def test_half_and_quarter_hour_zones_bill_local_months_and_local_windows(
         24 - offset[0] - 1, 60 - offset[1])
     points = []
     for q in range(start - 3 * 3600, end + 3 * 3600, Q):
-        points += rig("r1", q + 300, 1200 if start <= q < end else 9000, source="nominal")
+        points += rig("r1", q + 450, 1200 if start <= q < end else 9000, source="nominal")
     write(ledger_db, points)
     rollup(cfg, start - 3 * 3600, end + 3 * 3600)
     cost, windows = ref_cost(constant(start, end, 1200), zone, periods)
@@ -752,11 +754,15 @@ def test_ledger_rows_go_through_the_v2_write_path_to_a_real_v2_server(
     assert stored["timestamps"] == [(hour + i * Q) * 1000 for i in range(4)]
 
 
-def test_a_move_inside_a_quarter_goes_to_the_new_holder_whichever_name_sorts_first(
+def test_a_move_inside_a_quarter_is_split_at_the_move_whichever_name_sorts_first(
         ledger_db: InfluxQL, tmp_path: Path) -> None:
     """Two readings a quarter (:00 and :07:30); r1 moves alpha -> omega and r2 omega -> alpha
-    at 14:07:30, so the 14:00 quarter has one reading of each: it goes to the customer that
-    keeps the rig afterwards, for both directions, not to the name that sorts first."""
+    between the 14:00:00 and 14:07:30 readings, both inside the 14:00 quarter. The move is
+    put midway between the last reading of the old holder and the first of the new one,
+    14:03:45, and the quarter is split there by time: 225 s to the old holder, 675 s to the
+    new one, in both directions (not to the name that sorts first, not whole to anyone).
+    By hand: r1 (1 kW) alpha 8 q x 0.25 + 225 s x 1 kW = 2.0625 kWh, omega 7 q x 0.25 +
+    675 s x 1 kW = 1.9375; r2 (2 kW) omega 4.0 + 0.125 = 4.125, alpha 3.5 + 0.375 = 3.875."""
     zone = ZoneInfo("Europe/Berlin")
     cfg = make_config(ledger_db, tmp_path, "Europe/Berlin",
                       '[[tariff.periods]]\nfrom = 2026-01-01\nrate = 0.2\n')
@@ -768,13 +774,15 @@ def test_a_move_inside_a_quarter_goes_to_the_new_holder_whichever_name_sorts_fir
     write(ledger_db, points)
     rollup(cfg, start, start + 4 * 3600)
     rows = rows_of(cfg, start, start + 4 * 3600)
-    holder = {(r.rig, int(r.time.timestamp())): r.customer for r in rows}
     quarter = move - 450
-    assert (holder[("r1", quarter)], holder[("r2", quarter)]) == ("omega", "alpha")
-    assert (holder[("r1", quarter - Q)], holder[("r2", quarter - Q)]) == ("alpha", "omega")
-    # r1: 8 quarters alpha (12:00-13:45), 8 omega; r2 the other way round
-    assert per(rows, "customer") == {"alpha": Decimal("2.000000") + Decimal("4.000000"),
-                                     "omega": Decimal("4.000000") + Decimal("2.000000")}
+    split = {(r.rig, r.customer): (r.seconds, Decimal(repr(r.kwh)))
+             for r in rows if int(r.time.timestamp()) == quarter}
+    assert split == {("r1", "alpha"): (225, Decimal("0.0625")),
+                     ("r1", "omega"): (675, Decimal("0.1875")),
+                     ("r2", "omega"): (225, Decimal("0.125")),
+                     ("r2", "alpha"): (675, Decimal("0.375"))}
+    assert per(rows, "customer") == {"alpha": Decimal("5.937500"),  # 2.0625 + 3.875
+                                     "omega": Decimal("6.062500")}  # 1.9375 + 4.125
 
 
 def test_outlets_of_daisy_chained_units_are_separate_counters(
@@ -837,16 +845,18 @@ def test_the_rollup_runs_as_a_service_of_its_own_and_picks_up_late_data(
     assert proc.returncode == 0, err
 
 
-def test_a_counter_step_back_is_a_reset_only_when_flagged_or_below_half() -> None:
+def test_a_counter_step_back_is_a_reset_only_below_half_flagged_or_not() -> None:
     from exporters.finance.ledger import Read, interval_kwh
 
     def read(kwh: float, reset: bool = False) -> Read:
-        return Read(0.0, kwh, reset, ("rig", "r1"), ("", ""))
+        return Read(ts_s=0.0, kwh=kwh, reset=reset, unit=("rig", "r1"), attribution=("", ""))
 
     assert interval_kwh(read(150.0), read(150.25)) == 0.25
     assert interval_kwh(read(150.0), read(0.75)) == 0.75  # reset, unflagged: from zero
     assert interval_kwh(read(150.0), read(149.9)) == 0.0  # jitter: no energy, not 149.9
-    assert interval_kwh(read(150.0), read(149.9, reset=True)) == 149.9  # the collector knew
+    # the collector flags every step back (collector/pdu/source.py _reset), jitter too: a
+    # flagged 0.1 kWh step back is still jitter, not 149.9 kWh "counted from zero"
+    assert interval_kwh(read(150.0), read(149.9, reset=True)) == 0.0
 
 
 def test_a_tariff_change_inside_the_repeated_fall_back_hour_applies_once() -> None:

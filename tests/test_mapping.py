@@ -13,7 +13,7 @@ RIG = RigConfig(id="r01-s01", address="10.0.0.1", rack="R01", customer="acme", m
 
 
 def origin(rig: RigConfig = RIG, outlet_w: float | None = None) -> Origin:
-    return Origin("north", "c1", rig, 1_790_000_000_000, outlet_w)
+    return Origin(site="north", collector="c1", rig=rig, ts_ms=1_790_000_000_000, outlet_w=outlet_w)
 
 
 def data(wattage: int | None = None, th: float | None = 100.0) -> MinerData:

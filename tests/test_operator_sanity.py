@@ -52,7 +52,8 @@ def collect(cfg: Any) -> list[dict[str, Any]]:
     async def cycle() -> list[dict[str, Any]]:
         published: list[dict[str, Any]] = []
         pdus: list[dict[str, Any]] = []
-        outlets, _ok = await poll_pdus(cfg, PduSource(cfg), pdus.append, MeterSource(cfg))
+        outlets, _ok = await poll_pdus(cfg, PduSource(cfg), pdus.append,
+                                        meters=MeterSource(cfg))
         await run_cycle(cfg, PyasicSource(timeout_s=5), published.append,
                         outlet_power=outlets, pools=PoolWatch(cfg.pools, timeout_s=5))
         return published

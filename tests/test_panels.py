@@ -37,6 +37,7 @@ from dashboards.build import DASHBOARDS
 from dashboards.influxql import DATASOURCE_UID, LEDGER_UID
 from exporters.decode import cycle_points, pdu_points, rig_points
 from exporters.lineproto import Point
+from exporters.roster import RosterKeeper
 from exporters.sinks import InfluxV1Sink
 from hashwatt.contract import (
     BoardReading,
@@ -107,6 +108,7 @@ def pdu(name: str, ts: float) -> PduReading:
                                customer="blockfarm")])
 
 
+GONE = 7 * 3600
 STATS = CycleStats(cycle_s=2.5, rigs_total=5, rigs_ok=2, rigs_failed=1, rigs_timeout=2,
                    identified=5, published=5, spool_depth=7, resent=5, fields_dropped=1,
                    broker_connected=True)
@@ -126,6 +128,14 @@ def farm() -> list[Point]:
         points += pdu_points(pdu("p2", NOW - 30 * k + 13), TARIFF)
         points += cycle_points(CycleReport(site="north", collector="c1",
                                            ts_ms=int((NOW - 30 * k + 2) * 1000), stats=STATS))
+    # rig z (offline) and collector c9 last reported seven hours ago: outside every 6 h panel,
+    # known to the bridge's roster (its marks are written by the fixture at NOW - 20 s)
+    points += rig_points(RigReading(
+        ts_ms=int((NOW - GONE) * 1000), site="north", rig="z", collector="c9", rack="R04",
+        slot=1, customer="acme", make="Bitmain", model="S19 Pro", online=False,
+        error="no reply within 10 s"))
+    points += cycle_points(CycleReport(site="north", collector="c9",
+                                       ts_ms=int((NOW - GONE) * 1000), stats=STATS))
     for k in range(1, 61):  # the bridge's self-monitoring every 10 s
         points.append(Point("exporter", {"site": "north", "exporter": "bridge"},
                             {"lag_ms": 250.0, "dead_letters": 2, "queue_depth": 4,
@@ -152,6 +162,7 @@ def dbs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
     sink = InfluxV1Sink(server.url, "hashwatt")
     for i in range(0, len(points), 5000):
         sink.write(points[i:i + 5000])
+    RosterKeeper(ops, sink.write).run(NOW - 20)  # the bridge's marks (exporters/roster.py)
     rows = [Point("energy_quarter", {"site": "north", "customer": c, "rack": rack, "rig": rig,
                                      "window": w},
                   {"kwh": kwh, "kwh_measured": meas, "kwh_estimated": est, "cost": cost,
@@ -245,6 +256,16 @@ def test_tables_of_the_wall_screen(dbs: Databases) -> None:
         (25.0, "r01.s02"), (25.0, "s1"), (32.0, "a"), (40.0, "c"), (40.0, "m")]
 
 
+def test_silent_rigs_and_collectors_are_listed_from_the_roster(dbs: Databases) -> None:
+    # the marks written at NOW - 20 s: z and c9 silent since NOW - 7 h, i.e. 25,180 s; every
+    # other rig and collector reported within the last 30 s (under the 300 s that count)
+    [rigs] = show("farm-overview", "Rigs silent (no reading: collector down?)", dbs)
+    assert [(r["rig"], r["rack"], r["silent for"]) for r in rigs] == [
+        ("z", "R04", GONE - 20)]
+    [collectors] = show("collector-health", "Collectors silent", dbs)
+    assert [(r["collector"], r["silent for"]) for r in collectors] == [("c9", GONE - 20)]
+
+
 def test_fleet_over_time_is_flat_at_the_panels_min_interval(dbs: Databases) -> None:
     # one-minute buckets hold two polls of every rig: 100 + 120 + 90 + 50 TH/s (d has no
     # hashrate), and in the last two minutes s1's 200 too
@@ -270,7 +291,7 @@ def test_variables_offer_what_the_data_holds_and_filter_as_grafana_fills_them(
         dbs: Databases) -> None:
     b = board("farm-overview")
     assert variable_options(dbs, b, "site", NOW) == ["north", "south"]
-    assert variable_options(dbs, b, "rack", NOW) == ["R01", "R02", "R03", "S1"]
+    assert variable_options(dbs, b, "rack", NOW) == ["R01", "R02", "R03", "R04", "S1"]
     assert variable_options(dbs, b, "customer", NOW) == ["acme", "blockfarm", "zeta"]
     assert variable_options(dbs, b, "model", NOW) == ["Avalon 1246", "S19 Pro", "S19j Pro+"]
     # "+" is a regex operator: Grafana escapes the value (S19j Pro\+), so only r01.s02 matches
@@ -287,7 +308,7 @@ def test_variables_offer_what_the_data_holds_and_filter_as_grafana_fills_them(
 
 def test_rig_detail_now_is_the_latest_reading(dbs: Databases) -> None:
     assert variable_options(dbs, board("rig-detail"), "rig", NOW, {"site": "north"}) == [
-        "a", "c", "d", "m", "r01.s02"]
+        "a", "c", "d", "m", "r01.s02", "z"]
     [[a]] = show("rig-detail", "Now", dbs, site="north", rig="a")
     assert {k: v for k, v in a.items() if k != "time"} == {
         "online": True, "power": 3200.0, "source": "pdu", "J/TH": 32.0, "nominal J/TH": 29.5,

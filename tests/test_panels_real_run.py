@@ -53,7 +53,9 @@ def test_collector_health_and_live_panels_on_a_real_collector_and_bridge_run(
         [rows] = run_panel(influx_db, health, panel["title"], now)  # errors raise here
         shown[panel["title"]] = [v for r in rows for k, v in r.items()
                                  if k not in ("time", "collector", "exporter") and v is not None]
-    # every panel shows something: its field is written, with a type its function takes
+    # every panel shows something: its field is written, with a type its function takes;
+    # but the roster's list of silent collectors, empty while the collector reports
+    assert shown.pop("Collectors silent") == []
     assert {t: v for t, v in shown.items() if not v} == {}
     # one cycle of three rigs, one of them offline (no reply: a failed poll, no timeout);
     # nothing resent, nothing refused by the spool's disk, connected to the broker

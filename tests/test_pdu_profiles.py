@@ -123,8 +123,8 @@ def test_the_longest_sys_object_id_prefix_wins() -> None:
 
 
 def test_eaton_three_phase_rows_are_named_by_their_measurement_type() -> None:
-    """EATON-EPDU-MIB: inputCurrentTable also has a neutral row, inputPowerTable a total row;
-    the MeasType columns say which is which (values here typed by hand from the MIB)."""
+    """EATON-EPDU-MIB: inputCurrentTable also has a neutral row (phase N), inputPowerTable a
+    total row (dropped); the MeasType columns say which is which (values typed by hand)."""
     from collector.pdu.source import PduSource
 
     eaton = PROFILES["eaton_epdu"]
@@ -141,7 +141,8 @@ def test_eaton_three_phase_rows_are_named_by_their_measurement_type() -> None:
     assert r["power_w"] == 6960.0
     assert r["phases"] == [{"phase": "1", "current_a": 10.0, "power_w": 2300.0},
                            {"phase": "2", "current_a": 10.5, "power_w": 2410.0},
-                           {"phase": "3", "current_a": 9.8, "power_w": 2250.0}]
+                           {"phase": "3", "current_a": 9.8, "power_w": 2250.0},
+                           {"phase": "N", "current_a": 0.7}]
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
@@ -156,6 +157,23 @@ def test_a_unit_without_the_profiles_tables_is_an_error_never_an_empty_success(
         source.reading(PduConfig(id="p", address="127.0.0.1"), profile, model_only)
     assert str(err.value) == profile.missing_table()
     assert str(err.value).startswith("no ") and str(err.value).endswith(" device?")
+
+
+def test_a_unit_whose_every_value_is_unavailable_is_an_error_not_an_empty_success() -> None:
+    """A switched Sentry3 tower without outlet or infeed sensing answers outlet names and
+    -1 everywhere else (Sentry3-MIB: negative = not available): nothing was measured."""
+    from collector.pdu.source import PduError, PduSource
+
+    sentry3 = PROFILES["servertech_sentry3"]
+    base = "1.3.6.1.4.1.1718.3.2"
+    walked = {f"{base}.3.1.3": {"1.1.1": "Outlet AA1", "1.1.2": "Outlet AA2"},  # outletName
+              f"{base}.3.1.7": {"1.1.1": -1, "1.1.2": -1},                      # outletLoadValue
+              f"{base}.2.1.7": {"1.1": -1}}                                      # infeedLoadValue
+    with pytest.raises(PduError) as err:
+        PduSource(Config(site=SiteConfig(name="s"))).reading(
+            PduConfig(id="p", address="127.0.0.1"), sentry3, walked)
+    assert str(err.value) == ("its Sentry3 tables answered but every value is marked not "
+                              "available")
 
 
 def test_a_link_unit_dropping_out_of_a_chain_is_not_an_energy_reset() -> None:

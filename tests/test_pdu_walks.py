@@ -69,6 +69,11 @@ def walk_agent(tmp_path_factory: pytest.TempPathFactory) -> Any:
     sentry = (WALKS / "sentry4.snmprec").read_text().replace(
         "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.1718.4\n", "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.8072.3.2.10\n")
     (data / "sentry4-unknown-oid.snmprec").write_text(sentry)
+    # a first-generation Raritan Dominion PX as LibreNMS's raritan-pdu recording opens
+    # (sysObjectID 13742.4, PDU-MIB), written by hand with the system group only
+    (data / "raritan-px1-system-only.snmprec").write_text(
+        "1.3.6.1.2.1.1.1.0|4|Raritan Dominion PX - Firmware Version 010507-11172\n"
+        "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.13742.4\n")
     agent = SnmpSim(run_dir, data_dir=data).start()
     yield agent
     agent.stop()
@@ -202,6 +207,14 @@ def test_pdu_probe_takes_a_configured_pdu_and_its_secret_from_the_config(
     assert reading["reason"] == ("sysObjectID 1.3.6.1.4.1.318.1.3.4.6 is under "
                                  "1.3.6.1.4.1.318.1.3.4")
     assert "apc_ap8853" not in done.stderr  # the community never reaches a log line
+
+
+def test_a_device_no_profile_reads_is_named_in_its_offline_reason(walk_agent: SnmpSim) -> None:
+    # collector/pdu/not_pdus.toml: 13742.4 is the Raritan PX of the first generation
+    r, _ = poll(walk_agent, "raritan-px1-system-only")
+    assert (r["online"], r["error"]) == (False, (
+        "sysObjectID 1.3.6.1.4.1.13742.4: a Raritan Dominion PX of the first generation "
+        "(PDU-MIB), which no profile reads; no profile's table answered"))
 
 
 def test_a_rig_without_pdu_unit_maps_to_the_master_units_outlet(walk_agent: SnmpSim) -> None:

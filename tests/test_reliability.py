@@ -23,6 +23,7 @@ from hashwatt.influxql import InfluxQL
 from sim.launch import Influxd, Mosquitto, free_port, plain_environment
 from tests.conftest import FarmFactory, read_deadletters, wait_for, write_config
 from tests.drills import Drill, rss_kb
+from tests.faultproxy import FaultProxy
 from tests.test_deploy_mosquitto import Broker as DeployedBroker
 from tests.test_deploy_mosquitto import broker as shipped  # noqa: F401 - a fixture
 
@@ -42,35 +43,42 @@ def report(name: str, line: str) -> None:
 
 @contextlib.contextmanager
 def drill(tmp_path: Path, farm: FarmFactory, *, autosave_s: int = 1, collector: str = "",
-          bridge: str = "", broker_port: int = 0) -> Iterator[Drill]:
-    """Broker, influxd, a 6-rig farm and a config with the drill's audit copy on."""
+          bridge: str = "", broker_port: int = 0, influx_dir: Path | None = None,
+          influx_http: str = "", influx: str = "", proxy: bool = False) -> Iterator[Drill]:
+    """Broker, influxd, a 6-rig farm and a config with the drill's audit copy on; with
+    proxy=True the bridge writes through a FaultProxy (d.proxy) in front of influxd."""
     broker = Mosquitto(tmp_path / "broker", port=broker_port, autosave_interval_s=autosave_s)
     if not broker_port:
         broker.start()
-    influx = Influxd(tmp_path / "influx").start()
-    db = InfluxQL(influx.url, "drill")
+    server = Influxd(influx_dir or tmp_path / "influx", http_extra=influx_http).start()
+    db = InfluxQL(server.url, "drill")
     db.create_database()
+    front = FaultProxy(server.url).start() if proxy else None
     f = farm(RIGS, mix=("m50", "a1246", "supra"))
+    url = front.url if front else server.url
     config = write_config(tmp_path / "hashwatt.toml", mqtt_port=broker.port or broker_port,
-                          rigs=f.rigs, influx=f'url = "{influx.url}"\ndatabase = "drill"',
+                          rigs=f.rigs, influx=f'url = "{url}"\ndatabase = "drill"\n{influx}',
                           collector=f"interval_s = {INTERVAL}\ndeadline_s = 1.5\n"
                                     f"spool_audit = true\n{collector or 'resend_after_s = 10'}",
                           bridge=f"rollup_interval_s = 0\nbatch_size = 50\n{bridge}")
-    d = Drill(tmp_path, broker, influx, db, config)
+    d = Drill(tmp_path, broker, server, db, config, proxy=front)
     d.start_sampling()
     try:
         yield d
     finally:
         d.stop_all()
         broker.stop()
-        influx.stop()
+        server.stop()
+        if front is not None:
+            front.stop()
 
 
 @contextlib.contextmanager
-def small_filesystem(mount: Path, *options: str) -> Iterator[Path]:
-    """A real 1 MB filesystem (tmpfs) mounted here for the test; skipped without root."""
+def small_filesystem(mount: Path, *options: str, size: str = "1m") -> Iterator[Path]:
+    """A real small filesystem (tmpfs, 1 MB unless told) mounted here for the test;
+    skipped without root."""
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(["size=1m", *options]),
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]),
                        "tmpfs", str(mount)], capture_output=True).returncode:
         pytest.skip("needs root to mount a small tmpfs")
     try:

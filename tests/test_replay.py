@@ -25,7 +25,7 @@ from hashwatt.contract import RigReading, unknown_keys
 from hashwatt.influxql import InfluxQL
 from sim.launch import Influxd, Mosquitto
 from sim.replay import CAPTURES, ReplayFarm, reference_dir
-from tests.conftest import _subnets, wait_for, write_config
+from tests.conftest import next_octet, wait_for, write_config
 from tests.differences import without_documented
 from tests.test_e2e import bridge_running, last_rig_points
 
@@ -57,7 +57,7 @@ def replay() -> Iterator[ReplayFarm]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    farm = ReplayFarm(base=f"127.{next(_subnets)}.250")
+    farm = ReplayFarm(base=f"127.{next_octet()}.250")
     asyncio.run_coroutine_threadsafe(farm.start(), loop).result(30)
     yield farm
     asyncio.run_coroutine_threadsafe(farm.stop(), loop).result(30)
@@ -68,7 +68,8 @@ def replay() -> Iterator[ReplayFarm]:
 def poll(ip: str, fast: bool) -> dict[str, Any]:
     """One collector poll (identification included) of one replayed rig."""
     source = PyasicSource(fast_paths=fast, timeout_s=10.0)
-    origin = Origin("north", "c1", RigConfig(id="rig-1", address=ip), 1_790_000_000_000)
+    origin = Origin(site="north", collector="c1", rig=RigConfig(id="rig-1", address=ip),
+                    ts_ms=1_790_000_000_000)
     reading = asyncio.run(source.poll(origin))
     assert unknown_keys(RigReading, reading) == []  # the contract, unknown keys refused
     return reading
@@ -135,7 +136,7 @@ def test_differential_against_pyasic_on_every_capture(replay: ReplayFarm, folder
             await path.close()
 
     fast, slow = asyncio.run(both())
-    origin = Origin("north", "c1", RigConfig(id="rig-1", address=ip), 1)
+    origin = Origin(site="north", collector="c1", rig=RigConfig(id="rig-1", address=ip), ts_ms=1)
     kind = spec["path"]
     assert without_documented(reading_from_miner(origin, fast), kind) == \
         without_documented(reading_from_miner(origin, slow), kind)
@@ -162,7 +163,8 @@ class _Broken:
 def test_a_failing_fast_path_falls_back_to_pyasic_in_the_same_poll(replay: ReplayFarm) -> None:
     rig = replay.rig("bitaxe")
     source = PyasicSource(timeout_s=10.0)
-    origin = Origin("north", "c1", RigConfig(id="rig-1", address=rig.ip), 1)
+    origin = Origin(site="north", collector="c1", rig=RigConfig(id="rig-1", address=rig.ip),
+                    ts_ms=1)
 
     async def run() -> dict[str, Any]:
         await source.poll(origin)  # identifies the rig and keeps its miner object

@@ -15,7 +15,7 @@ from collector.rigs import PyasicSource
 from collector.rigs.credentials import credentials_lookup
 from hashwatt.config import load_config
 from sim.replay import ReplayFarm
-from tests.conftest import _subnets
+from tests.conftest import next_octet
 
 CONFIG = """
 [site]
@@ -117,13 +117,14 @@ def test_the_collector_logs_in_to_a_rig_with_its_groups_password(
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    farm = ReplayFarm(base=f"127.{next(_subnets)}.251", names=("antminer-v2020",),
+    farm = ReplayFarm(base=f"127.{next_octet()}.251", names=("antminer-v2020",),
                       web_password="s19-pass")
     asyncio.run_coroutine_threadsafe(farm.start(), loop).result(30)
     try:
         rig = farm.rigs[0]
         inventory = next(r for r in cfg.rigs if r.id == "csv-model")
-        origin = Origin("north", "c1", inventory.model_copy(update={"address": rig.ip}), 1)
+        origin = Origin(site="north", collector="c1",
+                        rig=inventory.model_copy(update={"address": rig.ip}), ts_ms=1)
         source = PyasicSource(credentials=credentials_lookup(cfg))
         reading = asyncio.run(source.poll(origin))
     finally:

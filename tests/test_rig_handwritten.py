@@ -12,6 +12,7 @@ from typing import Any
 import pyasic.miners.antminer as antminers
 import pyasic.miners.avalonminer as avalonminers
 import pyasic.miners.whatsminer as whatsminers
+import pytest
 
 from collector.rigs import antminer, avalon, whatsminer
 from collector.rigs.base import Telemetry
@@ -139,3 +140,76 @@ def test_a_fan_the_reply_does_not_list_is_unknown_not_stopped() -> None:
     assert [f.speed for f in path._fans({"fan1": 0, "fan2": 0, "fan3": 0, "fan4": 0})] == [
         0, 0, 0, 0]  # reported 0: a stopped fan is a known 0
     asyncio.run(path.close())
+
+
+async def _http(ip: str, routes: dict[str, Any]) -> asyncio.Server:
+    """A plain HTTP/1.1 server on port 80 answering GETs from a table (404 otherwise)."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        path = head.split(" ")[1]
+        body = json.dumps(routes[path]).encode() if path in routes else b"not found"
+        status = b"200 OK" if path in routes else b"404 Not Found"
+        writer.write(b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (status, len(body), body))
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, ip, 80)
+
+
+@pytest.mark.parametrize("pyasic_class", ["BitAxeUltra", "BitAxe"])
+def test_axeos_2_9_without_asic_count_in_system_info(pyasic_class: str) -> None:
+    # BitAxeUltra: what pyasic's factory builds for ASICModel BM1366; BitAxe: its class for
+    # an ASIC it does not name (no board count: the path still reads the one board)
+    import pyasic.miners.bitaxe as bitaxes
+    from pyasic.miners.backends.bitaxe import BitAxe
+
+    from collector.rigs.bitaxe import BitaxePath
+    from tests.conftest import next_octet
+
+    spec = case("axeos_2_9_multi_asic")
+    ip = f"127.{next_octet()}.6.6"
+
+    async def run() -> Telemetry:
+        server = await _http(ip, spec["routes"])
+        async with server:
+            cls = BitAxe if pyasic_class == "BitAxe" else getattr(bitaxes, pyasic_class)
+            path = BitaxePath(cls(ip), 5.0, DEFAULT)
+            try:
+                await path.telemetry()
+                return await path.telemetry()  # the second poll: asic count kept, not asked
+            finally:
+                await path.close()
+
+    t = asyncio.run(run())
+    assert th(t.hashrate) == 2.5873           # hashRate 2587.3 GH/s
+    # the firmware's expectedHashrate 2602.2 GH/s (485 MHz x 894 cores x 6 ASICs / 1000 =
+    # 2601.54: the firmware's own figure wins), not 894 x 1 x 485 (asicCount defaulted to 1)
+    assert th(t.expected_hashrate) == 2.6022
+    [board] = t.hashboards
+    assert board.chips == 6                   # /api/system/asic asicCount 6
+    assert board.chip_temp == 61.25           # temp
+    assert board.temp is None                 # vrTemp -1: no reading, not -1 degrees
+    assert [e.error_message for e in t.errors or []] == ["Input voltage too low"]
+    assert t.wattage == 74.52 and t.uptime == 86400 and [f.speed for f in t.fans] == [4620]
+
+
+def test_axeos_expected_hashrate_from_cores_when_the_firmware_gives_none() -> None:
+    from collector.rigs.bitaxe import _expected, _faults
+
+    # before v2.8.0 there is no expectedHashrate: small cores x ASICs x MHz, in MH/s
+    assert th(_expected({"smallCoreCount": 1276, "frequency": 490}, 1.0)) == 0.62524
+    assert _expected({"smallCoreCount": 1276, "frequency": 490}, None) is None  # ASICs unknown
+    # faults: none listed on v2.6.0+ is none; on older firmware unknown
+    assert _faults({"version": "v2.6.0"}) == [] and _faults({"version": "v2.4.5"}) is None
+
+
+def test_epic_miner_error_shapes_are_one_line() -> None:
+    from collector.rigs.epic import _error_text
+
+    # PowerPlay 1.30.0's MinerError (asic-rs meta/epic/1.30.0/powerplay.json): a name, or
+    # one key with its detail
+    assert _error_text("NoHashboardsEnabled") == "NoHashboardsEnabled"
+    assert _error_text({"UartReadError": 3}) == "UartReadError: 3"
+    assert _error_text({"MismatchingBoardTypes": [[0, "S19XP"]]}) == (
+        'MismatchingBoardTypes: [[0, "S19XP"]]')

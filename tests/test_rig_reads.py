@@ -113,7 +113,8 @@ def test_an_identification_that_raises_is_one_reason_not_a_traceback(
     from hashwatt.config import RigConfig
 
     source = PyasicSource(factory=_Raising())  # type: ignore[arg-type]
-    origin = Origin("north", "c1", RigConfig(id="r1", address="127.0.0.1"), 1)
+    origin = Origin(site="north", collector="c1", rig=RigConfig(id="r1", address="127.0.0.1"),
+                    ts_ms=1)
     readings = [asyncio.run(source.poll(origin)) for _ in range(2)]
     assert readings[0]["online"] is False
     assert readings[0]["error"] == ("identification: TypeError: string indices must be "

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import threading
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,9 @@ from collector.rigs.source import FIELDS
 from exporters.decode import rig_points
 from hashwatt.config import RigConfig
 from hashwatt.contract import RigReading
-from tests.conftest import _subnets
-from tests.test_replay import BOARD_KEYS, RIG_KEYS, expected
+from sim.replay import Capture, ReplayFarm, _btminer_joinable, reference_dir
+from tests.conftest import next_octet
+from tests.test_replay import BOARD_KEYS, RIG_KEYS, expected, poll
 
 CASES = Path(__file__).parent / "cases" / "rigs"
 UPSTREAM = sorted(p.parent for p in CASES.glob("*/*/expected.toml"))
@@ -32,7 +35,14 @@ SEGMENT = 1460
 
 
 def replies_for(folder: Path) -> dict[str, Any]:
-    return dict(json.loads((folder / "replies.json").read_text()))
+    """The case's replies: vendored in replies.json, or read at test time from
+    ../shared/reference/miner-api (`[reference]`: command = path there; never copied)."""
+    if (folder / "replies.json").exists():
+        return dict(json.loads((folder / "replies.json").read_text()))
+    ref = reference_dir()
+    assert ref is not None, "../shared/reference/miner-api is missing"
+    spec = tomllib.loads((folder / "expected.toml").read_text())
+    return {cmd: json.loads((ref / path).read_text()) for cmd, path in spec["reference"].items()}
 
 
 def answer(replies: dict[str, Any], request: bytes) -> bytes:
@@ -80,7 +90,7 @@ def read(folder: Path, fast: bool) -> dict[str, Any]:
     """One poll of the case's replies, by the fast path or by pyasic, as a stored reading.
     The peer listens on an address of its own: pyasic's web requests there are refused."""
     spec = tomllib.loads((folder / "expected.toml").read_text())
-    ip = f"127.{next(_subnets)}.7.7"
+    ip = f"127.{next_octet()}.7.7"
 
     async def run() -> Any:
         server = await cgminer_peer(ip, replies_for(folder))
@@ -101,7 +111,8 @@ def read(folder: Path, fast: bool) -> dict[str, Any]:
                 await path.close()  # type: ignore[union-attr]
 
     data = asyncio.run(run())
-    origin = Origin("north", "c1", RigConfig(id="rig-1", address=ip), 1_790_000_000_000)
+    origin = Origin(site="north", collector="c1", rig=RigConfig(id="rig-1", address=ip),
+                    ts_ms=1_790_000_000_000)
     return reading_from_miner(origin, data)
 
 
@@ -120,6 +131,57 @@ def test_each_upstream_reply_is_stored_with_the_values_derived_by_hand(folder: P
 
 def test_every_upstream_case_names_its_source() -> None:
     for folder in UPSTREAM:
+        if not (folder / "replies.json").exists():  # read from ../shared: named there
+            continue
         source = (folder / "SOURCE").read_text()
         for word in ("repository:", "path:", "commit:", "Apache-2.0"):
             assert word in source, (folder, word)
+
+
+# --- through the replay server: identified by unmodified pyasic, then polled -------------
+
+REPLAYED = [f for f in UPSTREAM
+            if "replay" in tomllib.loads((f / "expected.toml").read_text())]
+
+
+def _capture(folder: Path) -> Capture:
+    """A replay Capture for a vendored case, from its `[replay]` table (the firmware's
+    protocol options; every reply comes from replies.json)."""
+    spec = tomllib.loads((folder / "expected.toml").read_text())
+    opts = spec["replay"]
+    joinable = {"all": (lambda c: True), "btminer": _btminer_joinable, "none": None}
+    return Capture(f"{folder.parent.name}/{folder.name}", "",
+                   rpc={c: c for c in replies_for(folder)},
+                   joinable=joinable[opts.get("joinable", "none")],
+                   rpc_error=opts.get("rpc_error", "cgminer"),
+                   luci_redirect=opts.get("luci_redirect", False),
+                   digest_realm=opts.get("digest_realm"),
+                   bundle=folder / "replies.json")
+
+
+@pytest.fixture(scope="module")
+def replay_upstream() -> Iterator[ReplayFarm]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    captures = tuple(_capture(f) for f in REPLAYED)
+    farm = ReplayFarm(base=f"127.{next_octet()}.249", extra=captures,
+                      names=tuple(c.name for c in captures))
+    asyncio.run_coroutine_threadsafe(farm.start(), loop).result(30)
+    yield farm
+    asyncio.run_coroutine_threadsafe(farm.stop(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "pyasic"])
+@pytest.mark.parametrize("folder", REPLAYED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_each_replayable_upstream_reply_is_identified_by_pyasic_and_stored_exactly(
+        replay_upstream: ReplayFarm, folder: Path, fast: bool) -> None:
+    spec = tomllib.loads((folder / "expected.toml").read_text())
+    want, want_boards = expected(spec, fast)
+    reading = poll(replay_upstream.rig(f"{folder.parent.name}/{folder.name}").ip, fast)
+    got = {k: reading[k] for k in RIG_KEYS}
+    got["boards_ok"] = rig_points(RigReading.model_validate(reading))[0].fields.get("boards_ok")
+    assert got == {k: want[k] for k in (*RIG_KEYS, "boards_ok")}
+    assert [{k: b[k] for k in BOARD_KEYS} for b in reading["boards"]] == want_boards

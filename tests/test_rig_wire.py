@@ -29,7 +29,7 @@ from collector.rigs.source import EXCHANGE_SHARE, PyasicSource
 from collector.service import poll_rig
 from hashwatt.config import RigConfig
 from sim.replay import reference_dir
-from tests.conftest import _subnets
+from tests.conftest import next_octet
 
 HANDWRITTEN = Path(__file__).parent / "cases" / "rigs" / "handwritten"
 # a reply with what splits badly: multibyte UTF-8 (é is C3 A9, — is E2 80 94) and a JSON
@@ -139,7 +139,7 @@ def _poll_with(make: Callable[[], Awaitable[asyncio.Server]],
                deadline: float) -> tuple[dict[str, Any], float]:
     """One poll of a known Avalon Nano 3 (identification done: the miner object is kept) at an
     address where nothing else listens, its RPC on the peer's port; and the time it took."""
-    ip = f"127.{next(_subnets)}.9.9"
+    ip = f"127.{next_octet()}.9.9"
 
     async def run() -> tuple[dict[str, Any], float]:
         server = await make()
@@ -149,7 +149,8 @@ def _poll_with(make: Callable[[], Awaitable[asyncio.Server]],
             path.session.ip, path.session.port = "127.0.0.1", server.sockets[0].getsockname()[1]
             source = PyasicSource(timeout_s=deadline)
             source.miners["r1"], source.paths["r1"] = miner, path
-            origin = Origin("north", "c1", RigConfig(id="r1", address=ip), 1_790_000_000_000)
+            origin = Origin(site="north", collector="c1", rig=RigConfig(id="r1", address=ip),
+                            ts_ms=1_790_000_000_000)
             start = time.monotonic()
             reading = await poll_rig(source, origin, deadline)
             return reading, time.monotonic() - start
@@ -211,7 +212,7 @@ def test_axeos_reply_chunked_and_gzipped_is_read_exactly() -> None:
     assert ref is not None, "../shared/reference/miner-api is missing"
     info = (ref / "bitaxe" / "v2_0_0" / "system_info.json").read_bytes()
     body = gzip.compress(info)
-    ip = f"127.{next(_subnets)}.8.8"
+    ip = f"127.{next_octet()}.8.8"
 
     async def run() -> Any:
         server = await http_peer(ip, body, [1, 7, len(body) // 2, len(body) - 3])

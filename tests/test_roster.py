@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from dashboards.alerts import MARKS_S
-from dashboards.build import ALERTING
+from dashboards.build import ALERTING, DASHBOARDS
 from exporters.lineproto import Point, encode
 from exporters.roster import RosterKeeper, forget
 from hashwatt.influxql import InfluxQL
 from hashwatt.names import Roster
-from tests.grafana import evaluate_rule, expand, frames
+from tests.grafana import evaluate_rule, expand, frames, run_panel
 
 HOUR = 3600
 NOW = time.time()
@@ -73,6 +73,12 @@ def firing(db: InfluxQL, uid: str, key: str, at: float) -> dict[str, float]:
     return {dict(f.labels)[key]: f.value for f in evaluate_rule(db, rule(uid), at)}
 
 
+def silent(db: InfluxQL, name: str, title: str, key: str, at: float) -> dict[str, int]:
+    board = json.loads((DASHBOARDS / f"{name}.json").read_text())
+    [rows] = run_panel(db, board, title, at)
+    return {r[key]: r["silent for"] for r in rows}
+
+
 def test_a_rig_and_a_collector_silent_for_two_days_keep_paging(influx_db: InfluxQL) -> None:
     db, write = influx_db, writer(influx_db)
     everyone = {"r1": "c1", "r2": "c2", "r3": "c2"}
@@ -94,6 +100,11 @@ def test_a_rig_and_a_collector_silent_for_two_days_keep_paging(influx_db: Influx
             seen[hour] = (offline(db, t), cycles(db, t))
             assert firing(db, "hw-rig-offline", "rig", t) == {"r1": 3.0}
             assert firing(db, "hw-collector-silent", "collector", t) == {"c1": 0.0}
+            # and the dashboards list them, silent since T0 as of the mark at t - 30 s
+            assert silent(db, "farm-overview", "Rigs silent (no reading: collector down?)",
+                          "rig", t) == {"r1": hour * HOUR - 30}
+            assert silent(db, "collector-health", "Collectors silent", "collector", t) == {
+                "c1": hour * HOUR - 30}
     # by hand: r1 has no reading in 5 min and a mark: 0 bad + 3 - 3 * 0 seen = 3; r2 polled
     # twice, both good: 0 + 3 - 3 * 1 = 0; r3's marks carry maintenance=yes: no row at all.
     # c1: 0 cycles in 5 min (its mark adds 0); c2: the two cycles of the last 5 minutes
@@ -130,7 +141,7 @@ def test_a_forgotten_rig_that_reports_again_is_carried_again(influx_db: InfluxQL
     assert keeper.run(start + 700) == 2
     marks = db.rows(f'SELECT "{Roster.LAST_SEEN}", "{Roster.FORGOTTEN}" FROM "rig" WHERE '
                     f'"{Roster.LAST_SEEN}" > 0 ORDER BY time DESC LIMIT 1')
-    assert marks[0][Roster.LAST_SEEN] == int(start + 500)
+    assert marks[0][Roster.LAST_SEEN] == int((start + 500) * 1000) / 1000
     assert marks[0][Roster.FORGOTTEN] == 0
 
 
@@ -142,7 +153,7 @@ def test_a_moved_rig_is_carried_with_its_new_rack_only(influx_db: InfluxQL) -> N
     assert RosterKeeper(db, write).run(start + 120) == 1
     rows = db.rows(f'SELECT last("{Roster.LAST_SEEN}") FROM "rig" GROUP BY "rack"')
     assert [(r["rack"], r["last"]) for r in rows if r["last"] is not None] == [
-        ("R07", int(start + 60))]
+        ("R07", int((start + 60) * 1000) / 1000)]
 
 
 def test_hashwatt_forget_marks_what_it_knows_and_says_what_it_does_not(

@@ -1,5 +1,6 @@
-"""The seeded chaos soak: broker, bridges, collector SIGKILLed and influxd stopped at random
-moments (sometimes two at once), then the verdict: every reading the collector took is
+"""The seeded chaos soak: broker, bridges, collector SIGKILLed, influxd stopped, SIGKILLed,
+slow (every write answered after 12 s, past the bridge's timeout) or answering 500/503, at
+random moments (sometimes two at once), then the verdict: every reading the collector took is
 stored exactly once with its values.
 
     make soak SEED=7 DURATION=1800     # the long soak
@@ -25,6 +26,7 @@ from hashwatt.influxql import InfluxQL
 from sim.launch import Influxd, Mosquitto
 from tests.conftest import FarmFactory, write_config
 from tests.drills import Drill
+from tests.faultproxy import FaultProxy
 from tests.test_reliability import report
 
 pytestmark = pytest.mark.e2e
@@ -77,13 +79,33 @@ class Chaos:
         time.sleep(pause)
         self.d.influx.start()
 
+    def kill_influxd(self, pause: float) -> None:
+        self.d.influx.stop(kill=True)  # SIGKILL, mid-write as likely as not
+        time.sleep(pause)
+        self.d.influx.start()
+
+    def slow_influxd(self, pause: float) -> None:
+        """Every write answered after 12 s (past the bridge's 10 s timeout) meanwhile."""
+        self.d.proxy.slow_s = 12.0
+        self.d.proxy.slow_until = time.monotonic() + pause
+        time.sleep(pause)
+
+    def failing_influxd(self, pause: float) -> None:
+        """The next writes answered 500 or 503 (never reaching influxd)."""
+        self.d.proxy.fail.extend(self.rng.choice((500, 503)) for _ in range(int(pause) + 1))
+        time.sleep(pause)
+
     def one(self) -> None:
         """One fault, or two at once."""
         faults: list[tuple[str, Callable[[float], None]]] = [
             ("broker", self.kill_broker), ("bridge", self.kill_bridge),
-            ("collector", self.kill_collector), ("influxd", self.stop_influxd)]
+            ("collector", self.kill_collector), ("influxd", self.stop_influxd),
+            ("influxd-kill", self.kill_influxd), ("influxd-slow", self.slow_influxd),
+            ("influxd-5xx", self.failing_influxd)]
         count = 2 if self.rng.random() < 0.3 else 1
         chosen = self.rng.sample(faults, count)
+        if count == 2 and chosen[0][0].split("-")[0] == chosen[1][0].split("-")[0]:
+            chosen = chosen[:1]  # two influxd faults at once would fight over one process
         pauses = [self.rng.uniform(0.2, 6.0) for _ in chosen]
         threads = [threading.Thread(target=fault, args=(pause,))
                    for (_, fault), pause in zip(chosen, pauses, strict=True)]
@@ -101,9 +123,10 @@ def test_chaos_soak_every_reading_taken_is_stored_exactly_once(
     influx = Influxd(tmp_path / "influx").start()
     db = InfluxQL(influx.url, "soak")
     db.create_database()
+    proxy = FaultProxy(influx.url).start()  # slow and failing answers, in front of influxd
     f = farm(RIGS, mix=("m50", "a1246", "supra", "s19pro"))
     config = write_config(tmp_path / "hashwatt.toml", mqtt_port=broker.port, rigs=f.rigs,
-                          influx=f'url = "{influx.url}"\ndatabase = "soak"',
+                          influx=f'url = "{proxy.url}"\ndatabase = "soak"',
                           collector=f"interval_s = {INTERVAL}\ndeadline_s = 1.5\n"
                                     "spool_audit = true\nresend_after_s = 10",
                           bridge='rollup_interval_s = 0\nbatch_size = 50\n'
@@ -113,7 +136,7 @@ def test_chaos_soak_every_reading_taken_is_stored_exactly_once(
         path = tmp_path / f"bridge{n}.toml"
         path.write_text(config.read_text().replace('client_id = "b-', f'client_id = "b{n}-'))
         bridges.append(path)
-    d = Drill(tmp_path, broker, influx, db, config)
+    d = Drill(tmp_path, broker, influx, db, config, proxy=proxy)
     d.start_sampling()
     try:
         chaos = Chaos(d, bridges, rng)
@@ -136,3 +159,4 @@ def test_chaos_soak_every_reading_taken_is_stored_exactly_once(
         d.stop_all()
         broker.stop()
         influx.stop()
+        proxy.stop()

@@ -157,6 +157,32 @@ def _article(word: str) -> str:
     return "an" if first in "aeio" or (acronym and first in "fhlmnrsx") else "a"
 
 
+class NotPdu(BaseModel):
+    """A device no profile reads, told by its sysObjectID prefix or a column it answers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    what: Annotated[str, Field(min_length=1, max_length=200)]
+    prefix: OID | None = None
+    probe: OID | None = None
+
+
+class NotPdus(BaseModel):
+    """collector/pdu/not_pdus.toml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    device: list[NotPdu] = []
+
+
+@cache
+def not_pdus() -> list[NotPdu]:
+    """Devices that answer at a PDU's address but that no profile reads."""
+    path = Path(str(resources.files("collector.pdu").joinpath("not_pdus.toml")))
+    return load_data_file(path, NotPdus).device
+
+
 def load_profile(path: Path) -> Profile:
     """Read and validate one profile file."""
     return load_data_file(path, Profile)

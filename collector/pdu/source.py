@@ -15,6 +15,7 @@ from collector.pdu.profile import (
     all_profiles,
     detect,
     group_columns,
+    not_pdus,
 )
 from collector.pdu.snmp import SnmpClient, SnmpCredentials, SnmpError, Value
 from hashwatt.config import Config, PduConfig, RigConfig
@@ -166,6 +167,33 @@ def name_neutral(phases: dict[RowKey, dict[str, Value]],
     return out
 
 
+class NoReadings(PduError):
+    """A PDU that answers its profile's tables without a single reading."""
+
+    def __init__(self, message: str, head: str) -> None:
+        super().__init__(message)
+        self.head = head  # the message without its guess, for when the device is known
+
+
+def _measured(device: dict[str, Value], phases: dict[RowKey, dict[str, Value]],
+              outlets: dict[RowKey, dict[str, Value]]) -> bool:
+    """True when anything was measured: a name or model alone is no reading."""
+    rows = [device, *phases.values(), *outlets.values()]
+    return any(k not in ("model", "name") for row in rows for k in row)
+
+
+async def identify(client: SnmpClient, sys_oid: str | None) -> str | None:
+    """What a device no profile reads is (collector/pdu/not_pdus.toml), or None."""
+    for known in not_pdus():
+        if known.prefix and sys_oid and (sys_oid == known.prefix
+                                         or sys_oid.startswith(known.prefix + ".")):
+            return known.what
+    for known in not_pdus():
+        if known.probe and await client.has_rows(known.probe):
+            return known.what
+    return None
+
+
 def credentials(pdu: PduConfig, secret: Any) -> SnmpCredentials:
     """SNMP credentials of a PDU from its config."""
     return SnmpCredentials(
@@ -227,6 +255,9 @@ class PduSource:
             if profile.probe and await client.has_rows(profile.probe):
                 return profile, (f"sysObjectID {sys_oid} matches no profile; its "
                                  f"{profile.table or profile.mib} table {profile.probe} answered")
+        what = await identify(client, sys_oid)
+        if what is not None:
+            raise PduError(f"sysObjectID {sys_oid}: {what}; no profile's table answered")
         raise PduError(f"no profile matches sysObjectID {sys_oid} and no profile's table "
                        "answered; set `profile`")
 
@@ -236,8 +267,13 @@ class PduSource:
                       collector=self.cfg.collector.id, rack=pdu.rack, online=False)
         try:
             profile = await self.profile_for(pdu)
-            walked = await self.client(pdu, profile).walk_columns(profile.oids())
-            doc.update(self.reading(pdu, profile, walked))
+            client = self.client(pdu, profile)
+            walked = await client.walk_columns(profile.oids())
+            try:
+                doc.update(self.reading(pdu, profile, walked))
+            except NoReadings as exc:  # say what the device is, when it is a known other
+                what = await identify(client, None)
+                raise PduError(f"{exc.head}: {what}" if what else str(exc)) from exc
         except (SnmpError, PduError) as exc:
             doc["error"] = str(exc)[:500]
         return doc
@@ -252,7 +288,12 @@ class PduSource:
         phases = self._phases(walked, profile)
         outlets = table(walked, profile.outlet, profile)
         if not phases and not outlets and not set(device) - {"model"}:
-            raise PduError(profile.missing_table())
+            table_name = profile.table or profile.mib or profile.name
+            raise NoReadings(profile.missing_table(), f"no {table_name} table")
+        if not _measured(device, phases, outlets):
+            message = (f"its {profile.table or profile.mib} tables answered but every value "
+                       "is marked not available")
+            raise NoReadings(message, message)
         units = ({unit for unit, _ in [*phases, *outlets]}
                  | self._device_units(walked, profile)) - {""}
         tagged = len(units) > 1  # a daisy chain: say which unit each row belongs to

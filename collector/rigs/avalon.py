@@ -75,11 +75,15 @@ class AvalonPath:
         replies = await self.session.many("estats", "devs")
         try:
             mm, entry = mm_stats(replies["estats"])
-            dev = replies["devs"]["DEVS"][0]
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            raise FastPathError(f"unexpected estats/devs reply: {exc!r}") from None
+            raise FastPathError(f"unexpected estats reply: {exc!r}") from None
+        devs = replies["devs"].get("DEVS") if isinstance(replies.get("devs"), dict) else None
+        dev = devs[0] if isinstance(devs, list) and devs and isinstance(devs[0], dict) else {}
         t = base_telemetry(self.miner)
+        # devs' 1-minute figure; without devs (refused, cut) the MM's current speed GHSspd
         mhs = number(dev.get("MHS 1m"))
+        if mhs is None and number(mm.get("GHSspd")) is not None:
+            mhs = float(mm["GHSspd"]) * 1000
         t.hashrate = rate(mhs, SHA256Unit.MH) if mhs is not None else None
         ghs_mm = number(mm.get("GHSmm"))
         t.expected_hashrate = rate(ghs_mm, SHA256Unit.GH) if ghs_mm is not None else None

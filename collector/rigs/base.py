@@ -51,7 +51,7 @@ class Fan:
     speed: int | None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Telemetry:
     """What the mapping reads: the MinerData attributes the collector uses, plus the hottest
     single sensor (`temp_max`) where the firmware reports several per board."""

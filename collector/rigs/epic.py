@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -15,6 +16,7 @@ from collector.rigs.base import (
     FastPathError,
     Telemetry,
     base_telemetry,
+    get_json,
     number,
     rate,
     rig_client,
@@ -23,6 +25,14 @@ from collector.rigs.credentials import Credentials
 
 BACKEND = ePIC
 PORT = 4028
+
+
+def _error_text(error: Any) -> str:
+    """PowerPlay's MinerError: a name ("NoHashboardsEnabled") or one key with its detail
+    ({"UartReadError": 3}: PowerPlay 1.30.0 openapi, asic-rs meta/epic), as one line."""
+    if isinstance(error, dict):
+        return "; ".join(f"{k}: {json.dumps(v)}" for k, v in error.items())
+    return str(error)
 
 
 def _fan_index(key: str) -> int:
@@ -39,13 +49,12 @@ class EpicPath:
 
     async def telemetry(self) -> Telemetry:
         """Read one poll's telemetry."""
-        try:
-            resp = await self.web.get(f"http://{self.miner.ip}:{PORT}/summary")
-            s = resp.json()
+        try:  # bounded like every other reply (httpx alone reads any body whole)
+            status, s = await get_json(self.web, f"http://{self.miner.ip}:{PORT}/summary")
         except (httpx.HTTPError, ValueError) as exc:
             raise FastPathError(f"summary: {type(exc).__name__}: {exc}") from None
-        if resp.status_code != 200 or not isinstance(s, dict):
-            raise FastPathError(f"summary: HTTP {resp.status_code}")
+        if status != 200 or not isinstance(s, dict):
+            raise FastPathError(f"summary: HTTP {status}")
         t = base_telemetry(self.miner)
         hbs = [hb for hb in s.get("HBs") or [] if isinstance(hb, dict)]
         rates = [number((hb.get("Hashrate") or [None])[0]) for hb in hbs]
@@ -61,7 +70,7 @@ class EpicPath:
                   if number(fans[k]) is not None]
         self._boards(t, s, hbs)
         error = (s.get("Status") or {}).get("Last Error")
-        t.errors = [X19Error(error_message=str(error))] if error is not None else []
+        t.errors = [X19Error(error_message=_error_text(error))] if error is not None else []
         return t
 
     @staticmethod

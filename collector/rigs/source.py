@@ -93,8 +93,8 @@ class PyasicSource:
         data, note = await self._read(rig.id, miner)
         if data is None:
             self.failed(rig.id)
-            return offline_reading(origin, note or "no reply", str(miner.make or ""),
-                                   str(miner.raw_model or ""))
+            return offline_reading(origin, note or "no reply", make=str(miner.make or ""),
+                                   model=str(miner.raw_model or ""))
         reading = reading_from_miner(origin, data)
         if reading["online"]:
             self.failures[rig.id] = 0

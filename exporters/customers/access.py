@@ -38,7 +38,8 @@ def run(db: InfluxQL, statement: str) -> list[dict[str, Any]]:
     URLs and so out of access logs)."""
     resp = db.client.post("/query", data={"q": statement})
     if resp.status_code >= 400:
-        raise InfluxQLError(f"HTTP {resp.status_code}: {resp.text[:300]}")
+        raise InfluxQLError(f"HTTP {resp.status_code}: {resp.text[:300].strip()}",
+                            status=resp.status_code)
     results: list[dict[str, Any]] = resp.json().get("results", [])
     for result in results:
         if "error" in result:

@@ -158,7 +158,7 @@ def sync_ledgers(cfg: Config, start_s: int, end_s: int) -> int:
     return copied
 
 
-def follow_customers(cfg: Config, stop: threading.Event, interval_s: float | None = None,
+def follow_customers(cfg: Config, stop: threading.Event, *, interval_s: float | None = None,
                      hours: int | None = None) -> None:
     """Copy the recent ledger rows into the customers' databases every interval, after the
     rollup rewrote them (beside the rollup: in the bridge or in `hashwatt rollup --follow`);

@@ -29,12 +29,14 @@ LEDGER_ROW_S = QUARTER_S  # the length of one ledger row
 LEDGER_MEASUREMENT = MEASUREMENT
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EnergyRow:
     """One ledger row: the energy one rig (or outlet) drew in [start_s, start_s + seconds)."""
 
     start_s: int
-    seconds: int
+    # how much of the quarter the customer held the rig: all of it (900) unless the rig
+    # moved inside the quarter (the ledger splits such a quarter at the move)
+    seconds: int | Decimal
     customer: str
     rack: str
     unit: str  # the rig id, or "pdu/outlet" for an outlet no rig is mapped to
@@ -50,7 +52,7 @@ class EnergyRow:
                 f"{self.source}|{self.kwh}|{self.kwh_measured}|{self.kwh_estimated}|{self.cost}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ActivityRow:
     """One rig's quarter hour from the raw `rig` data: means of what it reported."""
 
@@ -105,14 +107,22 @@ def energy_rows(cfg: Config, start_s: int, end_s: int) -> list[EnergyRow]:
     its rigs' rows of other customers to see moves)."""
     start = dt.datetime.fromtimestamp(start_s, dt.UTC)
     end = dt.datetime.fromtimestamp(end_s, dt.UTC)
-    out = [EnergyRow(int(r.time.timestamp()), LEDGER_ROW_S, r.customer, r.rack, r.unit,
-                     r.source, _dec(r.kwh) or Decimal(0), _dec(r.kwh_measured) or Decimal(0),
-                     _dec(r.kwh_estimated) or Decimal(0), _dec(r.cost) or Decimal(0))
+    out = [EnergyRow(start_s=int(r.time.timestamp()), seconds=_seconds(r.seconds),
+                     customer=r.customer, rack=r.rack, unit=r.unit, source=r.source,
+                     kwh=_dec(r.kwh) or Decimal(0), kwh_measured=_dec(r.kwh_measured) or Decimal(0),
+                     kwh_estimated=_dec(r.kwh_estimated) or Decimal(0),
+                     cost=_dec(r.cost) or Decimal(0))
            for r in finance_ledger.ledger_rows(cfg, start, end)]
     return sorted(out, key=lambda e: (e.unit, e.start_s, e.customer))
 
 
-def activity_rows(cfg: Config, db: InfluxQL, start_s: int, end_s: int,
+def _seconds(value: float) -> int | Decimal:
+    """A row's seconds: an int when whole (as every row before splits existed, so the
+    ledger state of an older month is unchanged), else its exact decimal."""
+    return int(value) if value == int(value) else Decimal(repr(float(value)))
+
+
+def activity_rows(cfg: Config, db: InfluxQL, *, start_s: int, end_s: int,
                   customer: str) -> list[ActivityRow]:
     """The customer's rigs per quarter hour from the raw `rig` data (hashing, power,
     expected hashrate, the maintenance flag)."""
@@ -134,8 +144,9 @@ def activity_rows(cfg: Config, db: InfluxQL, start_s: int, end_s: int,
             for name in ("h", "e", "p"):
                 if r[f"{name}n"]:
                     acc[name].append((_dec(r[name]), int(r[f"{name}n"])))
-    return [ActivityRow(start, customer, acc["rack"], rig, _mean(acc["h"]), _mean(acc["e"]),
-                        _mean(acc["p"]), acc["maintenance"])
+    return [ActivityRow(start_s=start, customer=customer, rack=acc["rack"], rig=rig,
+                        hashrate_ths=_mean(acc["h"]), expected_ths=_mean(acc["e"]),
+                        power_w=_mean(acc["p"]), maintenance=acc["maintenance"])
             for (rig, start), acc in sorted(sums.items())]
 
 

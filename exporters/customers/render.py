@@ -66,7 +66,12 @@ def to_dict(st: Statement) -> dict[str, Any]:
         "fees": {"per_rig_month": str(c.fees.per_rig_month),
                  "per_kw_month": str(c.fees.per_kw_month),
                  "contracted_kw": str(c.fees.contracted_kw),
-                 "capacity_fee": str(st.capacity_fee)},
+                 "capacity_fee": str(st.capacity_fee),
+                 # only for a month the contract covers in part: the fee is pro rata
+                 **({} if st.contract_hours is None else
+                    {"contract_hours": f"{st.contract_hours.normalize():f}",
+                     "contract_start": str(c.contract_start or ""),
+                     "contract_end": str(c.contract_end or "")})},
         "totals": {k: _text(v) for k, v in st.totals.items()},
         "availability_target_met": _target_met(st),
         "daily": [{"day": d.day, "group": d.group, "kwh": str(d.kwh), "cost": str(d.cost),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from exporters.customers.ledger_source import ActivityRow, EnergyRow
+from exporters.customers.ledger_source import LEDGER_ROW_S, ActivityRow, EnergyRow
 from hashwatt.config import CustomerConfig
 
 KWH, MONEY, PCT, THS = Decimal("0.001"), Decimal("0.01"), Decimal("0.01"), Decimal("0.01")
@@ -29,7 +29,7 @@ def q(value: Decimal, step: Decimal) -> Decimal:
     return value.quantize(step, rounding=ROUND_HALF_UP)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RigLine:
     """One rig's part of the month (only the time it was the customer's)."""
 
@@ -53,7 +53,7 @@ class RigLine:
     efficiency_j_th: Decimal | None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DayGroup:
     """One day of one rig group (rack) for the chart."""
 
@@ -64,7 +64,7 @@ class DayGroup:
     availability_pct: Decimal | None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Statement:
     """Everything a statement shows, exact."""
 
@@ -84,6 +84,9 @@ class Statement:
     ledger_rows: int
     activity_rows: int
     method: list[str] = field(default_factory=list)
+    # hours of the month the contract covers, when it covers only part of it (the capacity
+    # fee is pro rata for them); None for a whole month
+    contract_hours: Decimal | None = None
 
 
 def ledger_state(energy: Iterable[EnergyRow], activity: Iterable[ActivityRow]) -> str:
@@ -95,18 +98,20 @@ def ledger_state(energy: Iterable[EnergyRow], activity: Iterable[ActivityRow]) -
     return digest.hexdigest()
 
 
-def assigned_seconds(unit_rows: list[EnergyRow], customer: str) -> int:
-    """Time a rig was the customer's: each run of its consecutive ledger rows attributed to
-    the customer counts from the start of its first row to the end of its last row."""
-    total, run_start, run_end = 0, None, 0
+def assigned_seconds(unit_rows: list[EnergyRow], customer: str) -> Decimal:
+    """Time a rig was the customer's: each run of its ledger rows attributed to the customer
+    (no other customer's row between them) counts from the start of its first row to the end
+    of its last, quarters without rows inside the run included; a quarter split by a move
+    counts only the customer's part of it."""
+    total, run_end = Decimal(0), None  # run_end: the end of the run's last quarter
     for row in sorted(unit_rows, key=lambda r: r.start_s):
-        if row.customer == customer:
-            run_start = row.start_s if run_start is None else run_start
-            run_end = row.start_s + row.seconds
-        elif run_start is not None:
-            total, run_start = total + run_end - run_start, None
-    if run_start is not None:
-        total += run_end - run_start
+        if row.customer != customer:
+            run_end = None  # another holder: the run is over
+            continue
+        if run_end is not None and row.start_s > run_end:
+            total += row.start_s - run_end  # quarters without rows, still the customer's
+        total += Decimal(row.seconds)
+        run_end = row.start_s + LEDGER_ROW_S
     return total
 
 
@@ -127,26 +132,34 @@ def _availability(hashing: Decimal, eligible: Decimal) -> Decimal | None:
 
 @dataclass
 class _Activity:
-    hashing: int = 0  # quarters, outside maintenance
-    hashing_all: int = 0
-    drawing: int = 0
-    maintenance: int = 0
+    hashing: Decimal = Decimal(0)  # hours, outside maintenance
+    hashing_all: Decimal = Decimal(0)
+    drawing: Decimal = Decimal(0)
+    maintenance: Decimal = Decimal(0)
     hashrates: list[Decimal] = field(default_factory=list)
     expected: list[Decimal] = field(default_factory=list)
     power_hashing: list[Decimal] = field(default_factory=list)
     hash_hashing: list[Decimal] = field(default_factory=list)
 
 
-def _activity(rows: list[ActivityRow]) -> _Activity:
+def held_hours(mine: list[EnergyRow]) -> dict[tuple[str, int], Decimal]:
+    """Hours of each (rig, quarter) the customer held the rig, where it held only part of the
+    quarter (a move inside it); other quarters count whole (QUARTER_H)."""
+    return {(r.unit, r.start_s): Decimal(r.seconds) / 3600 for r in mine
+            if Decimal(r.seconds) != LEDGER_ROW_S}
+
+
+def _activity(rows: list[ActivityRow], held: dict[tuple[str, int], Decimal]) -> _Activity:
     a = _Activity()
     for r in rows:
+        hours = held.get((r.rig, r.start_s), QUARTER_H)  # a split quarter: its part only
         hashing = r.hashrate_ths is not None and r.hashrate_ths > 0
-        a.hashing_all += hashing
-        a.drawing += r.power_w is not None and r.power_w > 0
+        a.hashing_all += hours * hashing
+        a.drawing += hours * (r.power_w is not None and r.power_w > 0)
         if r.maintenance:
-            a.maintenance += 1
+            a.maintenance += hours
             continue
-        a.hashing += hashing
+        a.hashing += hours * hashing
         if r.hashrate_ths is not None:
             a.hashrates.append(r.hashrate_ths)
         if r.expected_ths is not None:
@@ -165,8 +178,8 @@ def _rig_line(c: CustomerConfig, unit: str, mine: list[EnergyRow], all_rows: lis
     for r in mine:
         sources[r.source] += r.kwh
     assigned = Decimal(assigned_seconds(all_rows, c.id))
-    a = _activity(activity)
-    eligible = assigned / 3600 - a.maintenance * QUARTER_H
+    a = _activity(activity, held_hours(mine))
+    eligible = assigned / 3600 - a.maintenance
     avg, expected = _mean(a.hashrates), _mean(a.expected)
     power, hashed = sum(a.power_hashing, Decimal(0)), sum(a.hash_hashing, Decimal(0))
     return RigLine(
@@ -177,9 +190,9 @@ def _rig_line(c: CustomerConfig, unit: str, mine: list[EnergyRow], all_rows: lis
         energy_cost=q(_energy_cost(c, kwh, sum((r.cost for r in mine), Decimal(0))), MONEY),
         fee=q(c.fees.per_rig_month * assigned / month_s, MONEY),
         assigned_hours=q(assigned / 3600, HOURS),
-        hours_hashing=a.hashing_all * QUARTER_H, hours_drawing=a.drawing * QUARTER_H,
-        hours_maintenance=a.maintenance * QUARTER_H, hours_available=a.hashing * QUARTER_H,
-        availability_pct=_availability(a.hashing * QUARTER_H, eligible),
+        hours_hashing=q(a.hashing_all, HOURS), hours_drawing=q(a.drawing, HOURS),
+        hours_maintenance=q(a.maintenance, HOURS), hours_available=q(a.hashing, HOURS),
+        availability_pct=_availability(a.hashing, eligible),
         avg_hashrate_ths=q(avg, THS) if avg is not None else None,
         expected_hashrate_ths=q(expected, THS) if expected is not None else None,
         hashrate_pct=(q(avg / expected * HUNDRED, PCT)
@@ -203,14 +216,16 @@ def _days(c: CustomerConfig, energy: list[EnergyRow], activity: list[ActivityRow
         cost[key] += _energy_cost(c, r.kwh, r.cost)
         eligible[key] += Decimal(r.seconds) / 3600
     hashing: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    held = held_hours(energy)
     for a in activity:
         key = (day(a.start_s), a.rack or "(no rack)")
+        hours = held.get((a.rig, a.start_s), QUARTER_H)
         if a.maintenance:
-            eligible[key] -= QUARTER_H
+            eligible[key] -= hours
         elif a.hashrate_ths is not None and a.hashrate_ths > 0:
-            hashing[key] += QUARTER_H
-    return [DayGroup(d, g, q(kwh[(d, g)], KWH), q(cost[(d, g)], MONEY),
-                     _availability(hashing[(d, g)], eligible[(d, g)]))
+            hashing[key] += hours
+    return [DayGroup(day=d, group=g, kwh=q(kwh[(d, g)], KWH), cost=q(cost[(d, g)], MONEY),
+                     availability_pct=_availability(hashing[(d, g)], eligible[(d, g)]))
             for d, g in sorted(set(kwh) | set(hashing))]
 
 
@@ -233,6 +248,9 @@ def method_text(c: CustomerConfig, timezone: str) -> list[str]:
         "and fill short gaps between readings. The source "
         "column names where each rig's energy came from.",
         f"Energy is charged at {price}; each rig's cost is rounded to the cent.",
+        "The capacity fee is per kW of contracted capacity and month, pro rata for the hours "
+        "of the month the contract covers (from the local midnight of its first day to that "
+        "after its last).",
         "The per-rig fee is charged pro rata for the time the rig was yours: from the first "
         "to the last ledger quarter hour attributed to you in the month (per run, if it moved).",
         "Availability = hours hashing outside maintenance / (hours the rig was yours - hours "
@@ -265,7 +283,8 @@ def build_statement(c: CustomerConfig, *, site: str, timezone: str, site_currenc
         mine = [r for r in rows if r.customer == c.id]
         if mine:
             lines.append(_rig_line(c, unit, mine, rows, acts.get(unit, []), month_s))
-    capacity = q(c.fees.per_kw_month * c.fees.contracted_kw, MONEY)
+    covered = contract_seconds(c, start_s, end_s, timezone)
+    capacity = q(c.fees.per_kw_month * c.fees.contracted_kw * covered / month_s, MONEY)
     used_activity = [a for a in activity if a.customer == c.id]
     totals = _totals(lines, capacity)
     zone = ZoneInfo(timezone)
@@ -278,7 +297,21 @@ def build_statement(c: CustomerConfig, *, site: str, timezone: str, site_currenc
         days=_days(c, mine_all, used_activity, timezone),
         ledger_state=ledger_state(mine_all, used_activity),
         ledger_rows=len(mine_all), activity_rows=len(used_activity),
-        method=method_text(c, timezone))
+        method=method_text(c, timezone),
+        contract_hours=(None if covered == month_s else Decimal(covered) / 3600))
+
+
+def contract_seconds(c: CustomerConfig, start_s: int, end_s: int, timezone: str) -> int:
+    """How much of [start, end) the contract covers: from contract_start's local midnight to
+    the local midnight after contract_end (the whole range when neither is set)."""
+    zone = ZoneInfo(timezone)
+    lo, hi = start_s, end_s
+    if c.contract_start is not None:
+        lo = max(lo, int(dt.datetime.combine(c.contract_start, dt.time(), zone).timestamp()))
+    if c.contract_end is not None:
+        after = c.contract_end + dt.timedelta(days=1)
+        hi = min(hi, int(dt.datetime.combine(after, dt.time(), zone).timestamp()))
+    return max(hi - lo, 0)
 
 
 def _totals(lines: list[RigLine], capacity: Decimal) -> dict[str, Decimal | None]:

@@ -46,7 +46,7 @@ def month_range(cfg: Config, month: str) -> tuple[int, int]:
         raise StatementError(f"--month: {exc}") from None
 
 
-def compute(cfg: Config, db: InfluxQL, customer: CustomerConfig, month: str,
+def compute(cfg: Config, db: InfluxQL, customer: CustomerConfig, month: str, *,
             energy: list[src.EnergyRow] | None = None) -> Statement:
     """The customer's statement for a month (YYYY-MM, site timezone); `energy` is the site's
     ledger rows of the month when the caller read them already (--all-customers)."""
@@ -56,7 +56,7 @@ def compute(cfg: Config, db: InfluxQL, customer: CustomerConfig, month: str,
     units = {r.unit for r in energy if r.customer == customer.id}
     # every row of the customer's units, whoever they belonged to: moves are seen
     mine = [r for r in energy if r.unit in units]
-    activity = src.activity_rows(cfg, db, start, end, customer.id)
+    activity = src.activity_rows(cfg, db, start_s=start, end_s=end, customer=customer.id)
     return build_statement(customer, site=cfg.site.name, timezone=cfg.site.timezone,
                            site_currency=cfg.site.currency, month=month, start_s=start,
                            end_s=end, energy=mine, activity=activity)
@@ -113,7 +113,7 @@ def write_statements(cfg: Config, month: str, fmt: Format, *, customer_id: str |
     try:
         with progress:
             for c in customers:
-                st = compute(cfg, db, c, month, energy)
+                st = compute(cfg, db, c, month, energy=energy)
                 if expect_state is not None and st.ledger_state != expect_state.lower():
                     raise StatementError(
                         f"{c.id} {month}: the ledger state is now {st.ledger_state}, not "

@@ -5,6 +5,7 @@ figures) with currency, kWh and percent formats; the header row is frozen."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from exporters.customers.render import (
     to_dict,
 )
 from exporters.customers.statement import Statement
+from exporters.finance.reproducible import fixed_xlsx
 
 KWH_FORMAT = "#,##0.000"
 HOURS_FORMAT = "#,##0.00"
@@ -89,7 +91,14 @@ def render_xlsx(st: Statement) -> bytes:
     method.column_dimensions["A"].width = 120
     out = io.BytesIO()
     book.save(out)
-    return out.getvalue()
+    # the same bytes every time from the same rows (a closed month reproduces exactly)
+    return fixed_xlsx(out.getvalue(), _stamp(st.period_end))
+
+
+def _stamp(iso_local: str) -> str:
+    """The period's end as an ISO UTC time, the workbook's created/modified date."""
+    end = dt.datetime.fromisoformat(iso_local).astimezone(dt.UTC)
+    return end.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _daily_sheet(book: Any, st: Statement) -> None:

@@ -6,27 +6,30 @@ Every UTC offset in use is a whole number of quarter hours (+05:30, +05:45 too),
 quarter hour is a UTC quarter hour and a row's timestamp is its quarter's start.
 
 Energy of a quarter hour, best source first (hashwatt.power.LEDGER_SOURCES):
-  pdu_energy  the outlet's energy counter: the difference between consecutive reads (a read
-              flagged `energy_reset` by the collector, or below half the read before it,
-              counts from zero; a smaller step back is jitter, no energy, and the read after it
-              counts from the higher read before it) spread evenly over
-              the time between the two reads, so energy across a
-              gap lands in the quarters it was drawn in, each priced at its own rate; a gap of
-              up to 72 hours is spread; the part of a quarter no counter interval covers (a
-              newly mapped outlet, the open end of the data) comes from the next source;
-  pdu_power   mean outlet power (or the rig's power when the collector took it from the
-              outlet) x 15 min;
-  miner, nominal  mean of the rig's own or the model's nominal power x 15 min, where every
-              reading in which the rig reported itself offline counts as 0 W;
+  pdu_energy  the outlet's energy counter: the difference between consecutive reads spread
+              evenly over the time between them, so energy across a gap (up to 72 hours)
+              lands in the quarters it was drawn in, each priced at its own rate. A step
+              back to at least half the read before is meter jitter: that read is skipped. A
+              32-bit counter that wrapped counts through the wrap; a lower read otherwise is
+              a restart, counted from zero. A step implying more than MAX_OUTLET_KW is a
+              glitch: unknown energy (see interval_kwh). The part of a quarter no counter
+              interval covers comes from the next source;
+  pdu_power   outlet power (or the rig's power when the collector took it from the outlet);
+  miner, nominal  the rig's own or the model's nominal power, every reading in which the rig
+              reported itself offline counting as 0 W;
   offline     only offline readings in the quarter: 0 kWh.
-A quarter without readings between two readings at most 45 minutes apart (their times are
-asked for when two or three quarters in a row are empty) takes the power of the quarter
-before it (estimated, coverage 0); quarters without readings otherwise get no row: reports
-show them as missing coverage, never as silent zeros.
+Power is time-weighted: each reading stands for the time nearer to it than to the readings
+beside it (the trapezoid integral of the readings), so irregular polls, a gap or duplicated
+timestamps do not bias a quarter; beside a gap of more than 45 minutes a reading stands for
+the rest of its own quarter only. A quarter without readings is filled (estimated,
+coverage 0) only when the readings around it are at most 45 minutes apart; others get no
+row: reports show them as missing coverage, never as silent zeros.
 
-A quarter belongs to the customer and rack of the rig's readings in it (the tag set with most
-readings; on a tie the one the rig kept afterwards); without rig readings, those of the nearest
-reading before it (up to 72 hours back; else after it), else the outlet's.
+A quarter belongs to the customer and rack of the rig's readings. A move lies between the
+last reading of the old holder and the first of the new one: on the quarter edge between
+them, or, when both are in one quarter, midway between them, where the quarter is split by
+time into one row per holder (field `seconds`: the part each held). Without rig readings,
+the outlet's.
 
 Re-running a range rewrites every row of it: rows keep their tag set (same series, same
 timestamp: InfluxDB overwrites the point), and a row of the range whose unit (rig or outlet)
@@ -41,7 +44,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -65,7 +68,7 @@ from hashwatt.influxql import InfluxQL
 from hashwatt.names import Field as F
 from hashwatt.names import Tag as T
 from hashwatt.names import quoted
-from hashwatt.power import LEDGER_SOURCES, MEASURED_SOURCES, POWER_SOURCES, ledger_source
+from hashwatt.power import LEDGER_SOURCES, MEASURED_SOURCES, ledger_source
 from hashwatt.tariff import QUARTER_S, Tariff
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,11 @@ RIG_TAGS = quoted(T.RIG, T.CUSTOMER, T.RACK)
 OUTLET_TAGS = quoted(T.PDU, T.UNIT, T.OUTLET, T.RIG, T.CUSTOMER, T.RACK)
 LEDGER_TAGS = quoted(T.RIG, T.PDU, T.UNIT, T.OUTLET, T.CUSTOMER, T.RACK, T.WINDOW)
 VOID = "void"
+# the most one outlet can draw: a counter step implying more is a glitch, not energy
+MAX_OUTLET_KW = 50.0
+COUNTER_SLACK_KWH = 1.0  # one count of the coarsest counter (1 kWh) beyond that
+# where a 32-bit counter wraps, in kWh, for the units PDUs count in (Wh, 10 Wh, 0.1 kWh, kWh)
+WRAP_KWH = tuple(2**32 * unit for unit in (0.001, 0.01, 0.1, 1.0))
 UNTARIFFED = "untariffed"  # the window of a quarter no tariff period covers (cost 0)
 
 UnitKey = tuple[str, ...]  # ("rig", id) or ("outlet", pdu, link unit, outlet)
@@ -104,7 +112,7 @@ def quarter_floor(ts_s: float) -> int:
     return int(ts_s // QUARTER_S * QUARTER_S)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Read:
     """One energy-counter read of an outlet."""
 
@@ -115,33 +123,72 @@ class Read:
     attribution: Attribution
 
 
+Step = tuple[float, float, float]  # [lo, hi) and a value: W for power, kWh for a counter piece
+Timeline = list[tuple[float, Attribution]]  # (time of a reading, who held the unit then)
+
+
 @dataclass
 class Unit:
-    """Everything the readings say about one billed unit, per quarter start."""
+    """Everything the readings say about one billed unit."""
 
     key: UnitKey
-    counter_kwh: dict[int, float] = field(default_factory=lambda: defaultdict(float))
-    counter_s: dict[int, float] = field(default_factory=lambda: defaultdict(float))
-    # ledger source -> quarter -> [sum of W, readings]
-    power: dict[str, dict[int, list[float]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: [0.0, 0.0])))
-    offline: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    rig_tags: dict[int, Counter[Attribution]] = field(
-        default_factory=lambda: defaultdict(Counter))
-    outlet_tags: dict[int, Attribution] = field(default_factory=dict)
-    sorted_quarters: dict[str, list[int]] = field(default_factory=dict)
-    # quarters without readings whose readings around them are more than FILL_GAP_S apart
-    unfilled: set[int] = field(default_factory=set)
+    # counter intervals cut at quarter edges: quarter -> [(lo, hi, kWh)]
+    counter: dict[int, list[Step]] = field(default_factory=lambda: defaultdict(list))
+    # power stream -> [(time, W)]; "pdu_outlet" is the outlet's own power reading
+    streams: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: defaultdict(list))
+    offline: list[float] = field(default_factory=list)  # offline readings without power
+    holders: Timeline = field(default_factory=list)  # from the rig's readings
+    outlet_holders: Timeline = field(default_factory=list)  # from its outlet's readings
+    prepared: bool = False
+    times: dict[str, list[float]] = field(default_factory=dict)
+    values: dict[str, list[float]] = field(default_factory=dict)
+    offline_times: list[float] = field(default_factory=list)
+
+    def prepare(self) -> None:
+        """Sort the streams once (offline readings are 0 W in the miner and nominal ones)."""
+        if self.prepared:
+            return
+        self.prepared = True
+        self.offline_times = sorted(self.offline)
+        for name, stream in self.streams.items():
+            if name in ("miner", "nominal"):
+                stream = stream + [(ts, 0.0) for ts in self.offline]
+            # a duplicated timestamp keeps one value (InfluxDB keeps one point per series)
+            ordered = sorted(dict(sorted(stream)).items())
+            self.times[name] = [t for t, _ in ordered]
+            self.values[name] = [w for _, w in ordered]
+        self.holders = _settle(self.holders)
+        self.outlet_holders = _settle(self.outlet_holders)
 
 
-@dataclass
+def _settle(timeline: Timeline) -> Timeline:
+    """The timeline in time order; of two holders at one instant (a duplicated timestamp
+    across a move) the one that holds the next reading after it goes last, so it holds on."""
+    timeline = sorted(timeline, key=lambda e: e[0])
+    out: Timeline = []
+    i = 0
+    while i < len(timeline):
+        j = i
+        while j < len(timeline) and timeline[j][0] == timeline[i][0]:
+            j += 1
+        group = list(dict.fromkeys(who for _, who in timeline[i:j]))
+        following = timeline[j][1] if j < len(timeline) else None
+        group.sort(key=lambda who: who == following)
+        out += [(timeline[i][0], who) for who in group]
+        i = j
+    return out
+
+
+@dataclass(kw_only=True)
 class Quarter:
-    """The ledger's account of one unit in one quarter hour."""
+    """The ledger's account of one unit in one quarter hour, for one holder."""
 
     kwh_measured: float
     kwh_estimated: float
     source: str
     covered: bool
+    seconds: float  # how much of the quarter this holder held the unit
 
 
 class Readings:
@@ -158,31 +205,31 @@ class Readings:
         return self.units[key]
 
     def load_power(self, start_s: int, end_s: int) -> None:
-        """Per-quarter power of rigs and outlets, and who held each rig in each quarter."""
+        """Every power reading of rigs and outlets with its time, and who held each rig at
+        each reading (raw reads: a quarter's energy is weighted by the time each held)."""
         for lo, hi in chunks(start_s, end_s):
             where = window(lo, hi, self.site)
-            for src in POWER_SOURCES:
-                query = (f'SELECT sum("power_w") AS w, count("power_w") AS n FROM "rig" WHERE '
-                         f"{where} AND \"power_source\" = '{src}' GROUP BY time(15m), "
-                         f"{RIG_TAGS} fill(none)")
-                self._add_power(query, ledger_source(src))
-            self._add_power(f'SELECT sum("power_w") AS w, count("power_w") AS n FROM '
-                            f'"pdu_outlet" WHERE {where} GROUP BY time(15m), {OUTLET_TAGS} '
-                            f'fill(none)', "pdu_power", outlet=True)
-            query = (f'SELECT count("up") AS n, count("power_w") AS p FROM "rig" WHERE {where} '
-                     f'AND "online" = false GROUP BY time(15m), {RIG_TAGS} fill(none)')
+            query = (f'SELECT "power_w", "power_source", "online" FROM "rig" WHERE {where} '
+                     f'GROUP BY {RIG_TAGS}')
             for tags, rows in series(self.db, query):
-                unit = self.unit(unit_key(tags))
-                for row in rows:  # an offline reading with outlet power is not a zero
-                    zeros = (row["n"] or 0) - (row["p"] or 0)
-                    if zeros > 0:
-                        unit.offline[int(row["time"] // 1000)] += zeros
-            query = (f'SELECT count("up") AS n FROM "rig" WHERE {where} GROUP BY time(15m), '
-                     f'{RIG_TAGS} fill(none)')
-            for tags, rows in series(self.db, query):
-                unit = self.unit(unit_key(tags))
+                unit, who = self.unit(unit_key(tags)), _attribution(tags)
                 for row in rows:
-                    unit.rig_tags[int(row["time"] // 1000)][_attribution(tags)] += row["n"]
+                    ts = row["time"] / 1000
+                    unit.holders.append((ts, who))
+                    if row["power_w"] is not None and row["power_source"]:
+                        stream = ledger_source(str(row["power_source"]))
+                        unit.streams[stream].append((ts, float(row["power_w"])))
+                    elif row["online"] is False:  # offline and no power figure: 0 W
+                        unit.offline.append(ts)
+            query = (f'SELECT "power_w" FROM "pdu_outlet" WHERE {where} AND "power_w" >= 0 '
+                     f'GROUP BY {OUTLET_TAGS}')
+            for tags, rows in series(self.db, query):
+                unit, who = self.unit(unit_key(tags)), _attribution(tags)
+                for row in rows:
+                    if row["power_w"] is not None:
+                        unit.streams["pdu_outlet"].append((row["time"] / 1000,
+                                                           float(row["power_w"])))
+                        unit.outlet_holders.append((row["time"] / 1000, who))
 
     def load_holders(self, before_s: int) -> None:
         """Who held each rig at its last reading in the 72 h before: a counter gap that
@@ -195,55 +242,7 @@ class Readings:
             if key not in latest or ts > latest[key][0]:
                 latest[key] = (ts, _attribution(tags))
         for key, (ts, who) in latest.items():
-            self.unit(key).rig_tags[quarter_floor(ts)][who] += 1
-
-    def load_gaps(self, start_s: int, end_s: int) -> None:
-        """Mark the quarters of [start, end) without readings whose readings around them are
-        more than FILL_GAP_S apart: quarter sums cannot tell 40 from 50 minutes when two or
-        three quarters are empty, so the reading times of those few gaps are asked for."""
-        for unit in self.units.values():
-            own = sorted({q for table in unit.power.values() for q in table} | set(unit.offline))
-            for before, after in pairwise(own):
-                empty = (after - before) // QUARTER_S - 1
-                if not 2 <= empty <= FILL_QUARTERS or after <= start_s or before >= end_s:
-                    continue  # one empty quarter: its readings are under 45 minutes apart
-                last = self._edge(unit.key, before, "last")
-                first = self._edge(unit.key, after, "first")
-                if last is not None and first is not None and first - last > FILL_GAP_S:
-                    unit.unfilled.update(range(before + QUARTER_S, after, QUARTER_S))
-
-    def _edge(self, key: UnitKey, quarter: int, selector: str) -> float | None:
-        """The time of the unit's last (first) reading in a quarter, rig or outlet."""
-        where = window(quarter, quarter + QUARTER_S, self.site)
-        if key[0] == "rig":
-            rig = _quote(key[1])
-            queries = [f'SELECT {selector}("up") FROM "rig" WHERE {where} AND "rig" = \'{rig}\'',
-                       f'SELECT {selector}("power_w") FROM "pdu_outlet" WHERE {where} AND '
-                       f'"rig" = \'{rig}\'']
-        else:
-            match = " AND ".join(f'"{tag}" = \'{_quote(value)}\''
-                                 for tag, value in zip(("pdu", "unit", "outlet"), key[1:],
-                                                       strict=True))
-            queries = [f'SELECT {selector}("power_w") FROM "pdu_outlet" WHERE {where} AND '
-                       f'{match}']
-        times = [rows[0]["time"] / 1000 for query in queries
-                 for _, rows in series(self.db, query)]
-        if not times:
-            return None
-        return max(times) if selector == "last" else min(times)
-
-    def _add_power(self, query: str, source: str, outlet: bool = False) -> None:
-        for tags, rows in series(self.db, query):
-            unit = self.unit(unit_key(tags))
-            for row in rows:
-                if not row["n"]:
-                    continue
-                quarter = int(row["time"] // 1000)
-                acc = unit.power[source if not outlet else "pdu_outlet"][quarter]
-                acc[0] += row["w"]
-                acc[1] += row["n"]
-                if outlet:
-                    unit.outlet_tags[quarter] = _attribution(tags)
+            self.unit(key).holders.append((ts, who))
 
     def counter_reads(self, start_s: int, end_s: int) -> dict[OutletKey, list[Read]]:
         """Every counter read of [start, end) per outlet, with the last read before start and
@@ -255,8 +254,8 @@ class Readings:
             for tags, rows in series(self.db, query):
                 unit, who = unit_key(tags), _attribution(tags)  # once per series, not per read
                 streams[outlet_key(tags)] += [
-                    Read(row["time"] / 1000, float(row["energy_kwh"]),
-                         bool(row["energy_reset"]), unit, who)
+                    Read(ts_s=row["time"] / 1000, kwh=float(row["energy_kwh"]),
+                         reset=bool(row["energy_reset"]), unit=unit, attribution=who)
                     for row in rows if row["energy_kwh"] is not None]
         for edge, selector in ((start_s - COUNTER_LOOKBACK_S, "last"),
                                (end_s, "first")):
@@ -286,128 +285,233 @@ def _attribution(tags: dict[str, str]) -> Attribution:
 
 
 def _read(tags: dict[str, str], row: dict[str, Any]) -> Read:
-    return Read(row["time"] / 1000, float(row["energy_kwh"]), bool(row.get("energy_reset")),
-                unit_key(tags), _attribution(tags))
+    return Read(ts_s=row["time"] / 1000, kwh=float(row["energy_kwh"]),
+                reset=bool(row.get("energy_reset")), unit=unit_key(tags),
+                attribution=_attribution(tags))
 
 
-def interval_kwh(before: Read, after: Read) -> float:
-    """Energy between two consecutive reads of one counter: the difference; after a reset
-    (flagged by the collector, or a read below half the one before it) the read itself,
-    counted from zero; a smaller step back is meter jitter, no energy (never negative)."""
-    if after.reset or after.kwh < before.kwh / 2:
-        return after.kwh
-    return max(after.kwh - before.kwh, 0.0)
+def interval_kwh(before: Read, after: Read) -> float | None:
+    """Energy between two consecutive reads of one counter, or None when the counter cannot
+    say (the interval then counts as not metered and the power readings cover it).
+
+    The collector flags every step back as `energy_reset` (collector/pdu/source.py
+    `_reset`), meter jitter of a few Wh included, so the size of the step decides, not the
+    flag: a step back to at least half the read before is jitter (the read is skipped: the
+    interval runs from the read before it to the next, see spread_counters); a counter of
+    2**32 units (Wh, 10 Wh, 0.1 kWh or kWh) that wrapped counts the distance through it;
+    else the counter restarted from zero and the read itself is the energy. Any of these is
+    believed only when it is plausible for one outlet over the interval (MAX_OUTLET_KW,
+    plus one count of a coarse counter); an absurd jump forward, or a restart to a high
+    value, is unknown energy."""
+    hours = max(after.ts_s - before.ts_s, 0.0) / HOUR_S
+    limit = MAX_OUTLET_KW * hours + COUNTER_SLACK_KWH
+    step = after.kwh - before.kwh
+    if step >= 0:
+        return step if step <= limit else None
+    if after.kwh >= before.kwh / 2:
+        return 0.0  # jitter
+    for modulus in WRAP_KWH:
+        through = modulus - before.kwh + after.kwh
+        if modulus >= before.kwh and through <= limit:
+            return through
+    return after.kwh if after.kwh <= limit else None
+
+
+def _is_jitter(before: Read, after: Read) -> bool:
+    return before.kwh / 2 <= after.kwh < before.kwh
 
 
 def spread_counters(readings: Readings,
                     streams: dict[OutletKey, list[Read]]) -> None:
     """Each interval between consecutive reads of an outlet, spread evenly over its time and
-    booked to the unit of its closing read."""
+    booked to the unit of its closing read (cut at quarter edges; who held the unit when is
+    decided per piece of time, see holders)."""
     for reads in streams.values():
-        for before, after in pairwise(reads):
+        if not reads:
+            continue
+        before = reads[0]
+        for after in reads[1:]:
             span = after.ts_s - before.ts_s
             if span <= 0:
                 continue
-            energy = interval_kwh(before, after)
-            if after.kwh < before.kwh and not (after.reset or after.kwh < before.kwh / 2):
-                after.kwh = before.kwh  # jitter: the next interval counts from the higher read
-            unit = readings.unit(after.unit)
-            quarter = quarter_floor(before.ts_s)
-            if after.ts_s <= quarter + QUARTER_S:  # the usual case: both reads in one quarter
-                unit.counter_kwh[quarter] += energy
-                unit.counter_s[quarter] += span
-                if quarter not in unit.outlet_tags:
-                    unit.outlet_tags[quarter] = after.attribution
+            if _is_jitter(before, after):
+                # a read a little below the one before is not believed: the interval runs
+                # from the read before it to the next read, spread evenly over both
                 continue
+            energy = interval_kwh(before, after)
+            unit = readings.unit(after.unit)
+            unit.outlet_holders.append((after.ts_s, after.attribution))
+            if energy is None:
+                log.warning("ledger: outlet %s counter %.3f -> %.3f kWh in %.0f s is not "
+                            "plausible; that interval is billed from power readings",
+                            "/".join(after.unit), before.kwh, after.kwh, span)
+                before = after  # the counter goes on from its new value
+                continue
+            quarter = quarter_floor(before.ts_s)
             while quarter < after.ts_s:
-                overlap = min(after.ts_s, quarter + QUARTER_S) - max(before.ts_s, quarter)
-                unit.counter_kwh[quarter] += energy * overlap / span
-                unit.counter_s[quarter] += overlap
-                unit.outlet_tags.setdefault(quarter, after.attribution)
+                lo, hi = max(before.ts_s, quarter), min(after.ts_s, quarter + QUARTER_S)
+                unit.counter[quarter].append((lo, hi, energy * (hi - lo) / span))
                 quarter += QUARTER_S
+            before = after
 
 
-def _power_w(unit: Unit, quarter: int) -> tuple[float, str] | None:
-    """The quarter's mean power from its own readings, best source first."""
-    outlet = unit.power.get("pdu_outlet", {}).get(quarter)
-    if outlet:
-        return outlet[0] / outlet[1], "pdu_power"
-    zeros = unit.offline.get(quarter, 0)
-    for source in LEDGER_SOURCES[1:]:  # pdu_power, miner, nominal (hashwatt.power)
-        acc = unit.power.get(source, {}).get(quarter)
-        if acc:
-            readings = acc[1] + (zeros if source != "pdu_power" else 0)
-            return acc[0] / readings, source
-    return (0.0, "offline") if zeros else None
-
-
-def _filled_w(unit: Unit, quarter: int, own: set[int]) -> tuple[float, str] | None:
-    """Power of the quarter before a gap of at most FILL_QUARTERS quarters between readings."""
-    if quarter in unit.unfilled:
+def _regions(unit: Unit, name: str, quarter: int) -> tuple[list[Step], bool] | None:
+    """The quarter as steps of the stream's power (W), and whether the stream has a reading
+    in it. Each reading stands for the time nearer to it than to the readings beside it, so
+    the energy is the trapezoid integral of the readings whatever the poll interval (an
+    irregular poll or a gap inside a quarter does not bias it, as a plain mean of the
+    quarter's readings would). Next to a gap of more than FILL_GAP_S a reading stands for
+    the rest of its own quarter only, so a quarter without readings is covered (filled)
+    only inside a gap of at most FILL_GAP_S. None when nothing covers the whole quarter and
+    the stream has no reading in it."""
+    times, values = unit.times.get(name, []), unit.values.get(name, [])
+    end = quarter + QUARTER_S
+    i = max(bisect.bisect_left(times, quarter) - 1, 0)  # the last reading before the quarter
+    steps: list[Step] = []
+    own = False
+    while i < len(times) and (i == 0 or times[i - 1] < end):
+        t = times[i]
+        lo = ((times[i - 1] + t) / 2 if i > 0 and t - times[i - 1] <= FILL_GAP_S
+              else quarter_floor(t))
+        hi = ((t + times[i + 1]) / 2 if i + 1 < len(times) and times[i + 1] - t <= FILL_GAP_S
+              else quarter_floor(t) + QUARTER_S)
+        own = own or quarter <= t < end
+        if min(hi, end) > max(lo, quarter):
+            steps.append((max(lo, quarter), min(hi, end), values[i]))
+        i += 1
+    if not steps or (not own and sum(hi - lo for lo, hi, _ in steps) < QUARTER_S):
         return None
-    before = next((quarter - i * QUARTER_S for i in range(1, FILL_QUARTERS + 1)
-                   if quarter - i * QUARTER_S in own), None)
-    after = next((quarter + i * QUARTER_S for i in range(1, FILL_QUARTERS + 1)
-                  if quarter + i * QUARTER_S in own), None)
-    if before is None or after is None or (after - before) // QUARTER_S > FILL_QUARTERS + 1:
-        return None
-    return _power_w(unit, before)
+    return steps, own
 
 
-def quarter_energy(unit: Unit, quarter: int, own: set[int]) -> Quarter | None:
-    """The unit's energy in one quarter hour, or None when nothing is known."""
-    power = _power_w(unit, quarter)
-    covered = power is not None
-    if power is None:
-        power = _filled_w(unit, quarter, own)
-    # power is a measurement only when it is the quarter's own outlet reading
-    measured_power = covered and power is not None and power[1] in MEASURED_SOURCES
-    counted = min(unit.counter_s.get(quarter, 0.0), QUARTER_S)
-    if counted > 0:
-        measured = unit.counter_kwh[quarter]
-        rest = (QUARTER_S - counted) / HOUR_S
-        estimated = 0.0
-        if power is not None and rest > 0:
-            part = power[0] / 1000 * rest
-            if measured_power:
-                measured += part
-            else:
-                estimated += part
-        return Quarter(measured, estimated, "pdu_energy", True)
-    if power is None:
-        return None
-    kwh = power[0] / 1000 * QUARTER_S / HOUR_S
-    if measured_power:
-        return Quarter(kwh, 0.0, power[1], True)
-    return Quarter(0.0, kwh, power[1], covered)
+STREAMS = (("pdu_outlet", "pdu_power"), *((s, s) for s in LEDGER_SOURCES[1:]))
 
 
-def attribution(unit: Unit, quarter: int) -> Attribution:
-    """Who held the unit in this quarter (see the module docstring)."""
-    counts = unit.rig_tags.get(quarter)
-    if counts:
-        best = max(counts.values())
-        tied = [a for a, n in counts.items() if n == best]
-        if len(tied) > 1:  # the holder after the move, never the name that sorts first
-            later = unit.rig_tags.get(quarter + QUARTER_S, Counter())
-            tied = [a for a in tied if a in later] or tied
-        return tied[0]
-    if unit.rig_tags:
-        return _nearest(unit, "rig", unit.rig_tags, quarter).most_common(1)[0][0]
-    if quarter in unit.outlet_tags:
-        return unit.outlet_tags[quarter]
-    if unit.outlet_tags:
-        return _nearest(unit, "outlet", unit.outlet_tags, quarter)
-    return ("", "")
+def _power(unit: Unit, quarter: int) -> tuple[list[Step], str, bool] | None:
+    """The quarter's power as steps, its ledger source and whether the quarter has readings
+    of its own (else it lies inside a gap of at most FILL_GAP_S: a fill), best stream first
+    (hashwatt.power)."""
+    found = [(source, _regions(unit, name, quarter)) for name, source in STREAMS]
+    for source, regions in found:
+        if regions is not None and regions[1]:
+            steps = regions[0]
+            if (source in ("miner", "nominal") and not any(w for _, _, w in steps)
+                    and _has(unit.offline_times, quarter)):
+                return steps, "offline", True  # only offline readings in it
+            return steps, source, True
+    if _has(unit.offline_times, quarter):
+        return [(quarter, quarter + QUARTER_S, 0.0)], "offline", True
+    for source, regions in found:
+        if regions is not None:
+            return regions[0], source, False
+    return None
 
 
-def _nearest(unit: Unit, name: str, table: dict[int, Any], quarter: int) -> Any:
-    """The table's entry of the nearest quarter before this one, else after it."""
-    if name not in unit.sorted_quarters:
-        unit.sorted_quarters[name] = sorted(table)
-    quarters = unit.sorted_quarters[name]
-    i = bisect.bisect_right(quarters, quarter)
-    return table[quarters[i - 1] if i > 0 else quarters[i]]
+def _has(times: list[float], quarter: int) -> bool:
+    i = bisect.bisect_left(times, quarter)
+    return i < len(times) and times[i] < quarter + QUARTER_S
+
+
+def _uncovered(quarter: int, pieces: list[Step]) -> list[tuple[float, float]]:
+    """The parts of the quarter no counter piece covers."""
+    out, at = [], float(quarter)
+    for lo, hi, _ in sorted(pieces):
+        if lo > at:
+            out.append((at, lo))
+        at = max(at, hi)
+    if at < quarter + QUARTER_S:
+        out.append((at, quarter + QUARTER_S))
+    return out
+
+
+def _clip(steps: list[Step], parts: list[tuple[float, float]]) -> list[Step]:
+    """The steps cut down to the given parts of time."""
+    out = []
+    for lo, hi, value in steps:
+        for a, b in parts:
+            x, y = max(lo, a), min(hi, b)
+            if y > x:
+                out.append((x, y, value))
+    return out
+
+
+def move_instant(last_old: float, first_new: float) -> float:
+    """When a move between two readings is taken to have happened: at the quarter edge
+    between them (the one nearest their midpoint when there are several), so whole quarters
+    stay whole; midway between them when both are in one quarter."""
+    middle = (last_old + first_new) / 2
+    if quarter_floor(last_old) == quarter_floor(first_new):
+        return middle
+    lo = quarter_floor(last_old) + QUARTER_S  # the first edge after the old reading
+    hi = quarter_floor(first_new)  # the last edge at or before the new one
+    edge = quarter_floor(middle + QUARTER_S / 2)  # the edge nearest the midpoint
+    return float(min(max(edge, lo), hi))
+
+
+def holders(unit: Unit, quarter: int) -> list[tuple[float, float, Attribution]]:
+    """Who held the unit in which part of the quarter. A move happened between the last
+    reading carrying the old holder and the first carrying the new one: it is put midway
+    between them (as a reading's power stands for the time nearer to it), and the quarter is
+    split there by time. Before the first reading known, the first reading's holder. The
+    rig's own readings decide; without any, its outlet's; else nobody."""
+    timeline = unit.holders or unit.outlet_holders
+    if not timeline:
+        return [(quarter, quarter + QUARTER_S, ("", ""))]
+    changes = [(move_instant(t0, t1), w1) for (t0, w0), (t1, w1) in pairwise(timeline)
+               if w1 != w0]
+    end = quarter + QUARTER_S
+    who = timeline[0][1]
+    out, at = [], float(quarter)
+    for instant, new in changes:
+        if instant <= quarter:
+            who = new
+        elif instant < end:
+            out.append((at, instant, who))
+            at, who = instant, new
+        else:
+            break
+    out.append((at, end, who))
+    return [h for h in out if h[1] > h[0]]
+
+
+def quarter_energy(unit: Unit, quarter: int) -> list[tuple[Attribution, Quarter]]:
+    """The unit's energy in one quarter hour per holder (empty when nothing is known)."""
+    unit.prepare()
+    pieces = unit.counter.get(quarter, [])  # kWh per piece of time
+    power = _power(unit, quarter)
+    steps: list[Step] = []  # W per piece of time the counter does not cover
+    measured_power, source, covered = False, "pdu_energy" if pieces else None, bool(pieces)
+    if power is not None:
+        steps, power_source, own = power
+        if pieces:
+            steps = _clip(steps, _uncovered(quarter, pieces))
+        measured_power = own and power_source in MEASURED_SOURCES
+        source = source or power_source
+        covered = covered or own
+    if source is None:
+        return []
+    out = []
+    for lo, hi, who in holders(unit, quarter):
+        counted = _share(pieces, lo, hi)
+        # the mean power over the quarter, then kWh: one rounding, as W x 15 min exactly
+        drawn = _watt_seconds(steps, lo, hi) / QUARTER_S / 1000 * QUARTER_S / HOUR_S
+        measured = counted + (drawn if measured_power else 0.0)
+        estimated = 0.0 if measured_power else drawn
+        out.append((who, Quarter(kwh_measured=measured, kwh_estimated=estimated, source=source,
+                                 covered=covered, seconds=hi - lo)))
+    return out
+
+
+def _share(pieces: list[Step], lo: float, hi: float) -> float:
+    """The kWh of the counter pieces that falls in [lo, hi), each spread evenly."""
+    return float(sum((kwh * (min(b, hi) - max(a, lo)) / (b - a)
+                      for a, b, kwh in pieces if min(b, hi) > max(a, lo)), 0.0))
+
+
+def _watt_seconds(steps: list[Step], lo: float, hi: float) -> float:
+    """W x s of the power steps within [lo, hi)."""
+    return float(sum((w * (min(b, hi) - max(a, lo))
+                      for a, b, w in steps if min(b, hi) > max(a, lo)), 0.0))
 
 
 def unit_tags(site: str, key: UnitKey, who: Attribution, window_name: str) -> dict[str, str]:
@@ -421,26 +525,27 @@ def unit_tags(site: str, key: UnitKey, who: Attribution, window_name: str) -> di
     return {k: v for k, v in tags.items() if v}
 
 
-def quarter_points(readings: Readings, site: str, tariff: Tariff | None, start_s: int,
+def quarter_points(readings: Readings, *, site: str, tariff: Tariff | None, start_s: int,
                    end_s: int) -> list[Point]:
     """One ledger point per unit per quarter of [start, end) with anything known."""
     points = []
     for key, unit in sorted(readings.units.items()):
-        own = {q for table in unit.power.values() for q in table} | set(unit.offline)
         for quarter in range(start_s, end_s, QUARTER_S):
-            q = quarter_energy(unit, quarter, own)
-            if q is None:
+            parts = quarter_energy(unit, quarter)
+            if not parts:
                 continue
             price = tariff.price_at(quarter) if tariff is not None else None
             rate, window_name = ((price.rate, price.window) if price is not None
                                  else (0.0, UNTARIFFED))
-            kwh = q.kwh_measured + q.kwh_estimated
-            fields: dict[str, float | int | bool | str] = {
-                F.KWH: kwh, F.KWH_MEASURED: q.kwh_measured, F.KWH_ESTIMATED: q.kwh_estimated,
-                F.COST: kwh * rate, F.RATE_PER_KWH: rate,
-                F.COVERAGE: 1.0 if q.covered else 0.0, F.SOURCE: q.source}
-            tags = unit_tags(site, key, attribution(unit, quarter), window_name)
-            points.append(Point(MEASUREMENT, tags, fields, quarter * 1000))
+            for who, q in parts:
+                kwh = q.kwh_measured + q.kwh_estimated
+                fields: dict[str, float | int | bool | str] = {
+                    F.KWH: kwh, F.KWH_MEASURED: q.kwh_measured,
+                    F.KWH_ESTIMATED: q.kwh_estimated, F.COST: kwh * rate,
+                    F.RATE_PER_KWH: rate, F.COVERAGE: 1.0 if q.covered else 0.0,
+                    F.SOURCE: q.source, F.SECONDS: q.seconds}
+                tags = unit_tags(site, key, who, window_name)
+                points.append(Point(MEASUREMENT, tags, fields, quarter * 1000))
     return points
 
 
@@ -471,13 +576,13 @@ def compute(cfg: Config, db: InfluxQL, start_s: int, end_s: int) -> tuple[int, l
     pad = (FILL_QUARTERS + 1) * QUARTER_S
     readings.load_holders(start_s - pad)
     readings.load_power(start_s - pad, end_s + pad)
-    readings.load_gaps(start_s, end_s)
     spread_counters(readings, streams)
     tariff = Tariff(cfg.tariff, cfg.site.timezone) if cfg.tariff is not None else None
-    return start_s, quarter_points(readings, site, tariff, start_s, end_s)
+    return start_s, quarter_points(readings, site=site, tariff=tariff, start_s=start_s,
+                                   end_s=end_s)
 
 
-def voids(ledger: InfluxQL, measurement: str, site: str, start_s: int, end_s: int,
+def voids(ledger: InfluxQL, *, measurement: str, site: str, start_s: int, end_s: int,
           points: list[Point]) -> list[Point]:
     """Zero rows for every row of the range whose unit and quarter now carry other tags."""
     if not points:  # nothing rewritten, nothing superseded
@@ -496,7 +601,8 @@ def voids(ledger: InfluxQL, measurement: str, site: str, start_s: int, end_s: in
                 if mine and row["source"] != VOID and tuple(sorted(old.items())) not in mine:
                     out.append(Point(MEASUREMENT, old, {
                         "kwh": 0.0, "kwh_measured": 0.0, "kwh_estimated": 0.0, "cost": 0.0,
-                        "rate_per_kwh": 0.0, "coverage": 0.0, "source": VOID}, row["time"]))
+                        "rate_per_kwh": 0.0, "coverage": 0.0, "source": VOID, F.SECONDS: 0.0},
+                        row["time"]))
     return out
 
 
@@ -509,7 +615,7 @@ def closed_end(end_s: float, timezone: str, now_s: float | None = None) -> int:
     return quarter_floor(min(end_s, hour))
 
 
-def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) -> int:
+def rollup(cfg: Config, start_s: int, end_s: int, *, now_s: float | None = None) -> int:
     """Write the ledger for [start, end), clipped to closed hours; returns the rows written
     (voided rows included)."""
     start_s, end_s = quarter_floor(start_s), closed_end(end_s, cfg.site.timezone, now_s)
@@ -522,7 +628,8 @@ def rollup(cfg: Config, start_s: int, end_s: int, now_s: float | None = None) ->
     try:
         for lo, hi in chunks(start_s, end_s, ROLLUP_CHUNK_S):
             lo, points = compute(cfg, db, lo, hi)
-            points += voids(ledger, measurement, cfg.site.name, lo, hi, points)
+            points += voids(ledger, measurement=measurement, site=cfg.site.name, start_s=lo,
+                            end_s=hi, points=points)
             for i in range(0, len(points), 5000):
                 sink.write(points[i:i + 5000])
             written += len(points)
@@ -543,7 +650,7 @@ def recent_range(cfg: Config, hours: int, now_s: float | None = None) -> tuple[i
     return end - hours * HOUR_S, end
 
 
-def follow(cfg: Config, stop: threading.Event, interval_s: float, hours: int,
+def follow(cfg: Config, stop: threading.Event, *, interval_s: float, hours: int,
            errors: tuple[type[BaseException], ...], immediately: bool = False) -> None:
     """Rewrite the last closed hours every interval until stopped (in the bridge, or as
     `hashwatt rollup --follow`, which starts at once); a failed run is logged and tried
@@ -558,7 +665,7 @@ def follow(cfg: Config, stop: threading.Event, interval_s: float, hours: int,
             log.warning("ledger rollup failed (%s); next try in %.0f s", exc, interval_s)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LedgerRow:
     """One ledger row: a unit's energy and cost in one quarter hour."""
 
@@ -578,6 +685,9 @@ class LedgerRow:
     rate_per_kwh: float
     coverage: float  # 1 when the quarter had readings of its own, 0 when filled
     source: str
+    # how much of the quarter the holder held the unit (a move inside a quarter splits it
+    # into one row per holder); rows written before the split existed hold the whole quarter
+    seconds: float = float(QUARTER_S)
 
     @property
     def unit(self) -> str:
@@ -585,7 +695,7 @@ class LedgerRow:
         return self.rig or "/".join(x for x in (self.pdu, self.pdu_unit, self.outlet) if x)
 
 
-def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime,
+def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime, *,
                 site: str | None = None) -> list[LedgerRow]:
     """Every live ledger row of the site in [start, end), oldest first (void rows skipped)."""
     db, measurement = ledger_client(cfg)
@@ -594,16 +704,19 @@ def ledger_rows(cfg: Config, start: dt.datetime, end: dt.datetime,
     try:
         for lo, hi in chunks(int(start.timestamp()), int(end.timestamp())):
             query = (f'SELECT "kwh", "kwh_measured", "kwh_estimated", "cost", "rate_per_kwh", '
-                     f'"coverage", "source" FROM {measurement} WHERE {window(lo, hi, site)} '
+                     f'"coverage", "source", "seconds" FROM {measurement} WHERE '
+                     f'{window(lo, hi, site)} '
                      f'GROUP BY {LEDGER_TAGS}')
             for tags, rows in series(db, query):
                 out += [LedgerRow(
-                    dt.datetime.fromtimestamp(r["time"] / 1000, dt.UTC), site,
-                    tags.get("rig", ""), tags.get("pdu", ""), tags.get("unit", ""),
-                    tags.get("outlet", ""),
-                    tags.get("customer", ""), tags.get("rack", ""), tags.get("window", ""),
-                    r["kwh"], r["kwh_measured"], r["kwh_estimated"], r["cost"],
-                    r["rate_per_kwh"], r["coverage"], r["source"])
+                    time=dt.datetime.fromtimestamp(r["time"] / 1000, dt.UTC), site=site,
+                    rig=tags.get("rig", ""), pdu=tags.get("pdu", ""),
+                    pdu_unit=tags.get("unit", ""), outlet=tags.get("outlet", ""),
+                    customer=tags.get("customer", ""), rack=tags.get("rack", ""),
+                    window=tags.get("window", ""), kwh=r["kwh"], kwh_measured=r["kwh_measured"],
+                    kwh_estimated=r["kwh_estimated"], cost=r["cost"],
+                    rate_per_kwh=r["rate_per_kwh"], coverage=r["coverage"], source=r["source"],
+                    seconds=QUARTER_S if r.get("seconds") is None else r["seconds"])
                     for r in rows if r["source"] != VOID]
     finally:
         db.close()

@@ -23,9 +23,11 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from exporters.finance.ledger import LEDGER_TAGS, VOID, closed_end, unit_key
-from exporters.finance.store import CHUNK_S, chunks, ledger_client, series, window
+from exporters.finance.reproducible import fixed_xlsx
+from exporters.finance.store import CHUNK_S, chunks, ledger_client, query_client, series, window
+from exporters.sinks.influx_common import influx_settings
 from hashwatt.config import Config
-from hashwatt.influxql import InfluxQL
+from hashwatt.influxql import InfluxQL, InfluxQLError
 from hashwatt.names import Field
 from hashwatt.tariff import QUARTER_S
 
@@ -73,7 +75,7 @@ def _dec(value: Any) -> Decimal:
     return Decimal(repr(float(value))).quantize(SUM_STEP) if value is not None else ZERO
 
 
-def ledger_sums(db: InfluxQL, measurement: str, site: str, start: dt.datetime,
+def ledger_sums(db: InfluxQL, *, measurement: str, site: str, start: dt.datetime,
                 end: dt.datetime) -> list[SeriesSum]:
     """Sums, covered quarters and first/last quarter per ledger series, 72 hours a query."""
     sums: dict[tuple[tuple[str, str], ...], SeriesSum] = {}
@@ -105,7 +107,7 @@ def _unit(tags: dict[str, str]) -> str:
     return key[1] if key[0] == "rig" else "/".join(x for x in key[1:] if x)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Group:
     """The exact (unrounded) sums of one report row."""
 
@@ -127,7 +129,7 @@ def _key(tags: dict[str, str], by: GroupBy, site: str) -> str:
     return {"site": site, "rig": _unit(tags)}.get(by) or tags.get(by, "") or "(none)"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Existence:
     """What tells how long each unit existed in the month beyond its own rows there."""
 
@@ -138,7 +140,7 @@ class Existence:
     inventory: set[str]  # rigs the configuration holds now
 
 
-def ledger_edges(db: InfluxQL, measurement: str, site: str, start: dt.datetime,
+def ledger_edges(db: InfluxQL, *, measurement: str, site: str, start: dt.datetime,
                  end: dt.datetime) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
     """Each unit's tags in its last ledger row of the 72 hours before the month and in its
     first of the 72 hours after it (a rig that was there before the month existed from its
@@ -215,7 +217,7 @@ def apportion(values: list[Decimal], step: Decimal, target: Decimal | None = Non
     return [f.quantize(step) for f in floors]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Report:
     """A computed report: rounded rows, their total, the method and the tariff applied."""
 
@@ -240,17 +242,19 @@ def _windows(cfg: Config, present: set[str]) -> list[str]:
     return known + sorted(present - set(known))
 
 
-def build_report(cfg: Config, db: InfluxQL, measurement: str, month: str,
+def build_report(cfg: Config, db: InfluxQL, *, measurement: str, month: str,
                  by: GroupBy) -> Report:
     """Read the ledger for the month and build the rounded report."""
     start, end = month_bounds(month, cfg.site.timezone)
     hours = int((end.timestamp() - start.timestamp()) // 3600)
-    before, after = ledger_edges(db, measurement, cfg.site.name, start, end)
+    before, after = ledger_edges(db, measurement=measurement, site=cfg.site.name, start=start,
+                                 end=end)
     closed = min(end.timestamp(), closed_end(end.timestamp(), cfg.site.timezone))
-    existence = Existence(int(start.timestamp()) * 1000, (int(closed) - QUARTER_S) * 1000,
-                          before, after, {r.id for r in cfg.rigs})
-    groups = group_sums(ledger_sums(db, measurement, cfg.site.name, start, end), by,
-                        cfg.site.name, existence)
+    existence = Existence(first_ms=int(start.timestamp()) * 1000,
+                          last_ms=(int(closed) - QUARTER_S) * 1000, before=before, after=after,
+                          inventory={r.id for r in cfg.rigs})
+    sums = ledger_sums(db, measurement=measurement, site=cfg.site.name, start=start, end=end)
+    groups = group_sums(sums, by, cfg.site.name, existence)
     names = _windows(cfg, {w for g in groups.values() for w in g.window_kwh})
     keys, gs = list(groups), list(groups.values())
     measured = apportion([g.measured for g in gs], KWH)
@@ -276,8 +280,9 @@ def build_report(cfg: Config, db: InfluxQL, measurement: str, month: str,
     total["coverage"] = ((Decimal(covered) / existed).quantize(SHARE, ROUND_HALF_UP)
                          if existed else ZERO)
     total["rigs"] = len({u for g in gs for u in g.spans})
-    return Report(month, by, cfg.site.name, cfg.site.timezone, cfg.site.currency, hours, names,
-                  rows, total, _method(cfg, start, end, hours), tariff_lines(cfg))
+    return Report(month=month, by=by, site=cfg.site.name, timezone=cfg.site.timezone,
+                  currency=cfg.site.currency, hours=hours, windows=names, rows=rows, total=total,
+                  method=_method(cfg, start, end, hours), tariff=tariff_lines(cfg))
 
 
 def _method(cfg: Config, start: dt.datetime, end: dt.datetime, hours: int) -> list[str]:
@@ -418,13 +423,54 @@ def _xlsx(report: Report) -> bytes:
         method.append([line])
     out = io.BytesIO()
     book.save(out)
-    return out.getvalue()
+    end = month_bounds(report.month, report.timezone)[1].astimezone(dt.UTC)
+    return fixed_xlsx(out.getvalue(), end.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def energy_report(cfg: Config, month: str, by: GroupBy) -> Report:
     """Build a report against the configured InfluxDB."""
     db, measurement = ledger_client(cfg)
     try:
-        return build_report(cfg, db, measurement, month, by)
+        return build_report(cfg, db, measurement=measurement, month=month, by=by)
     finally:
         db.close()
+
+
+LEGACY_MEASUREMENT = "energy_hourly"  # the hourly ledger before energy_quarter (UTC hours)
+
+
+def legacy_only_hours(cfg: Config, month: str) -> int:
+    """Hours of the month found only in the old hourly ledger (`energy_hourly`, which no
+    report reads) and not in `energy_quarter`: the README's stance is to rebuild such months
+    from raw data with `rollup --backfill` while it is kept, never to convert the old rows
+    (UTC hours carrying the attribution bugs the quarter ledger fixed)."""
+    start, end = month_bounds(month, cfg.site.timezone)
+    influx = influx_settings(cfg) if cfg.influxdb is not None else None
+    rp = influx.ledger_retention_policy if influx is not None else "ledger"
+    raw = query_client(cfg)
+    ledger, measurement = ledger_client(cfg, raw)
+    old: set[int] = set()
+    new: set[int] = set()
+    try:
+        for lo, hi in chunks(int(start.timestamp()), int(end.timestamp())):
+            where = window(lo, hi, cfg.site.name)
+            places = [(raw, f'"{rp}"."{LEGACY_MEASUREMENT}"')]
+            if ledger is not raw:  # a ledger database of its own may hold old rows too
+                places.append((ledger, f'"{LEGACY_MEASUREMENT}"'))
+            for db, source in places:
+                try:
+                    old |= _hours(db, f'SELECT count("kwh") FROM {source} WHERE {where} '
+                                      'GROUP BY time(1h) fill(none)')
+                except InfluxQLError:  # no such retention policy or database: nothing old
+                    continue
+            new |= _hours(ledger, f'SELECT count("kwh") FROM {measurement} WHERE {where} AND '
+                                  f"\"source\" != '{VOID}' GROUP BY time(1h) fill(none)")
+    finally:
+        raw.close()
+        if ledger is not raw:
+            ledger.close()
+    return len(old - new)
+
+
+def _hours(db: InfluxQL, query: str) -> set[int]:
+    return {int(row["time"]) for _, rows in series(db, query) for row in rows if row["count"]}

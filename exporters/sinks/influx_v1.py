@@ -19,6 +19,12 @@ from exporters.sinks.influx_common import InfluxSettings
 from hashwatt.config import Config, CustomerConfig
 from hashwatt.influxql import InfluxQL
 
+# a write that timed out is tried again with twice the time, up to this: a database that
+# takes 10 s per write must not be asked again and again with a 10 s timeout (every try
+# would time out: the bridge would stall). Retrying a write that did land is harmless: same
+# series and timestamp overwrite.
+MAX_TIMEOUT_S = 300.0
+
 
 class InfluxV1Config(InfluxSettings):
     """[influxdb] with api = "v1": database (and username/password when auth is on)."""
@@ -35,6 +41,7 @@ class InfluxV1Sink(LineProtocolSink):
                  retention_policy: str | None = None) -> None:
         auth = (username, password or "") if username else None
         self.client = httpx.Client(base_url=url, auth=auth, timeout=timeout_s)
+        self.timeout_s = timeout_s
         self.params = {"db": database, "precision": "ms"}
         if retention_policy:
             self.params["rp"] = retention_policy
@@ -42,7 +49,13 @@ class InfluxV1Sink(LineProtocolSink):
     def post(self, body: bytes) -> None:
         """Write one body of line protocol; 204 means every point was stored."""
         try:
-            resp = self.client.post("/write", params=self.params, content=body)
+            resp = self.client.post("/write", params=self.params, content=body,
+                                    timeout=self.timeout_s)
+        except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+            waited = self.timeout_s
+            self.timeout_s = min(waited * 2, max(MAX_TIMEOUT_S, waited))
+            raise WriteUnavailable(f"no answer within {waited:.0f} s ({type(exc).__name__}); "
+                                   f"the next try waits {self.timeout_s:.0f} s") from None
         except httpx.HTTPError as exc:
             raise WriteUnavailable(f"{type(exc).__name__}: {exc}") from None
         raise_for(resp.status_code, resp.text)
