@@ -10,6 +10,7 @@ Against an existing inventory it reports new, missing and moved rigs (same MAC, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import ipaddress
@@ -41,7 +42,7 @@ class DiscoverError(UsageError, ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class Found:
-    """One rig that answered."""
+    """One rig that answered (`missing`: what it did not tell, and why)."""
 
     address: str
     make: str = ""
@@ -50,6 +51,15 @@ class Found:
     mac: str = ""
     serial: str = ""
     hostname: str = ""
+    missing: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unknown:
+    """An address that answers on a miner port but is no rig we could identify, and why."""
+
+    address: str
+    reason: str
 
 
 def addresses(cidrs: list[str]) -> list[str]:
@@ -84,46 +94,175 @@ async def _call(miner: Any, name: str, timeout_s: float) -> str:
         return ""
 
 
-async def identify(address: str, timeout_s: float, factory: Any) -> Found | None:
-    """What answers at address, or None (nothing listening, or not a miner)."""
+async def identify(address: str, timeout_s: float, factory: Any) -> Found | Unknown | None:
+    """What answers at address: a rig, something that is not one (with the reason), or None
+    (nothing listening)."""
     probes = await asyncio.gather(*(probe(address, port, timeout_s) for port in MINER_PORTS))
-    if not any(p.outcome == "connected" for p in probes):
+    ports = [p.port for p in probes if p.outcome == "connected"]
+    if not ports:
         return None
+    deadline = 4 * timeout_s + 5
     try:
-        miner = await asyncio.wait_for(factory.get_miner(address), 4 * timeout_s + 5)
+        miner = await asyncio.wait_for(factory.get_miner(address), deadline)
+    except TimeoutError:
+        return Unknown(address=address, reason=f"{_ports(ports)} connections but nothing "
+                       f"answered identification within {deadline:g} s: a hung rig?")
     except Exception as exc:  # pyasic's identification can raise (DESIGN.md)
-        log.info("%s: answers on a miner port but was not identified: %s", address,
-                 type(exc).__name__)
-        return None
+        seen = await describe(address, ports, timeout_s)
+        return Unknown(address=address, reason=f"identification failed "
+                       f"({type(exc).__name__}: {str(exc)[:80]}); {seen}")
     if miner is None or type(miner).__name__.startswith("Unknown"):
-        return None
+        seen = await describe(address, ports, timeout_s)
+        if _silent(seen):
+            return Unknown(address=address, reason=f"{_ports(ports)} connections but nothing "
+                           "answers: a hung rig?")
+        return Unknown(address=address, reason=f"no miner firmware pyasic knows: {seen}")
     calls = ("get_mac", "get_serial_number", "get_fw_ver", "get_hostname")
     mac, serial, firmware, hostname = await asyncio.gather(
-        *(_call(miner, name, 4 * timeout_s + 5) for name in calls))
-    return Found(address=address, make=_text(miner.make), model=_text(miner.raw_model),
-                 firmware=firmware or _text(miner.firmware), mac=normalise_mac(mac),
-                 serial=serial, hostname=hostname)
+        *(_call(miner, name, deadline) for name in calls))
+    make, model = _text(miner.make), _text(miner.raw_model)
+    if not mac and 4028 in ports:
+        mac = await _rpc_mac(address, timeout_s)
+    # (pyasic's `miner.firmware` is the family, "Stock" or "ePIC": not a version, not written)
+    lacking = [name for name, value in (("model", model), ("firmware version", firmware),
+                                        ("MAC", mac)) if not value]
+    missing = ""
+    if lacking:
+        web = await describe(address, [80], timeout_s) if 80 in ports else ""
+        why = ("its web UI refuses the default login" if "HTTP 401" in web or "HTTP 403" in web
+               else "its replies were slow, refused or did not parse")
+        family = "" if model else f" (pyasic took it for {type(miner).__name__})"
+        missing = f"{', '.join(lacking)} not read: {why}{family}"
+    return Found(address=address, make=make, model=model, firmware=firmware,
+                 mac=normalise_mac(mac), serial=serial, hostname=hostname, missing=missing)
+
+
+async def _rpc_mac(address: str, timeout_s: float) -> str:
+    """The MAC from a cgminer-style `config` reply (`CONFIG[0].MACAddr`, as LuxOS gives it):
+    pyasic 0.79's LuxOS `_get_mac` returns None before reading it (luxminer.py, a stray
+    `return None` above the parser)."""
+    import json
+
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, 4028),
+                                                timeout_s)
+    except (OSError, TimeoutError):
+        return ""
+    try:
+        writer.write(b'{"command":"config"}')
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(65536), 2 * timeout_s + 1)
+        reply = json.loads(data.rstrip(b"\x00").decode("utf-8", "replace"))
+        return str(reply["CONFIG"][0].get("MACAddr") or "")
+    except (OSError, TimeoutError, ValueError, KeyError, IndexError, TypeError,
+            AttributeError):
+        return ""
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), timeout_s)
+
+
+def _ports(ports: list[int]) -> str:
+    return (f"port {ports[0]} accepts" if len(ports) == 1 else
+            f"ports {' and '.join(str(p) for p in ports)} accept")
+
+
+async def describe(address: str, ports: list[int], timeout_s: float) -> str:
+    """What answers on the ports, for an operator to recognise: an HTTP server's status,
+    Server header and title, or what a TCP port sends (an SSH banner on 4028 ...)."""
+    parts = []
+    for port in ports:
+        look = _http_banner(address, timeout_s) if port == 80 else \
+            _tcp_banner(address, port, timeout_s)
+        try:  # overall: httpx's timeouts are per read, and a slowloris reads forever
+            parts.append(await asyncio.wait_for(look, 2 * timeout_s + 1))
+        except TimeoutError:
+            parts.append(f"port {port} answers too slowly to read")
+    return "; ".join(parts)
+
+
+def _silent(description: str) -> bool:
+    return all(part.endswith("accepts connections but says nothing")
+               for part in description.split("; "))
+
+
+async def _http_banner(address: str, timeout_s: float) -> str:
+    import httpx
+
+    host = f"[{address}]" if ":" in address else address
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s + 1) as client:
+            resp = await client.get(f"http://{host}/")
+    except httpx.HTTPError as exc:
+        return f"port 80 accepts but gives no HTTP answer ({type(exc).__name__})"
+    server = resp.headers.get("server")
+    title = re.search(r"<title[^>]*>([^<]{1,80})", resp.text, re.IGNORECASE)
+    realm = re.search(r'realm="([^"]{1,60})"', resp.headers.get("www-authenticate", ""))
+    bits = [f"HTTP {resp.status_code}"]
+    bits += [f"server {server!r}"] if server else []
+    bits += [f"title {' '.join(title.group(1).split())!r}"] if title else []
+    bits += [f"login realm {realm.group(1)!r}"] if realm else []
+    return f"port 80 answers {', '.join(bits)}"
+
+
+async def _tcp_banner(address: str, port: int, timeout_s: float) -> str:
+    """What the port sends by itself, else what it answers to a cgminer `version` request."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port),
+                                                timeout_s)
+    except (OSError, TimeoutError):
+        return f"port {port} no longer accepts connections"
+    try:
+        data = b""
+        with contextlib.suppress(TimeoutError, OSError):
+            data = await asyncio.wait_for(reader.read(120), 0.5)
+        if data:
+            return f"port {port} sends {_printable(data)!r} by itself, no miner API does"
+        with contextlib.suppress(TimeoutError, OSError):
+            writer.write(b'{"command":"version"}')
+            await writer.drain()
+            data = await asyncio.wait_for(reader.read(120), timeout_s)
+        if data:
+            return f"port {port} answers {_printable(data)!r}"
+        return f"port {port} accepts connections but says nothing"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), timeout_s)
+
+
+def _printable(data: bytes) -> str:
+    return " ".join(data.decode("utf-8", "replace").split())[:80]
 
 
 async def scan(cidrs: list[str], *, concurrency: int = 256, timeout_s: float = 1.0,
-               terminal: bool | None = None) -> list[Found]:
-    """Every rig on the networks, at most `concurrency` addresses at once."""
+               terminal: bool | None = None) -> tuple[list[Found], list[Unknown]]:
+    """Every rig on the networks and every address that answers without being one, at most
+    `concurrency` addresses at once."""
     from pyasic.miners.factory import MinerFactory
 
     targets = addresses(cidrs)
     factory = MinerFactory()
     slots = asyncio.Semaphore(concurrency)
     found: list[Found] = []
+    unknown: list[Unknown] = []
     with Progress("discover", len(targets), "addresses", terminal=terminal) as progress:
         async def one(address: str) -> None:
             async with slots:
                 rig = await identify(address, timeout_s, factory)
-            if rig is not None:
+            if isinstance(rig, Found):
                 found.append(rig)
+            elif isinstance(rig, Unknown):
+                unknown.append(rig)
             progress.advance(note=f"{len(found)} rigs")
 
         await asyncio.gather(*(one(a) for a in targets))
-    return sorted(found, key=lambda r: ipaddress.ip_address(r.address))
+
+    def order(item: Found | Unknown) -> Any:
+        return ipaddress.ip_address(item.address)
+
+    return sorted(found, key=order), sorted(unknown, key=order)
 
 
 @dataclass(kw_only=True)
@@ -207,8 +346,11 @@ def to_csv(rows: list[dict[str, str]]) -> str:
     return out.getvalue()
 
 
-def report(result: Reconciled, scanned: int, seconds: float) -> list[str]:
-    """What changed, one line each, and a summary line."""
+def report(result: Reconciled, scanned: int, seconds: float, *,
+           unknown: list[Unknown] | None = None, found: list[Found] | None = None) -> list[str]:
+    """What changed, one line each, what answered without being a rig we know (and what a
+    rig did not tell), and a summary line."""
+    unknown = unknown or []
     lines = [f"new      {r['id']} {r['address']} {r['make']} {r['model']} mac {r['mac'] or '?'}"
              for r in result.new]
     lines += [f"moved    {r['id']} {old} -> {r['address']} (same MAC {r['mac']})"
@@ -217,10 +359,14 @@ def report(result: Reconciled, scanned: int, seconds: float) -> list[str]:
               f"says {old}" for r, old in result.replaced]
     lines += [f"missing  {r['id']} {r['address']} (no answer; kept in the inventory)"
               for r in result.missing]
-    found = len(result.rows) - len(result.missing)
-    lines.append(f"discover: {scanned} addresses in {seconds:.1f} s: {found} rigs answered, "
+    ids = {r["address"]: r["id"] for r in result.rows}
+    lines += [f"partial  {ids.get(f.address, '?')} {f.address}: {f.missing}"
+              for f in found or [] if f.missing]
+    lines += [f"unknown  {u.address}: {u.reason} (not in the inventory)" for u in unknown]
+    answered = len(result.rows) - len(result.missing)
+    lines.append(f"discover: {scanned} addresses in {seconds:.1f} s: {answered} rigs answered, "
                  f"{len(result.new)} new, {len(result.moved)} moved, {len(result.replaced)} "
-                 f"replaced, {len(result.missing)} missing")
+                 f"replaced, {len(result.missing)} missing, {len(unknown)} unknown")
     return lines
 
 
@@ -229,9 +375,10 @@ def run(cidrs: list[str], *, output: Path | None, inventory: Path | None, concur
     """Scan, reconcile, and return the CSV text and the report lines."""
     known = read_known(inventory) if inventory is not None else []
     started = time.monotonic()
-    found = asyncio.run(scan(cidrs, concurrency=concurrency, timeout_s=timeout_s))
+    found, unknown = asyncio.run(scan(cidrs, concurrency=concurrency, timeout_s=timeout_s))
     result = reconcile(found, known)
     text = to_csv(result.rows)
     if output is not None:
         output.write_text(text)
-    return text, report(result, len(addresses(cidrs)), time.monotonic() - started)
+    return text, report(result, len(addresses(cidrs)), time.monotonic() - started,
+                        unknown=unknown, found=found)

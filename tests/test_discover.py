@@ -51,7 +51,8 @@ def test_discover_writes_the_inventory_and_reconciles_an_existing_one(
         f"missing  gone-1 {net}.12 (no answer; kept in the inventory)",
     ]
     assert report[-1].startswith("discover: 14 addresses in ")
-    assert report[-1].endswith(": 5 rigs answered, 2 new, 1 moved, 1 replaced, 1 missing")
+    assert report[-1].endswith(": 5 rigs answered, 2 new, 1 moved, 1 replaced, 1 missing, 0 "
+                               "unknown")
     rows = list(csv.DictReader(out.open()))
     assert [(r["id"], r["address"], r["make"], r["model"], r["mac"], r["rack"], r["customer"])
             for r in rows] == [
@@ -152,3 +153,137 @@ def test_a_mac_matches_however_it_is_written(written: str) -> None:
     known = [RigConfig(id="a", address="10.0.0.9", mac=written)]
     result = reconcile([Found(address="10.0.0.3", mac="02:48:57:AB:00:03")], known)
     assert [(r["id"], old) for r, old in result.moved] == [("a", "10.0.0.9")]
+
+
+# What each simulated family answers, as its sim/vendors/<family>.py serves it: pyasic's make,
+# the model, the firmware version (Antminer `CompileTime`, Whatsminer `FW`/`OLD_API`, cgminer
+# `4.11.1` of the Avalons, AxeOS `version`, FluxOS `FW`, Braiins `25.07`, ePIC's `PowerPlay-BMS
+# v1.5.13`, LuxOS `VERSION`, VNish `VNISH`), and whether it gives a hostname (then the id).
+EVERY_FAMILY = {
+    "a1246": ("AvalonMiner", "Avalon 1246", "4.11.1", False),
+    "at2880": ("Auradine", "AT2880", "FluxOS_v1.4.0", True),
+    "avalonq": ("AvalonMiner", "Avalon Q Home", "4.11.1", False),
+    "bosplus": ("AntMiner", "S19j Pro", "25.07", True),
+    "epic": ("AntMiner", "S19 XP", "1.5.13", True),
+    "gamma": ("BitAxe", "Gamma", "v2.4.5", True),
+    # LuxOS: pyasic 0.79's _get_mac returns None before parsing (luxminer.py): discover reads
+    # `config` MACAddr itself
+    "luxos": ("AntMiner", "S19k Pro", "2025.4.8.220305", False),
+    "m30splus": ("WhatsMiner", "M30S+ VE40", "20220915.22.REL", True),
+    "m50": ("WhatsMiner", "M50 VH50", "20230803.11.REL", True),
+    # Whatsminer API v3: pyasic 0.79 reads no firmware version from it (reported as partial)
+    "m60s": ("WhatsMiner", "M60S VK40", "", True),
+    "s19pro": ("AntMiner", "S19 Pro", "Tue Dec  6 16:12:30 CST 2022", True),
+    "s21": ("AntMiner", "S21", "Tue Dec  6 16:12:30 CST 2022", True),
+    "supra": ("BitAxe", "Supra", "v2.4.5", True),
+    "vnish": ("AntMiner", "S21+", "1.2.6", True),
+}
+
+
+class _Nginx(__import__("http.server").server.BaseHTTPRequestHandler):
+    """A web server that is no miner (a switch's or a camera's UI on the miners' subnet)."""
+
+    server_version, sys_version = "nginx/1.24.0", ""
+
+    def do_GET(self) -> None:
+        body = b"<html><head><title>Welcome to nginx!</title></head></html>"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+class _LockedAntminer(_Nginx):
+    """A stock Antminer web UI whose password the site changed: only a 401 with its realm."""
+
+    def do_GET(self) -> None:
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Digest realm="antMiner Configuration", '
+                                             'nonce="1", qop="auth"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_discover_every_family_and_what_is_not_a_rig(tmp_path: Path, farm: FarmFactory) -> None:
+    import http.server
+    import socket
+    import threading
+    import time
+
+    from hashwatt.discover import COLUMNS
+    from sim.model import Scenario
+
+    mix = tuple(EVERY_FAMILY)
+    n = len(mix)
+    # four more rigs: hung, slowloris, garbage and truncated replies after identification
+    ids = [f"r{i // 10 + 1:02d}-s{i % 10 + 1:02d}" for i in range(n + 4)]
+    hung, slow, garbage, truncated = ids[n:]
+    f = farm(n + 4, mix=mix, scenarios={hung: Scenario.HUNG, slow: Scenario.TRICKLE,
+                                        garbage: Scenario.GARBAGE,
+                                        truncated: Scenario.TRUNCATED})
+    net = f.rigs[0].ip.rsplit(".", 1)[0]
+    servers = [http.server.ThreadingHTTPServer((f"{net}.200", 80), _Nginx),
+               http.server.ThreadingHTTPServer((f"{net}.202", 80), _LockedAntminer)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    ssh = socket.create_server((f"{net}.201", 4028))  # an SSH daemon moved onto 4028
+
+    def banner() -> None:
+        while True:
+            try:
+                conn, _ = ssh.accept()
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+            except OSError:
+                return
+    threading.Thread(target=banner, daemon=True).start()
+    started = time.monotonic()
+    try:
+        run = subprocess.run([sys.executable, "-m", "hashwatt.cli", "discover", f"{net}.0/24",
+                              "--concurrency", "16", "--output", str(tmp_path / "inv.csv")],
+                             capture_output=True, text=True, timeout=180)
+    finally:
+        ssh.close()
+        for server in servers:
+            server.shutdown()
+    took = time.monotonic() - started
+    assert run.returncode == 0, run.stderr
+    ip = {r.rig_id: r.ip for r in f.rigs}
+    rows = {r["address"]: r for r in csv.DictReader((tmp_path / "inv.csv").open())}
+    for rig_id, family in zip(ids, mix, strict=False):
+        make, model, firmware, named = EVERY_FAMILY[family]
+        row = rows[ip[rig_id]]
+        want_id = rig_id if named else "rig-" + ip[rig_id].replace(".", "-")
+        assert (row["id"], row["make"], row["model"], row["firmware"], row["mac"]) == (
+            want_id, make, model, firmware, mac(ip[rig_id])), family
+    # (the extra rigs continue the mix: hung a1246, slow at2880, garbage avalonq, truncated
+    # bosplus) the garbage rig answers identification and its MAC cleanly: found exactly
+    assert (rows[ip[garbage]]["model"], rows[ip[garbage]]["mac"]) == ("Avalon Q Home",
+                                                                      mac(ip[garbage]))
+    # Braiins' truncated replies come after identification and the getters discover uses
+    assert (rows[ip[truncated]]["model"], rows[ip[truncated]]["mac"]) == ("S19j Pro",
+                                                                          mac(ip[truncated]))
+    assert set(rows) == {*ip.values(), f"{net}.202"} - {ip[hung]}
+    assert list(rows[ip[slow]]) == COLUMNS
+    lines = run.stderr.splitlines()
+    report = [line for line in lines if line.startswith(("partial", "unknown"))]
+    assert report == [
+        f"partial  r01-s10 {ip['r01-s10']}: firmware version not read: its replies were slow, "
+        "refused or did not parse",
+        f"partial  rig-{ip[slow].replace('.', '-')} {ip[slow]}: firmware version, MAC not "
+        "read: its replies were slow, refused or did not parse",
+        f"partial  rig-{net.replace('.', '-')}-202 {net}.202: model, firmware version, MAC not "
+        "read: its web UI refuses the default login (pyasic took it for AntminerUnknown)",
+        f"unknown  {ip[hung]}: port 4028 accepts connections but nothing answers: a hung rig? "
+        "(not in the inventory)",
+        f"unknown  {net}.200: no miner firmware pyasic knows: port 80 answers HTTP 200, server "
+        "'nginx/1.24.0', title 'Welcome to nginx!' (not in the inventory)",
+        f"unknown  {net}.201: no miner firmware pyasic knows: port 4028 sends 'SSH-2.0-OpenSSH_"
+        "9.2p1 Debian-2' by itself, no miner API does (not in the inventory)"]
+    # the family rigs, the slow, garbage and truncated ones, and the locked Antminer
+    assert lines[-1].endswith(f": {n + 4} rigs answered, {n + 4} new, 0 moved, 0 replaced, 0 "
+                              "missing, 3 unknown")
+    # bounded: a hung rig costs at most 4 x timeout + 5 s, a slowloris the same per request
+    assert took < 90, took

@@ -405,9 +405,14 @@ class HungListener:
     def __init__(self, port: int) -> None:
         import socket
 
-        base = next_base().rsplit(".", 2)[0]
-        self.host = f"{base}.0.9"
-        self.sock = socket.create_server((self.host, port))
+        for attempt in range(5):  # another run on this machine may hold a subnet
+            self.host = f"{next_base().rsplit('.', 2)[0]}.0.9"
+            try:
+                self.sock = socket.create_server((self.host, port))
+                break
+            except OSError:
+                if attempt == 4:
+                    raise
         self.accepted: list[object] = []
 
     def __enter__(self) -> HungListener:

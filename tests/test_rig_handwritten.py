@@ -213,3 +213,63 @@ def test_epic_miner_error_shapes_are_one_line() -> None:
     assert _error_text({"UartReadError": 3}) == "UartReadError: 3"
     assert _error_text({"MismatchingBoardTypes": [[0, "S19XP"]]}) == (
         'MismatchingBoardTypes: [[0, "S19XP"]]')
+
+
+def test_an_unknown_antminer_model_counts_its_boards_from_zero_whatever_its_chain_numbers() -> None:
+    from collector.rigs.antminer import chain_board, unknown_model
+    from collector.rigs.base import Telemetry
+
+    # older bmminer numbers its chains 6-8 (chain_acn6..8; own numbers): boards 0-2
+    stats = {"miner_count": 3, "chain_acn1": 0, "chain_acn6": 63, "chain_acn7": 63,
+             "chain_acn8": 62, "chain_rate6": "4500.10", "temp_chip7": "70-60-65-66"}
+    t = Telemetry(make="AntMiner", model="", firmware="", expected_hashboards=None)
+    chains = unknown_model(t, {"Type": "Antminer S11"}, stats)
+    assert chains == [6, 7, 8] and [b.slot for b in t.hashboards] == [0, 1, 2]
+    assert t.model == "Antminer S11"
+    assert chain_board(t.hashboards[1], stats, 7) == 70.0  # the hottest of temp_chip7
+    assert t.hashboards[1].chips == 63 and t.hashboards[1].chip_temp == 65.25
+    chain_board(t.hashboards[0], stats, 6)
+    assert th(t.hashboards[0].hashrate) == 4.5001   # chain_rate6 "4500.10" GH/s
+
+
+def test_whatsminer_v3_heartbeat_frames_and_a_summary_only_hottest_chip() -> None:
+    import struct
+
+    from pyasic.miners.backends import BTMinerV3
+
+    from collector.rigs.whatsminer_v3 import WhatsminerV3Path
+    from tests.conftest import next_octet
+
+    # shapes from MicroBT's API v3 document (get.miner.status summary example: chip-temp-max
+    # 100.3 in summary; heartbeat frame 0x00000000); edevs here carry no chip-temp-max.
+    # Numbers are the document's where it has them, else my own.
+    summary = {"elapsed": 1074, "factory-hash": 101.366, "hash-average": 101.847,
+               "hash-realtime": 101.847, "power-realtime": 3268,
+               "environment-temperature": 34.8, "board-temperature": [69.6, 70.1, 72.3],
+               "chip-temp-max": 100.3, "fan-speed-in": 4980, "fan-speed-out": 5070}
+    edevs = [{"id": i, "hash-realtime": 33.9, "chip-temp-avg": 92.0, "effective-chips": 111}
+             for i in range(3)]
+    replies = {"get.device.info": {"code": 0, "msg": {"miner": {"type": "M30S++_VH70"}}},
+               "get.miner.status:summary": {"code": 0, "msg": {"summary": summary}},
+               "get.miner.status:edevs": {"code": 0, "msg": {"edevs": edevs}}}
+    ip = f"127.{next_octet()}.5.5"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        size = struct.unpack("<I", await reader.readexactly(4))[0]
+        req = json.loads(await reader.readexactly(size))
+        key = req["cmd"] + (f":{req['param']}" if req.get("param") else "")
+        body = json.dumps(replies[key]).encode()
+        writer.write(b"\x00\x00\x00\x00" + struct.pack("<I", len(body)) + body)  # heartbeat
+        await writer.drain()
+        writer.close()
+
+    async def run() -> Telemetry:
+        server = await asyncio.start_server(handle, ip, 4433)
+        async with server:
+            return await WhatsminerV3Path(BTMinerV3(ip), 5.0, DEFAULT).telemetry()
+
+    t = asyncio.run(run())
+    assert t.temp_max == 100.3              # summary chip-temp-max: no board gave one
+    assert th(t.hashrate) == 101.847 and t.wattage == 3268 and t.env_temp == 34.8
+    assert [b.temp for b in t.hashboards] == [69.6, 70.1, 72.3]
+    assert [f.speed for f in t.fans] == [4980, 5070]
