@@ -10,7 +10,7 @@ DURATION ?=
 SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp \
   pdftoppm:poppler-utils
 
-.PHONY: all test soak finance-check demo bench dashboards lint layers typecheck unit system-deps venv clean
+.PHONY: all test soak operator-day finance-check demo bench dashboards lint layers typecheck unit system-deps venv clean
 
 all: test
 
@@ -61,6 +61,12 @@ SEED ?= 1
 soak: system-deps venv
 	HASHWATT_SOAK_SEED=$(SEED) HASHWATT_SOAK_SECONDS=$(or $(DURATION),600) \
 	  $(BIN)/pytest -q -s -p no:cacheprovider tests/test_soak.py
+
+# the operator's day (tests/test_operator_day.py) on the 300 rigs issue 15 names; `make test`
+# runs it on 60
+operator-day: system-deps venv
+	HASHWATT_OPERATOR_RIGS=$(or $(RIGS),300) $(BIN)/pytest -q -p no:cacheprovider \
+	  tests/test_operator_day.py
 
 # the finance files opened as a finance user would: LibreOffice (Debian's headless Calc)
 # evaluates the XLSX totals and reads the CSV; `make test` skips that part when it is absent
