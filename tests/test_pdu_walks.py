@@ -74,6 +74,9 @@ def walk_agent(tmp_path_factory: pytest.TempPathFactory) -> Any:
     (data / "raritan-px1-system-only.snmprec").write_text(
         "1.3.6.1.2.1.1.1.0|4|Raritan Dominion PX - Firmware Version 010507-11172\n"
         "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.13742.4\n")
+    (data / "panduit-system-only.snmprec").write_text(
+        "1.3.6.1.2.1.1.1.0|4|SN:PDU Metered PN:Device Model:P42D04M (hand-written)\n"
+        "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.19536.10.1\n")
     agent = SnmpSim(run_dir, data_dir=data).start()
     yield agent
     agent.stop()
@@ -215,6 +218,16 @@ def test_a_device_no_profile_reads_is_named_in_its_offline_reason(walk_agent: Sn
     assert (r["online"], r["error"]) == (False, (
         "sysObjectID 1.3.6.1.4.1.13742.4: a Raritan Dominion PX of the first generation "
         "(PDU-MIB), which no profile reads; no profile's table answered"))
+
+
+def test_a_pdu_no_profile_reads_names_its_vendor(walk_agent: SnmpSim) -> None:
+    # a Panduit metered PDU answers sysObjectID 1.3.6.1.4.1.19536.10.1 (LibreNMS's panduit
+    # recordings): hashwatt has no profile for it, and says whose it is
+    r, _ = poll(walk_agent, "panduit-system-only")
+    assert (r["online"], r["error"]) == (False, (
+        "no profile matches sysObjectID 1.3.6.1.4.1.19536.10.1 (Panduit) and no profile's "
+        "table answered; hashwatt has no profile for it: set `profile`, or add one in "
+        "pdu_profiles_dir"))
 
 
 def test_a_rig_without_pdu_unit_maps_to_the_master_units_outlet(walk_agent: SnmpSim) -> None:

@@ -213,3 +213,20 @@ def test_epic_miner_error_shapes_are_one_line() -> None:
     assert _error_text({"UartReadError": 3}) == "UartReadError: 3"
     assert _error_text({"MismatchingBoardTypes": [[0, "S19XP"]]}) == (
         'MismatchingBoardTypes: [[0, "S19XP"]]')
+
+
+def test_an_unknown_antminer_model_counts_its_boards_from_zero_whatever_its_chain_numbers() -> None:
+    from collector.rigs.antminer import chain_board, unknown_model
+    from collector.rigs.base import Telemetry
+
+    # older bmminer numbers its chains 6-8 (chain_acn6..8; own numbers): boards 0-2
+    stats = {"miner_count": 3, "chain_acn1": 0, "chain_acn6": 63, "chain_acn7": 63,
+             "chain_acn8": 62, "chain_rate6": "4500.10", "temp_chip7": "70-60-65-66"}
+    t = Telemetry(make="AntMiner", model="", firmware="", expected_hashboards=None)
+    chains = unknown_model(t, {"Type": "Antminer S11"}, stats)
+    assert chains == [6, 7, 8] and [b.slot for b in t.hashboards] == [0, 1, 2]
+    assert t.model == "Antminer S11"
+    assert chain_board(t.hashboards[1], stats, 7) == 70.0  # the hottest of temp_chip7
+    assert t.hashboards[1].chips == 63 and t.hashboards[1].chip_temp == 65.25
+    chain_board(t.hashboards[0], stats, 6)
+    assert th(t.hashboards[0].hashrate) == 4.5001   # chain_rate6 "4500.10" GH/s

@@ -159,7 +159,9 @@ def _poll_with(make: Callable[[], Awaitable[asyncio.Server]],
 
 
 def test_a_rig_answering_at_80_percent_of_the_deadline_is_read() -> None:
-    deadline = 6.0
+    # 10 s: the 5 % between the rig's 80 % and an exchange's 85 % is 0.5 s of slack for a
+    # loaded test machine
+    deadline = 10.0
     reading, took = _poll_with(lambda: peer([_nano3_reply("estats+devs")],
                                             delay=0.8 * deadline), deadline)
     assert reading["online"] and reading["error"] is None
@@ -168,11 +170,11 @@ def test_a_rig_answering_at_80_percent_of_the_deadline_is_read() -> None:
 
 
 def test_a_rig_too_slow_for_the_deadline_is_one_clear_reason_within_it() -> None:
-    deadline = 3.0
-    reading, took = _poll_with(lambda: peer([_nano3_reply("estats+devs")], delay=10),
+    deadline = 5.0
+    reading, took = _poll_with(lambda: peer([_nano3_reply("estats+devs")], delay=30),
                                deadline)
     assert not reading["online"]
-    assert reading["error"].startswith("fast path: no complete reply within 2.7 s")
+    assert reading["error"].startswith("fast path: no complete reply within 4.5 s")
     assert took < deadline
 
 

@@ -174,13 +174,26 @@ class NotPdus(BaseModel):
 
     name: str = ""
     device: list[NotPdu] = []
+    vendors: dict[Annotated[str, Field(pattern=r"^\d+$")], str] = {}
 
 
 @cache
+def _not_pdus_file() -> NotPdus:
+    path = Path(str(resources.files("collector.pdu").joinpath("not_pdus.toml")))
+    return load_data_file(path, NotPdus)
+
+
 def not_pdus() -> list[NotPdu]:
     """Devices that answer at a PDU's address but that no profile reads."""
-    path = Path(str(resources.files("collector.pdu").joinpath("not_pdus.toml")))
-    return load_data_file(path, NotPdus).device
+    return _not_pdus_file().device
+
+
+def vendor_of(sys_object_id: str) -> str | None:
+    """The vendor a sysObjectID's enterprise number (1.3.6.1.4.1.N) belongs to, if known."""
+    parts = sys_object_id.removeprefix(".").split(".")
+    if parts[:6] != ["1", "3", "6", "1", "4", "1"] or len(parts) < 7:
+        return None
+    return _not_pdus_file().vendors.get(parts[6])
 
 
 def load_profile(path: Path) -> Profile:

@@ -16,6 +16,7 @@ from collector.pdu.profile import (
     detect,
     group_columns,
     not_pdus,
+    vendor_of,
 )
 from collector.pdu.snmp import SnmpClient, SnmpCredentials, SnmpError, Value
 from hashwatt.config import Config, PduConfig, RigConfig
@@ -247,7 +248,9 @@ class PduSource:
 
     async def _detect(self, pdu: PduConfig) -> tuple[Profile, str]:
         client = self.client(pdu, None)
-        sys_oid = str((await client.get(SYS_OBJECT_ID)).get(SYS_OBJECT_ID))
+        answer = (await client.get(SYS_OBJECT_ID)).get(SYS_OBJECT_ID)
+        # some agents answer the OID with a leading dot (recorded from net-snmp's output)
+        sys_oid = str(answer).removeprefix(".") if answer is not None else "(none answered)"
         found = detect(sys_oid, self.profiles)
         if found is not None:
             return found[0], f"sysObjectID {sys_oid} is under {found[1]}"
@@ -258,8 +261,11 @@ class PduSource:
         what = await identify(client, sys_oid)
         if what is not None:
             raise PduError(f"sysObjectID {sys_oid}: {what}; no profile's table answered")
-        raise PduError(f"no profile matches sysObjectID {sys_oid} and no profile's table "
-                       "answered; set `profile`")
+        vendor = vendor_of(sys_oid)
+        raise PduError(f"no profile matches sysObjectID {sys_oid}"
+                       f"{f' ({vendor})' if vendor else ''} and no profile's table answered; "
+                       "hashwatt has no profile for it: set `profile`, or add one in "
+                       "pdu_profiles_dir")
 
     async def poll(self, pdu: PduConfig, ts_ms: int) -> PduDoc:
         """Read one PDU; errors give an offline reading with the reason."""

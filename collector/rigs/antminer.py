@@ -75,8 +75,9 @@ class AntminerPath:
         # stats carries its own "GHS 5s": a summary refused or cut short leaves the rest
         summary = _first(replies["summary"].get("SUMMARY")) or {}
         t = base_telemetry(self.miner)
+        chains = [b.slot + 1 for b in t.hashboards]
         if self.miner.expected_hashboards is None:  # a model pyasic 0.79 does not know
-            unknown_model(t, head, stats)
+            chains = unknown_model(t, head, stats)
         ghs = number(summary.get("GHS 5s", stats.get("GHS 5s")))
         t.hashrate = rate(ghs, SHA256Unit.GH) if ghs is not None else None
         ideal = number(stats.get("total_rateideal"))
@@ -85,7 +86,8 @@ class AntminerPath:
         elapsed = number(stats.get("Elapsed", summary.get("Elapsed")))
         t.uptime = int(elapsed) if elapsed is not None else None
         t.fans = self._fans(stats, t.model)
-        hottest = [chain_board(board, stats) for board in t.hashboards]
+        hottest = [chain_board(board, stats, n) for board, n in zip(t.hashboards, chains,
+                                                                    strict=True)]
         # the firmware's own `temp_max` (0 when it keeps none) can be hotter than the four
         # sensors per chain: an S23 Hydro (asic-rs s23_hydro_rpc_stats_captured.json) sends
         # 59 beside chain sensors of at most 56
@@ -144,7 +146,7 @@ def chain_numbers(stats: dict[str, Any]) -> list[int]:
     return sorted(found)
 
 
-def unknown_model(t: Telemetry, head: dict[str, Any], stats: dict[str, Any]) -> None:
+def unknown_model(t: Telemetry, head: dict[str, Any], stats: dict[str, Any]) -> list[int]:
     """A stock Antminer whose model pyasic 0.79 does not know (it builds `AntminerUnknown`:
     no model, no board count; e.g. "Antminer S21 XP Hyd." and "Antminer S23 Hyd." in asic-rs's
     captured stats): the model from stats' own "Type", one board per chain it lists."""
@@ -152,7 +154,9 @@ def unknown_model(t: Telemetry, head: dict[str, Any], stats: dict[str, Any]) -> 
         t.model = str(head["Type"])
     count = number(stats.get("miner_count"))
     chains = chain_numbers(stats)[:int(count)] if count else chain_numbers(stats)
-    t.hashboards = [Board(slot=n - 1, expected_chips=None) for n in chains]
+    # boards numbered from 0 whatever the chain numbers (older bmminer counts chains 6-8)
+    t.hashboards = [Board(slot=i, expected_chips=None) for i in range(len(chains))]
+    return chains
 
 
 def _listed_fans(stats: dict[str, Any], model: Any) -> list[Fan]:
@@ -170,13 +174,13 @@ async def _kept(errors: list[Any] | None) -> list[Any] | None:
     return errors
 
 
-def chain_board(board: Board, stats: dict[str, Any]) -> float | None:
+def chain_board(board: Board, stats: dict[str, Any], n: int | None = None) -> float | None:
     """Fill one board from the `chain_*`/`temp_*{n}` keys; return its hottest chip sensor.
 
     Each chain reports four sensors per kind ("78-50-69-70"); the board figures are the mean
     of the non-zero sensors (pyasic's web parser does the same), the overheat check uses the
     hottest one."""
-    n = board.slot + 1
+    n = board.slot + 1 if n is None else n
     chips = number(stats.get(f"chain_acn{n}"))
     if chips is None:
         return None  # the firmware does not report this chain at all: unknown

@@ -201,6 +201,8 @@ def _without_trailer(raw: bytes) -> bytes:
     """The reply without bytes a rig wrote after its JSON object (garbage after the reply):
     cut where the first whole object ends, so pyasic's repairs see the reply alone. A reply
     that needs those repairs to parse at all (glue, trailing commas) is left as it is."""
+    if raw.rstrip(b" \t\r\n\0").endswith(b"}"):
+        return raw  # ends like a reply (the usual case): no second parse
     text = raw.decode("utf-8", errors="replace")
     start = len(text) - len(text.lstrip())
     if text[start:start + 1] != "{":

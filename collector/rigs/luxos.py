@@ -57,7 +57,9 @@ class LuxosPath:
         watts = number(power.get("Watts"))
         t.wattage = int(watts) if watts else None
         fans = r["fans"].get("FANS") if isinstance(r["fans"], dict) else None
-        t.fans = [Fan(int(f.get("RPM", 0))) for f in fans or [] if isinstance(f, dict)]
+        # a fan entry without RPM is unknown (None), not a stopped fan
+        t.fans = [Fan(int(rpm) if (rpm := number(f.get("RPM"))) is not None else None)
+                  for f in fans or [] if isinstance(f, dict)]
         self._boards(t, stats, r["devs"].get("DEVS") or [])
         return t
 

@@ -27,7 +27,7 @@ FIELDS = [DataOptions.HASHRATE, DataOptions.EXPECTED_HASHRATE, DataOptions.WATTA
           DataOptions.HASHBOARDS, DataOptions.FANS, DataOptions.UPTIME, DataOptions.ERRORS,
           DataOptions.ENVIRONMENT_TEMP]
 # identification gets this share of the deadline, so the first poll still fits after it
-FAST_SHARE = 0.4
+IDENTIFY_SHARE = 0.4
 # each fast-path exchange may take this share of the deadline (a slow rig answering at 80 %
 # of it is read, not abandoned), the whole fast path a little more; pyasic's fallback gets
 # what is left, and only when that is worth trying (a rig that failed the fast path by
@@ -146,7 +146,7 @@ class PyasicSource:
             self._identify_slots = (loop, asyncio.Semaphore(self.identify_concurrency))
         async with self._identify_slots[1]:
             try:
-                miner = await identify(address, self.timeout_s * FAST_SHARE, self.factory)
+                miner = await identify(address, self.timeout_s * IDENTIFY_SHARE, self.factory)
             except HostileReply as exc:  # retried like any failed identification
                 return None, f"identification: {exc}"
             except Exception as exc:  # pyasic 0.79 raises e.g. TypeError on odd replies

@@ -98,7 +98,9 @@ class WhatsminerPath:
         t.hashrate = rate(mhs, SHA256Unit.MH) if mhs is not None else None
         factory = number(summary.get("Factory GHS"))
         t.expected_hashrate = rate(factory, SHA256Unit.GH) if factory else None
-        watts = number(summary.get("Power"))
+        # "Power" (pyasic's key), else the real-time "Power_RT" API v1 sends beside it
+        # (asic-rs whatsminer/v1 summary: 3417 and 3427)
+        watts = number(summary.get("Power", summary.get("Power_RT")))
         t.wattage = int(watts) if watts is not None and watts >= 0 else None
         t.env_temp = number(summary.get("Env Temp"))
         elapsed = number(summary.get("Elapsed"))

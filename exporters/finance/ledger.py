@@ -144,6 +144,7 @@ class Unit:
     times: dict[str, list[float]] = field(default_factory=dict)
     values: dict[str, list[float]] = field(default_factory=dict)
     offline_times: list[float] = field(default_factory=list)
+    changes: list[tuple[float, Attribution]] = field(default_factory=list)  # see holders
 
     def prepare(self) -> None:
         """Sort the streams once (offline readings are 0 W in the miner and nominal ones)."""
@@ -160,24 +161,34 @@ class Unit:
             self.values[name] = [w for _, w in ordered]
         self.holders = _settle(self.holders)
         self.outlet_holders = _settle(self.outlet_holders)
+        timeline = self.holders or self.outlet_holders
+        self.changes = [(move_instant(t0, t1), w1) for (t0, w0), (t1, w1) in pairwise(timeline)
+                        if w1 != w0]
 
 
 def _settle(timeline: Timeline) -> Timeline:
-    """The timeline in time order; of two holders at one instant (a duplicated timestamp
-    across a move) the one that holds the next reading after it goes last, so it holds on."""
-    timeline = sorted(timeline, key=lambda e: e[0])
-    out: Timeline = []
-    i = 0
-    while i < len(timeline):
-        j = i
-        while j < len(timeline) and timeline[j][0] == timeline[i][0]:
+    """The timeline in time order, cut down to what a move needs (the first reading, and the
+    readings on either side of each change of holder); of two holders at one instant (a
+    duplicated timestamp across a move) the one that holds the next reading after it goes
+    last, so it holds on."""
+    timeline = sorted(timeline)  # by time (equal times are sorted out below)
+    ordered: Timeline = []
+    i, n = 0, len(timeline)
+    while i < n:
+        j = i + 1
+        while j < n and timeline[j][0] == timeline[i][0]:
             j += 1
-        group = list(dict.fromkeys(who for _, who in timeline[i:j]))
-        following = timeline[j][1] if j < len(timeline) else None
-        group.sort(key=lambda who: who == following)
-        out += [(timeline[i][0], who) for who in group]
+        if j - i == 1 or all(who == timeline[i][1] for _, who in timeline[i:j]):
+            ordered.append(timeline[i])
+        else:
+            group = list(dict.fromkeys(who for _, who in timeline[i:j]))
+            following = timeline[j][1] if j < n else None
+            group.sort(key=lambda who: who == following)
+            ordered += [(timeline[i][0], who) for who in group]
         i = j
-    return out
+    return [e for k, e in enumerate(ordered)
+            if k == 0 or e[1] != ordered[k - 1][1]
+            or (k + 1 < len(ordered) and ordered[k + 1][1] != e[1])]
 
 
 @dataclass(kw_only=True)
@@ -391,14 +402,18 @@ def _power(unit: Unit, quarter: int) -> tuple[list[Step], str, bool] | None:
     """The quarter's power as steps, its ledger source and whether the quarter has readings
     of its own (else it lies inside a gap of at most FILL_GAP_S: a fill), best stream first
     (hashwatt.power)."""
-    found = [(source, _regions(unit, name, quarter)) for name, source in STREAMS]
-    for source, regions in found:
+    found = []  # the streams' regions, computed best first until one has own readings
+    for name, source in STREAMS:
+        if name not in unit.times:
+            continue
+        regions = _regions(unit, name, quarter)
         if regions is not None and regions[1]:
             steps = regions[0]
             if (source in ("miner", "nominal") and not any(w for _, _, w in steps)
                     and _has(unit.offline_times, quarter)):
                 return steps, "offline", True  # only offline readings in it
             return steps, source, True
+        found.append((source, regions))
     if _has(unit.offline_times, quarter):
         return [(quarter, quarter + QUARTER_S, 0.0)], "offline", True
     for source, regions in found:
@@ -457,19 +472,16 @@ def holders(unit: Unit, quarter: int) -> list[tuple[float, float, Attribution]]:
     timeline = unit.holders or unit.outlet_holders
     if not timeline:
         return [(quarter, quarter + QUARTER_S, ("", ""))]
-    changes = [(move_instant(t0, t1), w1) for (t0, w0), (t1, w1) in pairwise(timeline)
-               if w1 != w0]
     end = quarter + QUARTER_S
-    who = timeline[0][1]
+    # the holder at the quarter's start: the last change at or before it, else the first
+    i = bisect.bisect_right(unit.changes, float(quarter), key=lambda c: c[0])
+    who = unit.changes[i - 1][1] if i > 0 else timeline[0][1]
     out, at = [], float(quarter)
-    for instant, new in changes:
-        if instant <= quarter:
-            who = new
-        elif instant < end:
-            out.append((at, instant, who))
-            at, who = instant, new
-        else:
+    for instant, new in unit.changes[i:]:
+        if instant >= end:
             break
+        out.append((at, instant, who))
+        at, who = instant, new
     out.append((at, end, who))
     return [h for h in out if h[1] > h[0]]
 
