@@ -230,3 +230,46 @@ def test_an_unknown_antminer_model_counts_its_boards_from_zero_whatever_its_chai
     assert t.hashboards[1].chips == 63 and t.hashboards[1].chip_temp == 65.25
     chain_board(t.hashboards[0], stats, 6)
     assert th(t.hashboards[0].hashrate) == 4.5001   # chain_rate6 "4500.10" GH/s
+
+
+def test_whatsminer_v3_heartbeat_frames_and_a_summary_only_hottest_chip() -> None:
+    import struct
+
+    from pyasic.miners.backends import BTMinerV3
+
+    from collector.rigs.whatsminer_v3 import WhatsminerV3Path
+    from tests.conftest import next_octet
+
+    # shapes from MicroBT's API v3 document (get.miner.status summary example: chip-temp-max
+    # 100.3 in summary; heartbeat frame 0x00000000); edevs here carry no chip-temp-max.
+    # Numbers are the document's where it has them, else my own.
+    summary = {"elapsed": 1074, "factory-hash": 101.366, "hash-average": 101.847,
+               "hash-realtime": 101.847, "power-realtime": 3268,
+               "environment-temperature": 34.8, "board-temperature": [69.6, 70.1, 72.3],
+               "chip-temp-max": 100.3, "fan-speed-in": 4980, "fan-speed-out": 5070}
+    edevs = [{"id": i, "hash-realtime": 33.9, "chip-temp-avg": 92.0, "effective-chips": 111}
+             for i in range(3)]
+    replies = {"get.device.info": {"code": 0, "msg": {"miner": {"type": "M30S++_VH70"}}},
+               "get.miner.status:summary": {"code": 0, "msg": {"summary": summary}},
+               "get.miner.status:edevs": {"code": 0, "msg": {"edevs": edevs}}}
+    ip = f"127.{next_octet()}.5.5"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        size = struct.unpack("<I", await reader.readexactly(4))[0]
+        req = json.loads(await reader.readexactly(size))
+        key = req["cmd"] + (f":{req['param']}" if req.get("param") else "")
+        body = json.dumps(replies[key]).encode()
+        writer.write(b"\x00\x00\x00\x00" + struct.pack("<I", len(body)) + body)  # heartbeat
+        await writer.drain()
+        writer.close()
+
+    async def run() -> Telemetry:
+        server = await asyncio.start_server(handle, ip, 4433)
+        async with server:
+            return await WhatsminerV3Path(BTMinerV3(ip), 5.0, DEFAULT).telemetry()
+
+    t = asyncio.run(run())
+    assert t.temp_max == 100.3              # summary chip-temp-max: no board gave one
+    assert th(t.hashrate) == 101.847 and t.wattage == 3268 and t.env_temp == 34.8
+    assert [b.temp for b in t.hashboards] == [69.6, 70.1, 72.3]
+    assert [f.speed for f in t.fans] == [4980, 5070]

@@ -39,7 +39,10 @@ async def v3_command(ip: str, cmd: str, param: str | None, timeout: float) -> di
     try:
         writer.write(struct.pack("<I", len(body)) + body)
         await writer.drain()
-        size = struct.unpack("<I", await asyncio.wait_for(reader.readexactly(4), timeout))[0]
+        size = 0
+        while size == 0:  # 0x00000000 is API v3's heartbeat frame (MicroBT API v3 doc), skipped
+            left = max(deadline - time.monotonic(), 0.001)
+            size = struct.unpack("<I", await asyncio.wait_for(reader.readexactly(4), left))[0]
         if size > LIMIT:
             raise FastPathError(f"{cmd}: reply of {size} bytes announced")
         raw = await asyncio.wait_for(reader.readexactly(size),
@@ -114,6 +117,9 @@ class WhatsminerV3Path:
         t.fans = [Fan(int(s[k])) for k in ("fan-speed-in", "fan-speed-out")
                   if number(s.get(k)) is not None]
         self._boards(t, devs, s.get("board-temperature"))
+        if t.temp_max is None:  # no board gave its hottest chip: the rig's, from summary
+            top = number(s.get("chip-temp-max"))  # MicroBT API v3 doc: summary has it too
+            t.temp_max = top if top else None
         t.errors = self._errors(info.get("msg") or {})
         return t
 
