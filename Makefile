@@ -6,11 +6,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DURATION ?=
 # binary:package pairs of the real services the tests and the demo start (and poppler-utils,
-# whose pdftoppm/pdftotext the statement tests render PDFs with)
+# whose pdftoppm/pdftotext the statement tests render PDFs with, and faketime, whose
+# libfaketime steps one collector's clock in tests/test_clock_step.py)
 SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp \
-  pdftoppm:poppler-utils
+  pdftoppm:poppler-utils faketime:faketime
 
-.PHONY: all test soak finance-check demo bench dashboards lint layers typecheck unit system-deps venv clean
+.PHONY: all test soak operator-day finance-check demo bench dashboards lint layers typecheck unit system-deps venv clean
 
 all: test
 
@@ -56,11 +57,20 @@ test: system-deps venv lint layers typecheck
 	$(BIN)/python -m dashboards.build --check
 	$(BIN)/pytest -q
 
-# the seeded chaos soak (README "Reliability drills"); `make test` runs a 30 s form of it
+# the seeded chaos soak and the long forms of the drills (README "Reliability drills");
+# `make test` runs a 30 s soak and the short forms
 SEED ?= 1
 soak: system-deps venv
-	HASHWATT_SOAK_SEED=$(SEED) HASHWATT_SOAK_SECONDS=$(or $(DURATION),600) \
-	  $(BIN)/pytest -q -s -p no:cacheprovider tests/test_soak.py
+	HASHWATT_SOAK_SEED=$(SEED) HASHWATT_DRILL_SEED=$(SEED) HASHWATT_DRILL_LONG=1 \
+	  HASHWATT_SOAK_SECONDS=$(or $(DURATION),600) \
+	  $(BIN)/pytest -q -s -p no:cacheprovider tests/test_soak.py tests/test_influx_faults.py \
+	  tests/test_clock_step.py tests/test_hostile_input.py
+
+# the operator's day (tests/test_operator_day.py) on the 300 rigs issue 15 names; `make test`
+# runs it on 60
+operator-day: system-deps venv
+	HASHWATT_OPERATOR_RIGS=$(or $(RIGS),300) $(BIN)/pytest -q -p no:cacheprovider \
+	  tests/test_operator_day.py
 
 # the finance files opened as a finance user would: LibreOffice (Debian's headless Calc)
 # evaluates the XLSX totals and reads the CSV; `make test` skips that part when it is absent

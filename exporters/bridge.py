@@ -185,6 +185,24 @@ class Good(NamedTuple):
     receipt: Receipt | None
 
 
+def without(points: list[Point], fields: set[str]) -> tuple[list[Point], list[str]]:
+    """The points without these "measurement.field"s (a point left with no field goes), and
+    which of them were there."""
+    out, left_out = [], []
+    for p in points:
+        drop = [k for k in p.fields if f"{p.measurement}.{k}" in fields]
+        if drop:
+            left_out += [f"{p.measurement}.{k}" for k in drop]
+            p = p._replace(fields={k: v for k, v in p.fields.items() if k not in drop})
+        if p.fields:
+            out.append(p)
+    return out, sorted(set(left_out))
+
+
+def _it(fields: list[str]) -> str:
+    return "it" if len(fields) == 1 else "them"
+
+
 def seq_ranges(seqs: list[int]) -> list[list[int]]:
     """Sorted, merged inclusive ranges: [1, 2, 3, 7] -> [[1, 3], [7, 7]]."""
     out: list[list[int]] = []
@@ -252,6 +270,16 @@ class Bridge:
             try:
                 points, receipt = decode_message(msg.topic, msg.payload, prefix=prefix,
                                                  limits=self.limits, tariff=self.tariff)
+                if self.conflicts:  # fields the database refuses: left out before the write
+                    points, left_out = without(points, self.conflicts)
+                    if left_out:
+                        if not points:
+                            raise Rejected(f"database refuses {', '.join(left_out)} "
+                                           f"(field type conflict) and nothing else is left")
+                        DROPPED.count += len(left_out)
+                        self._dead_letter(msg, f"database refuses {', '.join(left_out)} "
+                                               f"(field type conflict, seen before); stored "
+                                               f"without {_it(left_out)}")
                 good.append(Good(msg, points, encode(points), receipt))
             except Rejected as exc:
                 self._set_aside(msg, str(exc), settled)
@@ -312,7 +340,7 @@ class Bridge:
                         "find the refused ones", len(good), exc)
             good[:] = self._write_parts(good, settled, exc)
         if self.fanout is not None:  # after the site's write: a copy never holds up the ack
-            self.fanout.write([g.points for g in good])
+            self.fanout.write([(g.points, g.encoded) for g in good])
 
     def _write_parts(self, part: list[Good], settled: list[Receipt],
                      refusal: WriteRejected) -> list[Good]:
@@ -341,11 +369,9 @@ class Bridge:
         way. Anything else: the message is set aside."""
         points, left_out, reason = g.points, list[str](), first
         while (conflict := FIELD_CONFLICT.search(reason)) and len(left_out) < 16:
-            measurement, name = conflict["measurement"], conflict["field"]
-            points = [p._replace(fields={k: v for k, v in p.fields.items() if k != name})
-                      if p.measurement == measurement else p for p in points]
-            points = [p for p in points if p.fields]
-            left_out.append(f"{measurement}.{name}")
+            name = f"{conflict['measurement']}.{conflict['field']}"
+            points = without(points, {name})[0]
+            left_out.append(name)
             if not points:
                 break
             encoded = self.sink.encode(points)
@@ -357,19 +383,41 @@ class Bridge:
             DROPPED.count += len(left_out)
             self._conflict_logged(left_out, first)
             self._dead_letter(g.msg, f"database refused {', '.join(left_out)}: {first}; "
-                                     f"stored without {'it' if len(left_out) == 1 else 'them'}")
+                                     f"stored without {_it(left_out)}")
             return [Good(g.msg, points, encoded, g.receipt)]
         self._set_aside(g.msg, f"database refused: {first}", settled)
         return []
 
     def _conflict_logged(self, fields: list[str], reason: str) -> None:
-        """Say once per field that the database keeps refusing its type."""
+        """Say once per field that the database refuses its type; from then on the field is
+        left out before the write (a batch is not refused and halved again for it)."""
         new = [f for f in fields if f not in self.conflicts]
         if new and len(self.conflicts) < 1000:
             self.conflicts.update(new)
-            log.error("InfluxDB refuses %s (%s): such points are stored without it and the "
-                      "messages kept in the dead letters; this field's type in the database "
-                      "differs from the contract's", ", ".join(new), reason)
+            log.error("InfluxDB refuses %s (%s): such points are stored without it from now "
+                      "on and their messages kept in the dead letters; this field's type in "
+                      "the database differs from the contract's (until restarted)",
+                      ", ".join(new), reason)
+
+    def _write_stats(self) -> None:
+        """The `exporter` point. Self-monitoring never stops the bridge: a field whose type
+        the database refuses is left out from then on, any other refusal costs this point."""
+        point = self.stats_point()
+        for _ in range(16):
+            kept = without([point], self.conflicts)[0]
+            if not kept:
+                return
+            try:
+                self._write_retrying([self.sink.encode(kept)])
+                return
+            except WriteRejected as exc:
+                conflict = FIELD_CONFLICT.search(str(exc))
+                if conflict is None:
+                    log.warning("InfluxDB refused the bridge's own statistics (%s): skipped",
+                                exc)
+                    return
+                self._conflict_logged([f"{conflict['measurement']}.{conflict['field']}"],
+                                      str(exc))
 
     def _write_retrying(self, encoded: list[Any]) -> None:
         delay = 0.5
@@ -423,7 +471,7 @@ class Bridge:
                     self.fanout.flush()
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + self.cfg.bridge.stats_interval_s
-                    self._write_retrying([self.sink.encode([self.stats_point()])])
+                    self._write_stats()
             except WriteUnavailable:
                 break  # stopping while InfluxDB is down: the broker keeps the rest
 

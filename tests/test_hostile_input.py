@@ -45,6 +45,11 @@ def test_hostile_messages_are_stored_escaped_or_set_aside_exactly(
         (f"{TOP}/rig/g3", rig_doc("g3", now).replace(
             b'"power_w": 3000.0', b'"power_w": 1.0, "power_w": 2.0')),
         (f"{TOP}/rig/g4", rig_doc("g4", now, uptime_s=2**70)),
+        (f"{TOP}/pdu/p1", json.dumps({
+            "schema": 1, "kind": "pdu", "ts_ms": now, "site": "testsite", "pdu": "p1",
+            "collector": "c9", "online": True, "power_w": 10.0,
+            "outlets": [{"outlet": 1, "name": 'out 1,"x"=\\', "unit": "u\n2",
+                         "customer": "c\u0000", "power_w": 5.0}]}).encode()),
     ]
     bad = {  # topic's last segment (or a label) -> what the reason must say
         "huge": ((f"{TOP}/rig/huge", rig_doc("huge", now, pad="x" * 300_000)), "exceeds"),
@@ -77,7 +82,8 @@ def test_hostile_messages_are_stored_escaped_or_set_aside_exactly(
         assert wait_for(lambda: d.db.rows('SELECT * FROM "rig" WHERE "rig" = \'after\''), 60)
         letters = read_deadletters(tmp_path / "deadletters.jsonl")
         rows = d.db.rows('SELECT "power_w", "uptime_s", "error" FROM "rig" GROUP BY *')
-        report("hostile input", f"published {len(bad) + len(good) + 1}, stored {len(rows)}, "
+        report("hostile input", f"published {len(bad) + len(good) + 1}, stored "
+                                f"{len(rows)} rig + 1 PDU, "
                                 f"set aside {len(letters)}, bridge alive {bridge.poll() is None}")
         assert bridge.poll() is None
         assert len(letters) == len(bad)
@@ -94,6 +100,9 @@ def test_hostile_messages_are_stored_escaped_or_set_aside_exactly(
             'r 1,x=1/\\n"y\x00z /', "c=1,d 2", "m/", "fw\\nrig,a=b c=1 1")
         assert g2["error"] == 'e "q" \\ \\'  # a string field keeps its backslashes
         assert len(d.db.rows('SELECT "up" FROM "rig" WHERE "rig" = \'g2\' GROUP BY *')) == 1
+        outlets = d.db.rows('SELECT "power_w" FROM "pdu_outlet" GROUP BY *')
+        assert [(o["outlet_name"], o["unit"], o["customer"], o["power_w"]) for o in outlets] \
+            == [('out 1,"x"=/', "u\\n2", "c\x00", 5.0)]
 
 
 def test_the_hostile_payloads_in_json_terms() -> None:
