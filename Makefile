@@ -11,7 +11,7 @@ DURATION ?=
 SERVICES := mosquitto:mosquitto influxd:influxdb victoria-metrics:victoria-metrics snmpbulkwalk:snmp \
   pdftoppm:poppler-utils faketime:faketime
 
-.PHONY: all test soak finance-check demo bench dashboards lint layers typecheck unit system-deps venv clean
+.PHONY: all test soak operator-day finance-check demo bench dashboards lint layers typecheck unit system-deps venv clean
 
 all: test
 
@@ -65,6 +65,12 @@ soak: system-deps venv
 	  HASHWATT_SOAK_SECONDS=$(or $(DURATION),600) \
 	  $(BIN)/pytest -q -s -p no:cacheprovider tests/test_soak.py tests/test_influx_faults.py \
 	  tests/test_clock_step.py tests/test_hostile_input.py
+
+# the operator's day (tests/test_operator_day.py) on the 300 rigs issue 15 names; `make test`
+# runs it on 60
+operator-day: system-deps venv
+	HASHWATT_OPERATOR_RIGS=$(or $(RIGS),300) $(BIN)/pytest -q -p no:cacheprovider \
+	  tests/test_operator_day.py
 
 # the finance files opened as a finance user would: LibreOffice (Debian's headless Calc)
 # evaluates the XLSX totals and reads the CSV; `make test` skips that part when it is absent

@@ -26,6 +26,17 @@ AUTH = re.compile(r"\b(401|403)\b|unauthori[sz]ed|forbidden|auth(entication)? fa
                   r"credentials)|wrong password|login fail", re.IGNORECASE)
 
 
+# a client's words for "could not connect" (httpx, asyncio, the OS): the same silence as a
+# timeout, so the connect probe explains it too
+CONNECT_FAILED = re.compile(r"ConnectError|All connection attempts failed|Connection refused|"
+                            r"ConnectionRefusedError|No route to host|Network is unreachable")
+
+
+def connect_failed(text: str) -> bool:
+    """True when an error text says the rig could not be connected to."""
+    return bool(CONNECT_FAILED.search(text))
+
+
 @dataclass(frozen=True)
 class Probe:
     """What one TCP connect to a port gave: connected, refused, unreachable or timeout."""

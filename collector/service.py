@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from collector.diagnose import diagnose, login_refused
+from collector.diagnose import connect_failed, diagnose, login_refused
 from collector.events import StateLog
 from collector.inventory_checks import PoolWatch, annotate
 from collector.mapping import Origin, offline_reading
@@ -100,7 +100,7 @@ async def explain_offline(address: str, error: str | NoAnswer | None,
     words, checked for a refused login."""
     if error is None:
         return None
-    if isinstance(error, NoAnswer):
+    if isinstance(error, NoAnswer) or connect_failed(error):
         return (await diagnose(address, str(error), timeout_s))[:512]
     return login_refused(error) or error
 

@@ -340,7 +340,7 @@ class Bridge:
                         "find the refused ones", len(good), exc)
             good[:] = self._write_parts(good, settled, exc)
         if self.fanout is not None:  # after the site's write: a copy never holds up the ack
-            self.fanout.write([g.points for g in good])
+            self.fanout.write([(g.points, g.encoded) for g in good])
 
     def _write_parts(self, part: list[Good], settled: list[Receipt],
                      refusal: WriteRejected) -> list[Good]:

@@ -137,6 +137,29 @@ class Point(NamedTuple):
         return ",".join(kept)
 
 
+def line_without(point: Point, line: str, drop: frozenset[str]) -> str | None:
+    """The point's line without the fields in `drop` (None when nothing else is left).
+    `line` is point.line(): when the dropped fields are numbers that end its field set (the
+    decoder appends the tariff figures last, exporters/decode.py pricing) they are cut off
+    the line instead of rendering the point again (this runs for every customer point). The
+    last match is the real one: only the dropped numbers follow it, while a string field
+    before it could hold the text."""
+    fields = point.fields
+    private = [k for k in fields if k in drop]
+    if not private:
+        return line
+    newest = reversed(fields)
+    tail = [next(newest) for _ in private]
+    if set(tail) == set(private) and all(type(fields[k]) in (int, float) for k in private):
+        first = _FIELD_KEYS[tail[-1]]
+        cut = max(line.rfind(f",{first}="), line.rfind(f" {first}="))
+        if line[cut] == " ":
+            return None
+        return line[:cut] + line[line.rindex(" "):]
+    kept = {k: v for k, v in fields.items() if k not in drop}
+    return point._replace(fields=kept).line() if kept else None
+
+
 def lines(points: Sequence[Point]) -> str:
     """Points as line-protocol text, each line ending in a newline."""
     return "\n".join([p.line() for p in points]) + "\n"

@@ -32,6 +32,8 @@ class RigState:
     error: str
     margin_c: float | None
     maintenance: bool
+    # what the inventory checks flag on the latest reading: (what, reason)
+    suspects: list[tuple[str, str]] = field(default_factory=list)
     down_since_ms: int | None = None
     up_seen: bool = True  # an online reading within the lookback
 
@@ -53,17 +55,36 @@ def _quote(value: str) -> str:
 
 def latest(db: InfluxQL, site: str, window: str) -> dict[str, RigState]:
     """Each rig's latest reading of the window, all its fields from that one point."""
-    rows = db.rows(f'SELECT "up", "error", "temp_margin_c" FROM "rig" WHERE time > now() - '
-                   f'{window} AND "site" = {_quote(site)} GROUP BY "rig", "rack", '
-                   '"maintenance" ORDER BY time DESC LIMIT 1')
+    rows = db.rows(f'SELECT "up", "error", "temp_margin_c", {SUSPECT_FIELDS} FROM "rig" WHERE '
+                   f'time > now() - {window} AND "site" = {_quote(site)} GROUP BY "rig", '
+                   '"rack", "maintenance", "model" ORDER BY time DESC LIMIT 1')
     out: dict[str, RigState] = {}
     for row in rows:  # a rig whose tags changed has several series: the newest wins
         state = RigState(rig=row["rig"], rack=row.get("rack", ""), ts_ms=int(row["time"]),
                          up=bool(row["up"]), error=row.get("error") or "",
                          margin_c=row.get("temp_margin_c"),
-                         maintenance=row.get("maintenance") == "yes")
+                         maintenance=row.get("maintenance") == "yes", suspects=suspects(row))
         if state.rig not in out or out[state.rig].ts_ms < state.ts_ms:
             out[state.rig] = state
+    return out
+
+
+# the inventory checks' flags and reasons (collector/inventory_checks.py, pools)
+SUSPECT_FIELDS = ('"wiring_suspect", "wiring_reason", "model_mismatch", "identified_model", '
+                  '"pool_unexpected", "pool_reason"')
+
+
+def suspects(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """(what, reason) for each flag the reading raises: a pool the site does not allow, an
+    outlet that does not fit the rig, a rig that identifies as another model."""
+    out = []
+    if row.get("pool_unexpected"):
+        out.append(("pool", row.get("pool_reason") or "mines on a pool the site does not allow"))
+    if row.get("wiring_suspect"):
+        out.append(("wiring", row.get("wiring_reason") or "outlet power does not fit the rig"))
+    if row.get("model_mismatch"):
+        out.append(("model", f"identifies as {row.get('identified_model') or '?'}, the "
+                             f"inventory says {row.get('model') or '?'}"))
     return out
 
 
@@ -182,4 +203,10 @@ def render(f: Fleet) -> Any:
                      f"{c.get('rigs_ok')}/{c.get('rigs_failed')}/{c.get('rigs_timeout')}",
                      f"{c.get('pdus_ok') or 0}/{c.get('pdus_total') or 0}",
                      str(c.get("spool_depth") or 0))
-    return Group(racks, down, cols)
+    flagged = Table(title="suspects: pool, wiring, model")
+    for name in ("rig", "rack", "what", "reason"):
+        flagged.add_column(name, overflow="fold")
+    for r in sorted(f.rigs.values(), key=lambda r: (r.rack, r.rig)):
+        for what, why in r.suspects:
+            flagged.add_row(Text(r.rig), Text(r.rack), what, Text(why))
+    return Group(racks, down, flagged, cols)

@@ -234,8 +234,21 @@ class Farm:
 
     async def control(self, method: str, path: str, headers: dict[str, str],
                       body: bytes = b"") -> HttpResponse:
-        """Control API: GET /rigs (current snapshots), POST /rigs/<id>/scenario/<name>."""
+        """Control API: GET /rigs (current snapshots), POST /rigs/<id>/scenario/<name>,
+        POST /rigs/<id>/pool with {"url": ..., "user": ...} (its cgminer-family `pools`
+        reply changes: a hijacked rig)."""
         parts = path.strip("/").split("/")
+        if method == "POST" and len(parts) == 3 and parts[0] == "rigs" and parts[2] == "pool":
+            from sim.vendors.antminer import POOL_CHANGES
+
+            if parts[1] not in self.scenarios:
+                return not_found()
+            try:
+                wanted = json.loads(body)
+                POOL_CHANGES[parts[1]] = (str(wanted["url"]), str(wanted["user"]))
+            except (ValueError, KeyError, TypeError):
+                return HttpResponse(400, b'give {"url": ..., "user": ...}', "text/plain")
+            return json_response({"rig": parts[1], "pool": wanted})
         if method == "GET" and parts == ["rigs"]:
             return json_response([_snapshot_json(self.current(r)) for r in self.rigs])
         if method == "POST" and len(parts) == 4 and parts[0] == "rigs" and parts[2] == "scenario":

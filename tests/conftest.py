@@ -71,6 +71,16 @@ def influx_db(influxd: Influxd) -> Iterator[InfluxQL]:
     db.close()
 
 
+@pytest.fixture
+def ledger_db(influxd: Influxd) -> Iterator[InfluxQL]:
+    """A fresh database with the ledger's retention policy, for one test (tests/ledger_seed)."""
+    from tests.ledger_seed import fresh_ledger_db
+
+    db = fresh_ledger_db(influxd)
+    yield db
+    db.close()
+
+
 @pytest.fixture(scope="session")
 def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
     """victoria-metrics: a real server speaking /api/v2/write."""

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -33,14 +32,12 @@ import pytest
 
 from exporters.decode import pdu_points, rig_points
 from exporters.finance.ledger import LedgerRow, ledger_rows, rollup
-from exporters.finance.report import build_report, last_month
-from exporters.finance.store import ledger_client
+from exporters.finance.report import last_month
 from exporters.lineproto import Point
-from exporters.sinks import InfluxV1Sink
 from hashwatt.config import Config, load_config
 from hashwatt.contract import OutletReading, PduReading, RigReading
 from hashwatt.influxql import InfluxQL
-from sim.launch import Influxd
+from tests.ledger_seed import report, write_points
 
 pytestmark = pytest.mark.e2e
 Q = 900
@@ -105,14 +102,6 @@ def at(zone: ZoneInfo, *args: int, fold: int = 0) -> int:
 # ---------------------------------------------------------------- seeding, the bridge's path
 
 
-@pytest.fixture
-def ledger_db(influxd: Influxd) -> Iterator[InfluxQL]:
-    db = InfluxQL(influxd.url, f"a_{uuid.uuid4().hex[:10]}")
-    db.create_database()
-    db.execute(f'CREATE RETENTION POLICY "ledger" ON "{db.database}" DURATION INF '
-               'REPLICATION 1')
-    yield db
-    db.close()
 
 
 def make_config(db: InfluxQL, tmp: Path, zone: str, tariff: str, currency: str = "EUR",
@@ -144,10 +133,7 @@ def outlet(ts: float, energy: float, watts: float, *, rig_id: str = "p1",
 
 
 def write(db: InfluxQL, points: list[Point]) -> None:
-    sink = InfluxV1Sink(str(db.client.base_url).rstrip("/"), db.database)
-    for i in range(0, len(points), 5000):
-        sink.write(points[i:i + 5000])
-    sink.close()
+    write_points(db, points)
 
 
 def rows_of(cfg: Config, start: int, end: int) -> list[LedgerRow]:
@@ -168,14 +154,6 @@ def kwh_per_quarter(rows: list[LedgerRow]) -> dict[int, Decimal]:
 
 def row_cost(rows: list[LedgerRow]) -> Decimal:
     return sum((dec(r.cost) for r in rows), Decimal(0)).quantize(Decimal("1e-9"))
-
-
-def report(cfg: Config, month: str, by: str = "customer") -> Any:
-    db, measurement = ledger_client(cfg)
-    try:
-        return build_report(cfg, db, measurement=measurement, month=month, by=by)  # type: ignore[arg-type]
-    finally:
-        db.close()
 
 
 def adds_up(r: Any) -> None:
@@ -533,13 +511,13 @@ def _nominal_morning(ledger_db: InfluxQL, tmp_path: Path) -> tuple[Config, int]:
 
 def test_a_nominal_rig_offline_at_quarter_edges_and_a_40_minute_gap_filled(
         ledger_db: InfluxQL, tmp_path: Path) -> None:
-    """By hand, 0.5 kWh a full quarter (2 kW x 0.25 h); a reading stands for the time nearer
-    to it than to its neighbours (up to 45 minutes apart). 07:15 and 07:30 have no reading;
-    07:05 and 07:45 are 40 min apart: 07:05 stands for 07:02:30-07:25, 07:45 for 07:25 on,
-    both 2 kW: 0.5 each, estimated, coverage 0. Offline readings 10:00-10:25 stand for
-    09:57:30-10:27:30: 10:00 is 0 kWh (offline); 10:15 has 10:27:30-10:30 of 10:30's 2 kW,
-    150 s = 1/12 kWh (nominal); 09:45 loses 150 s: 5/12. Offline 10:55 and 11:00 stand for
-    10:52:30-11:02:30: 10:45 draws 7.5 min = 0.25 kWh, 11:00 draws 12.5 min = 5/12 kWh
+    """By hand, 0.5 kWh a full quarter (2 kW x 0.25 h); a reading stands for the part of its
+    quarter nearer to it than to the quarter's other readings (the first from the quarter's
+    start, the last to its end). 07:15 and 07:30 have no reading; 07:05 and 07:45 are 40 min
+    apart: filled with the 07:00 quarter's power, 0.5 each, estimated, coverage 0. 10:00 and
+    10:15: offline readings only, 0 kWh (offline). 10:45 (10:45, 10:50 online, 10:55
+    offline): the offline reading stands for 10:52:30-11:00, 7.5 min drawn = 0.25 kWh; 11:00
+    (11:00 offline, 11:05, 11:10 online): offline 11:00-11:02:30, 12.5 min drawn = 5/12 kWh
     (the plain mean of each quarter's readings said 1/3 and 1/3)."""
     cfg, six = _nominal_morning(ledger_db, tmp_path)
     got = {int(r.time.timestamp()): r for r in rows_of(cfg, six, six + 6 * 3600)}
@@ -549,14 +527,12 @@ def test_a_nominal_rig_offline_at_quarter_edges_and_a_40_minute_gap_filled(
 
     for q in (hm(7, 15), hm(7, 30)):
         assert (dec(got[q].kwh_estimated), got[q].coverage) == (Decimal("0.5"), 0.0)
-    assert (dec(got[hm(10, 0)].kwh), got[hm(10, 0)].source, got[hm(10, 0)].coverage) == (
-        Decimal(0), "offline", 1.0)
+    for q in (hm(10, 0), hm(10, 15)):
+        assert (dec(got[q].kwh), got[q].source, got[q].coverage) == (Decimal(0), "offline", 1.0)
     nine = Decimal("1e-9")
-    for q, source, kwh in ((hm(9, 45), "nominal", Decimal(5) / 12),
-                           (hm(10, 15), "nominal", Decimal(1) / 12),
-                           (hm(10, 45), "nominal", Decimal("0.25")),
-                           (hm(11, 0), "nominal", Decimal(5) / 12)):
-        assert (dec(got[q].kwh).quantize(nine), got[q].source) == (kwh.quantize(nine), source)
+    for q, kwh in ((hm(9, 45), Decimal("0.5")), (hm(10, 45), Decimal("0.25")),
+                   (hm(11, 0), Decimal(5) / 12)):
+        assert (dec(got[q].kwh).quantize(nine), got[q].source) == (kwh.quantize(nine), "nominal")
     assert dec(got[hm(10, 30)].kwh) == Decimal("0.5")
 
 
@@ -804,8 +780,10 @@ def test_a_statement_with_pass_through_across_a_tariff_change_a_move_in_and_main
     finally:
         db.close()
     assert changed.ledger_state != st.ledger_state
-    # (2000 + 2600) / 2 W for the quarter: +0.075 kWh
-    assert {x.rig: x.kwh for x in changed.rigs}["k1"] == Decimal("1486.075")
+    # the 09:00 quarter's readings are 09:00:20 (2600 W) and 09:07:30 (2000 W): time-weighted,
+    # 2600 W stands for 09:00-09:03:55 (235 s, the first reading reaches back to the quarter's
+    # start; the cut is midway between the two), so +600 W x 235 s = 0.039167 kWh
+    assert {x.rig: x.kwh for x in changed.rigs}["k1"] == Decimal("1486.039")
 
 
 # By hand: October 2026 has 22 weekdays, 12 peak hours each = 264 h; 114 of them before the

@@ -7,10 +7,11 @@ the real `rollup` builds the ledger, and the reports/statements are compared wit
 reference to the 0.001 kWh and the cent.
 
 The definitions, as the README states them:
-- power: each reading stands for the time nearer to it than to the readings beside it (of
-  the same stream: outlet power, or the rig's own/nominal figure with offline readings as
-  0 W); beside a gap of more than 45 minutes a reading stands for the rest of its own quarter
-  only; a quarter without readings is filled only when that covers all of it;
+- power: each reading stands for the part of its quarter nearer to it than to the quarter's
+  other readings (of the same stream: outlet power, or the rig's own/nominal figure with
+  offline readings as 0 W), the first reaching back to the quarter's start and the last on to
+  its end; a quarter without readings between readings at most 45 minutes apart takes the
+  power of the quarter before the gap;
 - counters: consecutive reads, the difference spread evenly over the time between them; a
   step back to at least half the read before is jitter (0, the next read counts from the
   higher one); a 32-bit counter that wraps counts through the wrap; a restart counts the
@@ -31,7 +32,6 @@ import itertools
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -41,14 +41,11 @@ import pytest
 
 from exporters.decode import pdu_points, rig_points
 from exporters.finance.ledger import ledger_rows, rollup
-from exporters.finance.report import build_report
-from exporters.finance.store import ledger_client
 from exporters.lineproto import Point
-from exporters.sinks import InfluxV1Sink
 from hashwatt.config import Config, load_config
 from hashwatt.contract import OutletReading, PduReading, RigReading
 from hashwatt.influxql import InfluxQL
-from sim.launch import Influxd
+from tests.ledger_seed import report, write_points
 
 pytestmark = pytest.mark.e2e
 Q = 900
@@ -99,16 +96,26 @@ def floor_q(t: Decimal) -> Decimal:
     return (t / Q).to_integral_value(rounding=ROUND_FLOOR) * Q
 
 
-def regions(readings: list[tuple[Decimal, Decimal]]) -> list[Step]:
-    """Each reading's span of time (see the module docstring)."""
-    pts = sorted(dict(sorted(readings)).items())
-    out = []
-    for i, (t, w) in enumerate(pts):
-        lo = (pts[i - 1][0] + t) / 2 if i > 0 and t - pts[i - 1][0] <= GAP else floor_q(t)
-        hi = ((t + pts[i + 1][0]) / 2 if i + 1 < len(pts) and pts[i + 1][0] - t <= GAP
-              else floor_q(t) + Q)
-        out.append((lo, hi, w))
-    return out
+def quarter_steps(readings: list[tuple[Decimal, Decimal]], q: Decimal) -> list[Step] | None:
+    """The quarter's readings' spans of time within it (see the module docstring)."""
+    pts = sorted(dict(sorted((t, w) for t, w in readings if q <= t < q + Q)).items())
+    if not pts:
+        return None
+    cuts = [q, *((a[0] + b[0]) / 2 for a, b in itertools.pairwise(pts)), q + Q]
+    return [(cuts[n], cuts[n + 1], w) for n, (_, w) in enumerate(pts)]
+
+
+def fill_steps(readings: list[tuple[Decimal, Decimal]], q: Decimal) -> list[Step] | None:
+    """A quarter inside a gap of at most 45 minutes: the quarter before the gap's power."""
+    before = [t for t, _ in readings if t < q]
+    after = [t for t, _ in readings if t >= q + Q]
+    if not before or not after or min(after) - max(before) > GAP:
+        return None
+    last_q = floor_q(max(before))
+    steps = quarter_steps(readings, last_q)
+    assert steps is not None
+    watts = sum((w * (b - a) for a, b, w in steps), Decimal(0)) / Q
+    return [(q, q + Q, watts)]
 
 
 def counter_pieces(reads: list[tuple[Decimal, Decimal]]) -> list[Step]:
@@ -177,22 +184,19 @@ def ref_rig(power: list[tuple[Decimal, Decimal]], timeline: list[tuple[Decimal, 
             start: int, end: int,
             counter: list[tuple[Decimal, Decimal]] | None = None) -> dict[tuple[int, Who], Decimal]:
     """kWh per (quarter, holder) of one rig in [start, end)."""
-    steps = regions(power) if power else []
     pieces = counter_pieces(counter) if counter else []
     out: dict[tuple[int, Who], Decimal] = defaultdict(Decimal)
     for qi in range(start, end, Q):
         q = Decimal(qi)
-        own = any(q <= t < q + Q for t, _ in power)
         mine = [(a, b, k) for a, b, k in pieces if overlap(a, b, q, q + Q) > 0]
-        covered = sum((overlap(a, b, q, q + Q) for a, b, _ in steps), Decimal(0))
-        use_power = own or covered == Q
-        if not mine and not use_power:
+        steps = quarter_steps(power, q) or fill_steps(power, q) or []
+        if not mine and not steps:
             continue
         rest = uncovered(q, mine)
         for a, b, who in holder_parts(timeline, q, q + Q):
             kwh = sum((k * overlap(lo, hi, a, b) / (hi - lo) for lo, hi, k in mine),
                       Decimal(0))
-            if use_power:
+            if steps:
                 kwh += sum((w * overlap(lo, hi, max(a, x), min(b, y)) / 3_600_000
                             for lo, hi, w in steps for x, y in rest if min(b, y) > max(a, x)),
                            Decimal(0))
@@ -225,14 +229,6 @@ def largest_remainder(values: list[Decimal], step: Decimal) -> list[Decimal]:
 # ---------------------------------------------------------------------------- seeding
 
 
-@pytest.fixture
-def ledger_db(influxd: Influxd) -> Iterator[InfluxQL]:
-    db = InfluxQL(influxd.url, f"r_{uuid.uuid4().hex[:10]}")
-    db.create_database()
-    db.execute(f'CREATE RETENTION POLICY "ledger" ON "{db.database}" DURATION INF '
-               'REPLICATION 1')
-    yield db
-    db.close()
 
 
 def make_config(db: InfluxQL, tmp: Path, zone: str, tariff: str, extra: str = "") -> Config:
@@ -261,10 +257,7 @@ def outlet(ts: Decimal | float, kwh: Decimal, watts: float, who: Who, *,
 
 
 def write(db: InfluxQL, points: list[Point]) -> None:
-    sink = InfluxV1Sink(str(db.client.base_url).rstrip("/"), db.database)
-    for i in range(0, len(points), 5000):
-        sink.write(points[i:i + 5000])
-    sink.close()
+    write_points(db, points)
 
 
 def jittered(start: int, end: int, rng: random.Random, lo: int = 20, hi: int = 40) -> list[Decimal]:
@@ -278,14 +271,6 @@ def jittered(start: int, end: int, rng: random.Random, lo: int = 20, hi: int = 4
 
 def at(zone: ZoneInfo, *args: int, fold: int = 0) -> int:
     return int(dt.datetime(*args, tzinfo=zone, fold=fold).timestamp())
-
-
-def report(cfg: Config, month: str, by: str = "customer") -> Any:
-    db, measurement = ledger_client(cfg)
-    try:
-        return build_report(cfg, db, measurement=measurement, month=month, by=by)  # type: ignore[arg-type]
-    finally:
-        db.close()
 
 
 def ledger_kwh(cfg: Config, start: int, end: int) -> dict[tuple[int, Who], Decimal]:
@@ -361,38 +346,16 @@ def test_irregular_polls_a_7_minute_gap_and_duplicates_are_integrated_by_time(
 
 # --------------------------------------- 2. DST both ways, a night window across midnight
 
-TOU = """
-[[tariff.periods]]
-from = 2026-01-01
-rate = 0.10
-name = "day"
-[[tariff.periods.windows]]
-name = "dst-hour"
-rate = 0.30
-start = "02:00"
-end = "03:00"
-[[tariff.periods.windows]]
-name = "night"
-rate = 0.05
-weekdays = ["mon", "tue", "wed", "thu", "fri", "sat"]
-start = "22:00"
-end = "02:00"
-[[tariff.periods]]
-from = "{change}"
-rate = 0.12
-name = "day"
-[[tariff.periods.windows]]
-name = "dst-hour"
-rate = 0.30
-start = "02:00"
-end = "03:00"
-[[tariff.periods.windows]]
-name = "night"
-rate = 0.06
-weekdays = ["mon", "tue", "wed", "thu", "fri", "sat"]
-start = "22:00"
-end = "02:00"
-"""
+def tou(change: str) -> str:
+    """Two periods (the second from `change`), each with a 02:00-03:00 window on every day and
+    a night window 22:00-02:00 on Mon-Sat nights."""
+    period = ('[[tariff.periods]]\nfrom = {start}\nrate = {day}\nname = "day"\n'
+              '[[tariff.periods.windows]]\nname = "dst-hour"\nrate = 0.30\nstart = "02:00"\n'
+              'end = "03:00"\n[[tariff.periods.windows]]\nname = "night"\nrate = {night}\n'
+              'weekdays = ["mon", "tue", "wed", "thu", "fri", "sat"]\nstart = "22:00"\n'
+              'end = "02:00"\n')
+    return (period.format(start="2026-01-01", day="0.10", night="0.05")
+            + period.format(start=f'"{change}"', day="0.12", night="0.06"))
 
 
 def tou_periods(change: dt.datetime) -> list[RefPeriod]:
@@ -421,7 +384,7 @@ def test_dst_days_with_a_night_window_across_midnight_and_a_change_at_13_45(
     01:50 to 02:20 (local, first pass): offline readings are 0 W."""
     zone = ZoneInfo(zone_name)
     local = dt.datetime(*day)
-    tariff = TOU.format(change=change)
+    tariff = tou(change)
     cfg = make_config(ledger_db, tmp_path, zone_name, tariff)
     start = at(zone, *day)
     end = at(zone, *(local + dt.timedelta(days=2)).timetuple()[:3])

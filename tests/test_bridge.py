@@ -104,7 +104,7 @@ class NumbersOnly(InfluxV1Sink):
     """A sink whose wire form carries numbers and flags only, as Prometheus remote write
     does: it cannot encode a point with a text field."""
 
-    def encode(self, points: Sequence[Point]) -> str:
+    def encode(self, points: Sequence[Point]) -> list[str]:
         for p in points:
             text = [k for k, v in p.fields.items() if isinstance(v, str)]
             if text:

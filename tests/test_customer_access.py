@@ -246,13 +246,19 @@ def test_grafana_plan_gives_each_customer_only_its_own_datasource(cfg: Config) -
     assert ADMIN_PASSWORD not in text  # the site's writer login never reaches Grafana
 
 
-def test_the_customer_copy_leaves_out_exactly_the_site_tariff() -> None:
-    from exporters.customers.fanout import customer_point
+def test_the_customer_copy_cuts_exactly_the_site_tariff_off_a_rendered_line() -> None:
+    from exporters.customers.fanout import PRIVATE_FIELDS
     from exporters.lineproto import Point
+    from exporters.sinks import InfluxV1Sink
+    from exporters.sinks.base import BaseSink
+
+    class Lines(BaseSink):  # any other sink: the point encoded again without the fields
+        def encode(self, points: Any) -> list[str]:
+            return [p.line() for p in points]
 
     tags = {"site": "north", "rig": "a1", "customer": "acme"}
     cases = [
-        # an error text that looks like a field stays as it is
+        # the decoder's order: tariff figures last; an error text that looks like a field
         ({"online": True, "error": 'x,rate_per_kwh=9 cost_per_h="', "power_w": 3250.0,
           "rate_per_kwh": 0.1, "cost_per_h": 0.325},
          'rig,customer=acme,rig=a1,site=north online=true,'
@@ -260,14 +266,17 @@ def test_the_customer_copy_leaves_out_exactly_the_site_tariff() -> None:
         ({"power_w": 10.0, "rate_per_kwh": 0.1}, "rig,customer=acme,rig=a1,site=north "
          "power_w=10.0 1000"),
         ({"rate_per_kwh": 0.1, "cost_per_h": 0.2}, None),  # nothing of the customer's left
+        # another order: rendered again without the tariff figures
         ({"rate_per_kwh": 0.1, "power_w": 10.0}, "rig,customer=acme,rig=a1,site=north "
          "power_w=10.0 1000"),
         ({"power_w": 10.0}, "rig,customer=acme,rig=a1,site=north power_w=10.0 1000"),
     ]
+    influx = InfluxV1Sink("http://127.0.0.1:9", "x")
     for fields, expected in cases:
         point = Point("rig", tags, fields, 1000)  # type: ignore[arg-type]
-        copy = customer_point(point)
-        assert (copy.line() if copy is not None else None) == expected
+        assert influx.without(point, point.line(), PRIVATE_FIELDS) == expected
+        assert Lines().without(point, point.line(), PRIVATE_FIELDS) == expected
+    influx.close()
 
 
 def test_customers_setup_command_is_idempotent_and_keeps_passwords_off_argv(

@@ -287,3 +287,49 @@ def test_discover_every_family_and_what_is_not_a_rig(tmp_path: Path, farm: FarmF
                               "missing, 3 unknown")
     # bounded: a hung rig costs at most 4 x timeout + 5 s, a slowloris the same per request
     assert took < 90, took
+
+
+def test_discover_holds_at_most_concurrency_addresses_at_once() -> None:
+    """Four hung rigs (4028 accepts, nothing answers) on a /29, `concurrency=2`: no more than
+    two addresses are being talked to at any time (each address's span runs from its first
+    to its last accepted connection, so a late close cannot blur it), and each costs at most
+    the identification deadline."""
+    import asyncio
+    import socket
+    import threading
+    import time
+
+    from hashwatt.discover import scan
+    from tests.conftest import next_base
+
+    net = next_base().rsplit(".", 2)[0] + ".0"
+    spans: dict[str, list[float]] = {}
+    socks = []
+    for host in range(1, 5):
+        sock = socket.create_server((f"{net}.{host}", 4028))
+        socks.append(sock)
+
+        def accept(sock: socket.socket = sock, address: str = f"{net}.{host}") -> None:
+            held = []
+            while True:
+                try:
+                    held.append(sock.accept()[0])  # kept open, never answered
+                except OSError:
+                    return
+                spans.setdefault(address, []).append(time.monotonic())
+        threading.Thread(target=accept, daemon=True).start()
+    started = time.monotonic()
+    try:
+        found, unknown = asyncio.run(scan([f"{net}.0/29"], concurrency=2, timeout_s=0.5,
+                                          terminal=False))
+    finally:
+        for sock in socks:
+            sock.close()
+    took = time.monotonic() - started
+    assert found == [] and [u.address for u in unknown] == [f"{net}.{h}" for h in range(1, 5)]
+    windows = [(min(t), max(t)) for t in spans.values()]
+    assert len(windows) == 4
+    busiest = max(sum(1 for a, b in windows if a <= at <= b) for at, _ in windows)
+    assert busiest == 2
+    # two rounds of two, each within 4 x timeout + 5 s (and the banner look after it)
+    assert took < 2 * (4 * 0.5 + 5 + 2 * 0.5 + 1) + 5, took

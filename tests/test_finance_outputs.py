@@ -31,7 +31,6 @@ import io
 import json
 import shutil
 import subprocess
-import uuid
 import zipfile
 from collections.abc import Iterator
 from decimal import Decimal
@@ -43,12 +42,12 @@ import pytest
 from exporters.decode import rig_points
 from exporters.finance.ledger import rollup
 from exporters.lineproto import Point
-from exporters.sinks import InfluxV1Sink
 from hashwatt.cli import main
 from hashwatt.config import Config, load_config
 from hashwatt.contract import RigReading
 from hashwatt.influxql import InfluxQL
 from sim.launch import Influxd
+from tests.ledger_seed import fresh_ledger_db, write_points
 
 pytestmark = pytest.mark.e2e
 ZONE = ZoneInfo("Europe/Berlin")
@@ -103,10 +102,7 @@ def reading(rig: str, ts: int, watts: float, customer: str, rack: str,
 
 @pytest.fixture(scope="module")
 def month(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
-    db = InfluxQL(influxd.url, f"f_{uuid.uuid4().hex[:10]}")
-    db.create_database()
-    db.execute(f'CREATE RETENTION POLICY "ledger" ON "{db.database}" DURATION INF '
-               'REPLICATION 1')
+    db = fresh_ledger_db(influxd, "f")
     path = tmp_path_factory.mktemp("finance") / "site.toml"
     url = str(db.client.base_url).rstrip("/")
     path.write_text(f'[site]\nname = "west"\ntimezone = "Europe/Berlin"\ncurrency = "EUR"\n'
@@ -121,10 +117,7 @@ def month(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         points += reading("r1", t, 2000.0, "kilo", "A", maint[0] <= t < maint[1])
         points += reading("r2", t + 10, 3000.0, "lima" if t + 10 <= move else "kilo",
                           "B")
-    sink = InfluxV1Sink(url, db.database)
-    for i in range(0, len(points), 5000):
-        sink.write(points[i:i + 5000])
-    sink.close()
+    write_points(db, points)
     rollup(cfg, start, end, now_s=at(2026, 11, 2))
     yield cfg
     db.close()

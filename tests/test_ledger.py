@@ -16,7 +16,6 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,12 @@ import pytest
 
 from exporters.decode import pdu_points, rig_points
 from exporters.finance.ledger import LedgerRow, ledger_rows, recent_range, rollup
-from exporters.finance.report import apportion, build_report, last_month, month_bounds
-from exporters.finance.store import ledger_client
+from exporters.finance.report import apportion, last_month, month_bounds
 from exporters.lineproto import Point
-from exporters.sinks import InfluxV1Sink
 from hashwatt.config import Config, ConfigError, load_config
 from hashwatt.contract import OutletReading, PduReading, RigReading
 from hashwatt.influxql import InfluxQL
-from sim.launch import Influxd
+from tests.ledger_seed import report, write_points
 
 pytestmark = pytest.mark.e2e
 Q = 900
@@ -81,14 +78,6 @@ ALL_DAYS, ALL_MONTHS = set(range(7)), set(range(1, 13))
 # ---------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture
-def ledger_db(influxd: Influxd) -> Iterator[InfluxQL]:
-    db = InfluxQL(influxd.url, f"l_{uuid.uuid4().hex[:10]}")
-    db.create_database()
-    db.execute(f'CREATE RETENTION POLICY "ledger" ON "{db.database}" DURATION INF '
-               'REPLICATION 1')
-    yield db
-    db.close()
 
 
 def make_config(db: InfluxQL, tmp: Path, zone: str, tariff: str, currency: str = "EUR",
@@ -123,10 +112,7 @@ def outlet(ts: float, energy: float, watts: float, rig_id: str | None = "r1",
 
 
 def write(db: InfluxQL, points: list[Point]) -> None:
-    sink = InfluxV1Sink(str(db.client.base_url).rstrip("/"), db.database)
-    for i in range(0, len(points), 5000):
-        sink.write(points[i:i + 5000])
-    sink.close()
+    write_points(db, points)
 
 
 def clear_of_the_hour_end(zone: ZoneInfo, margin_s: float = 120.0) -> dt.datetime:
@@ -145,14 +131,6 @@ def clear_of_the_hour_end(zone: ZoneInfo, margin_s: float = 120.0) -> dt.datetim
 def rows_of(cfg: Config, start: int, end: int) -> list[LedgerRow]:
     return ledger_rows(cfg, dt.datetime.fromtimestamp(start, dt.UTC),
                        dt.datetime.fromtimestamp(end, dt.UTC))
-
-
-def report(cfg: Config, month: str, by: str = "customer") -> Any:
-    db, measurement = ledger_client(cfg)
-    try:
-        return build_report(cfg, db, measurement=measurement, month=month, by=by)  # type: ignore[arg-type]
-    finally:
-        db.close()
 
 
 def money(value: Decimal) -> Decimal:
@@ -519,7 +497,10 @@ def test_coverage_counts_the_quarters_a_rig_existed_in_the_month(
 def test_an_offline_nominal_rig_draws_nothing_while_it_says_it_is_offline(
         ledger_db: InfluxQL, tmp_path: Path) -> None:
     """A rig without a meter or a power figure of its own (nominal 3250 W) reports itself
-    offline from 02:00 to 04:40: those quarters bill 0 kWh (the 04:30 quarter one third)."""
+    offline from 02:00 to 04:35 (its 04:40 reading is online): those quarters bill 0 kWh; in
+    the 04:30 quarter the offline 04:30 and 04:35 readings stand for 04:30-04:37:30 and the
+    online 04:40 one for 04:37:30-04:45 (each reading for the part of its quarter nearest
+    it): half of it, 0.40625 kWh."""
     zone = ZoneInfo("Europe/Berlin")
     cfg = make_config(ledger_db, tmp_path, "Europe/Berlin",
                       '[[tariff.periods]]\nfrom = 2026-01-01\nrate = 0.2\n')
@@ -532,8 +513,8 @@ def test_an_offline_nominal_rig_draws_nothing_while_it_says_it_is_offline(
     write(ledger_db, points)
     rollup(cfg, day, day + 6 * 3600)
     rows = rows_of(cfg, day, day + 6 * 3600)
-    # 6 h minus 2 h 40 min offline = 3 h 20 min at 3.25 kW
-    assert per(rows, "rig") == {"r5": (Decimal("3.25") * 200 / 60).quantize(
+    # 6 h minus 2 h 37.5 min offline (02:00-04:37:30) = 3 h 22.5 min at 3.25 kW
+    assert per(rows, "rig") == {"r5": (Decimal("3.25") * Decimal("202.5") / 60).quantize(
         Decimal("0.000001"))}
     assert {r.source for r in rows if off[0] <= r.time.timestamp() < off[0] + 2 * 3600} == {
         "offline"}

@@ -34,6 +34,13 @@ OFF = ("no miner answered identification: connection refused on 4028/80: rig off
        "or its miner software stopped")
 
 
+# the collector's own words (collector/inventory_checks.py pool_problem, wiring_reason)
+HIJACK_URL = "stratum+tcp://pool.elsewhere.example:3333"
+HIJACK = f"pool {HIJACK_URL} is not on the site's allow-list"
+SWAPPED = ("outlet pdu-r01/2 draws 15 W but the S19 Pro answering at 10.0.1.11 hashes 110 TH/s "
+           "(about 3250 W): outlet mapping or address swapped?")
+
+
 def reading(now: float, rig: str, rack: str, ago_s: float, online: bool,
             **more: Any) -> RigReading:
     base: dict[str, Any] = {"ts_ms": int((now - ago_s) * 1000), "site": "north", "rig": rig,
@@ -49,8 +56,10 @@ def reading(now: float, rig: str, rack: str, ago_s: float, online: bool,
 # m: R02, in maintenance and down three polls in a row
 def readings(now: float) -> list[RigReading]:
     return [
-        reading(now, "a", "R01", 30, True),
-        reading(now, "b", "R01", 30, True, temp_max_c=99.0),
+        reading(now, "a", "R01", 30, True, pool_url=HIJACK_URL, pool_user="thief.1",
+                pool_unexpected=True, pool_reason=HIJACK),
+        reading(now, "b", "R01", 30, True, temp_max_c=99.0, wiring_suspect=True,
+                wiring_reason=SWAPPED, model_mismatch=True, identified_model="Supra"),
         reading(now, "e", "R01", 600, False, error="connection refused"),
         reading(now, "e", "R01", 30, True),
         reading(now, "d", "R02", 1800, True),
@@ -154,6 +163,15 @@ def test_status_shows_racks_rigs_down_since_when_and_collectors(
     assert down["m"][1].startswith(prefix) and down["m"][1][len(prefix):] in ago(200)
     assert down["z"] == ["R03", "-", "no reading in the last 10 min: is a collector polling "
                                      "it?"]
+    # the suspects: a's pool changed to one the site does not allow; b's outlet does not fit
+    # and it identifies as a Supra while the inventory says S19 Pro (addresses swapped)
+    start = cells.index(["rig", "rack", "what", "reason"])
+    end = cells.index(["collector", "state now", "last cycle", "cycle s",
+                       "rigs ok/failed/timeout", "PDUs ok", "spool"])
+    assert cells[start + 1:end] == [["a", "R01", "pool", HIJACK],
+                                    ["b", "R01", "wiring", SWAPPED],
+                                    ["b", "R01", "model", "identifies as Supra, the inventory "
+                                                          "says S19 Pro"]]
     collector = next(row for row in cells if row and row[0] == "c1")
     assert collector[1] == "online" and collector[3:] == ["2.5", "3/1/1", "0/0", "0"]
 

@@ -163,8 +163,9 @@ class PyasicSource:
         if self.reasons.get(rig_id) != reason:
             self.reasons[rig_id] = reason
             # a firmware pyasic cannot identify needs a human; a silent rig does not
-            level = (logging.DEBUG if reason == NO_MINER
-                     else logging.INFO if reason.startswith("fast path") else logging.WARNING)
+            # (a fast path falling back to pyasic is for developers: the reading carries it)
+            level = (logging.DEBUG if reason == NO_MINER or reason.startswith("fast path")
+                     else logging.WARNING)
             log.log(level, "rig %s: %s", rig_id, reason)
 
     def failed(self, rig_id: str) -> None:
@@ -173,7 +174,9 @@ class PyasicSource:
         self.failures[rig_id] = count
         if count >= self.reidentify_after and self.miners.pop(rig_id, None) is not None:
             self.paths.pop(rig_id, None)
-            log.info("rig %s: %d failures in a row, will identify it again", rig_id, count)
+            # DEBUG: a rig that stays down would say it every cycle; its going down is
+            # logged once by the collector's state log
+            log.debug("rig %s: %d failures in a row, will identify it again", rig_id, count)
 
 
 def _cause(exc: BaseException) -> str:

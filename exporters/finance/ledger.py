@@ -18,12 +18,13 @@ Energy of a quarter hour, best source first (hashwatt.power.LEDGER_SOURCES):
   miner, nominal  the rig's own or the model's nominal power, every reading in which the rig
               reported itself offline counting as 0 W;
   offline     only offline readings in the quarter: 0 kWh.
-Power is time-weighted: each reading stands for the time nearer to it than to the readings
-beside it (the trapezoid integral of the readings), so irregular polls, a gap or duplicated
-timestamps do not bias a quarter; beside a gap of more than 45 minutes a reading stands for
-the rest of its own quarter only. A quarter without readings is filled (estimated,
-coverage 0) only when the readings around it are at most 45 minutes apart; others get no
-row: reports show them as missing coverage, never as silent zeros.
+Power is time-weighted within each quarter: each reading stands for the part of its quarter
+nearer to it than to the quarter's other readings (the first reaches back to the quarter's
+start, the last on to its end), so irregular polls, a gap or duplicated timestamps inside a
+quarter do not bias it, and a quarter depends on its own readings only. A quarter without
+readings takes the power of the quarter before it (estimated, coverage 0) only when the
+readings around it are at most 45 minutes apart; others get no row: reports show them as
+missing coverage, never as silent zeros.
 
 A quarter belongs to the customer and rack of the rig's readings. A move lies between the
 last reading of the old holder and the first of the new one: on the quarter edge between
@@ -366,33 +367,37 @@ def spread_counters(readings: Readings,
             before = after
 
 
-def _regions(unit: Unit, name: str, quarter: int) -> tuple[list[Step], bool] | None:
-    """The quarter as steps of the stream's power (W), and whether the stream has a reading
-    in it. Each reading stands for the time nearer to it than to the readings beside it, so
-    the energy is the trapezoid integral of the readings whatever the poll interval (an
-    irregular poll or a gap inside a quarter does not bias it, as a plain mean of the
-    quarter's readings would). Next to a gap of more than FILL_GAP_S a reading stands for
-    the rest of its own quarter only, so a quarter without readings is covered (filled)
-    only inside a gap of at most FILL_GAP_S. None when nothing covers the whole quarter and
-    the stream has no reading in it."""
+def _regions(unit: Unit, name: str, quarter: int) -> list[Step] | None:
+    """The quarter as steps of the stream's power (W) from its own readings in it,
+    time-weighted: each reading stands for the part of the quarter nearer to it than to the
+    quarter's other readings (the first reaches back to the quarter's start, the last on to
+    its end), so irregular polls or a gap inside a quarter do not bias it as a plain mean of
+    its readings would, and a quarter's energy depends on its own readings only (a step on a
+    quarter edge, a month's or a tariff window's, is exact). None without a reading in it."""
     times, values = unit.times.get(name, []), unit.values.get(name, [])
     end = quarter + QUARTER_S
-    i = max(bisect.bisect_left(times, quarter) - 1, 0)  # the last reading before the quarter
-    steps: list[Step] = []
-    own = False
-    while i < len(times) and (i == 0 or times[i - 1] < end):
-        t = times[i]
-        lo = ((times[i - 1] + t) / 2 if i > 0 and t - times[i - 1] <= FILL_GAP_S
-              else quarter_floor(t))
-        hi = ((t + times[i + 1]) / 2 if i + 1 < len(times) and times[i + 1] - t <= FILL_GAP_S
-              else quarter_floor(t) + QUARTER_S)
-        own = own or quarter <= t < end
-        if min(hi, end) > max(lo, quarter):
-            steps.append((max(lo, quarter), min(hi, end), values[i]))
-        i += 1
-    if not steps or (not own and sum(hi - lo for lo, hi, _ in steps) < QUARTER_S):
+    i = bisect.bisect_left(times, quarter)
+    j = bisect.bisect_left(times, end)
+    if i == j:
         return None
-    return steps, own
+    cuts = [float(quarter), *((times[k] + times[k + 1]) / 2 for k in range(i, j - 1)),
+            float(end)]
+    return [(cuts[n], cuts[n + 1], values[i + n]) for n in range(j - i)
+            if cuts[n + 1] > cuts[n]]
+
+
+def _fill(unit: Unit, name: str, quarter: int) -> list[Step] | None:
+    """A quarter without readings of the stream inside a gap of at most FILL_GAP_S between
+    two of its readings: the time-weighted power of the quarter before the gap holds."""
+    times = unit.times.get(name, [])
+    i = bisect.bisect_left(times, quarter)
+    if i == 0 or i >= len(times) or times[i] - times[i - 1] > FILL_GAP_S:
+        return None
+    before = _regions(unit, name, quarter_floor(times[i - 1]))
+    if before is None:
+        return None
+    watts = sum(w * (hi - lo) for lo, hi, w in before) / QUARTER_S
+    return [(quarter, quarter + QUARTER_S, watts)]
 
 
 STREAMS = (("pdu_outlet", "pdu_power"), *((s, s) for s in LEDGER_SOURCES[1:]))
@@ -402,23 +407,19 @@ def _power(unit: Unit, quarter: int) -> tuple[list[Step], str, bool] | None:
     """The quarter's power as steps, its ledger source and whether the quarter has readings
     of its own (else it lies inside a gap of at most FILL_GAP_S: a fill), best stream first
     (hashwatt.power)."""
-    found = []  # the streams' regions, computed best first until one has own readings
     for name, source in STREAMS:
-        if name not in unit.times:
-            continue
-        regions = _regions(unit, name, quarter)
-        if regions is not None and regions[1]:
-            steps = regions[0]
+        steps = _regions(unit, name, quarter)
+        if steps is not None:
             if (source in ("miner", "nominal") and not any(w for _, _, w in steps)
                     and _has(unit.offline_times, quarter)):
                 return steps, "offline", True  # only offline readings in it
             return steps, source, True
-        found.append((source, regions))
     if _has(unit.offline_times, quarter):
         return [(quarter, quarter + QUARTER_S, 0.0)], "offline", True
-    for source, regions in found:
-        if regions is not None:
-            return regions[0], source, False
+    for name, source in STREAMS:
+        steps = _fill(unit, name, quarter)
+        if steps is not None:
+            return steps, source, False
     return None
 
 

@@ -2,13 +2,14 @@
 
 A sink is built from `[influxdb]` (its `api` names the type) for the site's raw readings, its
 energy ledger and each hosted customer. It takes points (exporters.lineproto.Point) and
-encodes them itself: `encode(points)` one message at a time, `send(encoded)` a batch,
-`write(points)` both, `close()`; failing with `WriteRejected` (do not retry) or
-`WriteUnavailable` (retry), both `SinkError`s. Adding a sink is this folder only: one module
-here with its config model (a `hashwatt.config.SinkConfig` subclass: its keys and checks),
-its class, `site`, `customer` and `reader` (None when InfluxQL cannot read it back) in a
-`PLUGIN`, and one entry in SINKS. The CLI hands CONFIGS to `load_config`, so a bad table is
-one line (file:line, key, what is wrong) at start-up.
+encodes them itself: `encode(points)` one message at a time (one item per point),
+`send(encoded)` a batch, `close()`, and from `base.BaseSink` `write(points)` (both) and
+`without(point, item, fields)` (the customers' copies); failing with `WriteRejected` (do
+not retry) or `WriteUnavailable` (retry), both `SinkError`s. Adding a sink is this folder
+only: one module here with its config model (a `hashwatt.config.SinkConfig` subclass: its
+keys and checks), its class, `site`, `customer` and `reader` (None when InfluxQL cannot read
+it back) in a `PLUGIN`, and one entry in SINKS. The CLI hands CONFIGS to `load_config`, so a
+bad table is one line (file:line, key, what is wrong) at start-up.
 
 The ledger, the reports and the statements read back with InfluxQL: only the types in
 LEDGER_READABLE can hold the ledger (today every registered one: "v1" and "v2").
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from exporters.sinks import influx_v1, influx_v2
 from exporters.sinks.base import (
+    BaseSink,
     LineProtocolSink,
     Sink,
     SinkPlugin,
@@ -36,7 +38,7 @@ SINKS: dict[str, SinkPlugin] = {"v1": influx_v1.PLUGIN, "v2": influx_v2.PLUGIN}
 CONFIGS = {name: plugin.config for name, plugin in SINKS.items()}
 LEDGER_READABLE = frozenset(name for name, plugin in SINKS.items() if plugin.reader)
 
-__all__ = ["CONFIGS", "LEDGER_READABLE", "SINKS", "InfluxV1Config", "InfluxV1Sink",
+__all__ = ["CONFIGS", "LEDGER_READABLE", "SINKS", "BaseSink", "InfluxV1Config", "InfluxV1Sink",
            "InfluxV2Config", "InfluxV2Sink", "LineProtocolSink", "Sink", "SinkPlugin",
            "WriteRejected", "WriteUnavailable", "customer_sink", "make_sink", "query_client",
            "settings"]

@@ -3,11 +3,11 @@
 A sink takes points (exporters.lineproto.Point: measurement, tags, fields, a timestamp in
 epoch milliseconds) and puts them into its store in its own wire form. It works in two steps
 so that the bridge can set one message aside without losing its batch-mates: `encode` turns
-one message's points into the sink's form (raising for a point the form cannot carry;
-nothing is written), `send` writes many encoded messages in one request. `write(points)` is
-both at once. A send either stores everything, raises `WriteRejected` when the store refuses
-the data itself (retrying cannot help), or `WriteUnavailable` when it is down or overloaded;
-both are `SinkError`s (hashwatt/errors.py).
+one message's points into the sink's form, one item per point (raising for a point the form
+cannot carry; nothing is written), `send` writes many encoded messages in one request;
+`write(points)` is both at once. A send either stores everything, raises `WriteRejected`
+when the store refuses the data itself (retrying cannot help), or `WriteUnavailable` when it
+is down or overloaded; both are `SinkError`s (hashwatt/errors.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from exporters.lineproto import Point, lines
+from exporters.lineproto import Point, line_without, lines
 from hashwatt.config import Config, ConfigError, CustomerConfig, SinkConfig, sink_section
 from hashwatt.errors import SinkError
 from hashwatt.influxql import InfluxQL
@@ -31,14 +31,14 @@ class WriteUnavailable(SinkError):
 
 
 class Sink(Protocol):
-    """A destination of points."""
+    """A destination of points (subclass BaseSink to get `write` and `without`)."""
 
-    def encode(self, points: Sequence[Point]) -> Any:
-        """One message's points in the sink's own form; raises (writing nothing) for a point
-        the form cannot carry."""
+    def encode(self, points: Sequence[Point]) -> Sequence[Any]:
+        """One message's points in the sink's own form, one item per point in order;
+        raises (writing nothing) for a point the form cannot carry."""
         ...
 
-    def send(self, encoded: Sequence[Any]) -> None:
+    def send(self, encoded: Sequence[Sequence[Any]]) -> None:
         """Write encoded messages (from `encode`) in one go: all stored, or an error."""
         ...
 
@@ -46,35 +46,67 @@ class Sink(Protocol):
         """Encode and send points."""
         ...
 
+    def without(self, point: Point, item: Any, fields: frozenset[str]) -> Any | None:
+        """The point's item without `fields`, given `item`, this sink type's encoding of
+        the whole point (None when no other field is left); for the customers' copies."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
 
 
-class LineProtocolSink:
+class BaseSink:
+    """What a sink inherits: `write` and `without` from its own `encode` and `send`."""
+
+    def encode(self, points: Sequence[Point]) -> Sequence[Any]:
+        """One message's points in the sink's own form, one item per point."""
+        raise NotImplementedError
+
+    def send(self, encoded: Sequence[Sequence[Any]]) -> None:
+        """Write encoded messages in one go."""
+        raise NotImplementedError
+
+    def write(self, points: Sequence[Point]) -> None:
+        """Encode and send points."""
+        self.send([self.encode(points)])
+
+    def without(self, point: Point, item: Any, fields: frozenset[str]) -> Any | None:
+        """The point encoded again without `fields` (None when no other field is left)."""
+        kept = {k: v for k, v in point.fields.items() if k not in fields}
+        return self.encode([point._replace(fields=kept)])[0] if kept else None
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class LineProtocolSink(BaseSink):
     """The encoding every line-protocol sink shares (InfluxDB v1, v2; InfluxDB 3 and
-    VictoriaMetrics take the same): a message is its lines, a batch one body with
-    millisecond timestamps; a subclass only posts the body (`post`)."""
+    VictoriaMetrics take the same): a point is a line, a batch one body with millisecond
+    timestamps; a subclass only posts the body (`post`)."""
 
-    def encode(self, points: Sequence[Point]) -> str:
-        """The message's lines (ValueError for a point with no field line protocol can carry;
-        non-finite floats are left out and counted, see exporters.lineproto)."""
-        return lines(points)
+    def encode(self, points: Sequence[Point]) -> list[str]:
+        """The message's lines, one per point (ValueError for a point with no field line
+        protocol can carry; non-finite floats are left out and counted, see
+        exporters.lineproto)."""
+        return [p.line() for p in points]
 
-    def send(self, encoded: Sequence[str]) -> None:
+    def send(self, encoded: Sequence[Sequence[str]]) -> None:
         """Write encoded messages as one body."""
-        self.post("".join(encoded).encode())
+        self.post(("\n".join([line for message in encoded for line in message]) + "\n")
+                  .encode())
 
     def write(self, points: Sequence[Point]) -> None:
         """Encode and send points."""
         self.post(lines(points).encode())
 
+    def without(self, point: Point, item: str, fields: frozenset[str]) -> str | None:
+        """The point's line without `fields`, cut from its line (exporters.lineproto)."""
+        return line_without(point, item, fields)
+
     def post(self, body: bytes) -> None:
         """Write a body of line protocol as it is (milliseconds)."""
         raise NotImplementedError
-
-    def close(self) -> None:
-        """Release connections."""
 
 
 def influx_config(cfg: Config) -> SinkConfig:

@@ -158,10 +158,17 @@ class Antminer(Vendor):
                                                         "status": state}]}
 
 
+# a rig's pool changed behind the site's back (hashrate hijacking): rig id -> (URL, user),
+# set through the farm's control API (POST /rigs/<id>/pool)
+POOL_CHANGES: dict[str, tuple[str, str]] = {}
+
+
 def pools(s: Snapshot, description: str) -> dict:
     """A cgminer `pools` reply with one active pool."""
+    url, user = POOL_CHANGES.get(s.rig.rig_id, ("stratum+tcp://pool.example.net:3333",
+                                                f"farm.{s.rig.rig_id}"))
     return {"STATUS": status(7, "1 Pool(s)", description),
-            "POOLS": [{"POOL": 0, "URL": "stratum+tcp://pool.example.net:3333",
-                       "User": f"farm.{s.rig.rig_id}", "Status": "Alive",
+            "POOLS": [{"POOL": 0, "URL": url,
+                       "User": user, "Status": "Alive",
                        "Stratum Active": True, "Accepted": 4057, "Rejected": 11,
                        "Get Failures": 0, "Remote Failures": 0}], "id": 1}
